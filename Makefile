@@ -1,0 +1,71 @@
+# sllm — GNU Make build. `make` -> build/sllm + build/libsllm.a; `make test`; `make asan`; `make bench`.
+CC      ?= cc
+BUILD   ?= build
+PKGS    := jansson libpcre2-8 libutf8proc
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+OPT     ?= -O2 -g
+CFLAGS  += -std=c11 $(OPT) -Wall -Wextra -Werror -D_GNU_SOURCE -fno-strict-aliasing -pthread \
+           -Iinclude -Isrc $(PKG_CFLAGS) $(EXTRA_CFLAGS)
+LDLIBS  += $(PKG_LIBS) -lm -pthread $(EXTRA_LDFLAGS)
+
+# SIMD kernels live in files named *_avx2.c / *_avx512.c and are compiled with the matching ISA flags;
+# everything else is baseline x86-64 so the binary runs anywhere and dispatches at run time.
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+
+LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' | sort)
+CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
+TEST_SRC := $(shell find tests -maxdepth 1 -name 'test_*.c' | sort)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test asan bench demo clean check-full deps
+all: $(BUILD)/libsllm.a $(BUILD)/sllm
+
+$(BUILD)/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsllm.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(BUILD)/sllm: $(CLI_OBJ) $(BUILD)/libsllm.a
+	$(CC) $(CFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/libsllm.a $(LDLIBS)
+$(BUILD)/tests/%: tests/%.c tests/test.h $(BUILD)/libsllm.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libsllm.a $(LDLIBS)
+
+test: all $(TEST_BIN)
+	@BUILD=$(BUILD) scripts/run-tests.sh
+
+# The whole suite again under AddressSanitizer + UndefinedBehaviorSanitizer, in a separate build dir.
+asan:
+	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+	        EXTRA_LDFLAGS="-fsanitize=address,undefined" SLLM_ASAN=1 test
+
+bench: all
+	@BUILD=$(BUILD) bench/run-bench.sh
+
+check-full: test
+	@BUILD=$(BUILD) SLLM_FULL=1 scripts/run-tests.sh
+
+demo:
+	@scripts/deps.sh
+	@$(MAKE) --no-print-directory all
+	@scripts/demo.sh
+
+deps:
+	@scripts/deps.sh
+
+clean:
+	rm -rf build build-asan
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)

@@ -1,0 +1,29 @@
+#include "base/error.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+static _Thread_local char g_msg[1024];
+
+int err_set(int code, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(g_msg, sizeof g_msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+int err_wrap(int code, const char *fmt, ...) {
+    char prefix[512], old[sizeof g_msg];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    va_end(ap);
+    memcpy(old, g_msg, sizeof old);
+    snprintf(g_msg, sizeof g_msg, "%s: %s", prefix, old);
+    return code;
+}
+
+void err_clear(void) { g_msg[0] = 0; }
+
+const char *sllm_last_error(void) { return g_msg[0] ? g_msg : "no error"; }

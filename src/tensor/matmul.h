@@ -1,0 +1,30 @@
+// Matrix products against weights of any dtype, the hot path of inference and training.
+// Weights W are (N, K) row-major in their stored dtype (a GGUF tensor with ne[0]=K, ne[1]=N).
+// Each kernel has a scalar reference; AVX2 / AVX-512 (VNNI, BF16) versions are chosen at run time.
+#ifndef SLLM_TENSOR_MATMUL_H
+#define SLLM_TENSOR_MATMUL_H
+#include "tensor/dtype.h"
+#include "base/threadpool.h"
+
+typedef enum { ISA_SCALAR = 0, ISA_AVX2 = 1, ISA_AVX512 = 2 } isa_level;
+isa_level isa_detect(void);          // what this CPU supports
+isa_level isa_active(void);          // what the kernels use (SLLM_ISA=scalar|avx2|avx512 caps it)
+void isa_force(isa_level l);         // tests: force a level (capped by isa_detect)
+
+// Y (T, N) = X (T, K) · W (N, K)^T (+ bias (N) when non-NULL). Y is overwritten.
+// T == 1 is the decode matvec; T > 1 is batched prefill. Threads over `pool` (NULL = single thread).
+int mm_matmul(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K,
+              const float *X, int64_t T, const float *bias, float *Y);
+// Same but accumulates: Y += X · W^T (used by LoRA and backward passes).
+int mm_matmul_acc(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K,
+                  const float *X, int64_t T, float *Y);
+// dX (T, K) += dY (T, N) · W (N, K)  — the input gradient through a frozen or trained weight of any dtype.
+int mm_matmul_t(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K,
+                const float *dY, int64_t T, float *dX);
+// dW (N, K) += dY (T, N)^T · X (T, K), f32 only (weight gradients).
+void mm_matmul_wgrad(tpool *pool, const float *dY, const float *X, int64_t T, int64_t N, int64_t K, float *dW);
+
+// Row dot product of one weight row (dtype wt, K elements) with an f32 vector; scalar reference of
+// the fused kernels above, exposed for tests.
+float mm_dot_ref(dtype wt, const void *wrow, const float *x, int64_t K);
+#endif

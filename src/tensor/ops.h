@@ -1,0 +1,73 @@
+// f32 transformer ops, each forward next to its backward. Shapes as in llm.c: (T, C) row-major.
+// Backward functions ACCUMULATE (+=) into gradient outputs so residual branches and tied weights add up.
+#ifndef SLLM_TENSOR_OPS_H
+#define SLLM_TENSOR_OPS_H
+#include <stdbool.h>
+#include <stdint.h>
+
+// ---- norms ----
+// y (T, C) = x / rms(x) * (w + w_offset); w_offset is 1 for Gemma's (1+w) RMSNorm, else 0.
+// rstd (T) is saved for backward (may be NULL in inference).
+void rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, float w_offset, int64_t T, int64_t C, float eps);
+void rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, const float *w, float w_offset,
+                 const float *rstd, int64_t T, int64_t C);
+// y = (x - mean) * rstd * w + b ; mean, rstd (T) saved for backward (may be NULL).
+void layernorm_fwd(float *y, float *mean, float *rstd, const float *x, const float *w, const float *b,
+                   int64_t T, int64_t C, float eps);
+void layernorm_bwd(float *dx, float *dw, float *db, const float *dy, const float *x, const float *w,
+                   const float *mean, const float *rstd, int64_t T, int64_t C);
+
+// ---- rotary position embedding ----
+// x (T, H, D) in place, for positions pos[T]. Only the first n_rot dims of each head rotate.
+// NORM style rotates adjacent pairs (2i, 2i+1) (GGUF llama); NEOX rotates (i, i + n_rot/2) (HF, qwen, gemma).
+typedef enum { ROPE_NORM = 0, ROPE_NEOX = 2 } rope_style;
+typedef struct {
+    rope_style style;
+    int n_rot;
+    float base;
+    // llama3 scaling (factor == 0: none). Also plain linear scaling via freq_scale.
+    float freq_scale;            // 1.0 = none (linear scaling divides positions)
+    float l3_factor, l3_low_freq_factor, l3_high_freq_factor; int l3_orig_ctx;
+} rope_params;
+// Fills inv_freq (n_rot/2) for the params (llama3 scaling applied).
+void rope_inv_freq(const rope_params *p, float *inv_freq);
+void rope_fwd(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p);
+// Backward is the inverse rotation of the gradient, in place.
+void rope_bwd(float *dx, const int32_t *pos, int64_t T, int H, int D, const rope_params *p);
+
+// ---- activations (elementwise over n) ----
+// SwiGLU: out = silu(gate) * up ; GeGLU-tanh: out = gelu_tanh(gate) * up
+void swiglu_fwd(float *out, const float *gate, const float *up, int64_t n);
+void swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+void geglu_fwd(float *out, const float *gate, const float *up, int64_t n);
+void geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
+void gelu_fwd(float *out, const float *x, int64_t n);                  // tanh approximation (GPT-2)
+void gelu_bwd(float *dx, const float *dout, const float *x, int64_t n);
+
+// ---- attention ----
+// Causal grouped-query attention for one sequence.
+// q (T, Hq, D), k/v (S, Hkv, D) where the query at row t has absolute position q_pos0 + t and key
+// row s has position s (keys 0..S-1 are the cache). Query t attends keys s <= q_pos0 + t, and also
+// s > q_pos0 + t - window when window > 0 (sliding window). doc_start (T) optional: query t attends
+// only keys s >= doc_start[t] (packed rows). scale multiplies q·k; softcap > 0 applies cap*tanh(x/cap).
+// out (T, Hq, D); att (Hq, T, S) saved probabilities for backward (may be NULL in inference).
+typedef struct { float scale; int window; float softcap; const int32_t *doc_start; } attn_params;
+void attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
+                   int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p);
+void attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                   const float *q, const float *k, const float *v,
+                   int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p);
+
+// ---- softmax / loss ----
+void softmax_inplace(float *x, int64_t n);
+// Mean cross-entropy over rows whose target >= 0 (target < 0 = ignored). logits (T, V).
+// Returns the SUM of per-token losses and writes the count of counted rows to *n_counted.
+// dlogits (may be NULL) gets (softmax - onehot) * grad_scale for counted rows, 0 for ignored rows.
+double cross_entropy_fwd_bwd(float *dlogits, const float *logits, const int32_t *targets,
+                             int64_t T, int64_t V, float grad_scale, int64_t *n_counted);
+
+// ---- embedding ----
+// out (T, C) = table[ids[t]] * scale (table f32 (V, C)).
+void embedding_fwd(float *out, const float *table, const int32_t *ids, int64_t T, int64_t C, float scale);
+void embedding_bwd(float *dtable, const float *dout, const int32_t *ids, int64_t T, int64_t C, float scale);
+#endif
