@@ -13,7 +13,7 @@ static int t_passed, t_failed, t_skipped;
 #define CHECK(cond, ...) do { \
     if (cond) { t_passed++; } else { t_failed++; \
         fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-        fprintf(stderr, "" __VA_ARGS__); fputc('\n', stderr); } } while (0)
+        fprintf(stderr, " " __VA_ARGS__); fputc('\n', stderr); } } while (0)
 
 // Relative-or-absolute closeness: |a-b| <= tol * max(1, |a|, |b|).
 #define CHECK_CLOSE(a, b, tol, ...) do { double _a = (a), _b = (b); \
