@@ -1,0 +1,37 @@
+// sllm — one program, thin subcommands over libsllm.
+#include <stdio.h>
+#include <string.h>
+#include "sllm.h"
+#include "cli/commands.h"
+
+typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
+
+static const command COMMANDS[] = {
+    {"run", cmd_run, "generate text from a prompt (streams; --probs K --json for top-K per step)"},
+    {"info", cmd_info, "architecture, parameters, dtype mix, memory for weights + KV cache"},
+    {"tokenize", cmd_tokenize, "print token ids and pieces of a text"},
+    {"quantize", cmd_quantize, "convert a model's weights to q8_0, q4_0, q4_k, q6_k, ... (GGUF out)"},
+    {"init", cmd_init, "create a randomly initialized model of a named real shape"},
+    {"bench", cmd_bench, "prefill and decode tokens/s (like llama-bench)"},
+    {"perplexity", cmd_perplexity, "perplexity of a model over a text file"},
+};
+#define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
+
+static void usage(FILE *f) {
+    fprintf(f, "sllm %s — run, serve and tune small LLMs\n\nusage: sllm COMMAND [options]   (sllm COMMAND --help for details)\n\ncommands:\n",
+            sllm_version());
+    for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].help);
+    fprintf(f, "\nMODEL is a .gguf file or a Hugging Face model directory (config.json + *.safetensors).\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("sllm %s\n", sllm_version()); return 0; }
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(argv[1], COMMANDS[i].name)) return COMMANDS[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "sllm: unknown command '%s' (see sllm --help)\n", argv[1]);
+    return 2;
+}
