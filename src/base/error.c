@@ -20,7 +20,8 @@ int err_wrap(int code, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, g_msg, sizeof old);
-    snprintf(g_msg, sizeof g_msg, "%s: %s", prefix, old);
+    // Precisions bound both parts so the result always fits (and gcc can prove it).
+    snprintf(g_msg, sizeof g_msg, "%.500s: %.500s", prefix, old);
     return code;
 }
 

@@ -20,7 +20,8 @@ typedef struct {
     gguf_type type;
     gguf_type arr_type;     // element type when type == GGUF_ARRAY
     uint64_t arr_n;         // element count when type == GGUF_ARRAY
-    const void *data;       // scalar value / first array element, inside the mapping
+    const void *data;       // scalar value / first array element, inside the mapping; for arrays of
+                            // strings: a gguf_str[arr_n] index built by the reader (use gguf_arr_str)
     // scalar value widened for convenience (valid for numeric/bool scalars)
     union { uint64_t u; int64_t i; double f; bool b; gguf_str s; } v;
 } gguf_kv;
@@ -73,8 +74,9 @@ void gguf_set_u64(gguf_writer *w, const char *key, uint64_t v);
 void gguf_set_f32(gguf_writer *w, const char *key, float v);
 void gguf_set_bool(gguf_writer *w, const char *key, bool v);
 void gguf_set_str(gguf_writer *w, const char *key, const char *v);
-// Generic: any scalar type (value points at one element) or array (n elements of elem_type;
-// for GGUF_STRING arrays `values` is `const char *const *`).
+// Generic: any scalar type (value points at one element; for GGUF_STRING a `const char *const *`)
+// or array (n elements of elem_type; for GGUF_STRING arrays `values` is `const char *const *`).
+// Setting a key again replaces its value. Setter/add errors are reported by gguf_writer_write.
 void gguf_set_scalar(gguf_writer *w, const char *key, gguf_type t, const void *value);
 void gguf_set_array(gguf_writer *w, const char *key, gguf_type elem_type, const void *values, uint64_t n);
 // Copies every key/value of `src` except those whose key starts with `skip_prefix` (may be NULL).

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# make bench: sllm vs llama.cpp on the same machine, in the same run, same threads, same GGUF files.
+# Models: Llama-3.2-1B-shaped and Qwen3-0.6B-shaped (random weights from `sllm init`, real tokenizers
+# when ../shared/fixtures/vocab is present) in F16, Q8_0 and Q4_0; prompt 128, generation 32.
+# Also measures memory read bandwidth and reports decode as a share of the roofline
+# (tok/s x bytes read per token / bandwidth). Writes build/bench/results.json and docs/performance.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+SLLM=$BUILD/sllm
+W=$BUILD/bench; mkdir -p "$W"
+TH=${SLLM_THREADS:-$(nproc)}
+P=${BENCH_P:-128}; N=${BENCH_N:-32}; REPS=${BENCH_REPS:-3}
+MODELS=${BENCH_MODELS:-"llama:llama-3.2-1b:llama-bpe qwen3:qwen3-0.6b:qwen2"}
+TYPES=${BENCH_TYPES:-"f16 q8_0 q4_0"}
+FIX=${SLLM_FIXTURES:-../shared/fixtures}
+
+LLB=""
+if [ -f ../shared/oracles/build-llamacpp-bench.sh ]; then
+    if [ ! -x "$W/llamacpp/run-bench.sh" ]; then
+        bash ../shared/oracles/build-llamacpp-bench.sh "$PWD/$W/llamacpp" >/dev/null 2>&1 || echo "bench: could not build the llama.cpp harness; sllm only"
+    fi
+    [ -x "$W/llamacpp/run-bench.sh" ] && LLB="$W/llamacpp/run-bench.sh"
+else
+    echo "bench: ../shared/oracles not found; measuring sllm only"
+fi
+
+BW=$($SLLM bench --membw --json | sed -E 's/.*"read_gb_s":([0-9.]+).*/\1/')
+echo "memory read bandwidth: $BW GB/s ($TH threads)"
+RES=$W/results.jsonl; : > "$RES"
+for spec in $MODELS; do
+    IFS=: read -r arch preset vocab <<< "$spec"
+    base=$W/$preset-f16.gguf
+    vflag=(); [ -f "$FIX/vocab/ggml-vocab-$vocab.gguf" ] && vflag=(--vocab "$FIX/vocab/ggml-vocab-$vocab.gguf")
+    [ -f "$base" ] || $SLLM init --arch "$arch" --preset "$preset" --dtype f16 "${vflag[@]}" "$base"
+    for t in $TYPES; do
+        m=$W/$preset-$t.gguf
+        [ -f "$m" ] || $SLLM quantize "$base" "$m" "$t" >/dev/null
+        s=$($SLLM bench -m "$m" -p "$P" -n "$N" -t "$TH" -r "$REPS" --json)
+        l='{}'; [ -n "$LLB" ] && l=$($LLB "$m" "$P" "$N" "$TH" "$REPS" 2>/dev/null | tail -1)
+        echo "{\"model\":\"$preset\",\"type\":\"$t\",\"bw_gb_s\":$BW,\"sllm\":$s,\"llamacpp\":$l}" | tee -a "$RES"
+    done
+done
+/usr/bin/env python3 bench/report.py "$RES" "$P" "$N" "$TH" > "$W/performance-table.md"
+cat "$W/performance-table.md"
