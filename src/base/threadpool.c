@@ -21,10 +21,11 @@
 #define SPIN_ITERS 4000
 
 typedef struct {
-    _Alignas(64) atomic_int64_t next;   // next task index to claim
+    _Alignas(64) _Atomic int64_t next;   // next task index to claim
     _Alignas(64) atomic_uint gen;       // bumped by the caller to publish a job
     _Alignas(64) atomic_int pending;    // workers still running the current job
     atomic_int sleeping_caller;         // caller is asleep on `pending`
+    _Alignas(64) atomic_int n_sleeping; // workers asleep on `gen` (skip the wake syscall when 0)
 } tp_sync;
 
 struct tpool {
@@ -62,19 +63,21 @@ static void *worker_main(void *argp) {
     free(argp);
     tpool *p = a.p;
     tl_in_pool = 1;
-    unsigned seen = atomic_load_explicit(&p->s.gen, memory_order_acquire);
+    unsigned seen = 0;   // gen's value at creation: a job published before this thread ran is still seen
     for (;;) {
         unsigned g;
         int spins = 0;
         while ((g = atomic_load_explicit(&p->s.gen, memory_order_acquire)) == seen) {
             if (++spins < SPIN_ITERS) { CPU_RELAX(); continue; }
-            futex_wait(&p->s.gen, seen);
+            atomic_fetch_add_explicit(&p->s.n_sleeping, 1, memory_order_seq_cst);
+            futex_wait(&p->s.gen, seen);   // returns at once if gen already moved on
+            atomic_fetch_sub_explicit(&p->s.n_sleeping, 1, memory_order_seq_cst);
         }
         seen = g;
         if (atomic_load_explicit(&p->quit, memory_order_acquire)) break;
         run_tasks(p, a.idx);
-        if (atomic_fetch_sub_explicit(&p->s.pending, 1, memory_order_acq_rel) == 1 &&
-            atomic_load_explicit(&p->s.sleeping_caller, memory_order_acquire))
+        if (atomic_fetch_sub_explicit(&p->s.pending, 1, memory_order_seq_cst) == 1 &&
+            atomic_load_explicit(&p->s.sleeping_caller, memory_order_seq_cst))
             futex_wake_all((atomic_uint *)&p->s.pending);
     }
     return NULL;
@@ -100,6 +103,7 @@ tpool *tpool_new(int n_threads) {
     atomic_init(&p->s.gen, 0);
     atomic_init(&p->s.pending, 0);
     atomic_init(&p->s.sleeping_caller, 0);
+    atomic_init(&p->s.n_sleeping, 0);
     atomic_init(&p->quit, 0);
     if (n_threads > 1) {
         p->th = calloc((size_t)n_threads, sizeof *p->th);
@@ -146,8 +150,8 @@ void tpool_run(tpool *p, int64_t n_tasks, void (*fn)(void *ctx, int64_t task, in
     p->n_tasks = n_tasks;
     atomic_store_explicit(&p->s.next, 0, memory_order_relaxed);
     atomic_store_explicit(&p->s.pending, p->n - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->s.gen, 1, memory_order_acq_rel);   // publishes the job (release)
-    futex_wake_all(&p->s.gen);
+    atomic_fetch_add_explicit(&p->s.gen, 1, memory_order_seq_cst);   // publishes the job
+    if (atomic_load_explicit(&p->s.n_sleeping, memory_order_seq_cst) > 0) futex_wake_all(&p->s.gen);
     run_tasks(p, 0);
     int spins = 0;
     for (;;) {

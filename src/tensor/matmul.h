@@ -27,4 +27,16 @@ void mm_matmul_wgrad(tpool *pool, const float *dY, const float *X, int64_t T, in
 // Row dot product of one weight row (dtype wt, K elements) with an f32 vector; scalar reference of
 // the fused kernels above, exposed for tests.
 float mm_dot_ref(dtype wt, const void *wrow, const float *x, int64_t K);
+
+// ---- internal: per-ISA kernel tables (matmul.c dispatches; *_avx2.c / *_avx512.c fill them) ----
+// out[r] = dot(weight row w (K elements of its dtype), activation row r) for r < R (R = 1..4).
+// Activations: f32 rows for F32/F16/BF16 weights, blk_q8a rows for the 32-block quants, blk_q8_K rows
+// for the K-quants (tensor/quant.h); row r starts at (const char *)x + r * xstride bytes.
+typedef void (*mm_dot_fn)(int64_t K, const void *w, const void *x, size_t xstride, int R, float *out);
+// y (n) += a[0]*x0 + a[1]*x1 + a[2]*x2 + a[3]*x3 (the update of the backward products).
+typedef void (*mm_axpy4_fn)(int64_t n, const float a[4], const float *x0, const float *x1, const float *x2,
+                            const float *x3, float *y);
+typedef struct { mm_dot_fn dot[DT_COUNT]; mm_axpy4_fn axpy4; } mm_kernels;
+void mm_kernels_avx2(mm_kernels *k);     // fills the entries it implements, leaves the rest
+void mm_kernels_avx512(mm_kernels *k);
 #endif

@@ -34,6 +34,12 @@ void rope_inv_freq(const rope_params *p, float *inv_freq);
 void rope_fwd(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p);
 // Backward is the inverse rotation of the gradient, in place.
 void rope_bwd(float *dx, const int32_t *pos, int64_t T, int H, int D, const rope_params *p);
+// Same with per-frequency divisors freq_factors (n_rot/2; NULL = none): inv_freq[i] / freq_factors[i],
+// as llama.cpp applies GGUF's rope_freqs.weight (llama3 scaling baked in; leave l3_factor 0 then).
+void rope_fwd_factors(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p,
+                      const float *freq_factors);
+void rope_bwd_factors(float *dx, const int32_t *pos, int64_t T, int H, int D, const rope_params *p,
+                      const float *freq_factors);
 
 // ---- activations (elementwise over n) ----
 // SwiGLU: out = silu(gate) * up ; GeGLU-tanh: out = gelu_tanh(gate) * up
@@ -57,6 +63,17 @@ void attention_fwd(float *out, float *att, const float *q, const float *k, const
 void attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att,
                    const float *q, const float *k, const float *v,
                    int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p);
+// Thread splits. attention_fwd_heads computes only q heads [h0, h1) (their out rows and att planes).
+// attention_bwd_kvheads computes the gradient flowing through kv heads [g0, g1) (q heads
+// [g0*Hq/Hkv, g1*Hq/Hkv)): the dq, dk, dv rows it touches belong to those heads only, so disjoint
+// ranges can run on different threads. dq, dk or dv may be NULL to skip that gradient.
+void attention_fwd_heads(float *out, float *att, const float *q, const float *k, const float *v,
+                         int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
+                         int h0, int h1);
+void attention_bwd_kvheads(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v,
+                           int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
+                           int g0, int g1);
 
 // ---- softmax / loss ----
 void softmax_inplace(float *x, int64_t n);

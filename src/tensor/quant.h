@@ -11,4 +11,31 @@ int dequantize_row(dtype t, const void *src, float *dst, int64_t n);
 // quantizers (so files we write load in llama.cpp). Returns 0, or -1 if t is unsupported.
 int quantize_row(dtype t, const float *src, void *dst, int64_t n);
 bool dtype_can_quantize(dtype t);
+
+// ---- block layouts (GGML's, byte for byte; f16 fields stored as raw uint16_t bits) ----
+#define QK32 32                 // elements per block of the legacy quants
+#define QK_K 256                // elements per super-block of the K-quants
+typedef struct { uint16_t d; uint8_t qs[16]; } blk_q4_0;                  // x = d * (q - 8)
+typedef struct { uint16_t d, m; uint8_t qs[16]; } blk_q4_1;               // x = d * q + m
+typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_0;   // x = d * (q - 16)
+typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_1;
+typedef struct { uint16_t d; int8_t qs[32]; } blk_q8_0;
+// K-quants: 8 sub-blocks of 32 with 6-bit scales/mins packed in 12 bytes: x = d*sc*q - dmin*m
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } blk_q4_K;
+typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } blk_q5_K;
+// 16 sub-blocks of 16 with int8 scales: x = d * sc * (q - 32), q 6 bits (4 in ql, 2 in qh)
+typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } blk_q6_K;
+// Activation format of the K-quant dot products: x ~ d * qs, bsums = sums of 16 consecutive qs.
+typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } blk_q8_K;
+// sllm's own activation format for the 32-block quants (not a GGUF type): x ~ d * qs, sum = sum(qs),
+// s = d * sum (the offset terms of Q4_0/Q5_0 use the integer sum, those of Q4_1/Q5_1 the float one).
+typedef struct { float d; float s; int32_t sum; int32_t pad_; int8_t qs[32]; } blk_q8a;
+
+// 6-bit scale / min of sub-block j (0..7) from a Q4_K/Q5_K scales[12] array.
+static inline void q4k_scale_min(int j, const uint8_t *q, int *sc, int *m) {
+    if (j < 4) { *sc = q[j] & 63; *m = q[j + 4] & 63; }
+    else { *sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4); *m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4); }
+}
+// x (n) -> n/32 blk_q8a blocks (round to nearest, scale amax/127).
+void quantize_row_q8a(const float *x, blk_q8a *y, int64_t n);
 #endif

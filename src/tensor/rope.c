@@ -5,6 +5,10 @@
 // drift from a float64 reference. The cost (n_rot/2 sincos per token) is small next to the matmuls.
 #include "tensor/ops.h"
 #include <math.h>
+#include <stddef.h>
+
+// Frequencies are handled in chunks so the cos/sin scratch lives on the stack for any n_rot.
+#define ROPE_CHUNK 128
 
 // Rotary dims actually used: n_rot <= 0 or > D means the whole head; an odd count drops its last dim.
 static int rope_dims(const rope_params *p, int D) {
@@ -16,36 +20,83 @@ static int rope_dims(const rope_params *p, int D) {
 // inv_freq[i] = base^(-2i/n_rot), then HF's `_compute_llama3_parameters` when l3_factor > 0:
 // long wavelengths (> orig_ctx / low_freq_factor) are divided by factor, short ones
 // (< orig_ctx / high_freq_factor) kept, and the band between blends the two linearly in orig_ctx / wavelen.
-static void inv_freq_f64(const rope_params *p, int n_rot, double *out) {
-    int half = n_rot / 2;
+static double inv_freq_f64(const rope_params *p, int n_rot, int i) {
     double base = p->base > 0 ? p->base : 10000.0;
-    for (int i = 0; i < half; i++) {
-        double f = 1.0 / pow(base, (double)(2 * i) / (double)n_rot);
-        if (p->l3_factor > 0) {
-            double factor = p->l3_factor, lo = p->l3_low_freq_factor, hi = p->l3_high_freq_factor;
-            double orig = p->l3_orig_ctx;
-            double low_wavelen = orig / lo, high_wavelen = orig / hi;
-            double wavelen = 2.0 * M_PI / f;
-            if (wavelen > low_wavelen) {
-                f = f / factor;
-            } else if (wavelen >= high_wavelen) {
-                double smooth = (orig / wavelen - lo) / (hi - lo);
-                f = (1.0 - smooth) * f / factor + smooth * f;
-            }
+    double f = 1.0 / pow(base, (double)(2 * i) / (double)n_rot);
+    if (p->l3_factor > 0) {
+        double factor = p->l3_factor, lo = p->l3_low_freq_factor, hi = p->l3_high_freq_factor;
+        double orig = p->l3_orig_ctx;
+        double wavelen = 2.0 * M_PI / f;
+        if (wavelen > orig / lo) {
+            f = f / factor;
+        } else if (wavelen >= orig / hi) {
+            double smooth = (orig / wavelen - lo) / (hi - lo);
+            f = (1.0 - smooth) * f / factor + smooth * f;
         }
-        out[i] = f;
     }
+    return f;
 }
 
 void rope_inv_freq(const rope_params *p, float *inv_freq) {
     int n_rot = p->n_rot & ~1;
-    double f[CHUNK_FREQS_MAX_DUMMY_UNUSED_GUARD > 0 ? 1 : 1];
-    (void)f;
-    for (int c = 0; c < n_rot / 2; c += 128) {
-        double buf[128];
-        rope_params q = *p;
-        (void)q;
-        inv_freq_f64(p, n_rot, buf);
-        (void)c;
+    for (int i = 0; i < n_rot / 2; i++) inv_freq[i] = (float)inv_freq_f64(p, n_rot, i);
+}
+
+// Rotates every head of x (T, H, D) by angle sign * pos * freq; sign -1 is the inverse (backward).
+// ff (n_rot/2, may be NULL) divides each frequency, as GGUF's rope_freqs.weight does in llama.cpp.
+static void rope_apply(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p,
+                       const float *ff, double sign) {
+    int n_rot = rope_dims(p, D), half = n_rot / 2;
+    double fscale = p->freq_scale > 0 ? p->freq_scale : 1.0;
+    double freq[ROPE_CHUNK];
+    float cs[ROPE_CHUNK], sn[ROPE_CHUNK];
+    for (int i0 = 0; i0 < half; i0 += ROPE_CHUNK) {
+        int n = half - i0 < ROPE_CHUNK ? half - i0 : ROPE_CHUNK;
+        for (int i = 0; i < n; i++)
+            freq[i] = inv_freq_f64(p, n_rot, i0 + i) * fscale / (ff ? (double)ff[i0 + i] : 1.0);
+        for (int64_t t = 0; t < T; t++) {
+            for (int i = 0; i < n; i++) {
+                double a = (double)pos[t] * freq[i];
+                cs[i] = (float)cos(a);
+                sn[i] = (float)(sign * sin(a));
+            }
+            for (int h = 0; h < H; h++) {
+                float *xh = x + (t * H + h) * (int64_t)D;
+                if (p->style == ROPE_NEOX) {
+                    float *x0 = xh + i0, *x1 = xh + half + i0;
+                    for (int i = 0; i < n; i++) {
+                        float a = x0[i], b = x1[i];
+                        x0[i] = a * cs[i] - b * sn[i];
+                        x1[i] = a * sn[i] + b * cs[i];
+                    }
+                } else {
+                    float *xp = xh + 2 * i0;
+                    for (int i = 0; i < n; i++) {
+                        float a = xp[2 * i], b = xp[2 * i + 1];
+                        xp[2 * i] = a * cs[i] - b * sn[i];
+                        xp[2 * i + 1] = a * sn[i] + b * cs[i];
+                    }
+                }
+            }
+        }
     }
+}
+
+void rope_fwd(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p) {
+    rope_apply(x, pos, T, H, D, p, NULL, 1.0);
+}
+
+// The rotation is orthogonal, so its gradient is the transpose: the same rotation by -angle.
+void rope_bwd(float *dx, const int32_t *pos, int64_t T, int H, int D, const rope_params *p) {
+    rope_apply(dx, pos, T, H, D, p, NULL, -1.0);
+}
+
+void rope_fwd_factors(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p,
+                      const float *freq_factors) {
+    rope_apply(x, pos, T, H, D, p, freq_factors, 1.0);
+}
+
+void rope_bwd_factors(float *dx, const int32_t *pos, int64_t T, int H, int D, const rope_params *p,
+                      const float *freq_factors) {
+    rope_apply(dx, pos, T, H, D, p, freq_factors, -1.0);
 }

@@ -1,0 +1,114 @@
+// Kernel micro-benchmark: memory read bandwidth, decode matvec GB/s per weight dtype (2048 x 8192
+// weight) and prefill GFLOP/s (T = 128), with 1 and 2 threads.
+// Build: make && cc -std=c11 -O2 -D_GNU_SOURCE -pthread -Iinclude -Isrc bench/bench_kernels.c
+//        build/libsllm.a $(pkg-config --libs jansson libpcre2-8 libutf8proc) -lm -o build/bench_kernels
+// Usage: build/bench_kernels [threads...]   (default: 1 2); SLLM_ISA caps the kernels.
+// "cold" matvec rotates over enough copies of the weight to exceed the last-level cache, which is what
+// decode of a real model sees; "hot" reuses one copy (cache-resident when it fits).
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+typedef struct { const uint8_t *buf; size_t bytes; int parts; double sums[64]; } rd_ctx;
+
+__attribute__((target("avx2"))) static void read_part(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    rd_ctx *c = ctx;
+    size_t chunk = c->bytes / c->parts, off = (size_t)task * chunk;
+    const __m256i *p = (const __m256i *)(c->buf + off);
+    __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+    for (size_t i = 0; i + 4 <= chunk / 32; i += 4) {
+        a0 = _mm256_add_epi64(a0, _mm256_load_si256(p + i));
+        a1 = _mm256_add_epi64(a1, _mm256_load_si256(p + i + 1));
+        a2 = _mm256_add_epi64(a2, _mm256_load_si256(p + i + 2));
+        a3 = _mm256_add_epi64(a3, _mm256_load_si256(p + i + 3));
+    }
+    a0 = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+    long long v[4];
+    _mm256_storeu_si256((__m256i *)v, a0);
+    c->sums[task] = (double)(v[0] + v[1] + v[2] + v[3]);
+}
+
+static double read_bw(tpool *pool, size_t bytes) {
+    uint8_t *buf = aligned_alloc(64, bytes);
+    memset(buf, 1, bytes);
+    rd_ctx c = {buf, bytes, tpool_size(pool), {0}};
+    double best = 0;
+    for (int rep = 0; rep < 5; rep++) {
+        double t0 = now();
+        tpool_run(pool, c.parts, read_part, &c);
+        double gbs = bytes / (now() - t0) / 1e9;
+        if (gbs > best) best = gbs;
+    }
+    free(buf);
+    return best;
+}
+
+int main(int argc, char **argv) {
+    int threads[8] = {1, 2}, nth = 2;
+    if (argc > 1) {
+        nth = 0;
+        for (int i = 1; i < argc && nth < 8; i++) threads[nth++] = atoi(argv[i]);
+    }
+    const int64_t N = 2048, K = 8192, T = 128;
+    static const dtype types[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1,
+                                  DT_Q4_K, DT_Q5_K, DT_Q6_K};
+    const char *isa[] = {"scalar", "avx2", "avx512"};
+    printf("kernels: %s\n", isa[isa_active()]);
+    float *X = malloc(sizeof(float) * T * K), *Y = malloc(sizeof(float) * T * N);
+    float *row = malloc(sizeof(float) * K);
+    srand(1);
+    for (int64_t i = 0; i < T * K; i++) X[i] = (float)((double)rand() / RAND_MAX) - 0.5f;
+    for (int ti = 0; ti < nth; ti++) {
+        tpool *pool = tpool_new(threads[ti]);
+        double bw = read_bw(pool, (size_t)1 << 30);
+        printf("\n== %d thread(s): memory read bandwidth %.1f GB/s (1 GiB stream)\n", threads[ti], bw);
+        printf("%-5s %9s %10s %8s %10s %8s %14s\n", "dtype", "W MiB", "hot GB/s", "hot us", "cold GB/s",
+               "%bw", "prefill GF/s");
+        for (size_t d = 0; d < sizeof types / sizeof types[0]; d++) {
+            dtype t = types[d];
+            size_t rb = dtype_row_bytes(t, K), wb = rb * N;
+            int copies = (int)((768u << 20) / wb) + 1;   // > last-level cache in total
+            uint8_t *W = malloc(wb * copies);
+            for (int64_t n = 0; n < N; n++) {
+                for (int64_t k = 0; k < K; k++) row[k] = (float)((double)rand() / RAND_MAX) - 0.5f;
+                quantize_row(t, row, W + rb * n, K);
+            }
+            for (int c = 1; c < copies; c++) memcpy(W + wb * c, W, wb);
+            // hot: same weight repeatedly
+            mm_matmul(pool, W, t, N, K, X, 1, NULL, Y);
+            int reps = 0;
+            double t0 = now(), el;
+            do { mm_matmul(pool, W, t, N, K, X, 1, NULL, Y); reps++; } while ((el = now() - t0) < 0.3);
+            double hot_us = el / reps * 1e6, hot = wb / (el / reps) / 1e9;
+            // cold: rotate through the copies
+            reps = 0;
+            t0 = now();
+            do { mm_matmul(pool, W + wb * (reps % copies), t, N, K, X, 1, NULL, Y); reps++; }
+            while ((el = now() - t0) < 0.5 || reps < copies);
+            double cold = wb / (el / reps) / 1e9;
+            // prefill
+            reps = 0;
+            t0 = now();
+            do { mm_matmul(pool, W, t, N, K, X, T, NULL, Y); reps++; } while ((el = now() - t0) < 0.5);
+            double gf = 2.0 * N * K * T / (el / reps) / 1e9;
+            printf("%-5s %9.1f %10.1f %8.0f %10.1f %7.0f%% %14.1f\n", dtype_get(t)->name, wb / 1048576.0, hot, hot_us,
+                   cold, 100 * cold / bw, gf);
+            fflush(stdout);
+            free(W);
+        }
+        tpool_free(pool);
+    }
+    free(X); free(Y); free(row);
+    return 0;
+}

@@ -1,0 +1,76 @@
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/common.h"
+#include "gen/generate.h"
+
+bool cli_model_open(const char *cmd, const char *path, bool want_tok, int threads, cli_model *out) {
+    memset(out, 0, sizeof *out);
+    if (model_load(path, &out->m) != SLLM_OK) {
+        fprintf(stderr, "sllm %s: %s\n", cmd, sllm_last_error());
+        return false;
+    }
+    if (want_tok && gen_load_tokenizer(out->m, &out->t) != SLLM_OK) {
+        fprintf(stderr, "sllm %s: %s\n", cmd, sllm_last_error());
+        cli_model_close(out);
+        return false;
+    }
+    out->pool = tpool_new(threads);
+    return true;
+}
+
+void cli_model_close(cli_model *cm) {
+    tok_free(cm->t);
+    model_free(cm->m);
+    tpool_free(cm->pool);
+    memset(cm, 0, sizeof *cm);
+}
+
+char *cli_read_file(const char *cmd, const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { fprintf(stderr, "sllm %s: %s: cannot open file\n", cmd, path); return NULL; }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    size_t r;
+    while (buf && (r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) { cap *= 2; char *nb = realloc(buf, cap + 1); if (!nb) { free(buf); buf = NULL; } else buf = nb; }
+    }
+    bool bad = ferror(f);
+    fclose(f);
+    if (!buf || bad) { free(buf); fprintf(stderr, "sllm %s: %s: read error\n", cmd, path); return NULL; }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}
+
+// Length of the valid UTF-8 sequence at s (1..4), or 0 when invalid.
+static int utf8_seq_len(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    int k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    if (!k || (size_t)k > n) return 0;
+    for (int i = 1; i < k; i++) if ((s[i] & 0xC0) != 0x80) return 0;
+    return k;
+}
+
+void cli_json_str(FILE *f, const char *s, size_t len) {
+    const unsigned char *p = (const unsigned char *)s;
+    fputc('"', f);
+    for (size_t i = 0; i < len;) {
+        unsigned c = p[i];
+        int k = utf8_seq_len(p + i, len - i);
+        if (k == 0) { fputs("\\ufffd", f); i++; continue; }
+        if (k > 1) { fwrite(p + i, 1, (size_t)k, f); i += (size_t)k; continue; }
+        switch (c) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (c < 0x20) fprintf(f, "\\u%04x", c); else fputc((int)c, f);
+        }
+        i++;
+    }
+    fputc('"', f);
+}

@@ -1,0 +1,225 @@
+// The forward pass of every architecture, driven by its arch_desc row: T tokens at once (batched
+// prefill: each matmul sees T rows) or one (decode), appending K/V to the session's cache.
+//
+// Per layer:  x += o_proj(attn(rope(qk_norm(q, k)), v))     [Gemma: post-attention norm on the branch]
+//             x += ffn(norm(x))                             [Gemma: post-FFN norm on the branch]
+// Attention runs per query head (and per chunk of queries) over the thread pool, each task calling
+// attention_fwd on one head's contiguous (T, D) queries against its KV head's (S, D) cache block.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/error.h"
+#include "model/model.h"
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+
+// Matmuls go through one helper so LoRA adapters can later be applied at a single place.
+static int mm(const model_session *s, const mweight *w, const float *X, int T, const mweight *bias, float *Y) {
+    int rc = mm_matmul(s->pool, w->data, w->type, w->rows, w->cols, X, T, bias ? bias->data : NULL, Y);
+    if (rc) {
+        const dtype_info *di = dtype_get(w->type);
+        return err_set(SLLM_ERR_UNSUPPORTED, "%s: matmul with a %s weight (%lld x %lld) failed", s->m->path,
+                       di ? di->name : "?", (long long)w->rows, (long long)w->cols);
+    }
+    return SLLM_OK;
+}
+
+static void norm(const sllm_model *m, float *y, const float *x, const mweight *w, const mweight *b, int64_t T,
+                 int64_t C) {
+    if (m->arch->norm == NORM_RMS) rmsnorm_fwd(y, NULL, x, w->data, 0.0f, T, C, m->hp.norm_eps);
+    else layernorm_fwd(y, NULL, NULL, x, w->data, b ? b->data : NULL, T, C, m->hp.norm_eps);
+}
+
+// RoPE with llama.cpp's per-frequency divisors (GGUF rope_freqs.weight, llama3 scaling baked in).
+// ops.h's rope_fwd takes no divisors, so this path forms the angles itself, in double like rope.c.
+static void rope_factors_fwd(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p,
+                             const float *factors, float *inv_freq) {
+    int n_rot = (p->n_rot <= 0 || p->n_rot > D ? D : p->n_rot) & ~1, half = n_rot / 2;
+    double fscale = p->freq_scale > 0 ? p->freq_scale : 1.0;
+    for (int i = 0; i < half; i++)
+        inv_freq[i] = (float)(pow((double)p->base, -(double)(2 * i) / (double)n_rot) / (double)factors[i] * fscale);
+    for (int64_t t = 0; t < T; t++)
+        for (int i = 0; i < half; i++) {
+            double a = (double)pos[t] * (double)inv_freq[i];
+            float c = (float)cos(a), sn = (float)sin(a);
+            for (int h = 0; h < H; h++) {
+                float *xh = x + (t * H + h) * (int64_t)D;
+                int i0 = p->style == ROPE_NEOX ? i : 2 * i, i1 = p->style == ROPE_NEOX ? i + half : 2 * i + 1;
+                float x0 = xh[i0], x1 = xh[i1];
+                xh[i0] = x0 * c - x1 * sn;
+                xh[i1] = x0 * sn + x1 * c;
+            }
+        }
+}
+
+typedef struct {
+    const model_session *s;
+    const float *kc, *vc;        // this layer's cache
+    int T, chunk, n_chunks, group, D;
+    int64_t p0;
+    attn_params ap;
+} attn_job;
+
+// task = (query head h, chunk of queries [t0, t1)). Keys outside the band the queries can see are
+// skipped by offsetting the key pointer: positions shift equally for queries and keys.
+static void attn_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const attn_job *j = ctx;
+    const model_session *s = j->s;
+    int h = (int)(task / j->n_chunks), c = (int)(task % j->n_chunks);
+    int t0 = c * j->chunk, t1 = t0 + j->chunk < j->T ? t0 + j->chunk : j->T;
+    int kvh = h / j->group, D = j->D;
+    const float *K = j->kc + (size_t)kvh * (size_t)s->n_ctx * (size_t)D;
+    const float *V = j->vc + (size_t)kvh * (size_t)s->n_ctx * (size_t)D;
+    int64_t s_end = j->p0 + t1;
+    int64_t s0 = 0;
+    if (j->ap.window > 0 && j->p0 + t0 - j->ap.window + 1 > 0) s0 = j->p0 + t0 - j->ap.window + 1;
+    size_t off = ((size_t)h * (size_t)j->T + (size_t)t0) * (size_t)D;
+    attention_fwd(s->oh + off, NULL, s->qh + off, K + s0 * D, V + s0 * D, t1 - t0, s_end - s0, 1, 1, D,
+                  j->p0 + t0 - s0, &j->ap);
+}
+
+static int layer_forward(model_session *s, int il, int T, int64_t p0) {
+    const sllm_model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    const model_layer *L = &m->layers[il];
+    const mweight *w = L->w;
+    int C = hp->n_embd, D = hp->head_dim, Hq = hp->n_head, Hkv = hp->n_head_kv;
+    int rc;
+
+    // ---- attention ----
+    norm(m, s->xn, s->x, &w[TR_ATTN_NORM], &w[TR_ATTN_NORM_B], T, C);     // xn (T, C)
+    if ((rc = mm(s, &w[TR_ATTN_Q], s->xn, T, &w[TR_ATTN_Q_B], s->q)) ||    // q (T, Hq*D)
+        (rc = mm(s, &w[TR_ATTN_K], s->xn, T, &w[TR_ATTN_K_B], s->k)) ||    // k (T, Hkv*D)
+        (rc = mm(s, &w[TR_ATTN_V], s->xn, T, &w[TR_ATTN_V_B], s->v)))      // v (T, Hkv*D)
+        return rc;
+    if (m->arch->qk_norm) {
+        rmsnorm_fwd(s->q, NULL, s->q, w[TR_ATTN_Q_NORM].data, 0.0f, (int64_t)T * Hq, D, hp->norm_eps);
+        rmsnorm_fwd(s->k, NULL, s->k, w[TR_ATTN_K_NORM].data, 0.0f, (int64_t)T * Hkv, D, hp->norm_eps);
+    }
+    if (m->arch->rope) {
+        const rope_params *rp = L->swa ? &hp->rope_local : &hp->rope;
+        if (m->rope_factors && !L->swa) {
+            rope_factors_fwd(s->q, s->pos, T, Hq, D, rp, m->rope_factors, s->rope_tmp);
+            rope_factors_fwd(s->k, s->pos, T, Hkv, D, rp, m->rope_factors, s->rope_tmp);
+        } else {
+            rope_fwd(s->q, s->pos, T, Hq, D, rp);
+            rope_fwd(s->k, s->pos, T, Hkv, D, rp);
+        }
+    }
+    // append k, v to the cache: (T, Hkv, D) -> (Hkv, n_ctx, D) at rows p0..p0+T-1
+    float *kc = model_session_k(s, il), *vc = model_session_v(s, il);
+    for (int t = 0; t < T; t++)
+        for (int j = 0; j < Hkv; j++) {
+            size_t dst = ((size_t)j * (size_t)s->n_ctx + (size_t)(p0 + t)) * (size_t)D;
+            memcpy(kc + dst, s->k + ((size_t)t * Hkv + j) * D, (size_t)D * sizeof(float));
+            memcpy(vc + dst, s->v + ((size_t)t * Hkv + j) * D, (size_t)D * sizeof(float));
+        }
+    // q (T, Hq, D) -> qh (Hq, T, D)
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < Hq; h++)
+            memcpy(s->qh + ((size_t)h * T + t) * D, s->q + ((size_t)t * Hq + h) * D, (size_t)D * sizeof(float));
+    attn_job job = {.s = s, .kc = kc, .vc = vc, .T = T, .group = Hq / Hkv, .D = D, .p0 = p0};
+    job.ap.scale = hp->attn_scale;
+    job.ap.window = L->swa ? hp->swa_window : 0;
+    job.ap.softcap = 0;
+    job.ap.doc_start = NULL;
+    job.chunk = T < 16 ? T : 16;
+    job.n_chunks = (T + job.chunk - 1) / job.chunk;
+    tpool_run(s->pool, (int64_t)Hq * job.n_chunks, attn_task, &job);
+    // oh (Hq, T, D) -> att (T, Hq*D)
+    for (int t = 0; t < T; t++)
+        for (int h = 0; h < Hq; h++)
+            memcpy(s->att + ((size_t)t * Hq + h) * D, s->oh + ((size_t)h * T + t) * D, (size_t)D * sizeof(float));
+    if ((rc = mm(s, &w[TR_ATTN_OUT], s->att, T, &w[TR_ATTN_OUT_B], s->o))) return rc;   // o (T, C)
+    if (m->arch->post_norms) rmsnorm_fwd(s->o, NULL, s->o, w[TR_POST_ATTN_NORM].data, 0.0f, T, C, hp->norm_eps);
+    int64_t n = (int64_t)T * C;
+    for (int64_t i = 0; i < n; i++) s->x[i] += s->o[i];
+
+    // ---- feed-forward ----
+    norm(m, s->xn, s->x, &w[TR_FFN_NORM], &w[TR_FFN_NORM_B], T, C);
+    int64_t nf = (int64_t)T * hp->n_ff;
+    if (m->arch->act == ACT_GELU) {
+        if ((rc = mm(s, &w[TR_FFN_UP], s->xn, T, &w[TR_FFN_UP_B], s->ff_a))) return rc;   // (T, F)
+        gelu_fwd(s->ff_b, s->ff_a, nf);
+    } else {
+        if ((rc = mm(s, &w[TR_FFN_GATE], s->xn, T, NULL, s->ff_a)) ||
+            (rc = mm(s, &w[TR_FFN_UP], s->xn, T, NULL, s->ff_b)))
+            return rc;
+        if (m->arch->act == ACT_GEGLU) geglu_fwd(s->ff_b, s->ff_a, s->ff_b, nf);
+        else swiglu_fwd(s->ff_b, s->ff_a, s->ff_b, nf);
+    }
+    if ((rc = mm(s, &w[TR_FFN_DOWN], s->ff_b, T, &w[TR_FFN_DOWN_B], s->o))) return rc;   // (T, C)
+    if (m->arch->post_norms) rmsnorm_fwd(s->o, NULL, s->o, w[TR_POST_FFN_NORM].data, 0.0f, T, C, hp->norm_eps);
+    for (int64_t i = 0; i < n; i++) s->x[i] += s->o[i];
+    return SLLM_OK;
+}
+
+// One step of at most n_batch tokens. logits: (T, V) rows, or only the last row.
+static int forward_step(model_session *s, const int32_t *ids, int T, float *logits, bool all_logits) {
+    const sllm_model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    int C = hp->n_embd;
+    int64_t p0 = s->n_past;
+    for (int t = 0; t < T; t++) s->pos[t] = (int32_t)(p0 + t);
+    // token embeddings: one dequantized row per token, never the whole table
+    const mweight *te = &m->g[TR_TOKEN_EMBD];
+    size_t rb = dtype_row_bytes(te->type, te->cols);
+    for (int t = 0; t < T; t++) {
+        float *xt = s->x + (size_t)t * C;
+        if (dequantize_row(te->type, (const char *)te->data + rb * (size_t)ids[t], xt, C))
+            return err_set(SLLM_ERR_UNSUPPORTED, "%s: token_embd dtype cannot be dequantized", m->path);
+        if (hp->embed_scale != 1.0f)
+            for (int i = 0; i < C; i++) xt[i] *= hp->embed_scale;
+    }
+    if (m->g[TR_POS_EMBD].data) {
+        const mweight *pe = &m->g[TR_POS_EMBD];
+        size_t prb = dtype_row_bytes(pe->type, pe->cols);
+        for (int t = 0; t < T; t++) {
+            if (dequantize_row(pe->type, (const char *)pe->data + prb * (size_t)(p0 + t), s->xn, C))
+                return err_set(SLLM_ERR_UNSUPPORTED, "%s: position_embd dtype cannot be dequantized", m->path);
+            float *xt = s->x + (size_t)t * C;
+            for (int i = 0; i < C; i++) xt[i] += s->xn[i];
+        }
+    }
+    int rc;
+    for (int il = 0; il < hp->n_layer; il++)
+        if ((rc = layer_forward(s, il, T, p0))) return rc;
+    s->n_past += T;
+    if (!logits) return SLLM_OK;
+    // final norm + head over all rows, or over the last row only
+    int r0 = all_logits ? 0 : T - 1, nr = all_logits ? T : 1;
+    norm(m, s->xn, s->x + (size_t)r0 * C, &m->g[TR_OUTPUT_NORM], &m->g[TR_OUTPUT_NORM_B], nr, C);
+    if ((rc = mm(s, &m->g[TR_OUTPUT], s->xn, nr, NULL, logits))) return rc;   // (nr, V)
+    if (hp->final_softcap > 0) {
+        float cap = hp->final_softcap;
+        int64_t nl = (int64_t)nr * hp->n_vocab;
+        for (int64_t i = 0; i < nl; i++) logits[i] = cap * tanhf(logits[i] / cap);
+    }
+    return SLLM_OK;
+}
+
+int model_forward(model_session *s, const int32_t *ids, int T, float *logits, bool all_logits) {
+    const sllm_model *m = s->m;
+    if (T <= 0 || !ids) return err_set(SLLM_ERR_ARG, "forward: no tokens (T=%d)", T);
+    for (int t = 0; t < T; t++)
+        if (ids[t] < 0 || ids[t] >= m->hp.n_vocab)
+            return err_set(SLLM_ERR_ARG, "forward: token id %d at position %d is outside the vocabulary [0, %d)",
+                           ids[t], t, m->hp.n_vocab);
+    if ((int64_t)s->n_past + T > s->n_ctx)
+        return err_set(SLLM_ERR_ARG, "forward: context full: %d cached + %d new tokens > n_ctx %d", s->n_past, T,
+                       s->n_ctx);
+    if (m->g[TR_POS_EMBD].data && (int64_t)s->n_past + T > m->hp.n_ctx_train)
+        return err_set(SLLM_ERR_ARG, "forward: %s has learned positions for %d tokens only", m->arch->name,
+                       m->hp.n_ctx_train);
+    for (int t0 = 0; t0 < T; t0 += s->n_batch) {
+        int n = T - t0 < s->n_batch ? T - t0 : s->n_batch;
+        bool last = t0 + n == T;
+        float *lg = NULL;
+        if (logits && all_logits) lg = logits + (size_t)t0 * (size_t)m->hp.n_vocab;
+        else if (logits && last) lg = logits;
+        int rc = forward_step(s, ids + t0, n, lg, all_logits);
+        if (rc) return rc;
+    }
+    return SLLM_OK;
+}

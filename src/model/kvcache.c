@@ -1,0 +1,70 @@
+// A session: the per-layer f32 KV cache of one sequence plus every scratch buffer the forward pass
+// needs for n_batch rows, allocated once so decoding a token allocates nothing.
+// Cache layout per layer: K (Hkv, n_ctx, D) then V (Hkv, n_ctx, D) — head-major, so the keys of one
+// KV head are a contiguous (S, D) block that attention reads without strides.
+#include <stdlib.h>
+#include <string.h>
+#include "base/error.h"
+#include "model/model.h"
+
+static size_t layer_kv_floats(const model_session *s) {
+    return (size_t)s->m->hp.n_head_kv * (size_t)s->n_ctx * (size_t)s->m->hp.head_dim;
+}
+
+float *model_session_k(model_session *s, int layer) { return s->kv + 2 * (size_t)layer * layer_kv_floats(s); }
+float *model_session_v(model_session *s, int layer) { return model_session_k(s, layer) + layer_kv_floats(s); }
+
+void model_session_free(model_session *s) {
+    if (!s) return;
+    free(s->kv);
+    free(s->x); free(s->xn); free(s->q); free(s->k); free(s->v); free(s->att); free(s->o);
+    free(s->qh); free(s->oh); free(s->ff_a); free(s->ff_b); free(s->logits_tmp);
+    free(s->pos); free(s->rope_tmp);
+    free(s);
+}
+
+int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, model_session **out) {
+    *out = NULL;
+    const model_hparams *h = &m->hp;
+    if (n_ctx <= 0) n_ctx = h->n_ctx_train < 4096 ? h->n_ctx_train : 4096;
+    if (n_batch <= 0) n_batch = 64;
+    if (n_batch > n_ctx) n_batch = n_ctx;
+    model_session *s = calloc(1, sizeof *s);
+    if (!s) return err_set(SLLM_ERR_NOMEM, "session: out of memory");
+    s->m = m; s->pool = pool; s->n_ctx = n_ctx; s->n_batch = n_batch;
+    size_t B = (size_t)n_batch, C = (size_t)h->n_embd, D = (size_t)h->head_dim;
+    size_t qd = (size_t)h->n_head * D, kd = (size_t)h->n_head_kv * D;
+    size_t ff = (size_t)h->n_ff;
+    s->kv = calloc(2 * (size_t)h->n_layer * layer_kv_floats(s), sizeof(float));
+    s->x = malloc(B * C * sizeof(float));
+    s->xn = malloc(B * C * sizeof(float));
+    s->o = malloc(B * C * sizeof(float));
+    s->q = malloc(B * qd * sizeof(float));
+    s->att = malloc(B * qd * sizeof(float));
+    s->qh = malloc(B * qd * sizeof(float));
+    s->oh = malloc(B * qd * sizeof(float));
+    s->k = malloc(B * kd * sizeof(float));
+    s->v = malloc(B * kd * sizeof(float));
+    s->ff_a = malloc(B * ff * sizeof(float));
+    s->ff_b = malloc(B * ff * sizeof(float));
+    s->logits_tmp = malloc((size_t)h->n_vocab * sizeof(float));
+    s->pos = malloc(B * sizeof(int32_t));
+    s->rope_tmp = malloc((D / 2 + 1) * sizeof(float));
+    if (!s->kv || !s->x || !s->xn || !s->o || !s->q || !s->att || !s->qh || !s->oh || !s->k || !s->v || !s->ff_a ||
+        !s->ff_b || !s->logits_tmp || !s->pos || !s->rope_tmp) {
+        model_session_free(s);
+        return err_set(SLLM_ERR_NOMEM, "session: out of memory for a %d-token KV cache (%zu bytes)", n_ctx,
+                       model_kv_bytes(m, n_ctx));
+    }
+    *out = s;
+    return SLLM_OK;
+}
+
+void model_session_reset(model_session *s) { s->n_past = 0; }
+
+int model_session_truncate(model_session *s, int n) {
+    if (n < 0 || n > s->n_past)
+        return err_set(SLLM_ERR_ARG, "session: cannot truncate to %d tokens (holds %d)", n, s->n_past);
+    s->n_past = n;
+    return SLLM_OK;
+}

@@ -1,0 +1,160 @@
+// The model object: hyper-parameters plus every weight bound by role, loaded from a GGUF file or a
+// Hugging Face directory (config.json + safetensors) into the same struct, or built in memory by
+// init.c. Matrices stay in their stored dtype (mmap'd, used in place by mm_matmul); norm weights,
+// biases and rope factors are small f32 copies.
+//
+// Conventions of the loaded object (whatever the source):
+//   - a matrix is (rows N, cols K) row-major: y = x · W^T (HF Conv1D weights are transposed on load);
+//   - norm weights are the plain multiplier (Gemma's HF (1+w) is folded in as w+1, like GGUF);
+//   - q/k rows are in the order of the source, and `rope_style` says which rope matches them
+//     (GGUF llama: NORM on permuted rows; HF llama: NEOX on original rows — the same math).
+#ifndef SLLM_MODEL_MODEL_H
+#define SLLM_MODEL_MODEL_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "sllm.h"
+#include "base/threadpool.h"
+#include "formats/gguf.h"
+#include "formats/safetensors.h"
+#include "model/arch.h"
+#include "tensor/dtype.h"
+#include "tensor/ops.h"
+
+// A weight as stored. Vectors (norms, biases) are rows == 1, type DT_F32, always an f32 copy/view.
+typedef struct {
+    const void *data;       // NULL: absent
+    dtype type;
+    int64_t rows, cols;     // (N, K)
+} mweight;
+
+typedef struct {
+    int n_vocab, n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim, n_ctx_train;
+    int n_rot;                   // rotary dims per head (== head_dim unless partial)
+    float norm_eps;
+    rope_params rope;            // global layers (all layers when there is no sliding window)
+    rope_params rope_local;      // sliding-window layers (Gemma 3: base 10000, no scaling)
+    float rope_linear_factor;    // linear rope scaling factor of global layers (1 = none)
+    int swa_window;              // 0: no sliding window
+    int swa_pattern;             // layer il is global when (il + 1) % swa_pattern == 0 (Gemma 3: 6)
+    float attn_scale;            // multiplies q·k (1/sqrt(head_dim), or query_pre_attn_scalar^-0.5)
+    float query_pre_attn_scalar; // Gemma 3 (0 = head_dim)
+    float final_softcap;         // 0: none
+    float embed_scale;           // 1, or sqrt(n_embd) for Gemma
+    bool tied;                   // output head is the token embedding
+} model_hparams;
+
+typedef enum { MODEL_SRC_GGUF = 0, MODEL_SRC_HF = 1, MODEL_SRC_MEM = 2 } model_source;
+
+typedef struct {
+    mweight w[TR_COUNT];         // indexed by per-layer tensor_role (globals unused)
+    bool swa;                    // sliding-window (local) layer
+} model_layer;
+
+struct sllm_model {
+    char *path;
+    char *name;                  // general.name / preset name (may be NULL)
+    model_source source;
+    const arch_desc *arch;
+    model_hparams hp;
+    rope_style rope_style;       // rope that matches the q/k row order held
+    const float *rope_factors;   // (n_rot/2) llama.cpp rope_freqs divisors, or NULL
+    mweight g[TR_LAYER_FIRST];   // global tensors by role
+    model_layer *layers;         // n_layer
+    gguf_file *gguf;             // GGUF source (mapping stays open)
+    st_file *st;                 // HF source
+    void **owned; int n_owned, cap_owned;   // buffers freed with the model
+};
+
+// Loads a GGUF file or a Hugging Face model directory (auto-detected). On error returns a negative
+// SLLM_ERR_* and sllm_last_error() names the file and field.
+int model_load(const char *path, sllm_model **out);
+int model_load_gguf(const char *path, sllm_model **out);
+int model_load_hf(const char *dir, sllm_model **out);
+void model_free(sllm_model *m);
+
+typedef struct {
+    int64_t n_params;                  // each tensor once (a tied head is not counted twice)
+    size_t weight_bytes;
+    int64_t params_by_dtype[DT_COUNT]; // the dtype mix
+} model_info_t;
+void model_info(const sllm_model *m, model_info_t *out);
+// f32 KV cache bytes for a context of n_ctx tokens.
+size_t model_kv_bytes(const sllm_model *m, int n_ctx);
+// "f32", "q4_0", or "mixed" (dtype of the largest share of parameters in matrices).
+const char *model_main_dtype(const sllm_model *m);
+
+// Writers. out_type: -1 keeps each weight's dtype where the format can store it; otherwise matrices
+// are converted (GGUF: any quantizable dtype, matrices whose row length is not a multiple of the
+// block fall back to f16; HF: f32/f16/bf16). Norms and biases are written f32 in GGUF.
+// llama q/k rows are permuted to match the target's rope convention; Gemma norms get their HF -1.
+// tokenizer_src (may be NULL): its tokenizer.* keys are copied into the GGUF.
+int model_save_gguf(const sllm_model *m, const char *path, int out_type, const gguf_file *tokenizer_src);
+// Writes config.json + model.safetensors into dir (created if missing).
+int model_save_hf(const sllm_model *m, const char *dir, int out_type);
+
+// ---- session: KV cache + scratch, see kvcache.c / forward.c ----
+typedef struct model_session {
+    const sllm_model *m;
+    tpool *pool;                 // not owned; NULL = single thread
+    int n_ctx, n_batch, n_past;
+    float *kv;                   // per layer: K (Hkv, n_ctx, D) then V (Hkv, n_ctx, D)
+    // scratch for n_batch rows, allocated once
+    float *x, *xn, *q, *k, *v, *att, *o, *qh, *oh, *ff_a, *ff_b, *logits_tmp;
+    int32_t *pos;
+    float *rope_tmp;             // (n_rot/2) inverse frequencies with rope factors
+} model_session;
+
+// n_ctx: KV capacity in tokens (<= 0: the model's training context, capped at 4096);
+// n_batch: rows per internal forward step (<= 0: 64). pool may be NULL.
+int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, model_session **out);
+void model_session_free(model_session *s);
+void model_session_reset(model_session *s);
+// Forgets positions >= n (keeps a shared prompt prefix). Returns SLLM_ERR_ARG if n > n_past.
+int model_session_truncate(model_session *s, int n);
+float *model_session_k(model_session *s, int layer);
+float *model_session_v(model_session *s, int layer);
+
+// Runs T tokens at positions n_past.. (batched prefill when T > 1, decode when T == 1), appending
+// to the KV cache. logits: (T, n_vocab) when all_logits, else (n_vocab) for the last token only;
+// may be NULL to only fill the cache.
+int model_forward(model_session *s, const int32_t *ids, int T, float *logits, bool all_logits);
+
+// ---- init.c: random models of named shapes ----
+typedef struct {
+    const char *name, *arch;
+    int n_vocab, n_embd, n_layer, n_ff, n_head, n_head_kv, head_dim, n_ctx;
+    float eps, rope_base, rope_base_local;
+    float l3_factor, l3_low, l3_high; int l3_orig_ctx;   // llama3 rope scaling (factor 0: none)
+    float rope_linear_factor;                             // 0/1: none
+    int swa_window, swa_pattern;
+    float query_pre_attn_scalar;
+    float final_softcap;
+    bool tied;
+} model_preset;
+const model_preset *model_preset_get(const char *name);   // NULL when unknown
+// Names of all presets, NULL-terminated.
+const char *const *model_preset_names(void);
+
+typedef struct {
+    const char *preset;
+    const model_preset *custom;   // used instead of preset when non-NULL
+    dtype type;                   // matrices' dtype: f32 / f16 / bf16 (or a quantized type)
+    uint64_t seed;
+    float std;                    // N(0, std) for matrices; 0 means 0.02
+    bool perturb;                 // tests: norms 1 + N(0, 0.1), biases N(0, std) instead of 1 / 0
+} model_init_opts;
+int model_init(const model_init_opts *o, sllm_model **out);
+int model_init_write_gguf(const char *preset, dtype type, uint64_t seed, const gguf_file *tokenizer_src,
+                          const char *path);
+int model_init_write_hf(const char *preset, dtype type, uint64_t seed, const char *dir);
+
+// ---- internal helpers shared by model.c / init.c ----
+void *model_own(sllm_model *m, void *p);   // registers a buffer freed with the model (NULL stays NULL)
+// Expected (rows, cols) of a role; returns false when the architecture has no such tensor.
+bool model_role_shape(const sllm_model *m, tensor_role r, int64_t *rows, int64_t *cols);
+// Derives attention scale, rope params etc. from the other hparams (called after they are set).
+void model_finish_hparams(sllm_model *m);
+// Points the q/k/v views of fused qkv weights (GPT-2) and the tied output head.
+void model_bind_views(sllm_model *m);
+#endif

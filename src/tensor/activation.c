@@ -1,0 +1,53 @@
+// Elementwise activations: GELU (tanh approximation, GPT-2 / Gemma's gelu_pytorch_tanh), SiLU-gated
+// SwiGLU and GELU-gated GeGLU. Backward functions accumulate (+=) into their outputs.
+#include "tensor/ops.h"
+#include <math.h>
+
+#define GELU_K 0.7978845608028654f   // sqrt(2/pi)
+#define GELU_C 0.044715f
+
+static inline float gelu1(float x) {
+    float u = GELU_K * (x + GELU_C * x * x * x);
+    return 0.5f * x * (1.0f + tanhf(u));
+}
+
+// d/dx of 0.5 x (1 + tanh(u)), u = k (x + c x^3).
+static inline float gelu_grad1(float x) {
+    float u = GELU_K * (x + GELU_C * x * x * x);
+    float th = tanhf(u);
+    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+}
+
+static inline float sigmoid1(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+void gelu_fwd(float *out, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = gelu1(x[i]);
+}
+
+void gelu_bwd(float *dx, const float *dout, const float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) dx[i] += dout[i] * gelu_grad1(x[i]);
+}
+
+void swiglu_fwd(float *out, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = gate[i] * sigmoid1(gate[i]) * up[i];
+}
+
+// silu'(g) = s (1 + g (1 - s)), s = sigmoid(g).
+void swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        float g = gate[i], s = sigmoid1(g);
+        if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+        if (dup) dup[i] += dout[i] * g * s;
+    }
+}
+
+void geglu_fwd(float *out, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = gelu1(gate[i]) * up[i];
+}
+
+void geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        if (dgate) dgate[i] += dout[i] * up[i] * gelu_grad1(gate[i]);
+        if (dup) dup[i] += dout[i] * gelu1(gate[i]);
+    }
+}

@@ -1,0 +1,268 @@
+// Causal grouped-query attention over one sequence, forward and backward.
+// Layout: q (T, Hq, D), k/v (S, Hkv, D), out (T, Hq, D), att (Hq, T, S). Query t sits at absolute
+// position q_pos0 + t; key s at position s. Every mask used here (causal, sliding window, document
+// start) leaves a contiguous band of visible keys [lo, hi] per query, so the loops run over that band
+// with no per-key mask test and masked probabilities are plain zeros.
+// The two inner loops (scores of a query against a run of keys, weighted sum of a run of value rows)
+// go through attn_kernels, chosen per call by isa_active(); the plain-C twins below are the reference.
+#include "tensor/ops.h"
+#include "tensor/attention_kernels.h"
+#include "tensor/matmul.h"
+#include <math.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
+
+#define LANES 8
+// Scores kept on the stack per block of keys (online-softmax forward).
+#define SCORE_BLOCK 128
+// Most q heads handled together in one pass over a kv head's keys.
+#define HEAD_RUN 16
+// dP (and capped-score) values kept on the stack per chunk of keys in the backward.
+#define DP_BUF 2048
+// Head sizes up to this get a local dq accumulator in the backward.
+#define DQ_LOCAL 1024
+
+// 8 independent lanes: a fixed-width inner loop that gcc -O2 turns into SIMD without -ffast-math.
+static inline float dot_f32(const float *a, const float *b, int n) {
+    float acc[LANES] = {0};
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int u = 0; u < LANES; u++) acc[u] += a[i + u] * b[i + u];
+    float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+// gcc -O2 (very-cheap cost model) only vectorizes loops it needs no scalar epilogue for, so the
+// elementwise loops also go in fixed blocks of LANES with a scalar tail.
+static inline void axpy_f32(float *restrict y, float a, const float *restrict x, int n) {
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int u = 0; u < LANES; u++) y[i + u] += a * x[i + u];
+    for (; i < n; i++) y[i] += a * x[i];
+}
+
+static inline void scale_f32(float *y, float a, int n) {
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int u = 0; u < LANES; u++) y[i + u] *= a;
+    for (; i < n; i++) y[i] *= a;
+}
+
+// ---------------------------------------------------------------- kernels: reference and dispatch
+static void attn_scores_ref(float *sc, const float *q, const float *k, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++) sc[i] = dot_f32(q, k + (int64_t)i * ks, D);
+}
+
+static void attn_accum_ref(float *o, const float *p, const float *v, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++) axpy_f32(o, p[i], v + (int64_t)i * ks, D);
+}
+
+static attn_kernels g_tab[3];
+static atomic_int g_tab_ready;
+
+const attn_kernels *attn_kernels_for(int isa) {
+    if (!atomic_load_explicit(&g_tab_ready, memory_order_acquire)) {
+        // Idempotent: concurrent first callers build identical tables.
+        attn_kernels t[3];
+        t[0] = (attn_kernels){attn_scores_ref, attn_accum_ref};
+        t[1] = t[2] = t[0];
+        isa_level d = isa_detect();
+        if (d >= ISA_AVX2) { attn_kernels_avx2(&t[1]); t[2] = t[1]; }
+        if (d >= ISA_AVX512) attn_kernels_avx512(&t[2]);
+        memcpy(g_tab, t, sizeof t);
+        atomic_store_explicit(&g_tab_ready, 1, memory_order_release);
+    }
+    return &g_tab[isa < 0 ? 0 : isa > 2 ? 2 : isa];
+}
+
+const attn_kernels *attn_kernels_active(void) { return attn_kernels_for((int)isa_active()); }
+
+// ---------------------------------------------------------------- forward
+// Visible keys for query row t: [*lo, *hi]; empty when *hi < *lo.
+static inline void key_band(int64_t t, int64_t S, int64_t q_pos0, const attn_params *p, int64_t *lo, int64_t *hi) {
+    int64_t qp = q_pos0 + t;
+    int64_t h = qp < S - 1 ? qp : S - 1;
+    int64_t l = 0;
+    if (p->window > 0 && qp - p->window + 1 > l) l = qp - p->window + 1;
+    if (p->doc_start && p->doc_start[t] > l) l = p->doc_start[t];
+    *lo = l;
+    *hi = h;
+}
+
+// Raw dot products -> scaled (and soft-capped) scores, in place; returns their max.
+static float finish_scores(float *sc, int n, const attn_params *p) {
+    float m = -INFINITY;
+    if (p->softcap > 0) {
+        float cap = p->softcap, f = p->scale / cap;
+        for (int i = 0; i < n; i++) sc[i] = cap * tanhf(sc[i] * f);
+    } else {
+        scale_f32(sc, p->scale, n);
+    }
+    for (int i = 0; i < n; i++) m = sc[i] > m ? sc[i] : m;
+    return m;
+}
+
+// One query row, probabilities stored in row[0..S) (zeros outside the band) for the backward.
+static void attend_store(const attn_kernels *kn, float *o, float *row, const float *q, const float *k,
+                         const float *v, int64_t S, int64_t lo, int64_t hi, int64_t ks, int D,
+                         const attn_params *p) {
+    memset(o, 0, (size_t)D * sizeof(float));
+    if (hi < lo) { memset(row, 0, (size_t)S * sizeof(float)); return; }
+    if (lo > 0) memset(row, 0, (size_t)lo * sizeof(float));
+    if (hi + 1 < S) memset(row + hi + 1, 0, (size_t)(S - hi - 1) * sizeof(float));
+    float m = -INFINITY;
+    for (int64_t b0 = lo; b0 <= hi; b0 += SCORE_BLOCK) {
+        int n = (int)(hi - b0 + 1 < SCORE_BLOCK ? hi - b0 + 1 : SCORE_BLOCK);
+        kn->scores(row + b0, q, k + b0 * ks, ks, n, D);
+        float bm = finish_scores(row + b0, n, p);
+        m = bm > m ? bm : m;
+    }
+    double sum = 0.0;
+    for (int64_t s = lo; s <= hi; s++) { row[s] = expf(row[s] - m); sum += row[s]; }
+    float inv = (float)(1.0 / sum);
+    for (int64_t s = lo; s <= hi; s++) row[s] *= inv;
+    for (int64_t b0 = lo; b0 <= hi; b0 += SCORE_BLOCK) {
+        int n = (int)(hi - b0 + 1 < SCORE_BLOCK ? hi - b0 + 1 : SCORE_BLOCK);
+        kn->accum(o, row + b0, v + b0 * ks, ks, n, D);
+    }
+}
+
+// One query row for a run of nh consecutive q heads sharing one kv head, without storing
+// probabilities: online softmax over blocks of keys, accumulating straight into each head's output
+// and rescaling it whenever that head's running max grows. Heads loop inside the key-block loop so a
+// block of K/V rows is read from memory once per kv head and reused from cache by the whole group
+// (decode is bound by reading the cache). No heap, any S.
+static void attend_online(const attn_kernels *kn, float *o, const float *q, int nh, const float *k,
+                          const float *v, int64_t lo, int64_t hi, int64_t ks, int D, const attn_params *p) {
+    float sc[SCORE_BLOCK], m[HEAD_RUN];
+    double l[HEAD_RUN];
+    memset(o, 0, (size_t)nh * D * sizeof(float));
+    for (int j = 0; j < nh; j++) { m[j] = -INFINITY; l[j] = 0.0; }
+    for (int64_t b0 = lo; b0 <= hi; b0 += SCORE_BLOCK) {
+        int n = (int)(hi - b0 + 1 < SCORE_BLOCK ? hi - b0 + 1 : SCORE_BLOCK);
+        for (int j = 0; j < nh; j++) {
+            float *oj = o + (int64_t)j * D;
+            kn->scores(sc, q + (int64_t)j * D, k + b0 * ks, ks, n, D);
+            float bm = finish_scores(sc, n, p);
+            if (bm > m[j]) {
+                if (m[j] != -INFINITY) {
+                    float f = expf(m[j] - bm);
+                    l[j] *= f;
+                    scale_f32(oj, f, D);
+                }
+                m[j] = bm;
+            }
+            double bl = 0.0;
+            for (int i = 0; i < n; i++) { sc[i] = expf(sc[i] - m[j]); bl += sc[i]; }
+            l[j] += bl;
+            kn->accum(oj, sc, v + b0 * ks, ks, n, D);
+        }
+    }
+    for (int j = 0; j < nh; j++)
+        if (l[j] > 0) scale_f32(o + (int64_t)j * D, (float)(1.0 / l[j]), D);
+}
+
+void attention_fwd_heads(float *out, float *att, const float *q, const float *k, const float *v,
+                         int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
+                         int h0, int h1) {
+    const attn_kernels *kn = attn_kernels_active();
+    int group = Hq / Hkv;
+    int64_t ks = (int64_t)Hkv * D;
+    // Runs of consecutive q heads that read the same kv head (at most HEAD_RUN, inside [h0, h1)).
+    for (int h = h0; h < h1;) {
+        int kvh = h / group;
+        int hend = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
+        if (hend - h > HEAD_RUN) hend = h + HEAD_RUN;
+        const float *kh = k + (int64_t)kvh * D, *vh = v + (int64_t)kvh * D;
+        for (int64_t t = 0; t < T; t++) {
+            const float *qt = q + (t * Hq + h) * (int64_t)D;
+            float *ot = out + (t * Hq + h) * (int64_t)D;
+            int64_t lo, hi;
+            key_band(t, S, q_pos0, p, &lo, &hi);
+            if (att) {
+                for (int j = 0; j < hend - h; j++)
+                    attend_store(kn, ot + (int64_t)j * D, att + ((int64_t)(h + j) * T + t) * S, qt + (int64_t)j * D,
+                                 kh, vh, S, lo, hi, ks, D, p);
+            } else if (hi < lo) {
+                memset(ot, 0, (size_t)(hend - h) * D * sizeof(float));
+            } else {
+                attend_online(kn, ot, qt, hend - h, kh, vh, lo, hi, ks, D, p);
+            }
+        }
+        h = hend;
+    }
+}
+
+void attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
+                   int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p) {
+    attention_fwd_heads(out, att, q, k, v, T, S, Hq, Hkv, D, q_pos0, p, 0, Hq);
+}
+
+// ---------------------------------------------------------------- backward
+// With P the probabilities, c the (capped) scores and x = scale q.k the raw ones:
+//   dv_s += P_s dout,  dP_s = dout.v_s,  dc_s = P_s (dP_s - delta),  delta = sum_j P_j dP_j,
+//   dx_s = dc_s (1 - (c_s/cap)^2) under softcap,  dq += scale dx_s k_s,  dk_s += scale dx_s q.
+// Keys go in chunks of DP_BUF; a row longer than one chunk recomputes dP in the second pass.
+void attention_bwd_kvheads(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v,
+                           int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
+                           int g0, int g1) {
+    const attn_kernels *kn = attn_kernels_active();
+    int group = Hq / Hkv;
+    int64_t ks = (int64_t)Hkv * D;
+    float dp_buf[DP_BUF], qk_buf[DP_BUF], dq_local[DQ_LOCAL];
+    for (int h = g0 * group; h < g1 * group; h++) {
+        int kvh = h / group;
+        const float *kh = k + (int64_t)kvh * D, *vh = v + (int64_t)kvh * D;
+        float *dkh = dk ? dk + (int64_t)kvh * D : NULL, *dvh = dv ? dv + (int64_t)kvh * D : NULL;
+        for (int64_t t = 0; t < T; t++) {
+            int64_t lo, hi;
+            key_band(t, S, q_pos0, p, &lo, &hi);
+            if (hi < lo) continue;
+            const float *row = att + ((int64_t)h * T + t) * S;
+            const float *qt = q + (t * Hq + h) * (int64_t)D, *gt = dout + (t * Hq + h) * (int64_t)D;
+            float *dqt = dq ? dq + (t * Hq + h) * (int64_t)D : NULL;
+            bool one_chunk = hi - lo + 1 <= DP_BUF;
+            double delta = 0.0;
+            for (int64_t c0 = lo; c0 <= hi; c0 += DP_BUF) {
+                int n = (int)(hi - c0 + 1 < DP_BUF ? hi - c0 + 1 : DP_BUF);
+                kn->scores(dp_buf, gt, vh + c0 * ks, ks, n, D);
+                for (int i = 0; i < n; i++) delta += (double)row[c0 + i] * dp_buf[i];
+                if (dvh)
+                    for (int i = 0; i < n; i++) axpy_f32(dvh + (c0 + i) * ks, row[c0 + i], gt, D);
+            }
+            if (!dqt && !dkh) continue;
+            // dq of this row is summed locally first: adding thousands of small terms straight into a
+            // gradient buffer that already holds larger values would round each one away.
+            float *dq_acc = dqt && D <= DQ_LOCAL ? dq_local : dqt;
+            if (dq_acc == dq_local) memset(dq_local, 0, (size_t)D * sizeof(float));
+            float fdelta = (float)delta;
+            for (int64_t c0 = lo; c0 <= hi; c0 += DP_BUF) {
+                int n = (int)(hi - c0 + 1 < DP_BUF ? hi - c0 + 1 : DP_BUF);
+                if (!one_chunk) kn->scores(dp_buf, gt, vh + c0 * ks, ks, n, D);
+                // dp_buf becomes dx in place.
+                for (int i = 0; i < n; i++) dp_buf[i] = row[c0 + i] * (dp_buf[i] - fdelta) * p->scale;
+                if (p->softcap > 0) {
+                    kn->scores(qk_buf, qt, kh + c0 * ks, ks, n, D);
+                    float f = p->scale / p->softcap;
+                    for (int i = 0; i < n; i++) {
+                        float th = tanhf(qk_buf[i] * f);
+                        dp_buf[i] *= 1.0f - th * th;
+                    }
+                }
+                if (dq_acc) kn->accum(dq_acc, dp_buf, kh + c0 * ks, ks, n, D);
+                if (dkh)
+                    for (int i = 0; i < n; i++) axpy_f32(dkh + (c0 + i) * ks, dp_buf[i], qt, D);
+            }
+            if (dq_acc == dq_local) axpy_f32(dqt, 1.0f, dq_local, D);
+        }
+    }
+}
+
+void attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                   const float *q, const float *k, const float *v,
+                   int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p) {
+    attention_bwd_kvheads(dq, dk, dv, dout, att, q, k, v, T, S, Hq, Hkv, D, q_pos0, p, 0, Hkv);
+}

@@ -1,0 +1,21 @@
+// Inner kernels of attention, per ISA: scores of one query against a run of keys, and the
+// probability-weighted sum of a run of value rows. attention.c picks the table for isa_active();
+// the plain-C twins in attention.c are the reference the SIMD versions are tested against.
+#ifndef SLLM_TENSOR_ATTENTION_KERNELS_H
+#define SLLM_TENSOR_ATTENTION_KERNELS_H
+#include <stdint.h>
+
+typedef struct {
+    // sc[i] = q . k[i*ks .. i*ks + D) for i < n
+    void (*scores)(float *sc, const float *q, const float *k, int64_t ks, int n, int D);
+    // o[0..D) += sum_{i<n} p[i] * v[i*ks .. i*ks + D)
+    void (*accum)(float *o, const float *p, const float *v, int64_t ks, int n, int D);
+} attn_kernels;
+
+// Table for a level of isa_level (tensor/matmul.h): 0 scalar, 1 AVX2, 2 AVX-512; levels this CPU
+// lacks fall back to the best one below. attn_kernels_active() follows isa_active() (SLLM_ISA).
+const attn_kernels *attn_kernels_for(int isa);
+const attn_kernels *attn_kernels_active(void);
+void attn_kernels_avx2(attn_kernels *k);
+void attn_kernels_avx512(attn_kernels *k);
+#endif

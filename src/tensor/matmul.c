@@ -1,0 +1,460 @@
+// Matrix products against weights of any dtype: ISA dispatch, activation quantization, the split
+// across threads, and the scalar reference kernels every SIMD kernel is tested against.
+//
+// Quantized weights are multiplied the way llama.cpp does it: the activation rows are quantized once
+// to 8 bits (blk_q8a for 32-blocks, blk_q8_K for K-quants) and the kernels do integer dot products
+// per block, scaling by the two block scales in f32. Prefill (T > 1) hands each kernel call up to 4
+// activation rows so each weight block is unpacked once for 4 rows.
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+#include <math.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+// ---------------------------------------------------------------- ISA selection
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+// F16C by cpuid directly: clang's __builtin_cpu_supports does not know the "f16c" name.
+static int has_f16c(void) {
+    unsigned a, b, c, d;
+    return __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+}
+#endif
+
+isa_level isa_detect(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16") &&
+        __builtin_cpu_supports("fma") && has_f16c())
+        return ISA_AVX512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && has_f16c())
+        return ISA_AVX2;
+#endif
+    return ISA_SCALAR;
+}
+
+static atomic_int g_isa = -1;
+
+isa_level isa_active(void) {
+    int l = atomic_load_explicit(&g_isa, memory_order_relaxed);
+    if (l >= 0) return (isa_level)l;
+    l = (int)isa_detect();
+    const char *e = getenv("SLLM_ISA");
+    if (e && *e) {
+        int cap = !strcasecmp(e, "scalar") ? ISA_SCALAR : !strcasecmp(e, "avx2") ? ISA_AVX2 : ISA_AVX512;
+        if (cap < l) l = cap;
+    }
+    atomic_store_explicit(&g_isa, l, memory_order_relaxed);
+    return (isa_level)l;
+}
+
+void isa_force(isa_level l) {
+    isa_level d = isa_detect();
+    atomic_store_explicit(&g_isa, (int)(l < d ? l : d), memory_order_relaxed);
+}
+
+// ---------------------------------------------------------------- scalar reference kernels
+#define XROW(x, xs, r) ((const void *)((const char *)(x) + (size_t)(r) * (xs)))
+
+static void dot_f32_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    const float *wf = w;
+    for (int r = 0; r < R; r++) {
+        const float *xr = XROW(x, xs, r);
+        float s = 0;
+        for (int64_t k = 0; k < K; k++) s += wf[k] * xr[k];
+        out[r] = s;
+    }
+}
+static void dot_f16_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    const uint16_t *wh = w;
+    for (int r = 0; r < R; r++) {
+        const float *xr = XROW(x, xs, r);
+        float s = 0;
+        for (int64_t k = 0; k < K; k++) s += f16_to_f32(wh[k]) * xr[k];
+        out[r] = s;
+    }
+}
+static void dot_bf16_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    const uint16_t *wh = w;
+    for (int r = 0; r < R; r++) {
+        const float *xr = XROW(x, xs, r);
+        float s = 0;
+        for (int64_t k = 0; k < K; k++) s += bf16_to_f32(wh[k]) * xr[k];
+        out[r] = s;
+    }
+}
+
+// The 32-block quants against blk_q8a: unpack the block's integer levels q[32] (0-based, i.e. before
+// subtracting any offset), then block value = dw*dx*(sum(q*xq) - off*sum(xq)) + m*s, with the integer
+// offset off (8 for Q4_0, 16 for Q5_0) or the stored f32 min m (Q4_1, Q5_1).
+static void unpack32(dtype t, const void *blk, int q[32], float *dw, float *m, int *off) {
+    *off = 0;
+    switch (t) {
+    case DT_Q4_0: { const blk_q4_0 *b = blk; *dw = f16_to_f32(b->d); *m = 0; *off = 8;
+        for (int j = 0; j < 16; j++) { q[j] = b->qs[j] & 0xF; q[j + 16] = b->qs[j] >> 4; } break; }
+    case DT_Q4_1: { const blk_q4_1 *b = blk; *dw = f16_to_f32(b->d); *m = f16_to_f32(b->m);
+        for (int j = 0; j < 16; j++) { q[j] = b->qs[j] & 0xF; q[j + 16] = b->qs[j] >> 4; } break; }
+    case DT_Q5_0: { const blk_q5_0 *b = blk; *dw = f16_to_f32(b->d); *m = 0; *off = 16;
+        uint32_t qh; memcpy(&qh, b->qh, 4);
+        for (int j = 0; j < 16; j++) {
+            q[j] = (b->qs[j] & 0xF) | (((qh >> j) & 1) << 4);
+            q[j + 16] = (b->qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
+        } break; }
+    case DT_Q5_1: { const blk_q5_1 *b = blk; *dw = f16_to_f32(b->d); *m = f16_to_f32(b->m);
+        uint32_t qh; memcpy(&qh, b->qh, 4);
+        for (int j = 0; j < 16; j++) {
+            q[j] = (b->qs[j] & 0xF) | (((qh >> j) & 1) << 4);
+            q[j + 16] = (b->qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
+        } break; }
+    default: { const blk_q8_0 *b = blk; *dw = f16_to_f32(b->d); *m = 0;
+        for (int j = 0; j < 32; j++) q[j] = b->qs[j];
+        break; }
+    }
+}
+
+static void dot_q32_ref(dtype t, int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    size_t bb = (size_t)dtype_get((int)t)->block_bytes;
+    int64_t nb = K / 32;
+    for (int r = 0; r < R; r++) out[r] = 0;
+    for (int64_t i = 0; i < nb; i++) {
+        int q[32];
+        float dw, m;
+        int off;
+        unpack32(t, (const char *)w + i * bb, q, &dw, &m, &off);
+        for (int r = 0; r < R; r++) {
+            const blk_q8a *xb = (const blk_q8a *)XROW(x, xs, r) + i;
+            int isum = -off * xb->sum;
+            for (int j = 0; j < 32; j++) isum += q[j] * xb->qs[j];
+            out[r] += dw * xb->d * (float)isum + m * xb->s;
+        }
+    }
+}
+#define DEF_Q32_REF(name, T) \
+    static void name(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \
+        dot_q32_ref(T, K, w, x, xs, R, out); }
+DEF_Q32_REF(dot_q4_0_ref, DT_Q4_0)
+DEF_Q32_REF(dot_q4_1_ref, DT_Q4_1)
+DEF_Q32_REF(dot_q5_0_ref, DT_Q5_0)
+DEF_Q32_REF(dot_q5_1_ref, DT_Q5_1)
+DEF_Q32_REF(dot_q8_0_ref, DT_Q8_0)
+
+// K-quants against blk_q8_K: integer sums over the whole super-block, then two f32 products.
+static void dot_q4_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    const blk_q4_K *b = w;
+    for (int r = 0; r < R; r++) out[r] = 0;
+    for (int64_t i = 0; i < K / 256; i++) {
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; j++) q4k_scale_min(j, b[i].scales, &sc[j], &mn[j]);
+        float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
+        for (int r = 0; r < R; r++) {
+            const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + i;
+            int sumi = 0, summ = 0;
+            for (int j = 0; j < 8; j++) {
+                const uint8_t *q = b[i].qs + 32 * (j / 2);
+                int s = 0;
+                for (int l = 0; l < 32; l++) s += ((j & 1) ? q[l] >> 4 : q[l] & 0xF) * xb->qs[32 * j + l];
+                sumi += sc[j] * s;
+                summ += mn[j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+            }
+            out[r] += d * xb->d * (float)sumi - dmin * xb->d * (float)summ;
+        }
+    }
+}
+static void dot_q5_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    const blk_q5_K *b = w;
+    for (int r = 0; r < R; r++) out[r] = 0;
+    for (int64_t i = 0; i < K / 256; i++) {
+        int sc[8], mn[8];
+        for (int j = 0; j < 8; j++) q4k_scale_min(j, b[i].scales, &sc[j], &mn[j]);
+        float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
+        for (int r = 0; r < R; r++) {
+            const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + i;
+            int sumi = 0, summ = 0;
+            for (int j = 0; j < 8; j++) {
+                const uint8_t *q = b[i].qs + 32 * (j / 2);
+                int s = 0;
+                for (int l = 0; l < 32; l++) {
+                    int v = ((j & 1) ? q[l] >> 4 : q[l] & 0xF) | (((b[i].qh[l] >> j) & 1) << 4);
+                    s += v * xb->qs[32 * j + l];
+                }
+                sumi += sc[j] * s;
+                summ += mn[j] * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+            }
+            out[r] += d * xb->d * (float)sumi - dmin * xb->d * (float)summ;
+        }
+    }
+}
+static void dot_q6_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    const blk_q6_K *b = w;
+    for (int r = 0; r < R; r++) out[r] = 0;
+    for (int64_t i = 0; i < K / 256; i++) {
+        int q[256];
+        for (int h = 0; h < 2; h++) {
+            const uint8_t *ql = b[i].ql + 64 * h, *qh = b[i].qh + 32 * h;
+            int *qq = q + 128 * h;
+            for (int l = 0; l < 32; l++) {
+                qq[l] = (ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4);
+                qq[l + 32] = (ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4);
+                qq[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
+                qq[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
+            }
+        }
+        float d = f16_to_f32(b[i].d);
+        for (int r = 0; r < R; r++) {
+            const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + i;
+            int sumi = 0;
+            for (int j = 0; j < 16; j++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) s += q[16 * j + l] * xb->qs[16 * j + l];
+                sumi += b[i].scales[j] * (s - 32 * xb->bsums[j]);
+            }
+            out[r] += d * xb->d * (float)sumi;
+        }
+    }
+}
+
+static void axpy4_ref(int64_t n, const float a[4], const float *x0, const float *x1, const float *x2,
+                      const float *x3, float *y) {
+    for (int64_t k = 0; k < n; k++) y[k] += a[0] * x0[k] + a[1] * x1[k] + a[2] * x2[k] + a[3] * x3[k];
+}
+
+static mm_kernels g_tab[3];
+static atomic_int g_tab_ready;
+
+static const mm_kernels *kernels(void) {
+    if (!atomic_load_explicit(&g_tab_ready, memory_order_acquire)) {
+        // Idempotent: concurrent first callers compute identical tables.
+        mm_kernels s = {0};
+        s.dot[DT_F32] = dot_f32_ref; s.dot[DT_F16] = dot_f16_ref; s.dot[DT_BF16] = dot_bf16_ref;
+        s.dot[DT_Q4_0] = dot_q4_0_ref; s.dot[DT_Q4_1] = dot_q4_1_ref; s.dot[DT_Q5_0] = dot_q5_0_ref;
+        s.dot[DT_Q5_1] = dot_q5_1_ref; s.dot[DT_Q8_0] = dot_q8_0_ref;
+        s.dot[DT_Q4_K] = dot_q4_K_ref; s.dot[DT_Q5_K] = dot_q5_K_ref; s.dot[DT_Q6_K] = dot_q6_K_ref;
+        s.axpy4 = axpy4_ref;
+        mm_kernels a2 = s, a5 = s;
+        isa_level d = isa_detect();
+        if (d >= ISA_AVX2) mm_kernels_avx2(&a2);
+        a5 = a2;
+        if (d >= ISA_AVX512) mm_kernels_avx512(&a5);
+        g_tab[0] = s; g_tab[1] = a2; g_tab[2] = a5;
+        atomic_store_explicit(&g_tab_ready, 1, memory_order_release);
+    }
+    return &g_tab[isa_active()];
+}
+
+// ---------------------------------------------------------------- f32 reference dot
+float mm_dot_ref(dtype wt, const void *wrow, const float *x, int64_t K) {
+    float stackbuf[1024];
+    float *buf = K <= 1024 ? stackbuf : malloc((size_t)K * sizeof(float));
+    if (!buf || dequantize_row(wt, wrow, buf, K) != 0) {
+        if (buf != stackbuf) free(buf);
+        return NAN;
+    }
+    double s = 0;
+    for (int64_t k = 0; k < K; k++) s += (double)buf[k] * x[k];
+    if (buf != stackbuf) free(buf);
+    return (float)s;
+}
+
+// ---------------------------------------------------------------- the product
+typedef enum { ACT_F32, ACT_Q8A, ACT_Q8K } act_kind;
+
+static int act_kind_of(dtype t) {
+    switch (t) {
+    case DT_F32: case DT_F16: case DT_BF16: return ACT_F32;
+    case DT_Q4_0: case DT_Q4_1: case DT_Q5_0: case DT_Q5_1: case DT_Q8_0: return ACT_Q8A;
+    case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: return ACT_Q8K;
+    default: return -1;
+    }
+}
+
+typedef struct {
+    mm_dot_fn dot;
+    const char *W;
+    size_t wrow_bytes;
+    int64_t N, K, T;
+    const void *xa;       // activations (f32 X or quantized rows)
+    size_t xstride;       // bytes between activation rows
+    const float *bias;
+    float *Y;
+    int acc;
+    int64_t rows_per_task;
+    // activation quantization
+    const float *X;
+    void *xq;
+    int kind;
+} mm_job;
+
+static void quant_task(void *ctx, int64_t t, int thread) {
+    (void)thread;
+    mm_job *j = ctx;
+    void *dst = (char *)j->xq + (size_t)t * j->xstride;
+    if (j->kind == ACT_Q8A) quantize_row_q8a(j->X + t * j->K, dst, j->K);
+    else quantize_row(DT_Q8_K, j->X + t * j->K, dst, j->K);
+}
+
+static void mm_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const mm_job *j = ctx;
+    int64_t n0 = task * j->rows_per_task, n1 = n0 + j->rows_per_task;
+    if (n1 > j->N) n1 = j->N;
+    // Loop order: activation groups of 4 rows outside, this task's weight rows inside, so the weight
+    // chunk stays in L2 while each group of activation rows is reused from L1 across the chunk.
+    for (int64_t t0 = 0; t0 < j->T; t0 += 4) {
+        int R = j->T - t0 < 4 ? (int)(j->T - t0) : 4;
+        const void *xr = (const char *)j->xa + (size_t)t0 * j->xstride;
+        for (int64_t n = n0; n < n1; n++) {
+            float out[4];
+            j->dot(j->K, j->W + (size_t)n * j->wrow_bytes, xr, j->xstride, R, out);
+            float b = j->bias ? j->bias[n] : 0.f;
+            for (int r = 0; r < R; r++) {
+                float *y = &j->Y[(t0 + r) * j->N + n];
+                *y = j->acc ? *y + out[r] : out[r] + b;
+            }
+        }
+    }
+}
+
+static int matmul_impl(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *X, int64_t T,
+                       const float *bias, float *Y, int acc) {
+    int kind = act_kind_of(wt);
+    const dtype_info *di = dtype_get((int)wt);
+    if (kind < 0 || !di || N < 0 || K <= 0 || T < 0 || K % di->block) return -1;
+    if (N == 0 || T == 0) return 0;
+    mm_job j = {0};
+    j.dot = kernels()->dot[wt];
+    j.W = W;
+    j.wrow_bytes = dtype_row_bytes(wt, K);
+    j.N = N; j.K = K; j.T = T; j.bias = bias; j.Y = Y; j.acc = acc;
+    j.X = X; j.kind = kind;
+    void *xq = NULL;
+    if (kind == ACT_F32) {
+        j.xa = X;
+        j.xstride = (size_t)K * sizeof(float);
+    } else {
+        j.xstride = kind == ACT_Q8A ? (size_t)(K / 32) * sizeof(blk_q8a) : (size_t)(K / 256) * sizeof(blk_q8_K);
+        xq = malloc(j.xstride * (size_t)T);
+        if (!xq) return -1;
+        j.xq = xq;
+        j.xa = xq;
+        if (T * K >= 65536) tpool_run(pool, T, quant_task, &j);
+        else for (int64_t t = 0; t < T; t++) quant_task(&j, t, 0);
+    }
+    // Rows per task: multiples of 16 (64-byte lines of Y never shared between threads), aiming for
+    // ~8 tasks per thread for balance while keeping a task's weight chunk within L2 for prefill.
+    int nth = tpool_size(pool);
+    int64_t rpt = (N + 8 * nth - 1) / (8 * nth);
+    int64_t cap = (int64_t)((512 * 1024) / (j.wrow_bytes ? j.wrow_bytes : 1));
+    if (T > 4 && rpt > cap) rpt = cap;
+    rpt = (rpt + 15) / 16 * 16;
+    if (rpt < 16) rpt = 16;
+    j.rows_per_task = rpt;
+    tpool_run(pool, (N + rpt - 1) / rpt, mm_task, &j);
+    free(xq);
+    return 0;
+}
+
+int mm_matmul(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *X, int64_t T,
+              const float *bias, float *Y) {
+    return matmul_impl(pool, W, wt, N, K, X, T, bias, Y, 0);
+}
+
+int mm_matmul_acc(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *X, int64_t T,
+                  float *Y) {
+    return matmul_impl(pool, W, wt, N, K, X, T, NULL, Y, 1);
+}
+
+// ---------------------------------------------------------------- backward products
+// Both split the written matrix into disjoint column (dX) or row (dW) ranges, so threads never write
+// the same cache lines, and feed 4 source rows per axpy4 so each destination row is loaded and stored
+// once per 4 updates.
+#define BW_COLS 512   // columns of dX per task (a multiple of every block size)
+
+typedef struct {
+    const char *W; dtype wt; size_t wrow_bytes; int blk, blk_bytes;
+    int64_t N, K, T;
+    const float *dY, *X;
+    float *out;
+    mm_axpy4_fn axpy4;
+    int64_t rows_per_task;
+} bw_job;
+
+static void mmt_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const bw_job *j = ctx;
+    int64_t k0 = task * BW_COLS, k1 = k0 + BW_COLS;
+    if (k1 > j->K) k1 = j->K;
+    int64_t kc = k1 - k0;
+    float wbuf[4][BW_COLS];
+    static const float zero[BW_COLS];
+    for (int64_t n0 = 0; n0 < j->N; n0 += 4) {
+        int nr = j->N - n0 < 4 ? (int)(j->N - n0) : 4;
+        const float *w[4];
+        for (int i = 0; i < 4; i++) {
+            if (i >= nr) { w[i] = zero; continue; }
+            const char *row = j->W + (size_t)(n0 + i) * j->wrow_bytes;
+            if (j->wt == DT_F32) w[i] = (const float *)row + k0;
+            else {
+                dequantize_row(j->wt, row + (size_t)(k0 / j->blk) * (size_t)j->blk_bytes, wbuf[i], kc);
+                w[i] = wbuf[i];
+            }
+        }
+        for (int64_t t = 0; t < j->T; t++) {
+            const float *dy = j->dY + t * j->N + n0;
+            float a[4] = {0, 0, 0, 0};
+            for (int i = 0; i < nr; i++) a[i] = dy[i];
+            if (a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0) continue;   // masked positions
+            j->axpy4(kc, a, w[0], w[1], w[2], w[3], j->out + t * j->K + k0);
+        }
+    }
+}
+
+int mm_matmul_t(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *dY, int64_t T,
+                float *dX) {
+    const dtype_info *di = dtype_get((int)wt);
+    if (act_kind_of(wt) < 0 || !di || N < 0 || K <= 0 || T < 0 || K % di->block) return -1;
+    if (N == 0 || T == 0) return 0;
+    bw_job j = {.W = W, .wt = wt, .wrow_bytes = dtype_row_bytes(wt, K), .blk = di->block,
+                .blk_bytes = di->block_bytes, .N = N, .K = K, .T = T, .dY = dY, .out = dX,
+                .axpy4 = kernels()->axpy4};
+    tpool_run(pool, (K + BW_COLS - 1) / BW_COLS, mmt_task, &j);
+    return 0;
+}
+
+static void wgrad_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const bw_job *j = ctx;
+    int64_t n0 = task * j->rows_per_task, n1 = n0 + j->rows_per_task;
+    if (n1 > j->N) n1 = j->N;
+    // K in chunks so the X panel (T x chunk) is reused from cache across this task's rows.
+    for (int64_t k0 = 0; k0 < j->K; k0 += 1024) {
+        int64_t kc = j->K - k0 < 1024 ? j->K - k0 : 1024;
+        for (int64_t n = n0; n < n1; n++) {
+            float *dw = j->out + n * j->K + k0;
+            for (int64_t t = 0; t < j->T; t += 4) {
+                int tr = j->T - t < 4 ? (int)(j->T - t) : 4;
+                float a[4] = {0, 0, 0, 0};
+                const float *x[4];
+                for (int i = 0; i < 4; i++) {
+                    if (i < tr) { a[i] = j->dY[(t + i) * j->N + n]; x[i] = j->X + (t + i) * j->K + k0; }
+                    else x[i] = j->X + t * j->K + k0;   // weight 0
+                }
+                if (a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0) continue;
+                j->axpy4(kc, a, x[0], x[1], x[2], x[3], dw);
+            }
+        }
+    }
+}
+
+void mm_matmul_wgrad(tpool *pool, const float *dY, const float *X, int64_t T, int64_t N, int64_t K, float *dW) {
+    if (N <= 0 || K <= 0 || T <= 0) return;
+    bw_job j = {.N = N, .K = K, .T = T, .dY = dY, .X = X, .out = dW, .axpy4 = kernels()->axpy4};
+    int nth = tpool_size(pool);
+    int64_t rpt = (N + 4 * nth - 1) / (4 * nth);
+    if (rpt < 1) rpt = 1;
+    j.rows_per_task = rpt;
+    tpool_run(pool, (N + rpt - 1) / rpt, wgrad_task, &j);
+}

@@ -1,0 +1,490 @@
+// Quantize / dequantize rows of every dtype sllm computes with. Layouts and the reference
+// (non-imatrix) quantizers follow GGML's published formats so our files load in llama.cpp and theirs
+// load here; the code is written from the format description.
+#include "tensor/quant.h"
+#include <math.h>
+#include <string.h>
+
+_Static_assert(sizeof(blk_q4_0) == 18, "q4_0");
+_Static_assert(sizeof(blk_q4_1) == 20, "q4_1");
+_Static_assert(sizeof(blk_q5_0) == 22, "q5_0");
+_Static_assert(sizeof(blk_q5_1) == 24, "q5_1");
+_Static_assert(sizeof(blk_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(blk_q4_K) == 144, "q4_K");
+_Static_assert(sizeof(blk_q5_K) == 176, "q5_K");
+_Static_assert(sizeof(blk_q6_K) == 210, "q6_K");
+_Static_assert(sizeof(blk_q8_K) == 292, "q8_K");
+
+#define H2F(h) f16_to_f32(h)
+#define F2H(f) f32_to_f16(f)
+#define GROUP_MAX_EPS 1e-15f
+
+static inline int imin(int a, int b) { return a < b ? a : b; }
+static inline int imax(int a, int b) { return a > b ? a : b; }
+// Round half to even, as GGML's nearest_int (valid for |v| < 2^22, which quantizer inputs respect).
+static inline int nearest_int(float v) { return (int)lrintf(v); }
+
+// ---------------------------------------------------------------- dequantize
+static void deq_q4_0(const blk_q4_0 *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        float d = H2F(b[i].d);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * ((b[i].qs[j] & 0xF) - 8);
+            y[j + 16] = d * ((b[i].qs[j] >> 4) - 8);
+        }
+    }
+}
+static void deq_q4_1(const blk_q4_1 *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        float d = H2F(b[i].d), m = H2F(b[i].m);
+        for (int j = 0; j < 16; j++) {
+            y[j] = d * (b[i].qs[j] & 0xF) + m;
+            y[j + 16] = d * (b[i].qs[j] >> 4) + m;
+        }
+    }
+}
+static inline uint32_t load_u32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static void deq_q5_0(const blk_q5_0 *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        float d = H2F(b[i].d);
+        uint32_t qh = load_u32(b[i].qh);
+        for (int j = 0; j < 16; j++) {
+            int h0 = (qh >> j) & 1, h1 = (qh >> (j + 16)) & 1;
+            y[j] = d * (((b[i].qs[j] & 0xF) | (h0 << 4)) - 16);
+            y[j + 16] = d * (((b[i].qs[j] >> 4) | (h1 << 4)) - 16);
+        }
+    }
+}
+static void deq_q5_1(const blk_q5_1 *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        float d = H2F(b[i].d), m = H2F(b[i].m);
+        uint32_t qh = load_u32(b[i].qh);
+        for (int j = 0; j < 16; j++) {
+            int h0 = (qh >> j) & 1, h1 = (qh >> (j + 16)) & 1;
+            y[j] = d * ((b[i].qs[j] & 0xF) | (h0 << 4)) + m;
+            y[j + 16] = d * ((b[i].qs[j] >> 4) | (h1 << 4)) + m;
+        }
+    }
+}
+static void deq_q8_0(const blk_q8_0 *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 32) {
+        float d = H2F(b[i].d);
+        for (int j = 0; j < 32; j++) y[j] = d * b[i].qs[j];
+    }
+}
+static void deq_q4_K(const blk_q4_K *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++) {
+        float d = H2F(b[i].d), dmin = H2F(b[i].dmin);
+        const uint8_t *q = b[i].qs;
+        for (int j = 0; j < 8; j += 2, q += 32) {
+            int sc, m;
+            q4k_scale_min(j, b[i].scales, &sc, &m);
+            float d1 = d * sc, m1 = dmin * m;
+            q4k_scale_min(j + 1, b[i].scales, &sc, &m);
+            float d2 = d * sc, m2 = dmin * m;
+            for (int l = 0; l < 32; l++) *y++ = d1 * (q[l] & 0xF) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * (q[l] >> 4) - m2;
+        }
+    }
+}
+static void deq_q5_K(const blk_q5_K *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++) {
+        float d = H2F(b[i].d), dmin = H2F(b[i].dmin);
+        const uint8_t *ql = b[i].qs, *qh = b[i].qh;
+        for (int j = 0; j < 8; j += 2, ql += 32) {
+            int sc, m;
+            q4k_scale_min(j, b[i].scales, &sc, &m);
+            float d1 = d * sc, m1 = dmin * m;
+            q4k_scale_min(j + 1, b[i].scales, &sc, &m);
+            float d2 = d * sc, m2 = dmin * m;
+            // bit j of qh[l] is the 5th bit of element l of sub-block j
+            for (int l = 0; l < 32; l++) *y++ = d1 * ((ql[l] & 0xF) | (((qh[l] >> j) & 1) << 4)) - m1;
+            for (int l = 0; l < 32; l++) *y++ = d2 * ((ql[l] >> 4) | (((qh[l] >> (j + 1)) & 1) << 4)) - m2;
+        }
+    }
+}
+static void deq_q6_K(const blk_q6_K *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++) {
+        float d = H2F(b[i].d);
+        const uint8_t *ql = b[i].ql, *qh = b[i].qh;
+        const int8_t *sc = b[i].scales;
+        for (int n = 0; n < 256; n += 128, y += 128, ql += 64, qh += 32, sc += 8) {
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l] = d * sc[is] * q1;
+                y[l + 32] = d * sc[is + 2] * q2;
+                y[l + 64] = d * sc[is + 4] * q3;
+                y[l + 96] = d * sc[is + 6] * q4;
+            }
+        }
+    }
+}
+static void deq_q8_K(const blk_q8_K *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 256)
+        for (int j = 0; j < 256; j++) y[j] = b[i].d * b[i].qs[j];
+}
+
+int dequantize_row(dtype t, const void *src, float *dst, int64_t n) {
+    const dtype_info *di = dtype_get((int)t);
+    if (!di || n < 0 || n % di->block) return -1;
+    int64_t nb = n / di->block;
+    switch (t) {
+    case DT_F32: memmove(dst, src, (size_t)n * sizeof(float)); return 0;
+    case DT_F16: { const uint16_t *h = src; for (int64_t i = 0; i < n; i++) dst[i] = f16_to_f32(h[i]); return 0; }
+    case DT_BF16: { const uint16_t *h = src; for (int64_t i = 0; i < n; i++) dst[i] = bf16_to_f32(h[i]); return 0; }
+    case DT_Q4_0: deq_q4_0(src, dst, nb); return 0;
+    case DT_Q4_1: deq_q4_1(src, dst, nb); return 0;
+    case DT_Q5_0: deq_q5_0(src, dst, nb); return 0;
+    case DT_Q5_1: deq_q5_1(src, dst, nb); return 0;
+    case DT_Q8_0: deq_q8_0(src, dst, nb); return 0;
+    case DT_Q4_K: deq_q4_K(src, dst, nb); return 0;
+    case DT_Q5_K: deq_q5_K(src, dst, nb); return 0;
+    case DT_Q6_K: deq_q6_K(src, dst, nb); return 0;
+    case DT_Q8_K: deq_q8_K(src, dst, nb); return 0;
+    default: return -1;
+    }
+}
+
+// ---------------------------------------------------------------- quantize (legacy 32-blocks)
+static void q_q4_0(const float *x, blk_q4_0 *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+        float d = max / -8, id = d ? 1.0f / d : 0.0f;
+        y[i].d = F2H(d);
+        for (int j = 0; j < 16; j++) {
+            // truncation of (v + 8.5) = round-half-up of v + 8, as the reference does
+            int a = imin(15, (int8_t)(x[j] * id + 8.5f)), b = imin(15, (int8_t)(x[j + 16] * id + 8.5f));
+            y[i].qs[j] = (uint8_t)(a | (b << 4));
+        }
+    }
+}
+static void q_q4_1(const float *x, blk_q4_1 *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float mn = INFINITY, mx = -INFINITY;
+        for (int j = 0; j < 32; j++) { if (x[j] < mn) mn = x[j]; if (x[j] > mx) mx = x[j]; }
+        float d = (mx - mn) / 15, id = d ? 1.0f / d : 0.0f;
+        y[i].d = F2H(d);
+        y[i].m = F2H(mn);
+        for (int j = 0; j < 16; j++) {
+            int a = imin(15, (int8_t)((x[j] - mn) * id + 0.5f)), b = imin(15, (int8_t)((x[j + 16] - mn) * id + 0.5f));
+            y[i].qs[j] = (uint8_t)(a | (b << 4));
+        }
+    }
+}
+static void q_q5_0(const float *x, blk_q5_0 *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float amax = 0, max = 0;
+        for (int j = 0; j < 32; j++)
+            if (amax < fabsf(x[j])) { amax = fabsf(x[j]); max = x[j]; }
+        float d = max / -16, id = d ? 1.0f / d : 0.0f;
+        y[i].d = F2H(d);
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            int a = imin(31, (int8_t)(x[j] * id + 16.5f)), b = imin(31, (int8_t)(x[j + 16] * id + 16.5f));
+            y[i].qs[j] = (uint8_t)((a & 0xF) | ((b & 0xF) << 4));
+            qh |= (uint32_t)((a >> 4) & 1) << j;
+            qh |= (uint32_t)((b >> 4) & 1) << (j + 16);
+        }
+        memcpy(y[i].qh, &qh, 4);
+    }
+}
+static void q_q5_1(const float *x, blk_q5_1 *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float mn = INFINITY, mx = -INFINITY;
+        for (int j = 0; j < 32; j++) { if (x[j] < mn) mn = x[j]; if (x[j] > mx) mx = x[j]; }
+        float d = (mx - mn) / 31, id = d ? 1.0f / d : 0.0f;
+        y[i].d = F2H(d);
+        y[i].m = F2H(mn);
+        uint32_t qh = 0;
+        for (int j = 0; j < 16; j++) {
+            int a = imin(31, (uint8_t)((x[j] - mn) * id + 0.5f)), b = imin(31, (uint8_t)((x[j + 16] - mn) * id + 0.5f));
+            y[i].qs[j] = (uint8_t)((a & 0xF) | ((b & 0xF) << 4));
+            qh |= (uint32_t)((a >> 4) & 1) << j;
+            qh |= (uint32_t)((b >> 4) & 1) << (j + 16);
+        }
+        memcpy(y[i].qh, &qh, 4);
+    }
+}
+static void q_q8_0(const float *x, blk_q8_0 *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+        y[i].d = F2H(d);
+        for (int j = 0; j < 32; j++) y[i].qs[j] = (int8_t)roundf(x[j] * id);
+    }
+}
+
+void quantize_row_q8a(const float *x, blk_q8a *y, int64_t n) {
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(x[j]));
+        float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            int v = nearest_int(x[j] * id);
+            y[i].qs[j] = (int8_t)v;
+            sum += v;
+        }
+        y[i].d = d;
+        y[i].s = d * (float)sum;
+        y[i].sum = sum;
+        y[i].pad_ = 0;
+    }
+}
+
+// ---------------------------------------------------------------- quantize (K-quants)
+// Weighted least-squares fit of x ~ scale * L + min with L in [0, nmax], min <= 0, searching a few
+// candidate inverse scales around nmax / (max - min) (GGML's make_qkx2_quants procedure).
+static float fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L, float *the_min,
+                           uint8_t *Laux, float rmin, float rdelta, int nstep) {
+    float mn = x[0], mx = x[0], sum_w = w[0], sum_x = sum_w * x[0];
+    for (int i = 1; i < n; i++) {
+        if (x[i] < mn) mn = x[i];
+        if (x[i] > mx) mx = x[i];
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if (mn > 0) mn = 0;
+    if (mx == mn) {
+        memset(L, 0, (size_t)n);
+        *the_min = -mn;
+        return 0.f;
+    }
+    float iscale = nmax / (mx - mn), scale = 1 / iscale, best = 0;
+    for (int i = 0; i < n; i++) {
+        int l = imax(0, imin(nmax, nearest_int(iscale * (x[i] - mn))));
+        L[i] = (uint8_t)l;
+        float diff = scale * l + mn - x[i];
+        best += w[i] * diff * diff;
+    }
+    for (int is = 0; is <= nstep; is++) {
+        iscale = (rmin + rdelta * is + nmax) / (mx - mn);
+        float sum_l = 0, sum_l2 = 0, sum_xl = 0;
+        for (int i = 0; i < n; i++) {
+            int l = imax(0, imin(nmax, nearest_int(iscale * (x[i] - mn))));
+            Laux[i] = (uint8_t)l;
+            sum_l += w[i] * l;
+            sum_l2 += w[i] * l * l;
+            sum_xl += w[i] * l * x[i];
+        }
+        float D = sum_w * sum_l2 - sum_l * sum_l;
+        if (D > 0) {
+            float this_scale = (sum_w * sum_xl - sum_x * sum_l) / D;
+            float this_min = (sum_l2 * sum_x - sum_l * sum_xl) / D;
+            if (this_min > 0) { this_min = 0; this_scale = sum_xl / sum_l2; }
+            float err = 0;
+            for (int i = 0; i < n; i++) {
+                float diff = this_scale * Laux[i] + this_min - x[i];
+                err += w[i] * diff * diff;
+            }
+            if (err < best) {
+                memcpy(L, Laux, (size_t)n);
+                best = err;
+                scale = this_scale;
+                mn = this_min;
+            }
+        }
+    }
+    *the_min = -mn;
+    return scale;
+}
+
+// Shared by Q4_K (nmax 15) and Q5_K (nmax 31): per-sub-block scale/min fit, 6-bit packing of the
+// scales, then requantization of every element against the rounded scales. L gets 256 levels.
+static void kquant_scales(const float *x, int nmax, float rmin, int nstep, uint16_t *dh, uint16_t *dminh,
+                          uint8_t scales_out[12], uint8_t L[256]) {
+    float scales[8], mins[8], w[32];
+    uint8_t Laux[32];
+    float max_scale = 0, max_min = 0;
+    for (int j = 0; j < 8; j++) {
+        float sum_x2 = 0;
+        for (int l = 0; l < 32; l++) sum_x2 += x[32 * j + l] * x[32 * j + l];
+        float av_x = sqrtf(sum_x2 / 32);
+        for (int l = 0; l < 32; l++) w[l] = av_x + fabsf(x[32 * j + l]);
+        scales[j] = fit_scale_min(32, nmax, x + 32 * j, w, L + 32 * j, &mins[j], Laux, rmin, 0.1f, nstep);
+        if (scales[j] > max_scale) max_scale = scales[j];
+        if (mins[j] > max_min) max_min = mins[j];
+    }
+    float inv_scale = max_scale > 0 ? 63.f / max_scale : 0.f;
+    float inv_min = max_min > 0 ? 63.f / max_min : 0.f;
+    memset(scales_out, 0, 12);
+    for (int j = 0; j < 8; j++) {
+        int ls = imin(63, nearest_int(inv_scale * scales[j]));
+        int lm = imin(63, nearest_int(inv_min * mins[j]));
+        if (j < 4) {
+            scales_out[j] = (uint8_t)ls;
+            scales_out[j + 4] = (uint8_t)lm;
+        } else {
+            scales_out[j + 4] = (uint8_t)((ls & 0xF) | ((lm & 0xF) << 4));
+            scales_out[j - 4] |= (uint8_t)((ls >> 4) << 6);
+            scales_out[j] |= (uint8_t)((lm >> 4) << 6);
+        }
+    }
+    *dh = F2H(max_scale / 63.f);
+    *dminh = F2H(max_min / 63.f);
+    float d = H2F(*dh), dmin = H2F(*dminh);
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        q4k_scale_min(j, scales_out, &sc, &m);
+        float dd = d * sc;
+        if (!dd) continue;
+        float dm = dmin * m;
+        for (int ii = 0; ii < 32; ii++)
+            L[32 * j + ii] = (uint8_t)imax(0, imin(nmax, nearest_int((x[32 * j + ii] + dm) / dd)));
+    }
+}
+
+static void q_q4_K(const float *x, blk_q4_K *y, int64_t nb) {
+    uint8_t L[256];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        kquant_scales(x, 15, -1.f, 20, &y[i].d, &y[i].dmin, y[i].scales, L);
+        uint8_t *q = y[i].qs;
+        for (int j = 0; j < 256; j += 64, q += 32)
+            for (int l = 0; l < 32; l++) q[l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 4));
+    }
+}
+static void q_q5_K(const float *x, blk_q5_K *y, int64_t nb) {
+    uint8_t L[256];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        kquant_scales(x, 31, -0.5f, 15, &y[i].d, &y[i].dmin, y[i].scales, L);
+        memset(y[i].qh, 0, 32);
+        uint8_t *ql = y[i].qs, m1 = 1, m2 = 2;
+        for (int n = 0; n < 256; n += 64, ql += 32, m1 <<= 2, m2 <<= 2) {
+            for (int j = 0; j < 32; j++) {
+                int l1 = L[n + j], l2 = L[n + j + 32];
+                if (l1 > 15) { l1 -= 16; y[i].qh[j] |= m1; }
+                if (l2 > 15) { l2 -= 16; y[i].qh[j] |= m2; }
+                ql[j] = (uint8_t)(l1 | (l2 << 4));
+            }
+        }
+    }
+}
+
+// Symmetric fit x ~ scale * (L - nmax) weighted by x^2, searching 18 candidate scales
+// (GGML's make_qx_quants with rmse_type 1), used for Q6_K's 16-element sub-blocks.
+static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++)
+        if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
+    if (amax < GROUP_MAX_EPS) { memset(L, 0, (size_t)n); return 0.f; }
+    float iscale = -nmax / max, sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+        L[i] = (int8_t)(l + nmax);
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f, best = scale * sumlx;
+    for (int is = -9; is <= 9; is++) {
+        if (is == 0) continue;
+        iscale = -(nmax + 0.1f * is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; i++) {
+            int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; i++)
+                L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i]))));
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+static void q_q6_K(const float *x, blk_q6_K *y, int64_t nb) {
+    int8_t L[256];
+    float scales[16];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        float max_scale = 0, max_abs = 0;
+        for (int ib = 0; ib < 16; ib++) {
+            scales[ib] = fit_scale_sym(16, 32, x + 16 * ib, L + 16 * ib);
+            if (fabsf(scales[ib]) > max_abs) { max_abs = fabsf(scales[ib]); max_scale = scales[ib]; }
+        }
+        if (max_abs < GROUP_MAX_EPS) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float iscale = -128.f / max_scale;
+        y[i].d = F2H(1 / iscale);
+        for (int ib = 0; ib < 16; ib++) y[i].scales[ib] = (int8_t)imin(127, nearest_int(iscale * scales[ib]));
+        for (int j = 0; j < 16; j++) {
+            float d = H2F(y[i].d) * y[i].scales[j];
+            if (!d) continue;
+            for (int ii = 0; ii < 16; ii++)
+                L[16 * j + ii] = (int8_t)(imax(-32, imin(31, nearest_int(x[16 * j + ii] / d))) + 32);
+        }
+        uint8_t *ql = y[i].ql, *qh = y[i].qh;
+        for (int j = 0; j < 256; j += 128, ql += 64, qh += 32) {
+            for (int l = 0; l < 32; l++) {
+                int q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF, q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+                ql[l] = (uint8_t)(q1 | (q3 << 4));
+                ql[l + 32] = (uint8_t)(q2 | (q4 << 4));
+                qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) | ((L[j + l + 64] >> 4) << 4) |
+                                  ((L[j + l + 96] >> 4) << 6));
+            }
+        }
+    }
+}
+
+static void q_q8_K(const float *x, blk_q8_K *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        float max = 0, amax = 0;
+        for (int j = 0; j < 256; j++)
+            if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); max = x[j]; }
+        if (!amax) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        float iscale = -127.f / max;
+        for (int j = 0; j < 256; j++) y[i].qs[j] = (int8_t)imin(127, nearest_int(iscale * x[j]));
+        for (int j = 0; j < 16; j++) {
+            int s = 0;
+            for (int k = 0; k < 16; k++) s += y[i].qs[16 * j + k];
+            y[i].bsums[j] = (int16_t)s;
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+bool dtype_can_quantize(dtype t) {
+    switch (t) {
+    case DT_F32: case DT_F16: case DT_BF16: case DT_Q4_0: case DT_Q4_1: case DT_Q5_0: case DT_Q5_1:
+    case DT_Q8_0: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: case DT_Q8_K:
+        return true;
+    default:
+        return false;
+    }
+}
+
+int quantize_row(dtype t, const float *src, void *dst, int64_t n) {
+    const dtype_info *di = dtype_get((int)t);
+    if (!di || !dtype_can_quantize(t) || n < 0 || n % di->block) return -1;
+    int64_t nb = n / di->block;
+    switch (t) {
+    case DT_F32: memmove(dst, src, (size_t)n * sizeof(float)); return 0;
+    case DT_F16: { uint16_t *h = dst; for (int64_t i = 0; i < n; i++) h[i] = f32_to_f16(src[i]); return 0; }
+    case DT_BF16: { uint16_t *h = dst; for (int64_t i = 0; i < n; i++) h[i] = f32_to_bf16(src[i]); return 0; }
+    case DT_Q4_0: q_q4_0(src, dst, nb); return 0;
+    case DT_Q4_1: q_q4_1(src, dst, nb); return 0;
+    case DT_Q5_0: q_q5_0(src, dst, nb); return 0;
+    case DT_Q5_1: q_q5_1(src, dst, nb); return 0;
+    case DT_Q8_0: q_q8_0(src, dst, nb); return 0;
+    case DT_Q4_K: q_q4_K(src, dst, nb); return 0;
+    case DT_Q5_K: q_q5_K(src, dst, nb); return 0;
+    case DT_Q6_K: q_q6_K(src, dst, nb); return 0;
+    case DT_Q8_K: q_q8_K(src, dst, nb); return 0;
+    default: return -1;
+    }
+}

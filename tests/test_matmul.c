@@ -1,0 +1,275 @@
+// Matrix products for every weight dtype and every ISA level this CPU has:
+//  - SIMD kernels vs their scalar twin (same q8 activations): |diff| <= 1e-5 * sum|w*x| (only the f32
+//    summation order differs; integer block sums are exact).
+//  - every level vs an f32 reference on dequantized weights (mm_dot_ref, double accumulation). For the
+//    quantized types the activations are rounded to 8 bits, each element by at most amax(block)/254,
+//    so the bound is sum_k |w_k| * amax(x block of k) / 254 (+1e-5 * sum|w*x| for f32 rounding);
+//    f32/f16/bf16 weights use f32 activations: 1e-5 * sum|w*x|.
+//  - threaded results bit-identical to single-threaded, bias / accumulate variants, mm_matmul_t and
+//    mm_matmul_wgrad vs naive loops, the thread pool itself, and argument errors.
+#include "test.h"
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+#include <stdatomic.h>
+#include <time.h>
+
+static uint64_t rng = 0x2545F4914F6CDD1DULL;
+static uint32_t rnd32(void) { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; return (uint32_t)(rng >> 11); }
+static float rndn(void) {
+    float s = 0;
+    for (int i = 0; i < 12; i++) s += (float)(rnd32() & 0xFFFFFF) / 16777216.0f;
+    return s - 6;
+}
+
+static const dtype TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1,
+                              DT_Q4_K, DT_Q5_K, DT_Q6_K};
+#define NTYPES (int)(sizeof TYPES / sizeof TYPES[0])
+static const char *ISA_NAME[] = {"scalar", "avx2", "avx512"};
+
+typedef struct {
+    dtype t;
+    int64_t N, K;
+    uint8_t *W;
+    float *Wf;      // dequantized (N, K)
+} wmat;
+
+static wmat make_w(dtype t, int64_t N, int64_t K) {
+    wmat m = {t, N, K, NULL, NULL};
+    size_t rb = dtype_row_bytes(t, K);
+    m.W = malloc(rb * N);
+    m.Wf = malloc(sizeof(float) * N * K);
+    float *row = malloc(sizeof(float) * K);
+    for (int64_t n = 0; n < N; n++) {
+        for (int64_t k = 0; k < K; k++) row[k] = rndn() * 0.5f + (k % 7 == 0 ? 0.3f : 0.f);
+        quantize_row(t, row, m.W + rb * n, K);
+        dequantize_row(t, m.W + rb * n, m.Wf + K * n, K);
+    }
+    free(row);
+    return m;
+}
+static void free_w(wmat *m) { free(m->W); free(m->Wf); }
+
+static int block_of_act(dtype t) {
+    switch (t) {
+    case DT_F32: case DT_F16: case DT_BF16: return 0;
+    case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: return 256;
+    default: return 32;
+    }
+}
+
+static void check_matmul_type(dtype t, int64_t N, int64_t K, tpool *pool2) {
+    const char *tn = dtype_get(t)->name;
+    wmat w = make_w(t, N, K);
+    static const int64_t Ts[] = {1, 2, 3, 5, 17};
+    int ab = block_of_act(t);
+    for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
+        int64_t T = Ts[ti];
+        float *X = malloc(sizeof(float) * T * K), *Ys = malloc(sizeof(float) * T * N);
+        float *Y = malloc(sizeof(float) * T * N), *Yt = malloc(sizeof(float) * T * N);
+        double *scale = malloc(sizeof(double) * T * N), *qbound = malloc(sizeof(double) * T * N);
+        float *ref = malloc(sizeof(float) * T * N);
+        for (int64_t i = 0; i < T * K; i++) X[i] = rndn();
+        for (int64_t tt = 0; tt < T; tt++)
+            for (int64_t n = 0; n < N; n++) {
+                const float *x = X + tt * K, *wf = w.Wf + n * K;
+                double s = 0, qb = 0;
+                for (int64_t k = 0; k < K; k++) {
+                    s += fabs((double)wf[k] * x[k]);
+                    if (ab) {
+                        float amax = 0;
+                        int64_t b0 = k / ab * ab;
+                        for (int64_t j = b0; j < b0 + ab; j++) amax = fmaxf(amax, fabsf(x[j]));
+                        qb += fabs(wf[k]) * amax / 254.0;
+                    }
+                }
+                scale[tt * N + n] = s;
+                qbound[tt * N + n] = qb * 1.001;
+                ref[tt * N + n] = mm_dot_ref(t, w.W + dtype_row_bytes(t, K) * n, x, K);
+            }
+        isa_force(ISA_SCALAR);
+        CHECK(mm_matmul(NULL, w.W, t, N, K, X, T, NULL, Ys) == 0);
+        for (int l = ISA_SCALAR; l <= (int)isa_detect(); l++) {
+            isa_force((isa_level)l);
+            CHECK(mm_matmul(NULL, w.W, t, N, K, X, T, NULL, Y) == 0);
+            int bad_twin = 0, bad_ref = 0;
+            for (int64_t i = 0; i < T * N; i++) {
+                double tol = 1e-5 * scale[i] + 1e-6;
+                if (!(fabs((double)Y[i] - Ys[i]) <= tol)) {
+                    if (bad_twin++ < 2) fprintf(stderr, "  %s %s T=%ld [%ld]: %.7g vs scalar %.7g\n", tn,
+                                                ISA_NAME[l], (long)T, (long)i, Y[i], Ys[i]);
+                }
+                if (!(fabs((double)Y[i] - ref[i]) <= tol + qbound[i])) {
+                    if (bad_ref++ < 2) fprintf(stderr, "  %s %s T=%ld [%ld]: %.7g vs f32 ref %.7g (bound %.3g)\n", tn,
+                                               ISA_NAME[l], (long)T, (long)i, Y[i], ref[i], tol + qbound[i]);
+                }
+            }
+            CHECK(bad_twin == 0, "%s %s T=%ld: %d outputs differ from the scalar twin", tn, ISA_NAME[l], (long)T, bad_twin);
+            CHECK(bad_ref == 0, "%s %s T=%ld: %d outputs outside the f32 reference bound", tn, ISA_NAME[l], (long)T, bad_ref);
+            // threads: bit-identical
+            CHECK(mm_matmul(pool2, w.W, t, N, K, X, T, NULL, Yt) == 0);
+            CHECK(memcmp(Y, Yt, sizeof(float) * T * N) == 0, "%s %s T=%ld: threaded result differs", tn, ISA_NAME[l], (long)T);
+            if (T == 3) {
+                // bias and accumulate
+                float *bias = malloc(sizeof(float) * N);
+                for (int64_t n = 0; n < N; n++) bias[n] = rndn();
+                CHECK(mm_matmul(pool2, w.W, t, N, K, X, T, bias, Yt) == 0);
+                int ok = 1;
+                for (int64_t i = 0; i < T * N; i++) ok &= Yt[i] == Y[i] + bias[i % N];
+                CHECK(ok, "%s %s: bias", tn, ISA_NAME[l]);
+                for (int64_t i = 0; i < T * N; i++) Yt[i] = (float)i;
+                CHECK(mm_matmul_acc(pool2, w.W, t, N, K, X, T, Yt) == 0);
+                ok = 1;
+                for (int64_t i = 0; i < T * N; i++) ok &= Yt[i] == (float)i + Y[i];
+                CHECK(ok, "%s %s: accumulate", tn, ISA_NAME[l]);
+                free(bias);
+            }
+        }
+        free(X); free(Ys); free(Y); free(Yt); free(scale); free(qbound); free(ref);
+    }
+    free_w(&w);
+}
+
+// dX (T, K) += dY (T, N) . W (N, K) against a double-precision loop over the dequantized weight.
+static void check_matmul_t(dtype t, int64_t N, int64_t K, tpool *pool2) {
+    wmat w = make_w(t, N, K);
+    const int64_t T = 5;
+    float *dY = malloc(sizeof(float) * T * N), *dX = malloc(sizeof(float) * T * K), *dX2 = malloc(sizeof(float) * T * K);
+    float *init = malloc(sizeof(float) * T * K);
+    for (int64_t i = 0; i < T * N; i++) dY[i] = (i % 11 == 3) ? 0.f : rndn();
+    for (int64_t i = 0; i < T * K; i++) init[i] = rndn();
+    for (int l = ISA_SCALAR; l <= (int)isa_detect(); l++) {
+        isa_force((isa_level)l);
+        memcpy(dX, init, sizeof(float) * T * K);
+        memcpy(dX2, init, sizeof(float) * T * K);
+        CHECK(mm_matmul_t(NULL, w.W, t, N, K, dY, T, dX) == 0);
+        CHECK(mm_matmul_t(pool2, w.W, t, N, K, dY, T, dX2) == 0);
+        CHECK(memcmp(dX, dX2, sizeof(float) * T * K) == 0, "%s %s: matmul_t threaded differs", dtype_get(t)->name, ISA_NAME[l]);
+        int bad = 0;
+        for (int64_t tt = 0; tt < T; tt++)
+            for (int64_t k = 0; k < K; k++) {
+                double s = init[tt * K + k], sa = fabs(s);
+                for (int64_t n = 0; n < N; n++) {
+                    s += (double)dY[tt * N + n] * w.Wf[n * K + k];
+                    sa += fabs((double)dY[tt * N + n] * w.Wf[n * K + k]);
+                }
+                if (!(fabs(s - dX[tt * K + k]) <= 1e-5 * sa + 1e-6)) bad++;
+            }
+        CHECK(bad == 0, "%s %s: matmul_t %d values off", dtype_get(t)->name, ISA_NAME[l], bad);
+    }
+    free(dY); free(dX); free(dX2); free(init);
+    free_w(&w);
+}
+
+static void check_wgrad(tpool *pool2) {
+    const int64_t T = 7, N = 21, K = 1100;   // K > one 1024 chunk, odd sizes
+    float *dY = malloc(sizeof(float) * T * N), *X = malloc(sizeof(float) * T * K);
+    float *dW = malloc(sizeof(float) * N * K), *dW2 = malloc(sizeof(float) * N * K), *init = malloc(sizeof(float) * N * K);
+    for (int64_t i = 0; i < T * N; i++) dY[i] = rndn();
+    for (int64_t i = 0; i < T * K; i++) X[i] = rndn();
+    for (int64_t i = 0; i < N * K; i++) init[i] = rndn();
+    for (int l = ISA_SCALAR; l <= (int)isa_detect(); l++) {
+        isa_force((isa_level)l);
+        memcpy(dW, init, sizeof(float) * N * K);
+        memcpy(dW2, init, sizeof(float) * N * K);
+        mm_matmul_wgrad(NULL, dY, X, T, N, K, dW);
+        mm_matmul_wgrad(pool2, dY, X, T, N, K, dW2);
+        CHECK(memcmp(dW, dW2, sizeof(float) * N * K) == 0, "wgrad %s threaded differs", ISA_NAME[l]);
+        int bad = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t k = 0; k < K; k++) {
+                double s = init[n * K + k], sa = fabs(s);
+                for (int64_t t = 0; t < T; t++) {
+                    s += (double)dY[t * N + n] * X[t * K + k];
+                    sa += fabs((double)dY[t * N + n] * X[t * K + k]);
+                }
+                if (!(fabs(s - dW[n * K + k]) <= 1e-5 * sa + 1e-6)) bad++;
+            }
+        CHECK(bad == 0, "wgrad %s: %d values off", ISA_NAME[l], bad);
+    }
+    free(dY); free(X); free(dW); free(dW2); free(init);
+}
+
+// ---------------------------------------------------------------- thread pool
+typedef struct { atomic_int *hits; atomic_int bad_thread; int nth; atomic_long sum; } pool_ctx;
+static void count_task(void *ctx, int64_t task, int thread) {
+    pool_ctx *c = ctx;
+    atomic_fetch_add(&c->hits[task], 1);
+    if (thread < 0 || thread >= c->nth) atomic_fetch_add(&c->bad_thread, 1);
+}
+static void sum_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    pool_ctx *c = ctx;
+    atomic_fetch_add(&c->sum, (long)task);
+}
+static void nested_task(void *ctx, int64_t task, int thread) {
+    (void)task; (void)thread;
+    pool_ctx *c = ctx;
+    extern tpool *g_pool_for_nested;
+    tpool_run(g_pool_for_nested, 4, sum_task, c);   // must run serially, not deadlock
+}
+tpool *g_pool_for_nested;
+
+static void test_pool(void) {
+    CHECK(tpool_size(NULL) == 1);
+    for (int nth = 1; nth <= 4; nth++) {
+        tpool *p = tpool_new(nth);
+        CHECK(p && tpool_size(p) == nth);
+        pool_ctx c = {0};
+        c.nth = nth;
+        const int64_t n = 1000;
+        c.hits = calloc(n, sizeof(atomic_int));
+        for (int rep = 0; rep < 3; rep++) tpool_run(p, n, count_task, &c);
+        int ok = 1;
+        for (int64_t i = 0; i < n; i++) ok &= atomic_load(&c.hits[i]) == 3;
+        CHECK(ok, "every task ran exactly once per run (%d threads)", nth);
+        CHECK(atomic_load(&c.bad_thread) == 0);
+        // many tiny dispatches (decode pattern); also measures the dispatch latency
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        const int reps = 20000;
+        for (int r = 0; r < reps; r++) tpool_run(p, nth, sum_task, &c);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        CHECK(atomic_load(&c.sum) == (long)reps * nth * (nth - 1) / 2);
+        if (getenv("SLLM_VERBOSE"))
+            printf("  pool %d threads: %.2f us per dispatch\n", nth,
+                   ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / reps / 1e3);
+        g_pool_for_nested = p;
+        atomic_store(&c.sum, 0);
+        tpool_run(p, 8, nested_task, &c);
+        CHECK(atomic_load(&c.sum) == 8 * 6, "nested runs");
+        free(c.hits);
+        tpool_free(p);
+    }
+    tpool_run(NULL, 0, sum_task, NULL);   // no tasks: no call
+    setenv("SLLM_THREADS", "3", 1);
+    tpool *p = tpool_new(0);
+    CHECK(tpool_size(p) == 3, "SLLM_THREADS honoured");
+    tpool_free(p);
+    unsetenv("SLLM_THREADS");
+}
+
+int main(void) {
+    printf("isa_detect: %s\n", ISA_NAME[isa_detect()]);
+    test_pool();
+    tpool *pool2 = tpool_new(3);   // 3 > cores here: also exercises oversubscription
+    for (int i = 0; i < NTYPES; i++) {
+        dtype t = TYPES[i];
+        int ab = block_of_act(t);
+        int64_t K = ab == 256 ? 512 : ab == 32 ? 96 : 67;
+        check_matmul_type(t, 37, K, pool2);
+        if (ab == 32) check_matmul_type(t, 53, 320, pool2);
+        check_matmul_t(t, 19, ab == 256 ? 768 : ab == 32 ? 576 : 531, pool2);
+    }
+    check_matmul_type(DT_Q4_0, 300, 256, pool2);   // several tasks per thread
+    check_wgrad(pool2);
+    // errors, not crashes
+    float x[64] = {0}, y[64];
+    uint8_t w[512] = {0};
+    CHECK(mm_matmul(NULL, w, DT_Q2_K, 1, 256, x, 1, NULL, y) == -1, "unsupported dtype");
+    CHECK(mm_matmul(NULL, w, DT_Q4_0, 1, 48, x, 1, NULL, y) == -1, "K not a multiple of the block");
+    CHECK(mm_matmul_t(NULL, w, DT_I32, 1, 4, x, 1, y) == -1);
+    isa_force(isa_detect());
+    CHECK(isa_active() == isa_detect());
+    tpool_free(pool2);
+    return test_report();
+}

@@ -1,0 +1,734 @@
+// Tests for the f32 transformer ops (src/tensor/ops.h).
+// 1. PyTorch oracle: every case's inputs (seeded random, awkward shapes) go to one file, one run of
+//    tests/ref/ops_ref.py computes forward outputs and autograd gradients in float64, and each C result
+//    is compared with max|c - ref| / max|ref| <= TOL (normwise relative error per tensor).
+//    Gradients are checked as (buffer after - buffer before) so the += contract is tested too.
+// 2. No oracle: central finite differences, rope identities (inverse, GGUF permutation), decode vs
+//    prefill consistency, thread-split equivalence, and edge cases (ignored rows, masked rows).
+#include "test.h"
+#include "tensor/ops.h"
+#include "tensor/attention_kernels.h"
+#include "tensor/matmul.h"
+#include <errno.h>
+#include <stdint.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#define TOL 1e-4      // oracle tolerance (normwise relative)
+#define FD_TOL 1e-2   // finite-difference tolerance (normwise relative, float32 central differences)
+// Gradient buffers start at random values of this size: nonzero, so "=" instead of "+=" fails, but
+// small, so that (after - before) does not lose the tiny gradients of long attention rows to rounding.
+#define G0 0.01f
+
+// ---------------------------------------------------------------- random inputs
+static uint64_t rng_s = 0x5eed1234abcdULL;
+static uint64_t rng_next(void) {   // splitmix64
+    uint64_t z = (rng_s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static float frand(void) { return (float)((rng_next() >> 40) * (2.0 / 16777216.0) - 1.0); }   // [-1, 1)
+static float *rnd(int64_t n, float scale, float offset) {
+    float *p = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) p[i] = offset + scale * frand();
+    return p;
+}
+static float *dup_f(const float *a, int64_t n) {
+    float *p = malloc((size_t)n * sizeof(float));
+    memcpy(p, a, (size_t)n * sizeof(float));
+    return p;
+}
+
+// ---------------------------------------------------------------- record files (see ops_ref.py)
+enum { K_F32 = 0, K_I32 = 1, K_F64 = 2, K_STR = 3 };
+static const char MAGIC[8] = {'S', 'L', 'O', 'P', 'S', '1', '\n', '\0'};
+
+static void put(FILE *f, const char *cs, const char *field, int kind, int ndim, const int64_t *dims,
+                const void *data) {
+    char name[128];
+    snprintf(name, sizeof name, "%s/%s", cs, field);
+    uint32_t nl = (uint32_t)strlen(name), k = (uint32_t)kind, nd = (uint32_t)ndim;
+    fwrite(&nl, 4, 1, f); fwrite(name, 1, nl, f); fwrite(&k, 4, 1, f); fwrite(&nd, 4, 1, f);
+    fwrite(dims, 8, (size_t)ndim, f);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= dims[i];
+    fwrite(data, kind == K_STR ? 1 : kind == K_F64 ? 8 : 4, (size_t)n, f);
+}
+static void put_f(FILE *f, const char *cs, const char *field, const float *d, int ndim, int64_t d0, int64_t d1, int64_t d2) {
+    int64_t dims[3] = {d0, d1, d2};
+    put(f, cs, field, K_F32, ndim, dims, d);
+}
+static void put_i(FILE *f, const char *cs, const char *field, const int32_t *d, int64_t n) {
+    put(f, cs, field, K_I32, 1, &n, d);
+}
+static void put_sf(FILE *f, const char *cs, const char *field, float v) { put_f(f, cs, field, &v, 1, 1, 0, 0); }
+static void put_si(FILE *f, const char *cs, const char *field, int32_t v) { put_i(f, cs, field, &v, 1); }
+static void put_op(FILE *f, const char *cs, const char *op) {
+    int64_t n = (int64_t)strlen(op);
+    put(f, cs, "op", K_STR, 1, &n, op);
+}
+
+typedef struct { char name[128]; int kind; int64_t n; void *data; } rec;
+static rec *recs;
+static int n_recs;
+
+static int load_records(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    char magic[8];
+    if (fread(magic, 1, 8, f) != 8 || memcmp(magic, MAGIC, 8)) { fclose(f); return -1; }
+    uint32_t nl;
+    while (fread(&nl, 4, 1, f) == 1) {
+        rec r = {0};
+        uint32_t kind, nd;
+        if (nl >= sizeof r.name || fread(r.name, 1, nl, f) != nl || fread(&kind, 4, 1, f) != 1 ||
+            fread(&nd, 4, 1, f) != 1 || nd > 8) break;
+        int64_t dims[8];
+        if (fread(dims, 8, nd, f) != nd) break;
+        r.kind = (int)kind;
+        r.n = 1;
+        for (uint32_t i = 0; i < nd; i++) r.n *= dims[i];
+        size_t es = kind == K_F64 ? 8 : kind == K_STR ? 1 : 4;
+        r.data = malloc((size_t)r.n * es + 1);
+        if (fread(r.data, es, (size_t)r.n, f) != (size_t)r.n) { free(r.data); break; }
+        recs = realloc(recs, (size_t)(n_recs + 1) * sizeof *recs);
+        recs[n_recs++] = r;
+    }
+    fclose(f);
+    return 0;
+}
+
+static const rec *ref_get(const char *cs, const char *field, int kind, int64_t n) {
+    char name[128];
+    snprintf(name, sizeof name, "%s/%s", cs, field);
+    for (int i = 0; i < n_recs; i++)
+        if (!strcmp(recs[i].name, name)) {
+            CHECK(recs[i].kind == kind && recs[i].n == n, "%s: kind %d n %lld, want kind %d n %lld", name,
+                  recs[i].kind, (long long)recs[i].n, kind, (long long)n);
+            return recs[i].kind == kind && recs[i].n == n ? &recs[i] : NULL;
+        }
+    CHECK(0, "reference has no %s", name);
+    return NULL;
+}
+
+static double rel_err(const float *got, const float *want, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - (double)want[i]);
+        if (!(d <= num)) num = d;   // NaN-propagating max
+        if (fabs(want[i]) > den) den = fabs(want[i]);
+    }
+    return den > 0 ? num / den : num;
+}
+
+static double worst_err;
+static void check_arr(const char *cs, const char *field, const float *got, int64_t n) {
+    const rec *r = ref_get(cs, field, K_F32, n);
+    if (!r) return;
+    double e = rel_err(got, r->data, n);
+    if (e > worst_err || isnan(e)) worst_err = e;
+    CHECK(e <= TOL, "%s/%s: relative error %.3g > %g", cs, field, e, TOL);
+}
+// Gradient buffers start at g0; the op must have added exactly the reference gradient.
+static void check_grad(const char *cs, const char *field, const float *after, const float *g0, int64_t n) {
+    float *d = malloc((size_t)n * sizeof(float));
+    for (int64_t i = 0; i < n; i++) d[i] = after[i] - g0[i];
+    check_arr(cs, field, d, n);
+    free(d);
+}
+
+// ---------------------------------------------------------------- cases
+typedef struct { const char *name; int64_t T, C; float w_offset, eps; float *x, *w, *b, *dy; } norm_case;
+typedef struct {
+    const char *name; int64_t T; int H, D; rope_params p; int32_t *pos; float *x, *dy, *ff;
+} rope_case;
+typedef struct {
+    const char *name; int64_t T, S; int Hq, Hkv, D; int64_t q_pos0; attn_params p; int32_t *doc;
+    float *q, *k, *v, *dout;
+} attn_case;
+typedef struct { const char *name; const char *op; int64_t n; float *x, *up, *dy; } act_case;
+typedef struct { const char *name; int64_t T, V; float grad_scale; float *logits; int32_t *targets; } ce_case;
+typedef struct { const char *name; int64_t T, V, C; float scale; float *table, *dy; int32_t *ids; } emb_case;
+
+static norm_case norms[3];
+static rope_case ropes[5];
+static attn_case attns[8];
+static act_case acts[4];
+static ce_case ces[1];
+static emb_case embs[1];
+static int n_norms, n_ropes, n_attns, n_acts, n_ces, n_embs;
+
+static void add_norm(const char *name, int64_t T, int64_t C, float w_offset, float eps, int layer, float x_off) {
+    norm_case c = {name, T, C, w_offset, eps, rnd(T * C, 2.0f, x_off), rnd(C, 0.5f, w_offset ? 0.0f : 1.0f),
+                   layer ? rnd(C, 0.5f, 0) : NULL, rnd(T * C, 1.0f, 0)};
+    norms[n_norms++] = c;
+}
+static void add_rope(const char *name, int64_t T, int H, int D, rope_params p, const int32_t *pos) {
+    rope_case c = {name, T, H, D, p, malloc((size_t)T * 4), rnd(T * H * D, 1.0f, 0), rnd(T * H * D, 1.0f, 0), NULL};
+    memcpy(c.pos, pos, (size_t)T * 4);
+    ropes[n_ropes++] = c;
+}
+static void add_attn(const char *name, int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0,
+                     attn_params p, const int32_t *doc, float qk_scale) {
+    attn_case c = {name, T, S, Hq, Hkv, D, q_pos0, p, NULL, rnd(T * Hq * D, qk_scale, 0),
+                   rnd(S * Hkv * D, qk_scale, 0), rnd(S * Hkv * D, 1.0f, 0), rnd(T * Hq * D, 1.0f, 0)};
+    if (doc) {
+        c.doc = malloc((size_t)T * 4);
+        memcpy(c.doc, doc, (size_t)T * 4);
+        c.p.doc_start = c.doc;
+    }
+    attns[n_attns++] = c;
+}
+
+static void make_cases(void) {
+    add_norm("rms", 7, 48, 0.0f, 1e-6f, 0, 0.0f);
+    add_norm("rms_gemma", 5, 50, 1.0f, 1e-6f, 0, 0.0f);
+    add_norm("ln", 7, 53, 0.0f, 1e-5f, 1, 3.0f);   // offset rows test the two-pass variance
+
+    int32_t p7[7] = {0, 1, 2, 3, 4, 5, 6};
+    int32_t plong[7] = {0, 1, 5000, 32767, 100000, 7, 131071};
+    rope_params neox_partial = {ROPE_NEOX, 8, 10000.0f, 1.0f, 0, 0, 0, 0};
+    add_rope("rope_neox_partial", 7, 6, 16, neox_partial, p7);
+    rope_params norm_l3 = {ROPE_NORM, 32, 500000.0f, 1.0f, 8.0f, 1.0f, 4.0f, 8192};
+    add_rope("rope_norm_llama3_long", 7, 3, 32, norm_l3, plong);
+    rope_params neox_lin = {ROPE_NEOX, 16, 1000000.0f, 0.25f, 0, 0, 0, 0};
+    add_rope("rope_neox_linear_long", 7, 2, 16, neox_lin, plong);
+    rope_params norm_partial = {ROPE_NORM, 10, 10000.0f, 1.0f, 0, 0, 0, 0};
+    add_rope("rope_norm_partial", 7, 6, 16, norm_partial, p7);
+    rope_params norm_ff = {ROPE_NORM, 16, 500000.0f, 1.0f, 0, 0, 0, 0};
+    add_rope("rope_norm_freq_factors", 7, 2, 16, norm_ff, plong);
+    ropes[n_ropes - 1].ff = rnd(8, 3.0f, 4.5f);   // divisors in [1.5, 7.5)
+
+    int32_t docs[7] = {0, 0, 0, 3, 3, 3, 3};
+    add_attn("attn_gqa", 7, 7, 6, 2, 16, 0, (attn_params){0.25f, 0, 0, NULL}, NULL, 1.0f);
+    add_attn("attn_window_cap_docs", 7, 7, 6, 2, 16, 0, (attn_params){0.25f, 3, 5.0f, NULL}, docs, 2.0f);
+    add_attn("attn_cache_mha", 3, 10, 4, 4, 12, 7, (attn_params){0.3f, 5, 0, NULL}, NULL, 1.0f);
+    add_attn("attn_mqa_d72", 5, 5, 3, 1, 72, 0, (attn_params){1.0f / sqrtf(72.0f), 0, 0, NULL}, NULL, 1.5f);
+    // Rows longer than the forward's score block (256) and the backward's dP buffer (4096).
+    add_attn("attn_decode_600", 2, 600, 4, 2, 64, 598, (attn_params){0.125f, 0, 0, NULL}, NULL, 1.5f);
+    add_attn("attn_long_4500", 2, 4500, 2, 1, 8, 4498, (attn_params){0.35f, 0, 30.0f, NULL}, NULL, 1.0f);
+    // More q heads per kv head than the forward handles in one run (16).
+    add_attn("attn_mqa_18", 3, 3, 18, 1, 8, 0, (attn_params){0.5f, 0, 0, NULL}, NULL, 1.0f);
+
+    acts[n_acts++] = (act_case){"gelu", "gelu", 1000, rnd(1000, 8.0f, 0), NULL, rnd(1000, 1.0f, 0)};
+    acts[n_acts++] = (act_case){"swiglu", "swiglu", 777, rnd(777, 12.0f, 0), rnd(777, 1.0f, 0), rnd(777, 1.0f, 0)};
+    acts[n_acts++] = (act_case){"geglu", "geglu", 777, rnd(777, 6.0f, 0), rnd(777, 1.0f, 0), rnd(777, 1.0f, 0)};
+    acts[n_acts++] = (act_case){"softmax", "softmax", 333, rnd(333, 30.0f, 50.0f), NULL, NULL};
+    acts[1].x[0] = -100.0f; acts[1].x[1] = 100.0f; acts[2].x[0] = -30.0f;
+
+    ce_case ce = {"ce", 7, 1001, 0.2f, rnd(7 * 1001, 5.0f, 0), malloc(7 * 4)};
+    int32_t tg[7] = {3, -100, 1000, 0, -1, 517, 3};
+    memcpy(ce.targets, tg, sizeof tg);
+    for (int i = 0; i < 1001; i++) ce.logits[5 * 1001 + i] += 100.0f;   // large common offset
+    ces[n_ces++] = ce;
+
+    emb_case e = {"emb", 7, 11, 48, sqrtf(48.0f), rnd(11 * 48, 1.0f, 0), rnd(7 * 48, 1.0f, 0), malloc(7 * 4)};
+    int32_t ids[7] = {3, 0, 10, 3, 7, 3, 0};
+    memcpy(e.ids, ids, sizeof ids);
+    embs[n_embs++] = e;
+}
+
+static void write_cases(FILE *f) {
+    for (int i = 0; i < n_norms; i++) {
+        norm_case *c = &norms[i];
+        put_op(f, c->name, c->b ? "layernorm" : "rmsnorm");
+        put_f(f, c->name, "x", c->x, 2, c->T, c->C, 0);
+        put_f(f, c->name, "w", c->w, 1, c->C, 0, 0);
+        if (c->b) put_f(f, c->name, "b", c->b, 1, c->C, 0, 0);
+        put_f(f, c->name, "dy", c->dy, 2, c->T, c->C, 0);
+        put_sf(f, c->name, "w_offset", c->w_offset);
+        put_sf(f, c->name, "eps", c->eps);
+    }
+    for (int i = 0; i < n_ropes; i++) {
+        rope_case *c = &ropes[i];
+        put_op(f, c->name, "rope");
+        put_f(f, c->name, "x", c->x, 3, c->T, c->H, c->D);
+        put_f(f, c->name, "dy", c->dy, 3, c->T, c->H, c->D);
+        put_i(f, c->name, "pos", c->pos, c->T);
+        put_si(f, c->name, "style", (int32_t)c->p.style);
+        put_si(f, c->name, "n_rot", c->p.n_rot);
+        put_sf(f, c->name, "base", c->p.base);
+        put_sf(f, c->name, "freq_scale", c->p.freq_scale);
+        put_sf(f, c->name, "l3_factor", c->p.l3_factor);
+        put_sf(f, c->name, "l3_low_freq_factor", c->p.l3_low_freq_factor);
+        put_sf(f, c->name, "l3_high_freq_factor", c->p.l3_high_freq_factor);
+        put_si(f, c->name, "l3_orig_ctx", c->p.l3_orig_ctx);
+        if (c->ff) put_f(f, c->name, "freq_factors", c->ff, 1, c->p.n_rot / 2, 0, 0);
+    }
+    for (int i = 0; i < n_attns; i++) {
+        attn_case *c = &attns[i];
+        put_op(f, c->name, "attention");
+        put_f(f, c->name, "q", c->q, 3, c->T, c->Hq, c->D);
+        put_f(f, c->name, "k", c->k, 3, c->S, c->Hkv, c->D);
+        put_f(f, c->name, "v", c->v, 3, c->S, c->Hkv, c->D);
+        put_f(f, c->name, "dout", c->dout, 3, c->T, c->Hq, c->D);
+        put_si(f, c->name, "q_pos0", (int32_t)c->q_pos0);
+        put_si(f, c->name, "window", c->p.window);
+        put_sf(f, c->name, "scale", c->p.scale);
+        put_sf(f, c->name, "softcap", c->p.softcap);
+        if (c->doc) put_i(f, c->name, "doc_start", c->doc, c->T);
+    }
+    for (int i = 0; i < n_acts; i++) {
+        act_case *c = &acts[i];
+        put_op(f, c->name, c->op);
+        put_f(f, c->name, c->up ? "gate" : "x", c->x, 1, c->n, 0, 0);
+        if (c->up) put_f(f, c->name, "up", c->up, 1, c->n, 0, 0);
+        if (c->dy) put_f(f, c->name, "dy", c->dy, 1, c->n, 0, 0);
+    }
+    for (int i = 0; i < n_ces; i++) {
+        ce_case *c = &ces[i];
+        put_op(f, c->name, "cross_entropy");
+        put_f(f, c->name, "logits", c->logits, 2, c->T, c->V, 0);
+        put_i(f, c->name, "targets", c->targets, c->T);
+        put_sf(f, c->name, "grad_scale", c->grad_scale);
+    }
+    for (int i = 0; i < n_embs; i++) {
+        emb_case *c = &embs[i];
+        put_op(f, c->name, "embedding");
+        put_f(f, c->name, "table", c->table, 2, c->V, c->C, 0);
+        put_f(f, c->name, "dy", c->dy, 2, c->T, c->C, 0);
+        put_i(f, c->name, "ids", c->ids, c->T);
+        put_sf(f, c->name, "scale", c->scale);
+    }
+}
+
+// ---------------------------------------------------------------- comparisons with the oracle
+static void check_norms(void) {
+    for (int i = 0; i < n_norms; i++) {
+        norm_case *c = &norms[i];
+        int64_t n = c->T * c->C;
+        float *y = malloc((size_t)n * 4), *mean = malloc((size_t)c->T * 4), *rstd = malloc((size_t)c->T * 4);
+        float *dx0 = rnd(n, G0, 0), *dw0 = rnd(c->C, G0, 0), *db0 = rnd(c->C, G0, 0);
+        float *dx = dup_f(dx0, n), *dw = dup_f(dw0, c->C), *db = dup_f(db0, c->C);
+        if (c->b) {
+            layernorm_fwd(y, mean, rstd, c->x, c->w, c->b, c->T, c->C, c->eps);
+            layernorm_bwd(dx, dw, db, c->dy, c->x, c->w, mean, rstd, c->T, c->C);
+            check_arr(c->name, "mean", mean, c->T);
+            check_grad(c->name, "db", db, db0, c->C);
+        } else {
+            rmsnorm_fwd(y, rstd, c->x, c->w, c->w_offset, c->T, c->C, c->eps);
+            rmsnorm_bwd(dx, dw, c->dy, c->x, c->w, c->w_offset, rstd, c->T, c->C);
+        }
+        check_arr(c->name, "y", y, n);
+        check_arr(c->name, "rstd", rstd, c->T);
+        check_grad(c->name, "dx", dx, dx0, n);
+        check_grad(c->name, "dw", dw, dw0, c->C);
+        free(y); free(mean); free(rstd); free(dx0); free(dw0); free(db0); free(dx); free(dw); free(db);
+    }
+}
+
+static void check_ropes(void) {
+    for (int i = 0; i < n_ropes; i++) {
+        rope_case *c = &ropes[i];
+        int64_t n = c->T * c->H * c->D;
+        float *y = dup_f(c->x, n), *dx = dup_f(c->dy, n);
+        float inv[64];
+        rope_inv_freq(&c->p, inv);
+        if (c->ff)
+            for (int j = 0; j < c->p.n_rot / 2; j++) inv[j] /= c->ff[j];
+        check_arr(c->name, "inv_freq", inv, c->p.n_rot / 2);
+        if (c->ff) {
+            rope_fwd_factors(y, c->pos, c->T, c->H, c->D, &c->p, c->ff);
+            rope_bwd_factors(dx, c->pos, c->T, c->H, c->D, &c->p, c->ff);
+        } else {
+            rope_fwd(y, c->pos, c->T, c->H, c->D, &c->p);
+            rope_bwd(dx, c->pos, c->T, c->H, c->D, &c->p);   // in place: dx = R^T dy
+        }
+        check_arr(c->name, "y", y, n);
+        check_arr(c->name, "dx", dx, n);
+        free(y); free(dx);
+    }
+}
+
+static void check_attn(attn_case *c) {
+    int64_t nq = c->T * c->Hq * c->D, nk = c->S * c->Hkv * c->D, na = (int64_t)c->Hq * c->T * c->S;
+    float *out = malloc((size_t)nq * 4), *out2 = malloc((size_t)nq * 4), *att = malloc((size_t)na * 4);
+    attention_fwd(out, att, c->q, c->k, c->v, c->T, c->S, c->Hq, c->Hkv, c->D, c->q_pos0, &c->p);
+    check_arr(c->name, "out", out, nq);
+    check_arr(c->name, "att", att, na);
+    attention_fwd(out2, NULL, c->q, c->k, c->v, c->T, c->S, c->Hq, c->Hkv, c->D, c->q_pos0, &c->p);
+    check_arr(c->name, "out", out2, nq);   // the online-softmax inference path
+    float *dq0 = rnd(nq, G0, 0), *dk0 = rnd(nk, G0, 0), *dv0 = rnd(nk, G0, 0);
+    float *dq = dup_f(dq0, nq), *dk = dup_f(dk0, nk), *dv = dup_f(dv0, nk);
+    attention_bwd(dq, dk, dv, c->dout, att, c->q, c->k, c->v, c->T, c->S, c->Hq, c->Hkv, c->D, c->q_pos0, &c->p);
+    check_grad(c->name, "dq", dq, dq0, nq);
+    check_grad(c->name, "dk", dk, dk0, nk);
+    check_grad(c->name, "dv", dv, dv0, nk);
+    free(out); free(out2); free(att); free(dq0); free(dk0); free(dv0); free(dq); free(dk); free(dv);
+}
+
+// Every ISA level this CPU has runs the oracle comparison (the kernels differ per level).
+static void check_attns(void) {
+    isa_level keep = isa_active();
+    for (int lvl = ISA_SCALAR; lvl <= (int)isa_detect(); lvl++) {
+        isa_force((isa_level)lvl);
+        for (int i = 0; i < n_attns; i++) check_attn(&attns[i]);
+    }
+    isa_force(keep);
+}
+
+// SIMD kernels against their scalar twins on odd head sizes, key counts and strides.
+static void test_attn_kernels(void) {
+    const attn_kernels *ref = attn_kernels_for(ISA_SCALAR);
+    int Ds[] = {1, 5, 8, 16, 17, 64, 72, 128, 200, 256}, ns[] = {1, 3, 4, 7, 130};
+    for (int lvl = ISA_AVX2; lvl <= (int)isa_detect(); lvl++) {
+        const attn_kernels *kn = attn_kernels_for(lvl);
+        double worst = 0;
+        for (size_t a = 0; a < sizeof Ds / sizeof *Ds; a++)
+            for (size_t b = 0; b < sizeof ns / sizeof *ns; b++) {
+                int D = Ds[a], n = ns[b];
+                int64_t ks = D + 3;
+                float *q = rnd(D, 1.0f, 0), *k = rnd(n * ks, 1.0f, 0), *pr = rnd(n, 1.0f, 0);
+                float *s1 = malloc((size_t)n * 4), *s2 = malloc((size_t)n * 4);
+                float *o1 = rnd(D, 1.0f, 0), *o2 = dup_f(o1, D);
+                ref->scores(s1, q, k, ks, n, D);
+                kn->scores(s2, q, k, ks, n, D);
+                ref->accum(o1, pr, k, ks, n, D);
+                kn->accum(o2, pr, k, ks, n, D);
+                worst = fmax(worst, fmax(rel_err(s2, s1, n), rel_err(o2, o1, D)));
+                free(q); free(k); free(pr); free(s1); free(s2); free(o1); free(o2);
+            }
+        CHECK(worst < 1e-5, "attention kernels isa %d vs scalar: relative error %.3g", lvl, worst);
+    }
+    if (isa_detect() < ISA_AVX512) SKIP("attention kernels: this CPU lacks AVX-512 (or AVX2); those twins untested");
+}
+
+static void check_acts(void) {
+    for (int i = 0; i < n_acts; i++) {
+        act_case *c = &acts[i];
+        float *y = malloc((size_t)c->n * 4);
+        float *d10 = rnd(c->n, G0, 0), *d20 = rnd(c->n, G0, 0);
+        float *d1 = dup_f(d10, c->n), *d2 = dup_f(d20, c->n);
+        if (!strcmp(c->op, "gelu")) {
+            gelu_fwd(y, c->x, c->n);
+            gelu_bwd(d1, c->dy, c->x, c->n);
+            check_grad(c->name, "dx", d1, d10, c->n);
+        } else if (!strcmp(c->op, "softmax")) {
+            memcpy(y, c->x, (size_t)c->n * 4);
+            softmax_inplace(y, c->n);
+        } else {
+            int sw = !strcmp(c->op, "swiglu");
+            (sw ? swiglu_fwd : geglu_fwd)(y, c->x, c->up, c->n);
+            (sw ? swiglu_bwd : geglu_bwd)(d1, d2, c->dy, c->x, c->up, c->n);
+            check_grad(c->name, "dgate", d1, d10, c->n);
+            check_grad(c->name, "dup", d2, d20, c->n);
+        }
+        check_arr(c->name, "y", y, c->n);
+        free(y); free(d10); free(d20); free(d1); free(d2);
+    }
+}
+
+static void check_ces(void) {
+    for (int i = 0; i < n_ces; i++) {
+        ce_case *c = &ces[i];
+        float *dl = rnd(c->T * c->V, 1.0f, 0);   // garbage: the op overwrites it
+        int64_t cnt = -1, cnt2 = -1;
+        double loss = cross_entropy_fwd_bwd(dl, c->logits, c->targets, c->T, c->V, c->grad_scale, &cnt);
+        double loss2 = cross_entropy_fwd_bwd(NULL, c->logits, c->targets, c->T, c->V, c->grad_scale, &cnt2);
+        const rec *rl = ref_get(c->name, "loss", K_F64, 1), *rn = ref_get(c->name, "n_counted", K_I32, 1);
+        if (rl) CHECK(fabs(loss - *(double *)rl->data) <= TOL * fabs(*(double *)rl->data), "ce loss %.9g vs %.9g",
+                      loss, *(double *)rl->data);
+        if (rn) CHECK(cnt == *(int32_t *)rn->data, "n_counted %lld vs %d", (long long)cnt, *(int32_t *)rn->data);
+        CHECK(loss2 == loss && cnt2 == cnt, "loss without dlogits differs");
+        check_arr(c->name, "dlogits", dl, c->T * c->V);
+        free(dl);
+    }
+}
+
+static void check_embs(void) {
+    for (int i = 0; i < n_embs; i++) {
+        emb_case *c = &embs[i];
+        float *y = malloc((size_t)(c->T * c->C) * 4), *dt0 = rnd(c->V * c->C, G0, 0), *dt = dup_f(dt0, c->V * c->C);
+        embedding_fwd(y, c->table, c->ids, c->T, c->C, c->scale);
+        embedding_bwd(dt, c->dy, c->ids, c->T, c->C, c->scale);
+        check_arr(c->name, "y", y, c->T * c->C);
+        check_grad(c->name, "dtable", dt, dt0, c->V * c->C);
+        free(y); free(dt0); free(dt);
+    }
+}
+
+static void free_cases(void) {
+    for (int i = 0; i < n_norms; i++) { free(norms[i].x); free(norms[i].w); free(norms[i].b); free(norms[i].dy); }
+    for (int i = 0; i < n_ropes; i++) { free(ropes[i].pos); free(ropes[i].x); free(ropes[i].dy); free(ropes[i].ff); }
+    for (int i = 0; i < n_attns; i++) {
+        attn_case *c = &attns[i];
+        free(c->doc); free(c->q); free(c->k); free(c->v); free(c->dout);
+    }
+    for (int i = 0; i < n_acts; i++) { free(acts[i].x); free(acts[i].up); free(acts[i].dy); }
+    for (int i = 0; i < n_ces; i++) { free(ces[i].logits); free(ces[i].targets); }
+    for (int i = 0; i < n_embs; i++) { free(embs[i].table); free(embs[i].dy); free(embs[i].ids); }
+    for (int i = 0; i < n_recs; i++) free(recs[i].data);
+    free(recs);
+}
+
+// Runs the oracle once for every case; returns 0 on success, 1 if it must be skipped, -1 on failure.
+static int run_oracle(void) {
+    const char *py = getenv("SLLM_PYTHON");
+    if (!py) py = "/usr/bin/python3";
+    const char *script = "tests/ref/ops_ref.py";
+    if (access(py, X_OK) != 0) { SKIP("oracle: %s not found (set SLLM_PYTHON)", py); return 1; }
+    if (access(script, R_OK) != 0) { SKIP("oracle: %s not found (run from the repository root)", script); return 1; }
+    char dir[] = "/tmp/sllm_ops_XXXXXX", in[64], out[64];
+    if (!mkdtemp(dir)) { CHECK(0, "mkdtemp: %s", strerror(errno)); return -1; }
+    snprintf(in, sizeof in, "%s/in.bin", dir);
+    snprintf(out, sizeof out, "%s/out.bin", dir);
+    FILE *f = fopen(in, "wb");
+    if (!f) { CHECK(0, "%s: %s", in, strerror(errno)); rmdir(dir); return -1; }
+    fwrite(MAGIC, 1, 8, f);
+    write_cases(f);
+    int ok = fclose(f) == 0;
+    CHECK(ok, "writing %s", in);
+    int rc = -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(py, py, script, "run", in, out, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    if (pid > 0 && waitpid(pid, &st, 0) == pid && WIFEXITED(st)) {
+        int ec = WEXITSTATUS(st);
+        if (ec == 0) {
+            rc = load_records(out);
+            CHECK(rc == 0, "cannot read oracle output %s", out);
+        } else if (ec == 3) {
+            SKIP("oracle: torch is not importable by %s", py);
+            rc = 1;
+        } else {
+            CHECK(0, "oracle %s %s exited with %d", py, script, ec);
+        }
+    } else {
+        CHECK(0, "could not run %s", py);
+    }
+    unlink(in); unlink(out); rmdir(dir);
+    return rc;
+}
+
+// ---------------------------------------------------------------- finite differences (no oracle)
+// L = sum(f(x) * dy) evaluated in double; grad estimated by central differences of step h.
+typedef double (*loss_fn)(void *ctx);
+static void fd_check(const char *what, loss_fn L, void *ctx, float *param, const float *grad, int64_t n) {
+    const float h = 1e-2f;
+    float *est = malloc((size_t)n * 4);
+    for (int64_t i = 0; i < n; i++) {
+        float keep = param[i];
+        param[i] = keep + h; double lp = L(ctx);
+        param[i] = keep - h; double lm = L(ctx);
+        param[i] = keep;
+        est[i] = (float)((lp - lm) / (2.0 * h));
+    }
+    double e = rel_err(grad, est, n);
+    CHECK(e <= FD_TOL, "finite differences %s: relative error %.3g > %g", what, e, FD_TOL);
+    free(est);
+}
+static double dot_d(const float *a, const float *b, int64_t n) {
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+typedef struct { norm_case c; float *y; } fd_norm;
+static double fd_norm_loss(void *ctx) {
+    fd_norm *f = ctx;
+    norm_case *c = &f->c;
+    if (c->b) layernorm_fwd(f->y, NULL, NULL, c->x, c->w, c->b, c->T, c->C, c->eps);
+    else rmsnorm_fwd(f->y, NULL, c->x, c->w, c->w_offset, c->T, c->C, c->eps);
+    return dot_d(f->y, c->dy, c->T * c->C);
+}
+typedef struct { attn_case c; float *out; } fd_attn;
+static double fd_attn_loss(void *ctx) {
+    fd_attn *f = ctx;
+    attn_case *c = &f->c;
+    attention_fwd(f->out, NULL, c->q, c->k, c->v, c->T, c->S, c->Hq, c->Hkv, c->D, c->q_pos0, &c->p);
+    return dot_d(f->out, c->dout, c->T * c->Hq * c->D);
+}
+typedef struct { ce_case c; } fd_ce;
+static double fd_ce_loss(void *ctx) {
+    fd_ce *f = ctx;
+    return f->c.grad_scale * cross_entropy_fwd_bwd(NULL, f->c.logits, f->c.targets, f->c.T, f->c.V, 1.0f, NULL);
+}
+
+static void test_finite_differences(void) {
+    for (int layer = 0; layer < 2; layer++) {
+        fd_norm f = {{"fd", 4, 21, layer ? 0.0f : 1.0f, 1e-5f, rnd(84, 2.0f, 0.5f), rnd(21, 0.5f, 0.3f),
+                      layer ? rnd(21, 0.5f, 0) : NULL, rnd(84, 1.0f, 0)}, malloc(84 * 4)};
+        norm_case *c = &f.c;
+        float mean[4], rstd[4], *dx = calloc(84, 4), *dw = calloc(21, 4), *db = calloc(21, 4);
+        if (layer) {
+            layernorm_fwd(f.y, mean, rstd, c->x, c->w, c->b, c->T, c->C, c->eps);
+            layernorm_bwd(dx, dw, db, c->dy, c->x, c->w, mean, rstd, c->T, c->C);
+            fd_check("layernorm db", fd_norm_loss, &f, c->b, db, 21);
+        } else {
+            rmsnorm_fwd(f.y, rstd, c->x, c->w, c->w_offset, c->T, c->C, c->eps);
+            rmsnorm_bwd(dx, dw, c->dy, c->x, c->w, c->w_offset, rstd, c->T, c->C);
+        }
+        fd_check(layer ? "layernorm dx" : "rmsnorm dx", fd_norm_loss, &f, c->x, dx, 84);
+        fd_check(layer ? "layernorm dw" : "rmsnorm dw", fd_norm_loss, &f, c->w, dw, 21);
+        free(c->x); free(c->w); free(c->b); free(c->dy); free(f.y); free(dx); free(dw); free(db);
+    }
+    {
+        int32_t doc[5] = {0, 0, 2, 2, 2};
+        fd_attn f = {{"fd", 5, 5, 4, 2, 8, 0, {0.4f, 2, 3.0f, doc}, NULL, rnd(160, 1.5f, 0), rnd(80, 1.5f, 0),
+                      rnd(80, 1.0f, 0), rnd(160, 1.0f, 0)}, malloc(160 * 4)};
+        attn_case *c = &f.c;
+        float att[4 * 5 * 5], *dq = calloc(160, 4), *dk = calloc(80, 4), *dv = calloc(80, 4);
+        attention_fwd(f.out, att, c->q, c->k, c->v, c->T, c->S, c->Hq, c->Hkv, c->D, 0, &c->p);
+        attention_bwd(dq, dk, dv, c->dout, att, c->q, c->k, c->v, c->T, c->S, c->Hq, c->Hkv, c->D, 0, &c->p);
+        fd_check("attention dq", fd_attn_loss, &f, c->q, dq, 160);
+        fd_check("attention dk", fd_attn_loss, &f, c->k, dk, 80);
+        fd_check("attention dv", fd_attn_loss, &f, c->v, dv, 80);
+        free(c->q); free(c->k); free(c->v); free(c->dout); free(f.out); free(dq); free(dk); free(dv);
+    }
+    {
+        int32_t tg[4] = {2, -1, 0, 16};
+        fd_ce f = {{"fd", 4, 17, 0.5f, rnd(68, 3.0f, 0), tg}};
+        float dl[68];
+        cross_entropy_fwd_bwd(dl, f.c.logits, tg, 4, 17, 0.5f, NULL);
+        fd_check("cross-entropy dlogits", fd_ce_loss, &f, f.c.logits, dl, 68);
+        free(f.c.logits);
+    }
+}
+
+// ---------------------------------------------------------------- identities and edge cases
+static void test_rope_identities(void) {
+    enum { T = 5, H = 3, D = 16 };
+    int32_t pos[T] = {0, 3, 17, 4000, 9};
+    rope_params p = {ROPE_NEOX, D, 10000.0f, 1.0f, 0, 0, 0, 0};
+    float *x = rnd(T * H * D, 1.0f, 0), *y = dup_f(x, T * H * D);
+    rope_fwd(y, pos, T, H, D, &p);
+    rope_bwd(y, pos, T, H, D, &p);
+    CHECK(rel_err(y, x, T * H * D) < 1e-6, "rope_bwd(rope_fwd(x)) != x");
+    // The GGUF converter permutes q/k rows so that NORM on permuted weights equals NEOX on HF's:
+    // GGUF dim 2i+j holds HF dim j*D/2+i. So NORM(perm x) == perm(NEOX x).
+    float *xp = malloc(sizeof(float) * T * H * D), *yn = dup_f(x, T * H * D);
+    for (int r = 0; r < T * H; r++)
+        for (int i = 0; i < D / 2; i++)
+            for (int j = 0; j < 2; j++) xp[r * D + 2 * i + j] = x[r * D + j * D / 2 + i];
+    rope_fwd(yn, pos, T, H, D, &p);   // NEOX on x
+    p.style = ROPE_NORM;
+    rope_fwd(xp, pos, T, H, D, &p);   // NORM on perm(x)
+    double e = 0;
+    for (int r = 0; r < T * H; r++)
+        for (int i = 0; i < D / 2; i++)
+            for (int j = 0; j < 2; j++) e = fmax(e, fabs(xp[r * D + 2 * i + j] - yn[r * D + j * D / 2 + i]));
+    CHECK(e < 1e-6, "NORM(perm x) vs perm(NEOX x): %g", e);
+    free(x); free(y); free(xp); free(yn);
+}
+
+static void test_attention_consistency(void) {
+    enum { T = 9, Hq = 6, Hkv = 3, D = 20 };
+    int32_t doc[T] = {0, 0, 0, 0, 4, 4, 4, 4, 4};
+    attn_params p = {0.3f, 4, 0, doc};
+    float *q = rnd(T * Hq * D, 1.5f, 0), *k = rnd(T * Hkv * D, 1.5f, 0), *v = rnd(T * Hkv * D, 1.0f, 0);
+    float *out = malloc(sizeof(float) * T * Hq * D), *att = malloc(sizeof(float) * Hq * T * T);
+    attention_fwd(out, att, q, k, v, T, T, Hq, Hkv, D, 0, &p);
+    // Decode one token at a time against a growing cache gives the prefill rows.
+    double e = 0;
+    float o1[Hq * D];
+    for (int t = 0; t < T; t++) {
+        attn_params p1 = {p.scale, p.window, p.softcap, doc + t};
+        attention_fwd(o1, NULL, q + t * Hq * D, k, v, 1, t + 1, Hq, Hkv, D, t, &p1);
+        e = fmax(e, rel_err(o1, out + t * Hq * D, Hq * D));
+    }
+    CHECK(e < 1e-6, "decode vs prefill: %g", e);
+    // Head splits reproduce the whole call bit for bit.
+    float *out2 = malloc(sizeof(float) * T * Hq * D), *att2 = malloc(sizeof(float) * Hq * T * T);
+    attention_fwd_heads(out2, att2, q, k, v, T, T, Hq, Hkv, D, 0, &p, 0, 1);
+    attention_fwd_heads(out2, att2, q, k, v, T, T, Hq, Hkv, D, 0, &p, 1, 4);
+    attention_fwd_heads(out2, att2, q, k, v, T, T, Hq, Hkv, D, 0, &p, 4, Hq);
+    CHECK(!memcmp(out, out2, sizeof(float) * T * Hq * D) && !memcmp(att, att2, sizeof(float) * Hq * T * T),
+          "attention_fwd_heads split differs");
+    float *dout = rnd(T * Hq * D, 1.0f, 0);
+    float *g[6];
+    for (int i = 0; i < 6; i++) g[i] = calloc((size_t)T * Hq * D, sizeof(float));
+    attention_bwd(g[0], g[1], g[2], dout, att, q, k, v, T, T, Hq, Hkv, D, 0, &p);
+    for (int s = 0; s < Hkv; s++)
+        attention_bwd_kvheads(g[3], g[4], g[5], dout, att, q, k, v, T, T, Hq, Hkv, D, 0, &p, s, s + 1);
+    CHECK(!memcmp(g[0], g[3], sizeof(float) * T * Hq * D) && !memcmp(g[1], g[4], sizeof(float) * T * Hkv * D) &&
+          !memcmp(g[2], g[5], sizeof(float) * T * Hkv * D), "attention_bwd_kvheads split differs");
+    // Skipped gradients (NULL) leave the others unchanged.
+    float *dv = calloc((size_t)T * Hkv * D, sizeof(float));
+    attention_bwd(NULL, NULL, dv, dout, att, q, k, v, T, T, Hq, Hkv, D, 0, &p);
+    CHECK(!memcmp(dv, g[2], sizeof(float) * T * Hkv * D), "attention_bwd with only dv differs");
+    // A query whose document starts after it (no visible key) gives zeros, not NaN.
+    int32_t late = 5;
+    attn_params pl = {0.3f, 0, 0, &late};
+    float a1[Hq * 5];
+    attention_fwd(o1, a1, q, k, v, 1, 5, Hq, Hkv, D, 4, &pl);
+    int zeros = 1;
+    for (int i = 0; i < Hq * D; i++) zeros &= o1[i] == 0.0f;
+    for (int i = 0; i < Hq * 5; i++) zeros &= a1[i] == 0.0f;
+    attention_fwd(o1, NULL, q, k, v, 1, 5, Hq, Hkv, D, 4, &pl);
+    for (int i = 0; i < Hq * D; i++) zeros &= o1[i] == 0.0f;
+    CHECK(zeros, "fully masked query row is not zero");
+    free(q); free(k); free(v); free(out); free(att); free(out2); free(att2); free(dout); free(dv);
+    for (int i = 0; i < 6; i++) free(g[i]);
+}
+
+static void test_edges(void) {
+    // rmsnorm without a weight equals a unit weight.
+    float *x = rnd(3 * 10, 1.0f, 0), w1[10], y1[30], y2[30], r1[3], r2[3];
+    for (int i = 0; i < 10; i++) w1[i] = 1.0f;
+    rmsnorm_fwd(y1, r1, x, w1, 0.0f, 3, 10, 1e-6f);
+    rmsnorm_fwd(y2, r2, x, NULL, 0.0f, 3, 10, 1e-6f);
+    CHECK(!memcmp(y1, y2, sizeof y1), "rmsnorm w=NULL differs from unit weight");
+    free(x);
+    // Softmax of a fully masked row is zeros, not NaN.
+    float m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    softmax_inplace(m, 4);
+    CHECK(m[0] == 0 && m[3] == 0, "softmax of -inf row");
+    // Cross-entropy with every row ignored.
+    float lg[6] = {1, 2, 3, 4, 5, 6}, dl[6];
+    int32_t tg[2] = {-100, -1};
+    int64_t cnt = 7;
+    double L = cross_entropy_fwd_bwd(dl, lg, tg, 2, 3, 1.0f, &cnt);
+    CHECK(L == 0 && cnt == 0 && dl[0] == 0 && dl[5] == 0, "all-ignored cross-entropy");
+    // Negative ids give zero rows and no gradient.
+    float tab[6] = {1, 2, 3, 4, 5, 6}, out[4] = {9, 9, 9, 9}, dt[6] = {0};
+    int32_t ids[2] = {-1, 2};
+    embedding_fwd(out, tab, ids, 2, 2, 1.0f);
+    CHECK(out[0] == 0 && out[1] == 0 && out[2] == 5 && out[3] == 6, "embedding with a negative id");
+    embedding_bwd(dt, out, ids, 2, 2, 1.0f);
+    CHECK(dt[0] == 0 && dt[4] == 5, "embedding_bwd with a negative id");
+}
+
+// Not a pass/fail check: prints decode and prefill attention speed for the record.
+static void bench_attention(void) {
+    enum { Hq = 16, Hkv = 4, D = 64, S = 2048, TP = 256 };
+    float *q = rnd(TP * Hq * D, 1.0f, 0), *k = rnd(S * Hkv * D, 1.0f, 0), *v = rnd(S * Hkv * D, 1.0f, 0);
+    float *out = malloc(sizeof(float) * TP * Hq * D);
+    attn_params p = {0.125f, 0, 0, NULL};
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < 10; i++) attention_fwd(out, NULL, q, k, v, 1, S, Hq, Hkv, D, S - 1, &p);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double dec = ((b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6) / 10;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    attention_fwd(out, NULL, q, k, v, TP, TP, Hq, Hkv, D, 0, &p);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    double pre = (b.tv_sec - a.tv_sec) * 1e3 + (b.tv_nsec - a.tv_nsec) / 1e6;
+    printf("bench: attention decode S=%d Hq=%d D=%d: %.3f ms; prefill T=%d: %.3f ms (1 thread)\n",
+           S, Hq, D, dec, TP, pre);
+    free(q); free(k); free(v); free(out);
+}
+
+int main(void) {
+    make_cases();
+    if (run_oracle() == 0) {
+        check_norms();
+        check_ropes();
+        check_attns();
+        check_acts();
+        check_ces();
+        check_embs();
+        printf("oracle: worst relative error %.3g (tolerance %g)\n", worst_err, TOL);
+    }
+    test_attn_kernels();
+    test_finite_differences();
+    test_rope_identities();
+    test_attention_consistency();
+    test_edges();
+    if (!getenv("SLLM_ASAN")) bench_attention();
+    free_cases();
+    return test_report();
+}

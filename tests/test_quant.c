@@ -1,0 +1,254 @@
+// Quantization formats: dequantization against an independent numpy reference (tests/ref/quant_ref.py)
+// on random block bytes, legacy quantizers byte-for-byte against the same reference, known answers,
+// quantize->dequantize error bounds per type, and requantization stability.
+#include "test.h"
+#include "tensor/quant.h"
+#include <stdint.h>
+
+static uint64_t rng = 0x9E3779B97F4A7C15ULL;
+static uint32_t rnd32(void) {
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (uint32_t)(rng >> 11);
+}
+static float rndu(void) { return (float)(rnd32() & 0xFFFFFF) / 16777216.0f; }   // [0, 1)
+static float rndn(void) {                                                        // ~N(0,1)
+    float s = 0;
+    for (int i = 0; i < 12; i++) s += rndu();
+    return s - 6;
+}
+static void put_f16(uint8_t *p, float v) { uint16_t h = f32_to_f16(v); memcpy(p, &h, 2); }
+
+static const dtype ALL[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1,
+                            DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q8_K};
+#define NT (int)(sizeof ALL / sizeof ALL[0])
+
+// Random block bytes with sane (finite, moderate) scale fields.
+static void random_blocks(dtype t, uint8_t *buf, int64_t n) {
+    size_t bytes = dtype_row_bytes(t, n);
+    for (size_t i = 0; i < bytes; i++) buf[i] = (uint8_t)rnd32();
+    const dtype_info *di = dtype_get(t);
+    int64_t nb = n / di->block;
+    for (int64_t i = 0; i < nb; i++) {
+        uint8_t *b = buf + i * di->block_bytes;
+        switch (t) {
+        case DT_F32: { float v = rndn() * 3; memcpy(b, &v, 4); break; }
+        case DT_F16: put_f16(b, rndn() * 3); break;
+        case DT_BF16: { uint16_t h = f32_to_bf16(rndn() * 3); memcpy(b, &h, 2); break; }
+        case DT_Q4_0: case DT_Q5_0: case DT_Q8_0: put_f16(b, (rndu() - 0.5f) * 0.2f); break;
+        case DT_Q4_1: case DT_Q5_1: put_f16(b, rndu() * 0.1f); put_f16(b + 2, (rndu() - 0.5f)); break;
+        case DT_Q4_K: case DT_Q5_K: put_f16(b, rndu() * 0.01f); put_f16(b + 2, rndu() * 0.01f); break;
+        case DT_Q6_K: put_f16(b + 208, (rndu() - 0.5f) * 0.01f); break;
+        case DT_Q8_K: { float v = (rndu() - 0.5f) * 0.1f; memcpy(b, &v, 4); break; }
+        default: break;
+        }
+    }
+}
+
+static const char *py(void) {
+    const char *p = getenv("SLLM_PYTHON");
+    return p && *p ? p : "/usr/bin/python3";
+}
+
+static int have_numpy(void) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "%s -c 'import numpy' >/dev/null 2>&1", py());
+    return system(cmd) == 0;
+}
+
+static int write_file(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    size_t w = fwrite(p, 1, n, f);
+    return fclose(f) == 0 && w == n ? 0 : -1;
+}
+static long read_file(const char *path, void *p, size_t cap) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    size_t r = fread(p, 1, cap, f);
+    fclose(f);
+    return (long)r;
+}
+
+static int run_ref(const char *mode, dtype t, const char *in, const char *out) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s tests/ref/quant_ref.py %s %s %s %s", py(), mode, dtype_get(t)->name, in, out);
+    return system(cmd);
+}
+
+static void test_against_python(void) {
+    if (access("tests/ref/quant_ref.py", R_OK) != 0 || !have_numpy()) {
+        SKIP("python3 + numpy or tests/ref/quant_ref.py not available: numpy reference checks skipped");
+        return;
+    }
+    char in[64], out[64];
+    snprintf(in, sizeof in, "/tmp/sllm_tq_in_%d.bin", (int)getpid());
+    snprintf(out, sizeof out, "/tmp/sllm_tq_out_%d.bin", (int)getpid());
+    const int64_t n = 256 * 12;
+    uint8_t *blk = malloc(dtype_row_bytes(DT_F32, n) + 64);
+    float *ours = malloc(n * sizeof(float)), *theirs = malloc((n + 16) * sizeof(float));
+    for (int ti = 0; ti < NT; ti++) {
+        dtype t = ALL[ti];
+        random_blocks(t, blk, n);
+        size_t bytes = dtype_row_bytes(t, n);
+        CHECK(dequantize_row(t, blk, ours, n) == 0);
+        CHECK(write_file(in, blk, bytes) == 0);
+        int rc = run_ref("deq", t, in, out);
+        CHECK(rc == 0, "quant_ref.py deq %s failed", dtype_get(t)->name);
+        long got = read_file(out, theirs, (n + 16) * sizeof(float));
+        CHECK(got == (long)(n * sizeof(float)), "%s: python returned %ld bytes", dtype_get(t)->name, got);
+        if (rc != 0 || got != (long)(n * sizeof(float))) continue;
+        int bad = 0;
+        for (int64_t i = 0; i < n; i++) {
+            float a = ours[i], b = theirs[i];
+            if (!(fabsf(a - b) <= 1e-6f * fmaxf(1.f, fabsf(b)))) {
+                if (bad++ < 3) fprintf(stderr, "  %s[%ld]: ours %.9g numpy %.9g\n", dtype_get(t)->name, (long)i, a, b);
+            }
+        }
+        CHECK(bad == 0, "%s: %d of %ld dequantized values differ from numpy", dtype_get(t)->name, bad, (long)n);
+    }
+    // Legacy quantizers byte-for-byte (GGML's scale choice and rounding rules, reimplemented in numpy).
+    const dtype legacy[] = {DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q8_0};
+    float *x = malloc(n * sizeof(float));
+    uint8_t *q1 = malloc(dtype_row_bytes(DT_Q8_0, n)), *q2 = malloc(dtype_row_bytes(DT_Q8_0, n) + 64);
+    for (int64_t i = 0; i < n; i++) x[i] = rndn() * (i % 97 == 0 ? 8.f : 1.f);
+    for (int i = 0; i < 32; i++) x[64 + i] = 0;   // an all-zero block
+    for (size_t li = 0; li < sizeof legacy / sizeof legacy[0]; li++) {
+        dtype t = legacy[li];
+        size_t bytes = dtype_row_bytes(t, n);
+        CHECK(quantize_row(t, x, q1, n) == 0);
+        CHECK(write_file(in, x, n * sizeof(float)) == 0);
+        CHECK(run_ref("q", t, in, out) == 0);
+        long got = read_file(out, q2, bytes + 64);
+        CHECK(got == (long)bytes && memcmp(q1, q2, bytes) == 0, "%s: quantized bytes differ from numpy reference",
+              dtype_get(t)->name);
+    }
+    free(x); free(q1); free(q2);
+    remove(in); remove(out);
+    free(blk); free(ours); free(theirs);
+}
+
+// Hand-computed answers that do not depend on any other implementation.
+static void test_known_answers(void) {
+    // Q4_0 of x = j - 16: max |x| is x[0] = -16 so d = 2; levels floor(j/2 + 0.5), capped at 15.
+    float x[32], y[32];
+    for (int j = 0; j < 32; j++) x[j] = (float)(j - 16);
+    blk_q4_0 b;
+    CHECK(quantize_row(DT_Q4_0, x, &b, 32) == 0);
+    CHECK(f16_to_f32(b.d) == 2.0f);
+    int ok = 1;
+    for (int j = 0; j < 32; j++) {
+        int want = (int)floorf(j / 2.0f + 0.5f);
+        if (want > 15) want = 15;
+        int got = j < 16 ? (b.qs[j] & 0xF) : (b.qs[j - 16] >> 4);
+        ok &= got == want;
+    }
+    CHECK(ok, "q4_0 levels");
+    dequantize_row(DT_Q4_0, &b, y, 32);
+    CHECK(y[0] == -16.f && y[31] == 14.f, "y0=%g y31=%g", y[0], y[31]);
+    // Q8_0 of 0..31 scaled: amax 31 -> d = 31/127, levels round(j*127/31).
+    for (int j = 0; j < 32; j++) x[j] = (float)j;
+    blk_q8_0 q8;
+    quantize_row(DT_Q8_0, x, &q8, 32);
+    CHECK(q8.qs[31] == 127 && q8.qs[0] == 0 && q8.qs[16] == 66, "q8_0 %d %d %d", q8.qs[31], q8.qs[0], q8.qs[16]);
+    // Q6_K: a block with scale d=1, all scales 1, all levels 33 dequantizes to 1.0 everywhere.
+    blk_q6_K b6;
+    memset(&b6, 0, sizeof b6);
+    memset(b6.ql, 0x11, sizeof b6.ql);                 // low nibbles 1
+    memset(b6.qh, 0xAA, sizeof b6.qh);                 // high bits 2 -> level 32 + 1
+    memset(b6.scales, 1, sizeof b6.scales);
+    b6.d = f32_to_f16(1.0f);
+    float y6[256];
+    dequantize_row(DT_Q6_K, &b6, y6, 256);
+    int all1 = 1;
+    for (int j = 0; j < 256; j++) all1 &= y6[j] == 1.0f;
+    CHECK(all1, "q6_K known block");
+    // Q4_K: scales packed for sub-block 5 (j >= 4 path): sc = 0x2A, m = 0x15.
+    blk_q4_K b4;
+    memset(&b4, 0, sizeof b4);
+    b4.d = f32_to_f16(1.0f); b4.dmin = f32_to_f16(1.0f);
+    b4.scales[9] = (0x2A & 0xF) | ((0x15 & 0xF) << 4);
+    b4.scales[1] |= (0x2A >> 4) << 6;
+    b4.scales[5] |= (0x15 >> 4) << 6;
+    memset(b4.qs, 0x30, sizeof b4.qs);                 // level 0 (lo) / 3 (hi)
+    float y4[256];
+    dequantize_row(DT_Q4_K, &b4, y4, 256);
+    CHECK(y4[5 * 32] == 3.f * 0x2A - 0x15, "q4_K sub-block 5: %g", y4[5 * 32]);
+    CHECK(y4[4 * 32] == 0.f, "q4_K sub-block 4: %g", y4[4 * 32]);
+    // unsupported types and bad lengths are errors, not crashes
+    CHECK(dequantize_row(DT_Q2_K, &b4, y4, 256) == -1);
+    CHECK(quantize_row(DT_I32, x, y, 32) == -1);
+    CHECK(quantize_row(DT_Q4_0, x, &b, 31) == -1);
+    CHECK(!dtype_can_quantize(DT_Q3_K) && dtype_can_quantize(DT_Q5_K));
+}
+
+// Quantize random gaussian rows, dequantize, and bound the relative RMS error per type.
+static void test_error_bounds(void) {
+    const int64_t n = 256 * 32;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    uint8_t *q = malloc(dtype_row_bytes(DT_F32, n));
+    for (int64_t i = 0; i < n; i++) x[i] = rndn() * (i % 64 == 0 ? 4.f : 1.f);   // some outliers
+    double ex2 = 0;
+    for (int64_t i = 0; i < n; i++) ex2 += (double)x[i] * x[i];
+    struct { dtype t; double bound; } cases[] = {
+        {DT_F32, 0}, {DT_F16, 1e-3}, {DT_BF16, 5e-3}, {DT_Q8_0, 0.01}, {DT_Q8_K, 0.02}, {DT_Q6_K, 0.03},
+        {DT_Q5_K, 0.06}, {DT_Q5_1, 0.06}, {DT_Q5_0, 0.07}, {DT_Q4_K, 0.11}, {DT_Q4_1, 0.12}, {DT_Q4_0, 0.14},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        dtype t = cases[c].t;
+        CHECK(quantize_row(t, x, q, n) == 0);
+        CHECK(dequantize_row(t, q, y, n) == 0);
+        double e2 = 0;
+        for (int64_t i = 0; i < n; i++) e2 += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        double rel = sqrt(e2 / ex2);
+        CHECK(rel <= cases[c].bound, "%s: relative rmse %.5f > %.5f", dtype_get(t)->name, rel, cases[c].bound);
+        if (getenv("SLLM_VERBOSE")) printf("  %-5s relative rmse %.5f\n", dtype_get(t)->name, rel);
+    }
+    // Q8_K block sums match its levels
+    blk_q8_K *k8 = (blk_q8_K *)q;
+    quantize_row(DT_Q8_K, x, q, 256);
+    int ok = 1;
+    for (int j = 0; j < 16; j++) {
+        int s = 0;
+        for (int l = 0; l < 16; l++) s += k8->qs[16 * j + l];
+        ok &= s == k8->bsums[j];
+    }
+    CHECK(ok, "q8_K bsums");
+    free(x); free(y); free(q);
+}
+
+// quantize(dequantize(q)) == q where the format makes it a fixed point (symmetric types whose extreme
+// level is present in every block); for the others, requantizing must not move values much.
+static void test_requantize(void) {
+    const int64_t n = 256 * 8;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float)), *z = malloc(n * sizeof(float));
+    uint8_t *q1 = malloc(dtype_row_bytes(DT_F32, n)), *q2 = malloc(dtype_row_bytes(DT_F32, n));
+    for (int64_t i = 0; i < n; i++) x[i] = rndn();
+    const dtype exact[] = {DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q5_0};
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++) {
+        dtype t = exact[i];
+        quantize_row(t, x, q1, n);
+        dequantize_row(t, q1, y, n);
+        quantize_row(t, y, q2, n);
+        CHECK(memcmp(q1, q2, dtype_row_bytes(t, n)) == 0, "%s: requantization changed bytes", dtype_get(t)->name);
+    }
+    const dtype approx[] = {DT_Q4_1, DT_Q5_1, DT_Q4_K, DT_Q5_K, DT_Q6_K};
+    for (size_t i = 0; i < sizeof approx / sizeof approx[0]; i++) {
+        dtype t = approx[i];
+        quantize_row(t, x, q1, n);
+        dequantize_row(t, q1, y, n);
+        quantize_row(t, y, q2, n);
+        dequantize_row(t, q2, z, n);
+        double e2 = 0, y2 = 0;
+        for (int64_t k = 0; k < n; k++) { e2 += ((double)y[k] - z[k]) * ((double)y[k] - z[k]); y2 += (double)y[k] * y[k]; }
+        CHECK(sqrt(e2 / y2) < 0.05, "%s: requantization drift %.4f", dtype_get(t)->name, sqrt(e2 / y2));
+    }
+    free(x); free(y); free(z); free(q1); free(q2);
+}
+
+int main(void) {
+    test_known_answers();
+    test_error_bounds();
+    test_requantize();
+    test_against_python();
+    return test_report();
+}
