@@ -16,14 +16,8 @@ TYPES=${BENCH_TYPES:-"f16 q8_0 q4_0"}
 FIX=${SLLM_FIXTURES:-../shared/fixtures}
 
 LLB=""
-if [ -f ../shared/oracles/build-llamacpp-bench.sh ]; then
-    if [ ! -x "$W/llamacpp/run-bench.sh" ]; then
-        bash ../shared/oracles/build-llamacpp-bench.sh "$PWD/$W/llamacpp" >/dev/null 2>&1 || echo "bench: could not build the llama.cpp harness; sllm only"
-    fi
-    [ -x "$W/llamacpp/run-bench.sh" ] && LLB="$W/llamacpp/run-bench.sh"
-else
-    echo "bench: ../shared/oracles not found; measuring sllm only"
-fi
+if ORA=$(scripts/llamacpp-oracle.sh 2>/dev/null); then LLB="$ORA/run-bench.sh"
+else echo "bench: llama.cpp oracle unavailable (../shared/oracles); measuring sllm only"; fi
 
 BW=$($SLLM bench --membw --json | sed -E 's/.*"read_gb_s":([0-9.]+).*/\1/')
 echo "memory read bandwidth: $BW GB/s ($TH threads)"

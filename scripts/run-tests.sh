@@ -4,6 +4,10 @@
 set -u
 BUILD=${BUILD:-build}
 cd "$(dirname "$0")/.."
+# llama.cpp oracle (scripts/llamacpp-oracle.sh) for the tests that compare against it; they skip without it.
+if [ -z "${SLLM_LLAMACPP_ORACLE:-}" ] && [ -d build/llamacpp-oracle/node_modules/node-llama-cpp ]; then
+    export SLLM_LLAMACPP_ORACLE=$PWD/build/llamacpp-oracle
+fi
 P=0; F=0; S=0; bad=()
 run_one() {
     local name=$1; shift

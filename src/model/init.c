@@ -45,6 +45,10 @@ static const model_preset presets[] = {
      .n_head = 4, .n_head_kv = 2, .head_dim = 32, .n_ctx = 256, .eps = 1e-6f, .rope_base = 1000000.0f,
      .rope_base_local = 10000.0f, .rope_linear_factor = 2.0f, .swa_window = 4, .swa_pattern = 6,
      .query_pre_attn_scalar = 32, .tied = true},
+    // Rows of 256 so every K-quant applies (tests of sllm quantize against llama.cpp).
+    {.name = "small-llama", .arch = "llama", .n_vocab = 512, .n_embd = 256, .n_layer = 2, .n_ff = 768,
+     .n_head = 4, .n_head_kv = 2, .head_dim = 64, .n_ctx = 512, .eps = 1e-5f, .rope_base = 10000.0f,
+     .tied = true},
     {.name = "tiny-gpt2", .arch = "gpt2", .n_vocab = 256, .n_embd = 64, .n_layer = 2, .n_ff = 256,
      .n_head = 4, .n_head_kv = 4, .head_dim = 16, .n_ctx = 128, .eps = 1e-5f, .tied = true},
 };
