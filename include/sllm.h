@@ -27,6 +27,50 @@ typedef struct sllm_model sllm_model;
 typedef struct sllm_tokenizer sllm_tokenizer;
 typedef struct sllm_session sllm_session;
 
+// ---- models ----
+// Loads a .gguf file or a Hugging Face directory (config.json + *.safetensors). Weights are mmap'd
+// and used as stored (quantized weights stay quantized).
+int sllm_model_load(const char *path, sllm_model **out);
+void sllm_model_free(sllm_model *m);
+int sllm_model_n_vocab(const sllm_model *m);
+int sllm_model_n_ctx_train(const sllm_model *m);
+const char *sllm_model_arch(const sllm_model *m);
+
+// ---- tokenizer (the model's own: GGUF metadata or tokenizer.json) ----
+int sllm_tokenizer_load(const sllm_model *m, sllm_tokenizer **out);
+void sllm_tokenizer_free(sllm_tokenizer *t);
+// *ids is malloc'd (free()). add_special: BOS/EOS as the model is configured; parse_special:
+// recognize special tokens such as <|im_start|> written in the text.
+int sllm_tokenizer_encode(const sllm_tokenizer *t, const char *text, size_t len, int add_special,
+                          int parse_special, int32_t **ids, int *n_ids);
+// *text is malloc'd and NUL-terminated.
+int sllm_tokenizer_decode(const sllm_tokenizer *t, const int32_t *ids, int n_ids, char **text, size_t *len);
+int sllm_tokenizer_is_eog(const sllm_tokenizer *t, int32_t id);
+
+// ---- sessions: KV cache + threads ----
+// n_ctx <= 0: the model's training context capped at 4096; n_threads <= 0: all cores.
+int sllm_session_new(const sllm_model *m, int n_ctx, int n_threads, sllm_session **out);
+void sllm_session_free(sllm_session *s);
+void sllm_session_reset(sllm_session *s);
+int sllm_session_n_past(const sllm_session *s);
+// Appends n tokens (batched prefill when n > 1) and writes the last token's logits (n_vocab floats)
+// when logits is non-NULL.
+int sllm_session_eval(sllm_session *s, const int32_t *ids, int n, float *logits);
+
+// ---- generation ----
+typedef struct {
+    float temp, top_p, min_p, repeat_penalty, frequency_penalty, presence_penalty;
+    int top_k, repeat_last_n;
+    uint64_t seed;
+} sllm_sample_params;
+void sllm_sample_params_default(sllm_sample_params *p);   // llama.cpp's defaults (temp 0.8, top-k 40, ...)
+// Streams text pieces (complete UTF-8) to on_text; return non-zero from it to stop.
+typedef int (*sllm_text_fn)(void *user, const char *text, size_t len);
+// Tokenizes prompt (BOS per the model, special tokens parsed), appends it to the session and generates
+// up to n_predict tokens or until an end-of-generation token. *n_generated may be NULL.
+int sllm_generate(sllm_session *s, const sllm_tokenizer *t, const char *prompt, const sllm_sample_params *p,
+                  int n_predict, sllm_text_fn on_text, void *user, int *n_generated);
+
 #ifdef __cplusplus
 }
 #endif
