@@ -20,7 +20,7 @@ static const char RUN_HELP[] =
     "  -n, --n-predict N         tokens to generate (default 128; -1 = until end of text)\n"
     "  -c, --ctx N               context size in tokens (default: prompt + n, at most the model's)\n"
     "  -t, --threads N           threads (default: all cores)\n"
-    "      --temp T              temperature (default 0.8; 0 = greedy)\n"
+    "      --temp T              temperature (default 0.8, or the model's generation_config.json; 0 = greedy)\n"
     "      --top-k K             (default 40; 0 = off)    --top-p P  (default 0.95)   --min-p P (default 0.05)\n"
     "      --repeat-penalty R    (default 1 = off)  --repeat-last-n N (default 64)\n"
     "      --frequency-penalty F --presence-penalty P   (OpenAI semantics, default 0)\n"
@@ -83,7 +83,7 @@ int cmd_run(int argc, char **argv) {
     sample_params sp; sample_params_default(&sp);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        double d; int64_t n;
+        int k;
         if (arg_is_help(a)) { fputs(RUN_HELP, stdout); return 0; }
 #define VAL() do { if (!(v = arg_value("run", argc, argv, &i))) return 2; } while (0)
         if (!strcmp(a, "-m") || !strcmp(a, "--model")) { VAL(); model = v; }
@@ -92,15 +92,7 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) { VAL(); if (!arg_int("run", a, v, -1, 1 << 24, &n_predict)) return 2; }
         else if (!strcmp(a, "-c") || !strcmp(a, "--ctx")) { VAL(); if (!arg_int("run", a, v, 0, 1 << 24, &ctx)) return 2; }
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) { VAL(); if (!arg_int("run", a, v, 0, 1024, &threads)) return 2; }
-        else if (!strcmp(a, "--temp")) { VAL(); if (!arg_float("run", a, v, 0, 100, &d)) return 2; sp.temp = (float)d; }
-        else if (!strcmp(a, "--top-k")) { VAL(); if (!arg_int("run", a, v, 0, 1 << 30, &n)) return 2; sp.top_k = (int)n; }
-        else if (!strcmp(a, "--top-p")) { VAL(); if (!arg_float("run", a, v, 0, 1, &d)) return 2; sp.top_p = (float)d; }
-        else if (!strcmp(a, "--min-p")) { VAL(); if (!arg_float("run", a, v, 0, 1, &d)) return 2; sp.min_p = (float)d; }
-        else if (!strcmp(a, "--repeat-penalty")) { VAL(); if (!arg_float("run", a, v, 0.01, 100, &d)) return 2; sp.repeat_penalty = (float)d; }
-        else if (!strcmp(a, "--repeat-last-n")) { VAL(); if (!arg_int("run", a, v, -1, 1 << 24, &n)) return 2; sp.repeat_last_n = (int)n; }
-        else if (!strcmp(a, "--frequency-penalty")) { VAL(); if (!arg_float("run", a, v, -2, 2, &d)) return 2; sp.freq_penalty = (float)d; }
-        else if (!strcmp(a, "--presence-penalty")) { VAL(); if (!arg_float("run", a, v, -2, 2, &d)) return 2; sp.presence_penalty = (float)d; }
-        else if (!strcmp(a, "--seed")) { VAL(); if (!arg_int("run", a, v, 0, INT64_MAX, &n)) return 2; sp.seed = (uint64_t)n; }
+        else if ((k = cli_sample_flag("run", argc, argv, &i, &sp)) != 0) { if (k < 0) return 2; }
         else if (!strcmp(a, "--probs")) { VAL(); if (!arg_int("run", a, v, 1, 1000, &probs_k)) return 2; }
         else if (!strcmp(a, "--json")) json = true;
         else if (!strcmp(a, "--verbose")) verbose = true;
@@ -133,6 +125,7 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "sllm run: the prompt has %d tokens but the context holds %d (use -c)\n", n_ids, want_ctx);
         goto done;
     }
+    if (!cli_sample_params("run", cm.m, argc, argv, &sp)) goto done;   // model defaults, then the flags
     if (model_session_new(cm.m, want_ctx, 0, cm.pool, &s) != SLLM_OK ||
         !(smp = sampler_new(&sp, cm.m->hp.n_vocab))) {
         fprintf(stderr, "sllm run: %s\n", sllm_last_error());

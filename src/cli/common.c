@@ -1,6 +1,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli/args.h"
 #include "cli/common.h"
 #include "gen/generate.h"
 
@@ -73,4 +74,38 @@ void cli_json_str(FILE *f, const char *s, size_t len) {
         i++;
     }
     fputc('"', f);
+}
+
+int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, sample_params *sp) {
+    const char *a = argv[*i], *v;
+    double d; int64_t n;
+    static const char *const flags[] = {"--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty", "--repeat-last-n",
+                                        "--frequency-penalty", "--presence-penalty", "--seed"};
+    int k = -1;
+    for (int j = 0; j < (int)(sizeof flags / sizeof flags[0]); j++) if (!strcmp(a, flags[j])) k = j;
+    if (k < 0) return 0;
+    if (!(v = arg_value(cmd, argc, argv, i))) return -1;
+    switch (k) {
+    case 0: if (!arg_float(cmd, a, v, 0, 100, &d)) return -1; sp->temp = (float)d; break;
+    case 1: if (!arg_int(cmd, a, v, 0, 1 << 30, &n)) return -1; sp->top_k = (int)n; break;
+    case 2: if (!arg_float(cmd, a, v, 0, 1, &d)) return -1; sp->top_p = (float)d; break;
+    case 3: if (!arg_float(cmd, a, v, 0, 1, &d)) return -1; sp->min_p = (float)d; break;
+    case 4: if (!arg_float(cmd, a, v, 0.01, 100, &d)) return -1; sp->repeat_penalty = (float)d; break;
+    case 5: if (!arg_int(cmd, a, v, -1, 1 << 24, &n)) return -1; sp->repeat_last_n = (int)n; break;
+    case 6: if (!arg_float(cmd, a, v, -2, 2, &d)) return -1; sp->freq_penalty = (float)d; break;
+    case 7: if (!arg_float(cmd, a, v, -2, 2, &d)) return -1; sp->presence_penalty = (float)d; break;
+    default: if (!arg_int(cmd, a, v, 0, INT64_MAX, &n)) return -1; sp->seed = (uint64_t)n; break;
+    }
+    return 1;
+}
+
+bool cli_sample_params(const char *cmd, const sllm_model *m, int argc, char **argv, sample_params *sp) {
+    sample_params_default(sp);
+    if (m && gen_model_sample_defaults(m, sp) != SLLM_OK) {
+        fprintf(stderr, "sllm %s: %s\n", cmd, sllm_last_error());
+        return false;
+    }
+    for (int i = 1; i < argc; i++)
+        if (cli_sample_flag(cmd, argc, argv, &i, sp) < 0) return false;
+    return true;
 }

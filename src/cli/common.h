@@ -4,6 +4,7 @@
 #include "model/model.h"
 #include "text/tokenizer.h"
 #include "base/threadpool.h"
+#include "gen/sample.h"
 
 typedef struct {
     sllm_model *m;
@@ -16,6 +17,13 @@ bool cli_model_open(const char *cmd, const char *path, bool want_tok, int thread
 void cli_model_close(cli_model *cm);
 // Reads a whole file into a NUL-terminated buffer; prints an error naming the file on failure.
 char *cli_read_file(const char *cmd, const char *path, size_t *len);
+// Parses one sampling option at argv[*i] (--temp --top-k --top-p --min-p --repeat-penalty
+// --repeat-last-n --frequency-penalty --presence-penalty --seed) into *sp, advancing *i past its value.
+// Returns 1 when consumed, 0 when argv[*i] is not a sampling option, -1 on a bad value (message printed).
+int cli_sample_flag(const char *cmd, int argc, char **argv, int *i, sample_params *sp);
+// Sampling parameters for a model: llama.cpp's defaults, then the model's own generation_config.json,
+// then every sampling option on the command line. Returns false (message printed) on error.
+bool cli_sample_params(const char *cmd, const sllm_model *m, int argc, char **argv, sample_params *sp);
 // Writes s as a JSON string literal (quotes, escapes, UTF-8 kept; invalid bytes as \ufffd).
 void cli_json_str(FILE *f, const char *s, size_t len);
 #endif

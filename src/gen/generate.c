@@ -2,6 +2,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <jansson.h>
+#include <stdio.h>
 #include "base/error.h"
 
 double gen_now_ms(void) {
@@ -10,10 +12,56 @@ double gen_now_ms(void) {
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
+// generation_config.json of an HF directory, or NULL (absent, or not an HF model). A malformed file
+// is an error naming it: silently ignoring it would change how generation stops.
+static int load_generation_config(const sllm_model *m, json_t **out) {
+    *out = NULL;
+    if (m->source != MODEL_SRC_HF || !m->path) return SLLM_OK;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/generation_config.json", m->path);
+    FILE *f = fopen(path, "rb");
+    if (!f) return SLLM_OK;
+    json_error_t je;
+    json_t *j = json_loadf(f, 0, &je);
+    fclose(f);
+    if (!j || !json_is_object(j)) {
+        json_decref(j);
+        return err_set(SLLM_ERR_FORMAT, "%s:%d:%d: %s", path, je.line, je.column, j ? "not a JSON object" : je.text);
+    }
+    *out = j;
+    return SLLM_OK;
+}
+
 int gen_load_tokenizer(const sllm_model *m, tok **out) {
     if (m->gguf) return tok_load_gguf(m->gguf, out);
-    if (m->source == MODEL_SRC_HF && m->path) return tok_load_hf(m->path, out);
-    return err_set(SLLM_ERR_ARG, "%s: model has no tokenizer", m->path ? m->path : "(memory)");
+    if (!(m->source == MODEL_SRC_HF && m->path))
+        return err_set(SLLM_ERR_ARG, "%s: model has no tokenizer", m->path ? m->path : "(memory)");
+    int rc = tok_load_hf(m->path, out);
+    json_t *gc = NULL;
+    if (rc == SLLM_OK) rc = load_generation_config(m, &gc);
+    // eos_token_id may be one id or a list (Llama 3 instruct: <|end_of_text|>, <|eom_id|>, <|eot_id|>).
+    json_t *eos = gc ? json_object_get(gc, "eos_token_id") : NULL;
+    if (json_is_integer(eos)) rc = tok_add_eog(*out, (int32_t)json_integer_value(eos));
+    size_t i; json_t *v;
+    if (json_is_array(eos)) json_array_foreach(eos, i, v) if (rc == SLLM_OK && json_is_integer(v)) rc = tok_add_eog(*out, (int32_t)json_integer_value(v));
+    json_decref(gc);
+    if (rc != SLLM_OK) { tok_free(*out); *out = NULL; }
+    return rc;
+}
+
+int gen_model_sample_defaults(const sllm_model *m, sample_params *p) {
+    json_t *gc = NULL;
+    int rc = load_generation_config(m, &gc);
+    if (rc != SLLM_OK || !gc) return rc;
+    json_t *v;
+    if (json_is_number(v = json_object_get(gc, "temperature"))) p->temp = (float)json_number_value(v);
+    if (json_is_number(v = json_object_get(gc, "top_p"))) p->top_p = (float)json_number_value(v);
+    if (json_is_integer(v = json_object_get(gc, "top_k"))) p->top_k = (int)json_integer_value(v);
+    if (json_is_number(v = json_object_get(gc, "min_p"))) p->min_p = (float)json_number_value(v);
+    if (json_is_number(v = json_object_get(gc, "repetition_penalty"))) p->repeat_penalty = (float)json_number_value(v);
+    if (json_is_false(json_object_get(gc, "do_sample"))) p->temp = 0;   // transformers: greedy
+    json_decref(gc);
+    return SLLM_OK;
 }
 
 int gen_generate(model_session *s, const tok *t, sampler *smp, const int32_t *prompt, int n_prompt,

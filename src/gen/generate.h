@@ -9,8 +9,12 @@
 #include "text/tokenizer.h"
 #include "gen/sample.h"
 
-// The tokenizer that belongs to a model (GGUF metadata, or tokenizer.json in its HF directory).
+// The tokenizer that belongs to a model (GGUF metadata, or tokenizer.json in its HF directory; the
+// eos_token_id list of an HF generation_config.json is added to the end-of-generation set).
 int gen_load_tokenizer(const sllm_model *m, tok **out);
+// Sampling defaults the model ships (HF generation_config.json: temperature, top_p, top_k, min_p,
+// repetition_penalty, do_sample=false -> greedy) applied over *p; a no-op for GGUF files.
+int gen_model_sample_defaults(const sllm_model *m, sample_params *p);
 
 typedef struct {
     int n_predict;          // max new tokens (< 0: until end of generation or context full)

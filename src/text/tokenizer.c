@@ -455,6 +455,16 @@ int32_t tok_eos(const tok *t) { return t->eos; }
 int32_t tok_eot(const tok *t) { return t->eot; }
 int32_t tok_pad(const tok *t) { return t->pad; }
 bool tok_add_bos(const tok *t) { return t->add_bos; }
+int tok_add_eog(tok *t, int32_t id) {
+    if (id < 0 || id >= t->n_vocab) return err_set(SLLM_ERR_ARG, "tokenizer: end-of-generation id %d outside the vocabulary (%d)", id, t->n_vocab);
+    if (tok_is_eog(t, id)) return SLLM_OK;
+    int32_t *e = realloc(t->eog, (size_t)(t->n_eog + 1) * sizeof *e);
+    if (!e) return err_set(SLLM_ERR_NOMEM, "tokenizer: out of memory");
+    e[t->n_eog++] = id;
+    t->eog = e;
+    return SLLM_OK;
+}
+
 bool tok_is_eog(const tok *t, int32_t id) {
     for (int32_t i = 0; i < t->n_eog; i++) if (t->eog[i] == id) return true;
     return false;

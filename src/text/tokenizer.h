@@ -126,6 +126,8 @@ int32_t tok_eos(const tok *t);
 int32_t tok_eot(const tok *t);         // end of turn (e.g. <|eot_id|>, <|im_end|>, <end_of_turn>), -1 if none
 int32_t tok_pad(const tok *t);
 bool tok_is_eog(const tok *t, int32_t id);      // ends generation: eos, eot, eom and known end markers
+// Adds an end-of-generation id (e.g. from generation_config.json's eos_token_id list).
+int tok_add_eog(tok *t, int32_t id);
 bool tok_is_special(const tok *t, int32_t id);  // control / special added token
 int32_t tok_find(const tok *t, const char *text);  // exact token text -> id, -1 if none
 bool tok_add_bos(const tok *t);
