@@ -1,0 +1,20 @@
+// Whole-file reads and crash-safe writes. An atomic write goes to a temporary file in the same
+// directory, is fsync'd, renamed over the target, and the directory is fsync'd, so after a crash the
+// target holds either the old or the new contents, never a mix. Checkpoints are built on these.
+#ifndef SLLM_BASE_FILEIO_H
+#define SLLM_BASE_FILEIO_H
+#include <stddef.h>
+
+// Reads the whole file into a malloc'd buffer with a NUL appended (not counted in *len).
+int fileio_read_all(const char *path, char **data, size_t *len);
+// Atomically replaces `path` with `len` bytes of `data` (mode 0644).
+int fileio_write_atomic(const char *path, const void *data, size_t len);
+// fsync a file or a directory by path.
+int fileio_fsync_path(const char *path);
+// fsync the directory that contains `path` (makes a rename/create/unlink in it durable).
+int fileio_fsync_parent(const char *path);
+// mkdir -p (mode 0755). Existing directories are fine.
+int fileio_mkdirs(const char *path);
+// Recursively removes a file or a directory tree (no error when it does not exist).
+int fileio_remove_tree(const char *path);
+#endif
