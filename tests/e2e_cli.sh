@@ -3,7 +3,7 @@
 # text, agrees with llama.cpp (top-10 probabilities per step) on the F32 file and on files we quantize,
 # subcommands work on GGUF and HF directories, and bad input gets one clear error line, never a crash.
 cd "$(dirname "$0")/.." || exit 1
-source tests/e2e_lib.sh
+source tests/lib/e2e.sh
 M=$FIX/models/stories260K.gguf
 ORA=${SLLM_LLAMACPP_ORACLE:-}
 

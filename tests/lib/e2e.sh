@@ -1,5 +1,5 @@
-# Shared helpers for tests/e2e_*.sh: counters and the final "N passed, N failed, N skipped" line.
-# Usage: source tests/e2e_lib.sh; ok "name" / fail "name" "why" / skip "why"; check "name" CMD...; e2e_done
+# Shared helpers for tests/e2e_*.sh (source tests/lib/e2e.sh): counters and the final "N passed, N failed, N skipped" line.
+# Usage: source tests/lib/e2e.sh; ok "name" / fail "name" "why" / skip "why"; check "name" CMD...; e2e_done
 E2E_P=0; E2E_F=0; E2E_S=0
 S=${BUILD:-build}/sllm
 FIX=${SLLM_FIXTURES:-../shared/fixtures}
