@@ -68,7 +68,9 @@ int cmd_info(int argc, char **argv) {
            hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_ff,
            hp->n_ctx_train, hp->tied ? ", tied head" : "");
     if (hp->swa_window) printf("attention    sliding window %d, every %d-th layer global\n", hp->swa_window, hp->swa_pattern);
-    printf("parameters   %lld (%.3f B)\n", (long long)mi.n_params, mi.n_params / 1e9);
+    double np = (double)mi.n_params;
+    printf("parameters   %lld (%.3g %s)\n", (long long)mi.n_params, np >= 1e9 ? np / 1e9 : np >= 1e6 ? np / 1e6 : np / 1e3,
+           np >= 1e9 ? "B" : np >= 1e6 ? "M" : "K");
     printf("dtype mix   ");
     for (int t = 0; t < DT_COUNT; t++)
         if (mi.params_by_dtype[t])
