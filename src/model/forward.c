@@ -9,11 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/error.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
 
-// Matmuls go through one helper so LoRA adapters can later be applied at a single place.
+// Every matmul goes through this helper, which also adds the attached LoRA adapters' terms (model/lora.h);
+// with none attached it is the plain product.
 static int mm(const model_session *s, const mweight *w, const float *X, int T, const mweight *bias, float *Y) {
     int rc = mm_matmul(s->pool, w->data, w->type, w->rows, w->cols, X, T, bias ? bias->data : NULL, Y);
     if (rc) {
@@ -21,6 +23,7 @@ static int mm(const model_session *s, const mweight *w, const float *X, int T, c
         return err_set(SLLM_ERR_UNSUPPORTED, "%s: matmul with a %s weight (%lld x %lld) failed", s->m->path,
                        di ? di->name : "?", (long long)w->rows, (long long)w->cols);
     }
+    if (s->m->n_lora) return lora_apply(s->m, w, X, T, Y, s->pool);
     return SLLM_OK;
 }
 

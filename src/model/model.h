@@ -51,6 +51,9 @@ typedef struct {
     bool swa;                    // sliding-window (local) layer
 } model_layer;
 
+#define MODEL_MAX_LORA 8
+struct lora_adapter;
+
 struct sllm_model {
     char *path;
     char *name;                  // general.name / preset name (may be NULL)
@@ -64,6 +67,11 @@ struct sllm_model {
     gguf_file *gguf;             // GGUF source (mapping stays open)
     st_file *st;                 // HF source
     void **owned; int n_owned, cap_owned;   // buffers freed with the model
+    // LoRA adapters attached for inference (model/lora.h), applied inside forward.c's matmul helper.
+    // Not owned by the model.
+    struct lora_adapter *lora[MODEL_MAX_LORA];
+    float lora_scale[MODEL_MAX_LORA];        // per-adapter multiplier on top of its alpha/r
+    int n_lora;
 };
 
 // Loads a GGUF file or a Hugging Face model directory (auto-detected). On error returns a negative
