@@ -1,7 +1,7 @@
 # sllm — GNU Make build. `make` -> build/sllm + build/libsllm.a; `make test`; `make asan`; `make bench`.
 CC      ?= cc
 BUILD   ?= build
-PKGS    := jansson libpcre2-8 libutf8proc
+PKGS    := jansson libpcre2-8 libutf8proc openblas
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 OPT     ?= -O2 -g

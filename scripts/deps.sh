@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages sllm needs to build and test, only those that are missing.
 set -e
-PKGS="build-essential pkg-config libjansson-dev libpcre2-dev libutf8proc-dev python3 python3-torch python3-numpy libopenblas0-pthread nodejs npm"
+PKGS="build-essential pkg-config libjansson-dev libpcre2-dev libutf8proc-dev libopenblas-dev python3 python3-torch python3-numpy libopenblas0-pthread nodejs npm"
 missing=()
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
