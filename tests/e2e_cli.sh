@@ -52,6 +52,10 @@ if [ -f "$M" ]; then
     want=$(head -1 "$FIX/models/stories260K.greedy200.txt" | $PY -c 'import json,sys; print(" ".join(map(str, json.load(sys.stdin)["ids"])))')
     got=$($S run -m "$M" -p "" -n 20 --temp 0 --probs 3 --json | $PY -c 'import json,sys; print(" ".join(str(json.loads(l)["id"]) for l in sys.stdin))')
     [ "$want" = "$got" ] && ok || fail "greedy ids" "want $want got $got"
+    out=$($S run -m "$M" -p "Once upon a time" -n 3 --temp 0)
+    [ "$out" = "Once upon a time, there was" ] && ok || fail "echo" "got '$out'"
+    out=$($S run -m "$M" -p "Once upon a time" -n 3 --temp 0 --no-echo)
+    [ "$out" = ", there was" ] && ok || fail "no-echo" "got '$out'"
     # 2. Same seed, same sampled text; different seed, different text.
     a=$($S run -m "$M" -p "Once" -n 40 --temp 1 --seed 5); b=$($S run -m "$M" -p "Once" -n 40 --temp 1 --seed 5)
     c=$($S run -m "$M" -p "Once" -n 40 --temp 1 --seed 6)

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -16,15 +17,28 @@
 #define CPU_RELAX() ((void)0)
 #endif
 
-// Spin iterations (each ~a pause, tens of ns) before sleeping: roughly 50-100 us, long enough to bridge
-// the small single-threaded ops between two matmuls of one decode step.
-#define SPIN_ITERS 4000
+// How long a waiting thread spins before it sleeps on the futex: long enough to bridge the small
+// single-threaded ops between two matmuls of one decode step (a few to tens of us), short enough that on
+// a machine shared with other processes a waiting thread soon gives its core away (an idle core also
+// pulls a preempted worker of ours over, where a spinning one would not). Timed with the clock rather
+// than counted in pause instructions, whose latency varies ~10x between CPU generations.
+#define SPIN_NS 40000
+#define SPIN_CHECK 32   // pauses between clock reads
 
+static int64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+// Completion is counted in tasks, not in workers: a worker that wakes late (asleep, or preempted by
+// another process on a shared machine) finds every task claimed and is not waited for, so the caller,
+// which claims tasks too, never idles on a thread that has nothing to do.
 typedef struct {
-    _Alignas(64) _Atomic int64_t next;   // next task index to claim
-    _Alignas(64) atomic_uint gen;       // bumped by the caller to publish a job
-    _Alignas(64) atomic_int pending;    // workers still running the current job
-    atomic_int sleeping_caller;         // caller is asleep on `pending`
+    _Alignas(64) _Atomic uint64_t claim; // (job generation << 32) | next task index to claim
+    _Alignas(64) atomic_uint gen;       // bumped by the caller to publish a job (what workers wait on)
+    _Alignas(64) atomic_uint done;      // tasks of the current job completed
+    atomic_int sleeping_caller;         // caller is asleep on `done`
     _Alignas(64) atomic_int n_sleeping; // workers asleep on `gen` (skip the wake syscall when 0)
 } tp_sync;
 
@@ -35,7 +49,7 @@ struct tpool {
     tp_sync s;
     void (*fn)(void *, int64_t, int);
     void *ctx;
-    int64_t n_tasks;
+    _Atomic int64_t n_tasks;
     atomic_int quit;
 };
 
@@ -50,11 +64,23 @@ static void futex_wake_all(atomic_uint *addr) {
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
 }
 
-static void run_tasks(tpool *p, int thread) {
+// Claims and runs tasks of job `g` until none is left. A claim succeeds only while the job is current,
+// and the job cannot finish (nor fn / ctx change) before a claimed task completes, so reading them after
+// the claim is safe.
+static void run_tasks(tpool *p, unsigned g, int thread) {
     for (;;) {
-        int64_t t = atomic_fetch_add_explicit(&p->s.next, 1, memory_order_relaxed);
-        if (t >= p->n_tasks) break;
-        p->fn(p->ctx, t, thread);
+        uint64_t c = atomic_load_explicit(&p->s.claim, memory_order_acquire);
+        if ((unsigned)(c >> 32) != g) return;
+        int64_t n = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
+        int64_t i = (int64_t)(c & 0xffffffffu);
+        if (i >= n) return;
+        if (!atomic_compare_exchange_weak_explicit(&p->s.claim, &c, c + 1, memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        p->fn(p->ctx, i, thread);
+        unsigned d = atomic_fetch_add_explicit(&p->s.done, 1, memory_order_seq_cst) + 1;
+        if ((int64_t)d == n && atomic_load_explicit(&p->s.sleeping_caller, memory_order_seq_cst))
+            futex_wake_all(&p->s.done);
     }
 }
 
@@ -67,18 +93,20 @@ static void *worker_main(void *argp) {
     for (;;) {
         unsigned g;
         int spins = 0;
+        int64_t t0 = 0;
         while ((g = atomic_load_explicit(&p->s.gen, memory_order_acquire)) == seen) {
-            if (++spins < SPIN_ITERS) { CPU_RELAX(); continue; }
+            if (++spins % SPIN_CHECK) { CPU_RELAX(); continue; }
+            if (!t0) t0 = now_ns();
+            if (now_ns() - t0 < SPIN_NS) continue;
+            spins = 0;
+            t0 = 0;
             atomic_fetch_add_explicit(&p->s.n_sleeping, 1, memory_order_seq_cst);
             futex_wait(&p->s.gen, seen);   // returns at once if gen already moved on
             atomic_fetch_sub_explicit(&p->s.n_sleeping, 1, memory_order_seq_cst);
         }
         seen = g;
         if (atomic_load_explicit(&p->quit, memory_order_acquire)) break;
-        run_tasks(p, a.idx);
-        if (atomic_fetch_sub_explicit(&p->s.pending, 1, memory_order_seq_cst) == 1 &&
-            atomic_load_explicit(&p->s.sleeping_caller, memory_order_seq_cst))
-            futex_wake_all((atomic_uint *)&p->s.pending);
+        run_tasks(p, g, a.idx);
     }
     return NULL;
 }
@@ -99,9 +127,10 @@ tpool *tpool_new(int n_threads) {
     if (!p) return NULL;
     p->n = n_threads;
     pthread_mutex_init(&p->run_lock, NULL);
-    atomic_init(&p->s.next, 0);
+    atomic_init(&p->s.claim, 0);
     atomic_init(&p->s.gen, 0);
-    atomic_init(&p->s.pending, 0);
+    atomic_init(&p->s.done, 0);
+    atomic_init(&p->n_tasks, 0);
     atomic_init(&p->s.sleeping_caller, 0);
     atomic_init(&p->s.n_sleeping, 0);
     atomic_init(&p->quit, 0);
@@ -139,7 +168,7 @@ void tpool_run(tpool *p, int64_t n_tasks, void (*fn)(void *ctx, int64_t task, in
     if (n_tasks <= 0) return;
     // Serial when there is no pool, one task, or when called from inside a running task (nesting would
     // deadlock on the run lock).
-    if (!p || p->n <= 1 || n_tasks == 1 || tl_in_pool) {
+    if (!p || p->n <= 1 || n_tasks == 1 || tl_in_pool || n_tasks > 0x7fffffff) {
         for (int64_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
         return;
     }
@@ -147,20 +176,24 @@ void tpool_run(tpool *p, int64_t n_tasks, void (*fn)(void *ctx, int64_t task, in
     tl_in_pool = 1;
     p->fn = fn;
     p->ctx = ctx;
-    p->n_tasks = n_tasks;
-    atomic_store_explicit(&p->s.next, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->s.pending, p->n - 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&p->s.gen, 1, memory_order_seq_cst);   // publishes the job
+    unsigned g = atomic_load_explicit(&p->s.gen, memory_order_relaxed) + 1;
+    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&p->s.done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->s.claim, (uint64_t)g << 32, memory_order_release);   // opens the claims
+    atomic_store_explicit(&p->s.gen, g, memory_order_seq_cst);                     // wakes the spinners
     if (atomic_load_explicit(&p->s.n_sleeping, memory_order_seq_cst) > 0) futex_wake_all(&p->s.gen);
-    run_tasks(p, 0);
+    run_tasks(p, g, 0);
     int spins = 0;
+    int64_t t0 = 0;
     for (;;) {
-        int left = atomic_load_explicit(&p->s.pending, memory_order_acquire);
-        if (left == 0) break;
-        if (++spins < SPIN_ITERS * 4) { CPU_RELAX(); continue; }
+        unsigned d = atomic_load_explicit(&p->s.done, memory_order_acquire);
+        if ((int64_t)d == n_tasks) break;
+        if (++spins % SPIN_CHECK) { CPU_RELAX(); continue; }
+        if (!t0) t0 = now_ns();
+        if (now_ns() - t0 < SPIN_NS) continue;
         atomic_store_explicit(&p->s.sleeping_caller, 1, memory_order_seq_cst);
-        left = atomic_load_explicit(&p->s.pending, memory_order_seq_cst);
-        if (left != 0) futex_wait((atomic_uint *)&p->s.pending, (unsigned)left);
+        d = atomic_load_explicit(&p->s.done, memory_order_seq_cst);
+        if ((int64_t)d != n_tasks) futex_wait(&p->s.done, d);
         atomic_store_explicit(&p->s.sleeping_caller, 0, memory_order_relaxed);
     }
     tl_in_pool = 0;

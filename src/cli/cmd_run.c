@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "gen/generate.h"
+#include "train/adapter_io.h"
 
 static const char RUN_HELP[] =
     "usage: sllm run -m MODEL (-p PROMPT | -f FILE) [options]\n"
@@ -27,9 +28,11 @@ static const char RUN_HELP[] =
     "      --seed S              RNG seed (default 0): same seed, same output\n"
     "      --ignore-eos          keep generating past end-of-text tokens\n"
     "      --no-special          do not parse special tokens written in the prompt\n"
+    "      --no-echo             do not print the prompt before the continuation\n"
     "      --probs K             report the top-K tokens and probabilities of each step\n"
     "      --json                one JSON object per generated token on stdout instead of text\n"
-    "      --verbose             print timings to stderr\n";
+    "      --verbose             print timings to stderr\n"
+    "      --lora A[:SCALE]      apply a LoRA adapter (PEFT directory or GGUF LoRA); repeatable\n";
 
 typedef struct {
     const tok *t;
@@ -79,8 +82,10 @@ static bool on_token(void *vctx, int32_t id, const char *text, size_t len, const
 int cmd_run(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *file = NULL;
     int64_t n_predict = 128, ctx = 0, threads = 0, probs_k = 0;
-    bool json = false, verbose = false, ignore_eos = false, parse_special = true;
+    bool json = false, verbose = false, ignore_eos = false, parse_special = true, echo = true;
     sample_params sp; sample_params_default(&sp);
+    const char *lora_specs[MODEL_MAX_LORA]; int n_lora = 0;
+    lora_adapter *loras[MODEL_MAX_LORA] = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int k;
@@ -95,9 +100,15 @@ int cmd_run(int argc, char **argv) {
         else if ((k = cli_sample_flag("run", argc, argv, &i, &sp)) != 0) { if (k < 0) return 2; }
         else if (!strcmp(a, "--probs")) { VAL(); if (!arg_int("run", a, v, 1, 1000, &probs_k)) return 2; }
         else if (!strcmp(a, "--json")) json = true;
+        else if (!strcmp(a, "--lora")) {
+            VAL();
+            if (n_lora == MODEL_MAX_LORA) { fprintf(stderr, "sllm run: at most %d --lora adapters\n", MODEL_MAX_LORA); return 2; }
+            lora_specs[n_lora++] = v;
+        }
         else if (!strcmp(a, "--verbose")) verbose = true;
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
         else if (!strcmp(a, "--no-special")) parse_special = false;
+        else if (!strcmp(a, "--no-echo")) echo = false;
         else return arg_unknown("run", a);
 #undef VAL
     }
@@ -114,6 +125,16 @@ int cmd_run(int argc, char **argv) {
     model_session *s = NULL;
     sampler *smp = NULL;
     run_ctx rctx = {.t = cm.t, .probs_k = (int)probs_k, .json = json, .verbose = verbose};
+    for (int k = 0; k < n_lora; k++) {
+        char *lpath = NULL; float lscale = 1;
+        if (adapter_parse_spec(lora_specs[k], &lpath, &lscale) != SLLM_OK || adapter_load(cm.m, lpath, &loras[k]) != SLLM_OK ||
+            lora_attach(cm.m, loras[k], lscale) != SLLM_OK) {
+            fprintf(stderr, "sllm run: --lora %s: %s\n", lora_specs[k], sllm_last_error());
+            free(lpath);
+            goto done;
+        }
+        free(lpath);
+    }
     if (tok_encode(cm.t, prompt, plen, true, parse_special, &ids, &n_ids) != SLLM_OK) {
         fprintf(stderr, "sllm run: prompt: %s\n", sllm_last_error());
         goto done;
@@ -133,6 +154,7 @@ int cmd_run(int argc, char **argv) {
     }
     rctx.top = calloc(probs_k > 0 ? (size_t)probs_k : 1, sizeof *rctx.top);
     gen_opts go = {.n_predict = (int)n_predict, .ignore_eog = ignore_eos};
+    if (echo && !json) { fwrite(prompt, 1, plen, stdout); fflush(stdout); }
     gen_stats st;
     if (gen_generate(s, cm.t, smp, ids, n_ids, &go, on_token, &rctx, &st) != SLLM_OK) {
         fprintf(stderr, "\nsllm run: %s\n", sllm_last_error());
@@ -149,6 +171,7 @@ done:
     sampler_free(smp);
     model_session_free(s);
     free(ids);
+    for (int k = 0; k < n_lora; k++) if (loras[k]) { lora_detach(cm.m, loras[k]); lora_free(loras[k]); }
     cli_model_close(&cm);
     free(fbuf);
     return rc;

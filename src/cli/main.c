@@ -14,6 +14,11 @@ static const command COMMANDS[] = {
     {"init", cmd_init, "create a randomly initialized model of a named real shape"},
     {"bench", cmd_bench, "prefill and decode tokens/s (like llama-bench)"},
     {"perplexity", cmd_perplexity, "perplexity of a model over a text file"},
+    {"chat", cmd_chat, "chat with a model's own template (interactive, or one JSON reply; tools, schemas)"},
+    {"template", cmd_template, "print the prompt a chat template renders for a conversation"},
+    {"train", cmd_train, "continued pretraining (cpt) or instruction tuning (sft), LoRA or full"},
+    {"eval", cmd_eval, "compare a base model and LoRA-tuned model on Q/A data (loss, exact match)"},
+    {"export", cmd_export, "merge LoRA adapters into a model (GGUF or HF), or convert an adapter"},
 };
 #define N_COMMANDS (int)(sizeof COMMANDS / sizeof COMMANDS[0])
 

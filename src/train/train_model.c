@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/error.h"
-#include "tensor/matmul.h"
+#include "tensor/gemm.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
 
@@ -59,7 +59,7 @@ struct train_model {
     optim_param *oparams;
     float *adam;
     // shape
-    bool fused, gated, quant_base;
+    bool fused, gated, quant_base;     // quant_base: some frozen weight is not f32 (needs wtile)
     int C, F, Hq, Hkv, D, V, L, r;
     int64_t qd, kd, kmax;
     bool has_lora[U_COUNT];
@@ -68,7 +68,7 @@ struct train_model {
     float *arena;
     acts *sets;
     float *xf, *xnf, *nfm, *nfr, *dxnf, *dx, *dC, *dxn, *tmpC, *scr, *qkv, *dqkv, *dq, *dk, *dv, *dqpre,
-        *dkpre, *dao, *dgate, *dup, *dact, *lgt, *dlgt, *hx, *dhx, *th, *dh, *tx, *ytile, *wtile;
+        *dkpre, *dao, *dgate, *dup, *dact, *lgt, *dlgt, *hx, *dhx, *th, *dh, *tx, *wtile;
     int64_t head_rows, tile_rows;
     double *row_loss;
     int32_t *pos, *cidx;
@@ -114,36 +114,24 @@ static void add_into(float *y, const float *x, int64_t n) {
 }
 
 // ---------------------------------------------------------------- matmul units
-typedef struct { const mweight *w; float *dst; int64_t n0; size_t rb; } deq_job;
-static void deq_task(void *ctx, int64_t t, int thread) {
-    (void)thread;
-    const deq_job *j = ctx;
-    dequantize_row(j->w->type, (const char *)j->w->data + j->rb * (size_t)(j->n0 + t), j->dst + t * j->w->cols,
-                   j->w->cols);
+// Every product of many rows goes through tensor/gemm.h (packed AVX-512 / OpenBLAS SGEMM); a base
+// weight stored as f16/bf16/quantized is dequantized a tile of rows at a time into tm->wtile, so the
+// product is exact against the dequantized weights (f32 activations, as QLoRA) and the whole matrix
+// never exists in f32.
+
+// Y (N, rows) = X (N, K) · W^T + bias.
+static int base_mm(train_model *tm, const mweight *w, const float *X, int64_t N, const float *bias, float *Y) {
+    if (gemm_xwt_any(tm->pool, w->data, w->type, w->rows, w->cols, X, N, bias, false, Y, tm->wtile, tm->tile_rows))
+        return err_wrap(SLLM_ERR_UNSUPPORTED, "train: matmul with a %s weight",
+                        dtype_get(w->type) ? dtype_get(w->type)->name : "?");
+    return SLLM_OK;
 }
 
-// Y (N, rows) = X (N, K) · W^T + bias. Quantized weights: dequantize a tile of rows, f32 product.
-static int base_mm(train_model *tm, const mweight *w, const float *X, int64_t N, const float *bias, float *Y) {
-    const dtype_info *di = dtype_get(w->type);
-    if (!di) return err_set(SLLM_ERR_UNSUPPORTED, "train: weight dtype %d unsupported", (int)w->type);
-    if (!di->quantized) {
-        if (mm_matmul(tm->pool, w->data, w->type, w->rows, w->cols, X, N, bias, Y))
-            return err_set(SLLM_ERR_UNSUPPORTED, "train: matmul with a %s weight failed", di->name);
-        return SLLM_OK;
-    }
-    deq_job j = {.w = w, .dst = tm->wtile, .rb = dtype_row_bytes(w->type, w->cols)};
-    for (int64_t n0 = 0; n0 < w->rows; n0 += tm->tile_rows) {
-        int64_t nc = w->rows - n0 < tm->tile_rows ? w->rows - n0 : tm->tile_rows;
-        j.n0 = n0;
-        tpool_run(tm->pool, nc, deq_task, &j);
-        bool whole = nc == w->rows;
-        float *out = whole ? Y : tm->ytile;
-        if (mm_matmul(tm->pool, tm->wtile, DT_F32, nc, w->cols, X, N, bias ? bias + n0 : NULL, out))
-            return err_set(SLLM_ERR_UNSUPPORTED, "train: matmul failed");
-        if (!whole)
-            for (int64_t t = 0; t < N; t++)
-                memcpy(Y + t * w->rows + n0, tm->ytile + t * nc, (size_t)nc * sizeof(float));
-    }
+// dX (N, cols) += dY (N, rows) · W
+static int base_mm_t(train_model *tm, const mweight *w, const float *dY, int64_t N, float *dX) {
+    if (gemm_dx_any(tm->pool, w->data, w->type, w->rows, w->cols, dY, N, dX, tm->wtile, tm->tile_rows))
+        return err_wrap(SLLM_ERR_UNSUPPORTED, "train: input gradient through a %s weight",
+                        dtype_get(w->type) ? dtype_get(w->type)->name : "?");
     return SLLM_OK;
 }
 
@@ -169,9 +157,9 @@ static int lin_fwd(train_model *tm, int il, int u, const float *X, int64_t N, fl
         dropout_apply(tm->tx, X, N * p->K, drop_key(tm, il, u), pd);
         xa = tm->tx;
     }
-    if (mm_matmul(tm->pool, p->A, DT_F32, r, p->K, xa, N, NULL, lh)) return err_set(SLLM_ERR_UNSUPPORTED, "train: lora matmul");
+    gemm_xwt(tm->pool, xa, N, p->A, r, p->K, NULL, false, lh);
     for (int64_t i = 0; i < N * r; i++) tm->th[i] = lh[i] * s;
-    if (mm_matmul_acc(tm->pool, p->B, DT_F32, p->N, r, tm->th, N, Y)) return err_set(SLLM_ERR_UNSUPPORTED, "train: lora matmul");
+    gemm_xwt(tm->pool, tm->th, N, p->B, p->N, r, NULL, true, Y);
     return SLLM_OK;
 }
 
@@ -181,11 +169,11 @@ static int lin_bwd(train_model *tm, int il, int u, const float *X, int64_t N, co
     const mweight *w = &tm->m->layers[il].w[unit_w[u]];
     int64_t No = w->rows, K = w->cols;
     float *gw = G(tm, il, unit_w[u]), *gb = unit_b[u] == TR_COUNT ? NULL : G(tm, il, unit_b[u]);
-    if (gw) mm_matmul_wgrad(tm->pool, dY, X, N, No, K, gw);
+    if (gw) gemm_dw(tm->pool, dY, X, N, No, K, gw);
     if (gb)
         for (int64_t t = 0; t < N; t++) add_into(gb, dY + t * No, No);
-    if (dX && mm_matmul_t(tm->pool, w->data, w->type, No, K, dY, N, dX))
-        return err_set(SLLM_ERR_UNSUPPORTED, "train: input gradient through a dtype %d weight failed", (int)w->type);
+    int rc;
+    if (dX && (rc = base_mm_t(tm, w, dY, N, dX))) return rc;
     int ix;
     const lora_pair *p = unit_pair(tm, il, u, &ix);
     if (!p) return SLLM_OK;
@@ -194,9 +182,9 @@ static int lin_bwd(train_model *tm, int il, int u, const float *X, int64_t N, co
     float *gA = tm->lg[2 * ix], *gB = tm->lg[2 * ix + 1];
     // dB += dY^T · (s lh) ; dh = s · dY · B ; dA += dh^T · drop(X) ; dX += drop'(dh · A)
     for (int64_t i = 0; i < N * r; i++) tm->th[i] = lh[i] * s;
-    mm_matmul_wgrad(tm->pool, dY, tm->th, N, No, r, gB);
+    gemm_dw(tm->pool, dY, tm->th, N, No, r, gB);
     memset(tm->dh, 0, (size_t)(N * r) * sizeof(float));
-    mm_matmul_t(tm->pool, p->B, DT_F32, No, r, dY, N, tm->dh);
+    gemm_dx(tm->pool, dY, N, p->B, No, r, tm->dh);
     for (int64_t i = 0; i < N * r; i++) tm->dh[i] *= s;
     const float *xa = X;
     uint64_t key = drop_key(tm, il, u);
@@ -204,15 +192,15 @@ static int lin_bwd(train_model *tm, int il, int u, const float *X, int64_t N, co
         dropout_apply(tm->tx, X, N * K, key, pd);
         xa = tm->tx;
     }
-    mm_matmul_wgrad(tm->pool, tm->dh, xa, N, r, K, gA);
+    gemm_dw(tm->pool, tm->dh, xa, N, r, K, gA);
     if (dX) {
         if (pd > 0) {
             memset(tm->tx, 0, (size_t)(N * K) * sizeof(float));
-            mm_matmul_t(tm->pool, p->A, DT_F32, r, K, tm->dh, N, tm->tx);
+            gemm_dx(tm->pool, tm->dh, N, p->A, r, K, tm->tx);
             dropout_apply(tm->tx, tm->tx, N * K, key, pd);
             add_into(dX, tm->tx, N * K);
         } else {
-            mm_matmul_t(tm->pool, p->A, DT_F32, r, K, tm->dh, N, dX);
+            gemm_dx(tm->pool, tm->dh, N, p->A, r, K, dX);
         }
     }
     return SLLM_OK;
@@ -475,7 +463,6 @@ static size_t layout(train_model *tm, int64_t N, int64_t att, float *base) {
         tm->tx = tm->ad->cfg.dropout > 0 ? carve(&c, N * tm->kmax) : NULL;
     }
     if (tm->quant_base) {
-        tm->ytile = carve(&c, N * tm->tile_rows);
         tm->wtile = carve(&c, tm->tile_rows * tm->kmax);
     }
     return c.off;
@@ -549,9 +536,8 @@ static int head_loss(train_model *tm, const int32_t *targets, bool backward, flo
                 tm->dlgt[i] *= 1.0f - th * th;
             }
         memset(tm->dhx, 0, (size_t)(nc * C) * sizeof(float));
-        if (mm_matmul_t(tm->pool, head->data, head->type, V, C, tm->dlgt, nc, tm->dhx))
-            return err_set(SLLM_ERR_UNSUPPORTED, "train: head input gradient failed");
-        if (gH) mm_matmul_wgrad(tm->pool, tm->dlgt, tm->hx, nc, V, C, gH);
+        if ((rc = base_mm_t(tm, head, tm->dlgt, nc, tm->dhx))) return rc;
+        if (gH) gemm_dw(tm->pool, tm->dlgt, tm->hx, nc, V, C, gH);
         for (int64_t i = 0; i < nc; i++) add_into(tm->dxnf + (int64_t)tm->cidx[r0 + i] * C, tm->dhx + i * C, C);
     }
     for (int64_t i = 0; i < nc_tot; i++) total += tm->row_loss[i];
@@ -784,16 +770,15 @@ int train_model_new(sllm_model *m, train_mode mode, lora_adapter *ad, const trai
     }
     if (!rc) rc = mode == TRAIN_FULL ? make_full_params(tm) : make_lora_params(tm);
     if (!rc && mode == TRAIN_LORA) {
-        // quantized frozen weights go through dequantized row tiles of ~4 MiB
+        // f16/bf16/quantized frozen weights go through dequantized row tiles of ~16 MiB
         const mweight *ws[2] = {&m->g[TR_OUTPUT], &m->g[TR_TOKEN_EMBD]};
-        for (int i = 0; i < 2; i++) if (ws[i]->data && dtype_get(ws[i]->type)->quantized) tm->quant_base = true;
+        for (int i = 0; i < 2; i++) if (ws[i]->data && ws[i]->type != DT_F32) tm->quant_base = true;
         for (int il = 0; il < tm->L; il++)
             for (int u = 0; u < U_COUNT; u++) {
                 const mweight *w = &m->layers[il].w[unit_w[u]];
-                if (w->data && dtype_get(w->type)->quantized) tm->quant_base = true;
+                if (w->data && w->type != DT_F32) tm->quant_base = true;
             }
-        int64_t tr = ((int64_t)1 << 20) / tm->kmax;
-        tm->tile_rows = tr < 16 ? 16 : tr;
+        tm->tile_rows = gemm_tile_rows(tm->kmax);
         bool was = false;
         for (int i = 0; i < m->n_lora; i++) was |= m->lora[i] == ad;
         if (!was) {
