@@ -621,6 +621,50 @@ static void test_fixtures(void) {
     }
 }
 
+// Held-out documents longer than a whole validation batch: every validation token is visited exactly
+// once, in order, and the pass ends (a cursor that lost its offset restarted the document forever).
+static void test_long_validation_docs(void) {
+    sbuf b = {0};
+    sb_add(&b, "");
+    char doc[700];
+    for (int d = 0; d < 8; d++) {
+        for (int i = 0; i < 600; i++) doc[i] = (char)('a' + (i * 7 + d) % 26);
+        doc[600] = 0;
+        sb_add(&b, doc);
+        sb_add(&b, "\n\n");
+    }
+    char path[256];
+    snprintf(path, sizeof path, "%s", wfile("long.txt", b.p));
+    free(b.p);
+    ds_source *s;
+    CHECK(ds_load(path, NULL, &s) == 0 && ds_source_count(s) == 8);
+    ds_tok_opts to = {.mode = DS_CPT, .tokenize = tok_bytes, .bos_id = BOS, .eos_id = EOT};
+    ds_corpus *c;
+    CHECK(ds_tokenize(s, &to, &c) == 0);
+    double w = 1;
+    ds_loader_opts o = {.B = 2, .T = 48, .seed = 3, .val_fraction = 0.25};
+    ds_loader *l;
+    CHECK(ds_loader_new(&c, &w, 1, &o, &l) == 0 && ds_loader_n_val(l, 0) == 2);
+    ds_batch bt;
+    ds_batch_alloc(&bt, 2, 48);
+    int64_t targets = 0, batches = 0;
+    int rc;
+    while ((rc = ds_loader_val_next(l, &bt)) == 1 && batches < 1000) { batches++; targets += bt.n_targets; }
+    // 2 held-out documents of BOS + 600 bytes + EOS: 601 predicted tokens each, less at most one per
+    // row (rows are cut T+1 tokens apart, so the first token of a continuation row is not a target).
+    CHECK(rc == 0 && batches < 1000, "validation pass did not end (%lld batches)", (long long)batches);
+    CHECK(targets <= 2 * 601 && targets >= 2 * 601 - 2 * batches, "validation targets %lld of %d in %lld batches",
+          (long long)targets, 2 * 601, (long long)batches);
+    // A second pass gives the same count (the cursor resets at the end).
+    int64_t t2 = 0;
+    while (ds_loader_val_next(l, &bt) == 1) t2 += bt.n_targets;
+    CHECK(t2 == targets);
+    ds_batch_free(&bt);
+    ds_loader_free(l);
+    ds_corpus_free(c);
+    ds_source_free(s);
+}
+
 int main(void) {
     snprintf(g_dir, sizeof g_dir, "/tmp/sllm_ds_XXXXXX");
     if (!mkdtemp(g_dir)) { perror("mkdtemp"); return 1; }
@@ -631,6 +675,7 @@ int main(void) {
     test_mask();
     test_packing();
     test_mixing_and_resume();
+    test_long_validation_docs();
     test_fixtures();
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);

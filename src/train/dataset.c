@@ -283,7 +283,7 @@ struct ds_loader {
     draw *order;          // draws of epoch `order_epoch`
     int64_t order_epoch;
     ds_pos pos;
-    int64_t val_index, val_total;
+    int64_t val_index, val_offset, val_total;   // validation cursor: sample and token offset in it
     // row scratch (T+1)
     int32_t *rt;
     uint8_t *rl;
@@ -534,7 +534,9 @@ int ds_loader_next(ds_loader *l, ds_batch *b) {
 int ds_loader_val_next(ds_loader *l, ds_batch *b) {
     if (b->B != l->o.B || b->T != l->o.T)
         return err_set(SLLM_ERR_ARG, "data loader: batch is %dx%d, loader makes %dx%d", b->B, b->T, l->o.B, l->o.T);
-    cursor cu = {l, 1, {0, l->val_index, 0}};
+    // The offset is kept with the index: a held-out document longer than one batch continues where the
+    // previous batch stopped instead of restarting (which would never finish).
+    cursor cu = {l, 1, {0, l->val_index, l->val_offset}};
     b->n_targets = 0;
     b->n_rows = 0;
     for (int r = 0; r < l->o.B; r++) {
@@ -544,7 +546,8 @@ int ds_loader_val_next(ds_loader *l, ds_batch *b) {
         else b->n_rows++;
     }
     l->val_index = cu.p.index;
-    if (b->n_rows == 0) { l->val_index = 0; return 0; }
+    l->val_offset = cu.p.offset;
+    if (b->n_rows == 0) { l->val_index = 0; l->val_offset = 0; return 0; }
     return 1;
 }
 
