@@ -91,6 +91,28 @@ static void test_gbnf_files(void) {
         grammar_state_free(c), grammar_state_free(s2), grammar_state_free(st);
         grammar_free(g);
     }
+    {   // A lead byte only starts characters of its own length: E0 >= U+0800, F0 >= U+10000. In an
+        // ASCII-only grammar, a lone E0/F0/C2 must be rejected, not kept as a "partial" U+0000.
+        grammar *ga = NULL;
+        CHECK(grammar_parse("root ::= [a-z]+", 15, "ascii", NULL, &ga) == 0);
+        grammar_state *sa = ga ? grammar_state_new(ga) : NULL;
+        if (sa) {
+            CHECK(grammar_check(sa, "\xE0", 1) == 0 && grammar_check(sa, "\xF0", 1) == 0 && grammar_check(sa, "\xC2", 1) == 0,
+                  "lead bytes of non-ASCII characters rejected by an ASCII grammar");
+            CHECK(grammar_check(sa, "ab", 2) == 1);
+            grammar_state_free(sa);
+        }
+        grammar_free(ga);
+        grammar *gb = NULL;   // [\u0800-\uFFFF]: E0 A0 80 is U+0800 (valid), E0 80 80 is overlong
+        CHECK(grammar_parse("root ::= [\\u0800-\\uFFFF]", strlen("root ::= [\\u0800-\\uFFFF]"), "bmp", NULL, &gb) == 0);
+        grammar_state *sb = gb ? grammar_state_new(gb) : NULL;
+        if (sb) {
+            CHECK(grammar_check(sb, "\xE0", 1) == 1 && grammar_check(sb, "\xE0\xA0\x80", 3) == 1);
+            CHECK(grammar_check(sb, "\xE0\x80\x80", 3) == 0 && grammar_check(sb, "\xC2\x80", 2) == 0);
+            grammar_state_free(sb);
+        }
+        grammar_free(gb);
+    }
     g = load_gbnf("arithmetic.gbnf");
     if (g) {
         expect(g, "arith", "1+2*(3-4.5)/-6", 1);
@@ -652,6 +674,17 @@ static void test_schema_instances(void) {
     grammar_free(g);
 }
 
+// Unsupported keywords (anywhere in the schema) are SLLM_ERR_UNSUPPORTED; malformed schemas SLLM_ERR_FORMAT.
+static void schema_error_code(const char *text, int code) {
+    json_error_t e;
+    json_t *s = json_loads(text, JSON_DECODE_ANY, &e);
+    char *gb = NULL;
+    int rc = s ? json_schema_to_gbnf(s, &gb) : 0;
+    CHECK(rc == code, "schema %s: rc %d, wanted %d (%s)", text, rc, code, sllm_last_error());
+    free(gb);
+    json_decref(s);
+}
+
 static void schema_error(const char *text, const char *want) {
     json_error_t e;
     json_t *s = json_loads(text, JSON_DECODE_ANY, &e);
@@ -665,6 +698,9 @@ static void schema_error(const char *text, const char *want) {
 }
 
 static void test_schema_errors(void) {
+    schema_error_code("{\"type\": \"object\", \"properties\": {\"a\": {\"not\": {}}}}", SLLM_ERR_UNSUPPORTED);
+    schema_error_code("{\"type\": \"array\", \"items\": {\"type\": \"string\", \"pattern\": \"x\"}}", SLLM_ERR_UNSUPPORTED);
+    schema_error_code("{\"type\": \"strin\"}", SLLM_ERR_FORMAT);
     schema_error("{\"type\": \"object\", \"properties\": {\"zip\": {\"type\": \"string\", \"pattern\": \"^[0-9]{5}$\"}}}",
                  "#/properties/zip/pattern: regular expressions are not supported");
     schema_error("{\"type\": \"number\", \"minimum\": 0.5}", "#/minimum: bounds are supported for integers only");

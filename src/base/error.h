@@ -10,4 +10,7 @@ int err_set(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3))
 // Prepends context to the current message: "ctx: <old message>". Returns `code`.
 int err_wrap(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void err_clear(void);
+// The code of the last err_set on this thread (for internal helpers that return a bare -1 after
+// setting a message, so the public entry point can return the precise code).
+int err_code(void);
 #endif

@@ -889,6 +889,12 @@ static int step_byte(grammar *g, u32vec *buf, const frame *in, uint8_t b, frame 
 partial: {
     // keep the stacks that could take some character starting with these bytes
     uint32_t lo = out->pcp << (6 * out->pneed), hi = lo | ((1u << (6 * out->pneed)) - 1);
+    // The shortest encoding rule bounds what a lead byte can start: E0 only code points >= U+0800,
+    // F0 only >= U+10000 (not U+0000, which only ASCII can hold); F4 no more than U+10FFFF.
+    uint32_t minv = out->plen == 2 ? 0x80 : out->plen == 3 ? 0x800 : 0x10000;
+    if (lo < minv) lo = minv;
+    if (hi > 0x10FFFF) hi = 0x10FFFF;
+    if (lo > hi) return 0;
     for (uint32_t k = 0; k < in->n; k++) {
         uint32_t id = buf->v[in->off + k];
         if (cset_intersects(g, g->syms[g->nodes[id].pos].arg, lo, hi))

@@ -851,6 +851,7 @@ done:
 
 int json_schema_to_gbnf(const json_t *schema, char **out) {
     *out = NULL;
+    err_clear();
     builder b = {.root = schema};
     const char *r;
     int rc = gen(&b, schema, "#", &r);
@@ -861,7 +862,7 @@ int json_schema_to_gbnf(const json_t *schema, char **out) {
         if (g.oom) rc = err_set(SLLM_ERR_NOMEM, "json schema: out of memory");
         else *out = s_take(&g);
         if (rc) free(g.v);
-    } else if (rc > 0) rc = SLLM_ERR_FORMAT;
+    } else rc = err_code() != SLLM_OK ? err_code() : SLLM_ERR_FORMAT;   // inner helpers return a bare -1
     for (int i = 0; i < b.n; i++) free(b.names[i]), free(b.bodies[i]);
     for (int i = 0; i < b.n_refs; i++) free(b.ref_ptrs[i]);
     free(b.names), free(b.bodies), free(b.ref_ptrs), free(b.ref_names);
