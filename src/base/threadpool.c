@@ -49,7 +49,11 @@ struct tpool {
     tp_sync s;
     void (*fn)(void *, int64_t, int);
     void *ctx;
-    _Atomic int64_t n_tasks;
+    // Task count per job, in a slot of its own for even and odd generations: a worker still finishing
+    // job g-1 reads g-1's count, never the next job's (which the caller stores before opening the new
+    // claims). Reading the new count there let a stale claim of job g-1 pass the bound and run a task
+    // of job g twice, leaving `done` off by one and the caller asleep forever.
+    _Atomic int64_t n_tasks[2];
     atomic_int quit;
 };
 
@@ -71,7 +75,7 @@ static void run_tasks(tpool *p, unsigned g, int thread) {
     for (;;) {
         uint64_t c = atomic_load_explicit(&p->s.claim, memory_order_acquire);
         if ((unsigned)(c >> 32) != g) return;
-        int64_t n = atomic_load_explicit(&p->n_tasks, memory_order_relaxed);
+        int64_t n = atomic_load_explicit(&p->n_tasks[g & 1], memory_order_relaxed);
         int64_t i = (int64_t)(c & 0xffffffffu);
         if (i >= n) return;
         if (!atomic_compare_exchange_weak_explicit(&p->s.claim, &c, c + 1, memory_order_acq_rel,
@@ -130,7 +134,8 @@ tpool *tpool_new(int n_threads) {
     atomic_init(&p->s.claim, 0);
     atomic_init(&p->s.gen, 0);
     atomic_init(&p->s.done, 0);
-    atomic_init(&p->n_tasks, 0);
+    atomic_init(&p->n_tasks[0], 0);
+    atomic_init(&p->n_tasks[1], 0);
     atomic_init(&p->s.sleeping_caller, 0);
     atomic_init(&p->s.n_sleeping, 0);
     atomic_init(&p->quit, 0);
@@ -177,7 +182,7 @@ void tpool_run(tpool *p, int64_t n_tasks, void (*fn)(void *ctx, int64_t task, in
     p->fn = fn;
     p->ctx = ctx;
     unsigned g = atomic_load_explicit(&p->s.gen, memory_order_relaxed) + 1;
-    atomic_store_explicit(&p->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&p->n_tasks[g & 1], n_tasks, memory_order_relaxed);
     atomic_store_explicit(&p->s.done, 0, memory_order_relaxed);
     atomic_store_explicit(&p->s.claim, (uint64_t)g << 32, memory_order_release);   // opens the claims
     atomic_store_explicit(&p->s.gen, g, memory_order_seq_cst);                     // wakes the spinners
