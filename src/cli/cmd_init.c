@@ -3,7 +3,10 @@
 #include <string.h>
 #include "cli/args.h"
 #include "cli/commands.h"
+#include <stdlib.h>
+#include <unistd.h>
 #include "model/model.h"
+#include "text/tokenizer.h"
 
 static void init_help(void) {
     printf("usage: sllm init [--arch A] --preset NAME [--dtype f32|f16|bf16] [--seed S] [--vocab TOK.gguf] OUT\n"
@@ -11,7 +14,9 @@ static void init_help(void) {
            "Writes a model with N(0, 0.02) random weights in the shape of a real model. OUT ending in .gguf\n"
            "writes GGUF (loads in llama.cpp); otherwise OUT is a Hugging Face directory (config.json +\n"
            "model.safetensors). --vocab copies the tokenizer of a GGUF file (e.g. a llama.cpp vocab file)\n"
-           "into the model, growing the vocabulary to fit it. --arch, when given, must match the preset.\n"
+           "into the model, growing the vocabulary to fit it; --vocab bytes gives it a byte-level tokenizer\n"
+           "(256 bytes + <|endoftext|> <|im_start|> <|im_end|>, ChatML template) for training from scratch.\n"
+           "--arch, when given, must match the preset.\n"
            "\npresets:");
     for (const char *const *n = model_preset_names(); *n; n++) {
         const model_preset *p = model_preset_get(*n);
@@ -55,8 +60,21 @@ int cmd_init(int argc, char **argv) {
     }
     gguf_file *vf = NULL;
     model_preset custom = *p;
+    char tmp_vocab[] = "/tmp/sllm-bytes-vocab-XXXXXX";
+    if (vocab && !strcmp(vocab, "bytes")) {
+        int fd = mkstemp(tmp_vocab);
+        if (fd < 0 || (close(fd), tok_write_byte_vocab(tmp_vocab)) != SLLM_OK) {
+            fprintf(stderr, "sllm init: --vocab bytes: %s\n", fd < 0 ? "cannot create a temporary file" : sllm_last_error());
+            if (fd >= 0) unlink(tmp_vocab);
+            return 1;
+        }
+        vocab = tmp_vocab;
+        custom.n_vocab = 0;   // exactly the tokenizer's size
+    }
     if (vocab) {
-        if (!(vf = gguf_open(vocab))) { fprintf(stderr, "sllm init: --vocab: %s\n", sllm_last_error()); return 1; }
+        vf = gguf_open(vocab);
+        if (vocab == tmp_vocab) unlink(tmp_vocab);   // mapped; the name is no longer needed
+        if (!vf) { fprintf(stderr, "sllm init: --vocab: %s\n", sllm_last_error()); return 1; }
         const gguf_kv *toks = gguf_find(vf, "tokenizer.ggml.tokens");
         if (!toks || toks->type != GGUF_ARRAY) {
             fprintf(stderr, "sllm init: %s: no tokenizer.ggml.tokens array\n", vocab);

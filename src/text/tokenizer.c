@@ -854,3 +854,48 @@ int tok_load_gguf(const gguf_file *f, tok **out) {
     tok_desc_free(&d);
     return rc;
 }
+
+// ---- a minimal byte-level vocabulary ----
+// GPT-2's printable stand-in for each byte (bytes_to_unicode): printable Latin-1 bytes stand for
+// themselves, the others map to U+0100.. in byte order.
+static void byte_standin(int b, char out[3]) {
+    static int map[256];
+    static int ready;
+    if (!ready) {
+        int n = 0;
+        for (int i = 0; i < 256; i++)
+            map[i] = ((i >= 33 && i <= 126) || (i >= 161 && i <= 172) || (i >= 174 && i <= 255)) ? i : 256 + n++;
+        ready = 1;
+    }
+    int cp = map[b];
+    if (cp < 0x80) { out[0] = (char)cp; out[1] = 0; }
+    else { out[0] = (char)(0xC0 | (cp >> 6)); out[1] = (char)(0x80 | (cp & 0x3F)); out[2] = 0; }
+}
+
+int tok_write_byte_vocab(const char *path) {
+    static const char *const specials[] = {"<|endoftext|>", "<|im_start|>", "<|im_end|>"};
+    enum { N = 256 + 3 };
+    char bytes[256][3];
+    const char *tokens[N];
+    int32_t types[N];
+    for (int b = 0; b < 256; b++) { byte_standin(b, bytes[b]); tokens[b] = bytes[b]; types[b] = TOK_T_NORMAL; }
+    for (int i = 0; i < 3; i++) { tokens[256 + i] = specials[i]; types[256 + i] = TOK_T_CONTROL; }
+    gguf_writer *w = gguf_writer_new();
+    if (!w) return err_set(SLLM_ERR_NOMEM, "byte vocabulary: out of memory");
+    gguf_set_str(w, "general.name", "sllm byte-level vocabulary");
+    gguf_set_str(w, "tokenizer.ggml.model", "gpt2");
+    gguf_set_str(w, "tokenizer.ggml.pre", "gpt2");
+    gguf_set_array(w, "tokenizer.ggml.tokens", GGUF_STRING, tokens, N);
+    gguf_set_array(w, "tokenizer.ggml.token_type", GGUF_I32, types, N);
+    gguf_set_array(w, "tokenizer.ggml.merges", GGUF_STRING, NULL, 0);
+    gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 256);
+    gguf_set_u32(w, "tokenizer.ggml.eos_token_id", 258);
+    gguf_set_u32(w, "tokenizer.ggml.padding_token_id", 256);
+    gguf_set_bool(w, "tokenizer.ggml.add_bos_token", true);
+    gguf_set_str(w, "tokenizer.chat_template",
+                 "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}");
+    int rc = gguf_writer_write(w, path);
+    gguf_writer_free(w);
+    return rc;
+}

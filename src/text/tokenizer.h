@@ -112,6 +112,10 @@ int tok_desc_from_hf(const char *path, tok_desc *d);
 int tok_load_gguf(const gguf_file *f, tok **out);
 int tok_load_hf(const char *dir_or_tokenizer_json, tok **out);
 void tok_free(tok *t);
+// Writes a vocabulary-only GGUF holding a byte-level BPE tokenizer with no merges (256 byte tokens +
+// <|endoftext|> (BOS), <|im_start|>, <|im_end|> (EOS)) and a ChatML template: what a model trained
+// from scratch needs when no real tokenizer is at hand (`sllm init --vocab bytes`).
+int tok_write_byte_vocab(const char *path);
 
 // Encodes `len` bytes of UTF-8 text. add_special: add BOS/EOS as the tokenizer is configured.
 // parse_special: recognize special (control) tokens written in the text; non-special added
