@@ -56,6 +56,12 @@ if [ -f "$M" ]; then
     [ "$out" = "Once upon a time, there was" ] && ok || fail "echo" "got '$out'"
     out=$($S run -m "$M" -p "Once upon a time" -n 3 --temp 0 --no-echo)
     [ "$out" = ", there was" ] && ok || fail "no-echo" "got '$out'"
+    # The continuation of a prompt keeps its leading space (a decoder strips it only at the start of a text).
+    out=$($S run -m "$M" -p "Once" -n 3 --temp 0)
+    [ "$out" = "Once upon a time" ] && ok || fail "continuation space" "got '$out'"
+    # --stop: output ends right before the stop text, which is not printed.
+    out=$($S run -m "$M" -p "Once upon a time" -n 60 --temp 0 --stop " named" --stop "zzz")
+    [ "$out" = "Once upon a time, there was a little girl" ] && ok || fail "stop" "got '$out'"
     # 2. Same seed, same sampled text; different seed, different text.
     a=$($S run -m "$M" -p "Once" -n 40 --temp 1 --seed 5); b=$($S run -m "$M" -p "Once" -n 40 --temp 1 --seed 5)
     c=$($S run -m "$M" -p "Once" -n 40 --temp 1 --seed 6)

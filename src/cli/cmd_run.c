@@ -27,6 +27,7 @@ static const char RUN_HELP[] =
     "      --frequency-penalty F --presence-penalty P   (OpenAI semantics, default 0)\n"
     "      --seed S              RNG seed (default 0): same seed, same output\n"
     "      --ignore-eos          keep generating past end-of-text tokens\n"
+    "      --stop TEXT           stop when the output contains TEXT (not printed); repeatable\n"
     "      --no-special          do not parse special tokens written in the prompt\n"
     "      --no-echo             do not print the prompt before the continuation\n"
     "      --probs K             report the top-K tokens and probabilities of each step\n"
@@ -34,18 +35,69 @@ static const char RUN_HELP[] =
     "      --verbose             print timings to stderr\n"
     "      --lora A[:SCALE]      apply a LoRA adapter (PEFT directory or GGUF LoRA); repeatable\n";
 
+#define MAX_STOP 8
 typedef struct {
     const tok *t;
     int probs_k;
     bool json, verbose;
     int step;
     sample_cand *top;
+    const char *stop[MAX_STOP]; int n_stop;
+    char *hold; size_t n_hold, cap_hold;   // text held back: it may be the start of a stop string
+    bool stopped;
 } run_ctx;
+
+// Appends text to the held-back buffer; returns the offset of the first stop string in it, or -1.
+static long hold_add(run_ctx *c, const char *text, size_t len) {
+    if (c->n_hold + len + 1 > c->cap_hold) {
+        size_t cap = (c->n_hold + len + 1) * 2;
+        char *h = realloc(c->hold, cap);
+        if (!h) return -1;
+        c->hold = h; c->cap_hold = cap;
+    }
+    memcpy(c->hold + c->n_hold, text, len);
+    c->n_hold += len;
+    c->hold[c->n_hold] = 0;
+    long first = -1;
+    for (int i = 0; i < c->n_stop; i++) {
+        const char *f = memmem(c->hold, c->n_hold, c->stop[i], strlen(c->stop[i]));
+        if (f && (first < 0 || f - c->hold < first)) first = f - c->hold;
+    }
+    return first;
+}
+
+// Bytes at the front of the held text that can no longer start a stop string (safe to print).
+static size_t hold_safe(const run_ctx *c) {
+    for (size_t i = 0; i < c->n_hold; i++) {
+        size_t rest = c->n_hold - i;
+        for (int k = 0; k < c->n_stop; k++) {
+            size_t sl = strlen(c->stop[k]);
+            if (memcmp(c->hold + i, c->stop[k], rest < sl ? rest : sl) == 0) return i;
+        }
+    }
+    return c->n_hold;
+}
+
+static void hold_emit(run_ctx *c, size_t n) {
+    fwrite(c->hold, 1, n, stdout);
+    fflush(stdout);
+    memmove(c->hold, c->hold + n, c->n_hold - n);
+    c->n_hold -= n;
+}
+
+// Text mode with stop strings: print what cannot be part of a stop string; stop at the first one.
+static bool stream_text(run_ctx *c, const char *text, size_t len) {
+    if (!c->n_stop) { if (len) { fwrite(text, 1, len, stdout); fflush(stdout); } return true; }
+    long at = hold_add(c, text, len);
+    if (at >= 0) { hold_emit(c, (size_t)at); c->n_hold = 0; c->stopped = true; return false; }
+    hold_emit(c, hold_safe(c));
+    return true;
+}
 
 static bool on_token(void *vctx, int32_t id, const char *text, size_t len, const sampler *smp) {
     run_ctx *c = vctx;
     if (!c->json) {
-        if (len) { fwrite(text, 1, len, stdout); fflush(stdout); }
+        bool go_on = stream_text(c, text, len);
         if (c->probs_k > 0 && id >= 0) {
             int n = sampler_top_probs(smp, c->top, c->probs_k);
             fprintf(stderr, "\n[step %d] id %d:", c->step, id);
@@ -53,9 +105,10 @@ static bool on_token(void *vctx, int32_t id, const char *text, size_t len, const
             fputc('\n', stderr);
         }
         if (id >= 0) c->step++;
-        return true;
+        return go_on;
     }
     if (id < 0) return true;       // trailing flush: the pieces already carried the bytes
+    bool go_on = !c->n_stop || hold_add(c, text, len) < 0;
     size_t plen = 0;
     const char *piece = tok_piece(c->t, id, &plen);
     printf("{\"step\":%d,\"id\":%d,\"piece\":", c->step++, id);
@@ -76,10 +129,11 @@ static bool on_token(void *vctx, int32_t id, const char *text, size_t len, const
     }
     printf("}\n");
     fflush(stdout);
-    return true;
+    return go_on;
 }
 
 int cmd_run(int argc, char **argv) {
+    run_ctx rctx = {0};
     const char *model = NULL, *prompt = NULL, *file = NULL;
     int64_t n_predict = 128, ctx = 0, threads = 0, probs_k = 0;
     bool json = false, verbose = false, ignore_eos = false, parse_special = true, echo = true;
@@ -109,6 +163,12 @@ int cmd_run(int argc, char **argv) {
         else if (!strcmp(a, "--ignore-eos")) ignore_eos = true;
         else if (!strcmp(a, "--no-special")) parse_special = false;
         else if (!strcmp(a, "--no-echo")) echo = false;
+        else if (!strcmp(a, "--stop")) {
+            VAL();
+            if (!*v) { fprintf(stderr, "sllm run: --stop: empty text\n"); return 2; }
+            if (rctx.n_stop == MAX_STOP) { fprintf(stderr, "sllm run: at most %d --stop strings\n", MAX_STOP); return 2; }
+            rctx.stop[rctx.n_stop++] = v;
+        }
         else return arg_unknown("run", a);
 #undef VAL
     }
@@ -124,7 +184,7 @@ int cmd_run(int argc, char **argv) {
     int32_t *ids = NULL; int n_ids = 0;
     model_session *s = NULL;
     sampler *smp = NULL;
-    run_ctx rctx = {.t = cm.t, .probs_k = (int)probs_k, .json = json, .verbose = verbose};
+    rctx.t = cm.t; rctx.probs_k = (int)probs_k; rctx.json = json; rctx.verbose = verbose;
     for (int k = 0; k < n_lora; k++) {
         char *lpath = NULL; float lscale = 1;
         if (adapter_parse_spec(lora_specs[k], &lpath, &lscale) != SLLM_OK || adapter_load(cm.m, lpath, &loras[k]) != SLLM_OK ||
@@ -160,7 +220,11 @@ int cmd_run(int argc, char **argv) {
         fprintf(stderr, "\nsllm run: %s\n", sllm_last_error());
         goto done;
     }
-    if (!json) { putchar('\n'); fflush(stdout); }
+    if (!json) {
+        if (!rctx.stopped) hold_emit(&rctx, rctx.n_hold);   // generation ended with text still held back
+        putchar('\n');
+        fflush(stdout);
+    }
     if (verbose)
         fprintf(stderr, "prompt: %d tokens in %.1f ms (%.1f tok/s); generated %d tokens in %.1f ms (%.1f tok/s)\n",
                 st.n_prompt, st.prefill_ms, st.n_prompt * 1e3 / (st.prefill_ms + 1e-9), st.n_gen, st.decode_ms,
@@ -168,6 +232,7 @@ int cmd_run(int argc, char **argv) {
     rc = 0;
 done:
     free(rctx.top);
+    free(rctx.hold);
     sampler_free(smp);
     model_session_free(s);
     free(ids);

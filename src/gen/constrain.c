@@ -538,53 +538,21 @@ int constrain_new_tools(const constrain_vocab *v, const json_t *tools, cp_format
     return rc;
 }
 
-// ---- the generation loop (gen_generate's, with the constraint in the sampling step)
+// ---- generation: gen_generate's loop with the constraint as its sampling step
+
+static int32_t hook_sample(void *c, sampler *smp, float *logits) { return constrain_sample(c, smp, logits); }
+static int hook_accept(void *c, int32_t id) { return constrain_accept(c, id); }
+static bool hook_done(void *c) { return constrain_done(c); }
 
 int constrain_generate(model_session *s, const tok *t, sampler *smp, constrain *c, const int32_t *prompt,
                        int n_prompt, const gen_opts *o, gen_token_fn fn, void *ctx, gen_stats *st) {
     memset(st, 0, sizeof *st);
-    const int V = s->m->hp.n_vocab;
-    if (o->filter) return err_set(SLLM_ERR_ARG, "generate: use the constraint, not a filter, with constrain_generate");
-    if (c && c->v->n_vocab != V)
-        return err_set(SLLM_ERR_ARG, "generate: constraint vocabulary has %d tokens, the model %d", c->v->n_vocab, V);
-    if (n_prompt <= 0) return err_set(SLLM_ERR_ARG, "generate: empty prompt (no tokens)");
-    if (s->n_past + n_prompt > s->n_ctx)
-        return err_set(SLLM_ERR_ARG, "generate: prompt of %d tokens does not fit the context of %d (%d already used)",
-                       n_prompt, s->n_ctx, s->n_past);
-    float *logits = malloc((size_t)V * sizeof *logits);
-    tok_stream *ts = tok_stream_new(t, false);
-    if (!logits || !ts) { free(logits); tok_stream_free(ts); return err_set(SLLM_ERR_NOMEM, "generate: out of memory"); }
-    for (int i = 0; i < n_prompt; i++) sampler_accept(smp, prompt[i]);
-    st->n_prompt = n_prompt;
-    double t0 = gen_now_ms();
-    int rc = model_forward(s, prompt, n_prompt, logits, false);
-    st->prefill_ms = gen_now_ms() - t0;
-    t0 = gen_now_ms();
-    for (int i = 0; rc == SLLM_OK && (o->n_predict < 0 || i < o->n_predict); i++) {
-        int32_t id = c ? constrain_sample(c, smp, logits) : sampler_sample(smp, logits, NULL, NULL);
-        if (id < 0) {
-            rc = c ? err_wrap(SLLM_ERR_ARG, "generate: step %d", i) : err_set(SLLM_ERR_ARG, "generate: no token at step %d", i);
-            break;
-        }
-        if (c && (rc = constrain_accept(c, id)) != SLLM_OK) break;
-        sampler_accept(smp, id);
-        st->n_gen++;
-        bool eog = tok_is_eog(t, id) && !o->ignore_eog;
-        const char *text = ""; size_t len = 0;
-        if (!eog && (rc = tok_stream_feed(ts, id, &text, &len)) != SLLM_OK) break;
-        if (!fn(ctx, id, text, len, smp)) break;
-        if (eog) { st->stopped_eog = true; break; }
-        if (c && constrain_done(c)) { st->stopped_eog = true; break; }   // only an end token could follow
-        if (o->n_predict >= 0 && i + 1 >= o->n_predict) break;
-        if (s->n_past >= s->n_ctx) break;
-        rc = model_forward(s, &id, 1, logits, false);
-    }
-    if (rc == SLLM_OK) {
-        const char *text; size_t len;
-        if (tok_stream_finish(ts, &text, &len) == SLLM_OK && len) fn(ctx, -1, text, len, smp);
-    }
-    st->decode_ms = gen_now_ms() - t0;
-    tok_stream_free(ts);
-    free(logits);
-    return rc;
+    if (o->filter || o->hook) return err_set(SLLM_ERR_ARG, "generate: use the constraint, not a filter, with constrain_generate");
+    if (c && c->v->n_vocab != s->m->hp.n_vocab)
+        return err_set(SLLM_ERR_ARG, "generate: constraint vocabulary has %d tokens, the model %d", c->v->n_vocab,
+                       s->m->hp.n_vocab);
+    gen_step_hook h = {hook_sample, hook_accept, hook_done, c};
+    gen_opts oc = *o;
+    if (c) oc.hook = &h;
+    return gen_generate(s, t, smp, prompt, n_prompt, &oc, fn, ctx, st);
 }

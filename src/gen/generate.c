@@ -76,14 +76,33 @@ int gen_generate(model_session *s, const tok *t, sampler *smp, const int32_t *pr
     tok_stream *ts = tok_stream_new(t, false);
     if (!logits || !ts) { free(logits); tok_stream_free(ts); return err_set(SLLM_ERR_NOMEM, "generate: out of memory"); }
     for (int i = 0; i < n_prompt; i++) sampler_accept(smp, prompt[i]);
+    // Prime the streaming decoder with the prompt's last few ordinary tokens and drop their text:
+    // decoders strip the leading space of a text's first token (SentencePiece "▁upon" -> "upon"), which is
+    // right only when the generated text starts the output, not when it continues a prompt. Several
+    // tokens, so a character the prompt spelled in byte tokens is complete before generation starts.
+    int p0 = n_prompt;
+    while (p0 > 0 && n_prompt - p0 < 4 && !tok_is_special(t, prompt[p0 - 1])) p0--;
+    for (int i = p0; i < n_prompt; i++) {
+        const char *skip; size_t skip_len;
+        if (tok_stream_feed(ts, prompt[i], &skip, &skip_len) != SLLM_OK) {
+            tok_stream_free(ts); free(logits);
+            return err_set(SLLM_ERR_ARG, "generate: prompt token %d is not in the vocabulary", prompt[i]);
+        }
+    }
     st->n_prompt = n_prompt;
     double t0 = gen_now_ms();
     int rc = model_forward(s, prompt, n_prompt, logits, false);
     st->prefill_ms = gen_now_ms() - t0;
     t0 = gen_now_ms();
     for (int i = 0; rc == SLLM_OK && (o->n_predict < 0 || i < o->n_predict); i++) {
-        int32_t id = sampler_sample(smp, logits, o->filter, o->filter_ctx);
-        if (id < 0) { rc = err_set(SLLM_ERR_ARG, "generate: the constraint allows no token at step %d", i); break; }
+        const gen_step_hook *h = o->hook;
+        int32_t id = h ? h->sample(h->ctx, smp, logits) : sampler_sample(smp, logits, o->filter, o->filter_ctx);
+        if (id < 0) {
+            rc = h ? err_wrap(SLLM_ERR_ARG, "generate: step %d", i)
+                   : err_set(SLLM_ERR_ARG, "generate: the constraint allows no token at step %d", i);
+            break;
+        }
+        if (h && h->accept && (rc = h->accept(h->ctx, id)) != SLLM_OK) break;
         sampler_accept(smp, id);
         st->n_gen++;
         bool eog = tok_is_eog(t, id) && !o->ignore_eog;
@@ -91,6 +110,7 @@ int gen_generate(model_session *s, const tok *t, sampler *smp, const int32_t *pr
         if (!eog && (rc = tok_stream_feed(ts, id, &text, &len)) != SLLM_OK) break;
         if (!fn(ctx, id, text, len, smp)) break;
         if (eog) { st->stopped_eog = true; break; }
+        if (h && h->done && h->done(h->ctx)) { st->stopped_eog = true; break; }   // only an end token could follow
         if (o->n_predict >= 0 && i + 1 >= o->n_predict) break;   // no forward for a token nobody reads
         if (s->n_past >= s->n_ctx) break;                          // context full
         rc = model_forward(s, &id, 1, logits, false);

@@ -16,10 +16,21 @@ int gen_load_tokenizer(const sllm_model *m, tok **out);
 // repetition_penalty, do_sample=false -> greedy) applied over *p; a no-op for GGUF files.
 int gen_model_sample_defaults(const sllm_model *m, sample_params *p);
 
+// A sampling step that replaces sampler_sample (e.g. grammar-constrained sampling): returns the token
+// id, or -1 with the error set. accept records the chosen token (may be NULL); done says that nothing
+// but an end token could follow (may be NULL).
+typedef struct {
+    int32_t (*sample)(void *ctx, sampler *smp, float *logits);
+    int (*accept)(void *ctx, int32_t id);
+    bool (*done)(void *ctx);
+    void *ctx;
+} gen_step_hook;
+
 typedef struct {
     int n_predict;          // max new tokens (< 0: until end of generation or context full)
     bool ignore_eog;        // keep going past end-of-generation tokens (benchmarks)
-    sample_filter_fn filter; void *filter_ctx;   // optional constraint (grammar)
+    sample_filter_fn filter; void *filter_ctx;   // optional per-token filter
+    const gen_step_hook *hook;                   // optional replacement of the sampling step
 } gen_opts;
 
 typedef struct {
