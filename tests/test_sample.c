@@ -3,6 +3,7 @@
 // gives the same sequence, and a filter is honoured.
 #include "test.h"
 #include "gen/sample.h"
+#include "base/rng.h"
 
 static bool only_even(void *ctx, int32_t id) { (void)ctx; return id % 2 == 0; }
 static bool none(void *ctx, int32_t id) { (void)ctx; (void)id; return false; }
@@ -60,6 +61,45 @@ int main(void) {
     int seen2 = 0;   // p(2)/p(1) = e^-1 < 0.5 -> excluded; p(5)/p(1) = e^-0.1 -> kept
     for (int i = 0; i < 2000; i++) { memcpy(l, base, sizeof l); id = sampler_sample(s, l, NULL, NULL); ok &= id == 1 || id == 5; seen2 += id == 2; }
     CHECK(ok && seen2 == 0, "min-p support"); sampler_free(s);
+
+    // A large vocabulary without top-k (the path that avoids sorting everything): the support is
+    // exactly what a full sort gives — the top-p prefix, cut by min-p — and every member appears.
+    {
+        enum { BV = 5000 };
+        static float big[BV], work[BV];
+        static int order[BV], allowed[BV], seen[BV];
+        rng_state r; rng_seed(&r, 11);
+        for (int i = 0; i < BV; i++) big[i] = 3.0f * rng_normal(&r);
+        for (int i = 0; i < BV; i++) order[i] = i;
+        for (int i = 1; i < BV; i++)   // insertion sort by logit, descending (reference)
+            for (int j = i; j > 0 && big[order[j]] > big[order[j - 1]]; j--) { int t = order[j]; order[j] = order[j - 1]; order[j - 1] = t; }
+        double z = 0, mxl = big[order[0]];
+        for (int i = 0; i < BV; i++) z += exp(big[i] - mxl);
+        const double top_p = 0.9, min_p = 0.02;
+        double cum = 0;
+        int n_allowed = 0;
+        for (int i = 0; i < BV; i++) {
+            double pi = exp(big[order[i]] - mxl) / z;
+            if (exp(big[order[i]] - mxl) < min_p) break;
+            allowed[order[i]] = 1; n_allowed++;
+            cum += pi;
+            if (cum >= top_p) break;
+        }
+        sample_params_default(&p); p.temp = 1.5f; p.top_k = 0; p.top_p = (float)top_p; p.min_p = (float)min_p; p.seed = 3;
+        s = sampler_new(&p, BV);
+        bool in_support = true;
+        for (int i = 0; i < 20000; i++) {
+            memcpy(work, big, sizeof big);
+            int32_t t = sampler_sample(s, work, NULL, NULL);
+            in_support &= t >= 0 && allowed[t];
+            if (t >= 0) seen[t] = 1;
+        }
+        int n_seen = 0;
+        for (int i = 0; i < BV; i++) n_seen += seen[i];
+        CHECK(in_support, "a token outside the top-p/min-p support was drawn");
+        CHECK(n_seen == n_allowed, "drew %d distinct tokens, support has %d", n_seen, n_allowed);
+        sampler_free(s);
+    }
 
     // Same seed, same sequence; different seed, different sequence.
     sample_params_default(&p); p.seed = 7;

@@ -115,6 +115,53 @@ static int filter_cands(sample_cand *c, int n, sample_filter_fn f, void *ctx) {
     return m;
 }
 
+// top-p (smallest prefix with mass >= top_p) then min-p (drop p < min_p * p(max)) over candidates
+// sorted by probability, p renormalized over them. Returns how many survive.
+static int truncate_top_p_min_p(const sample_params *p, const sample_cand *c, int n) {
+    if (p->top_p < 1.0f) {
+        double cum = 0; int m = n;
+        for (int i = 0; i < n; i++) { cum += c[i].p; if (cum >= p->top_p) { m = i + 1; break; } }
+        n = m;
+    }
+    if (p->min_p > 0.0f) {
+        float th = p->min_p * c[0].p; int m = 1;
+        while (m < n && c[m].p >= th) m++;
+        n = m;
+    }
+    return n;
+}
+
+// The same truncation without top-k, without sorting the whole vocabulary (a 150k-entry sort costs
+// ~20 ms a token): min-p is a fixed logit cut (p_i / p_max < min_p <=> l_i < l_max + log(min_p)),
+// and the top-p prefix is found by selecting the top 256, 1024, ... until their mass (over the whole
+// distribution, via lse) reaches top_p. Same result as sorting everything.
+static int truncate_untopk(sampler *s, sample_cand *c, int n, float mx) {
+    const sample_params *p = &s->p;
+    if (p->min_p > 0.0f) {
+        float cut = mx + logf(p->min_p);
+        int m = 0;
+        for (int i = 0; i < n; i++) if (c[i].logit >= cut) c[m++] = c[i];
+        n = m;
+    }
+    int k = n;
+    if (p->top_p < 1.0f) {
+        for (int want = 256;; want *= 4) {
+            k = keep_top(c, n, want < n ? want : 0);
+            double cum = 0; int m = k;
+            for (int i = 0; i < k; i++) {
+                cum += exp((double)c[i].logit - s->lse);
+                if (cum >= p->top_p) { m = i + 1; break; }
+            }
+            if (m < k || k == n) { k = m; break; }
+        }
+    } else {
+        k = keep_top(c, n, 0);
+    }
+    softmax_cands(c, k, 1.0f);
+    s->n_cand = k;
+    return k;
+}
+
 int32_t sampler_sample(sampler *s, float *logits, sample_filter_fn filter, void *fctx) {
     const sample_params *p = &s->p;
     apply_penalties(s, logits);
@@ -134,21 +181,16 @@ int32_t sampler_sample(sampler *s, float *logits, sample_filter_fn filter, void 
         s->n_cand = n;
         return c[0].id;
     }
-    n = keep_top(c, n, filter ? 0 : p->top_k);
-    n = filter_cands(c, n, filter, fctx);
-    if (n == 0) { s->n_cand = 0; return -1; }
-    if (filter && p->top_k > 0 && p->top_k < n) n = p->top_k;
-    softmax_cands(c, n, 1.0f);
-    s->n_cand = n;
-    if (p->top_p < 1.0f) {                    // smallest prefix with mass >= top_p
-        double cum = 0; int m = n;
-        for (int i = 0; i < n; i++) { cum += c[i].p; if (cum >= p->top_p) { m = i + 1; break; } }
-        n = m;
-    }
-    if (p->min_p > 0.0f) {                    // drop tokens below min_p * p(max)
-        float th = p->min_p * c[0].p; int m = 1;
-        while (m < n && c[m].p >= th) m++;
-        n = m;
+    if (!filter && p->top_k <= 0) {
+        n = truncate_untopk(s, c, n, mx);
+    } else {
+        n = keep_top(c, n, filter ? 0 : p->top_k);
+        n = filter_cands(c, n, filter, fctx);
+        if (n == 0) { s->n_cand = 0; return -1; }
+        if (filter && p->top_k > 0 && p->top_k < n) n = p->top_k;
+        softmax_cands(c, n, 1.0f);
+        s->n_cand = n;
+        n = truncate_top_p_min_p(p, c, n);
     }
     // Temperature applies to the surviving candidates; sample_cand.p of the kept prefix is
     // rewritten, but sampler_top_probs reports the temperature-1 values saved below.
