@@ -79,6 +79,7 @@ static size_t hold_safe(const run_ctx *c) {
 }
 
 static void hold_emit(run_ctx *c, size_t n) {
+    if (!c->hold) return;   // nothing was ever held
     fwrite(c->hold, 1, n, stdout);
     fflush(stdout);
     memmove(c->hold, c->hold + n, c->n_hold - n);
