@@ -5,10 +5,14 @@
 //    quantized types the activations are rounded to 8 bits, each element by at most amax(block)/254,
 //    so the bound is sum_k |w_k| * amax(x block of k) / 254 (+1e-5 * sum|w*x| for f32 rounding);
 //    f32/f16/bf16 weights use f32 activations: 1e-5 * sum|w*x|.
+//  - the 512-bit layouts and kernels (tensor/matmul_kernels.h) against their scalar twins directly:
+//    activation quantizers bit-identical, panel packing bit-identical and equal to the dequantized
+//    weights, decode / tile / GEMM kernels within 1e-5 * sum|w*x|.
 //  - threaded results bit-identical to single-threaded, bias / accumulate variants, mm_matmul_t and
 //    mm_matmul_wgrad vs naive loops, the thread pool itself, and argument errors.
 #include "test.h"
 #include "tensor/matmul.h"
+#include "tensor/matmul_kernels.h"
 #include "tensor/quant.h"
 #include <stdatomic.h>
 #include <time.h>
@@ -60,7 +64,9 @@ static int block_of_act(dtype t) {
 static void check_matmul_type(dtype t, int64_t N, int64_t K, tpool *pool2) {
     const char *tn = dtype_get(t)->name;
     wmat w = make_w(t, N, K);
-    static const int64_t Ts[] = {1, 2, 3, 5, 17};
+    // 1: decode kernels; 2..33: packed-panel / f32 GEMM prefill with full and partial tiles of activation
+    // rows (per-row dot kernels below AVX-512 and for the K-quants)
+    static const int64_t Ts[] = {1, 2, 3, 5, 8, 17, 33};
     int ab = block_of_act(t);
     for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
         int64_t T = Ts[ti];
@@ -69,23 +75,28 @@ static void check_matmul_type(dtype t, int64_t N, int64_t K, tpool *pool2) {
         double *scale = malloc(sizeof(double) * T * N), *qbound = malloc(sizeof(double) * T * N);
         float *ref = malloc(sizeof(float) * T * N);
         for (int64_t i = 0; i < T * K; i++) X[i] = rndn();
-        for (int64_t tt = 0; tt < T; tt++)
+        float *amax = malloc(sizeof(float) * K);   // amax of the activation block of each element
+        for (int64_t tt = 0; tt < T; tt++) {
+            const float *x = X + tt * K;
+            if (ab)
+                for (int64_t b0 = 0; b0 < K; b0 += ab) {
+                    float m = 0;
+                    for (int64_t j = b0; j < b0 + ab; j++) m = fmaxf(m, fabsf(x[j]));
+                    for (int64_t j = b0; j < b0 + ab; j++) amax[j] = m;
+                }
             for (int64_t n = 0; n < N; n++) {
-                const float *x = X + tt * K, *wf = w.Wf + n * K;
+                const float *wf = w.Wf + n * K;
                 double s = 0, qb = 0;
                 for (int64_t k = 0; k < K; k++) {
                     s += fabs((double)wf[k] * x[k]);
-                    if (ab) {
-                        float amax = 0;
-                        int64_t b0 = k / ab * ab;
-                        for (int64_t j = b0; j < b0 + ab; j++) amax = fmaxf(amax, fabsf(x[j]));
-                        qb += fabs(wf[k]) * amax / 254.0;
-                    }
+                    if (ab) qb += fabs(wf[k]) * amax[k] / 254.0;
                 }
                 scale[tt * N + n] = s;
                 qbound[tt * N + n] = qb * 1.001;
                 ref[tt * N + n] = mm_dot_ref(t, w.W + dtype_row_bytes(t, K) * n, x, K);
             }
+        }
+        free(amax);
         isa_force(ISA_SCALAR);
         CHECK(mm_matmul(NULL, w.W, t, N, K, X, T, NULL, Ys) == 0);
         for (int l = ISA_SCALAR; l <= (int)isa_detect(); l++) {
@@ -108,7 +119,7 @@ static void check_matmul_type(dtype t, int64_t N, int64_t K, tpool *pool2) {
             // threads: bit-identical
             CHECK(mm_matmul(pool2, w.W, t, N, K, X, T, NULL, Yt) == 0);
             CHECK(memcmp(Y, Yt, sizeof(float) * T * N) == 0, "%s %s T=%ld: threaded result differs", tn, ISA_NAME[l], (long)T);
-            if (T == 3) {
+            if (T == 3 || T == 17) {   // a per-row dot path and the packed / GEMM prefill paths
                 // bias and accumulate
                 float *bias = malloc(sizeof(float) * N);
                 for (int64_t n = 0; n < N; n++) bias[n] = rndn();
@@ -189,6 +200,137 @@ static void check_wgrad(tpool *pool2) {
     free(dY); free(X); free(dW); free(dW2); free(init);
 }
 
+// ---------------------------------------------------------------- 512-bit kernels vs scalar twins
+static int close_rel(float a, float b, double scale) { return fabs((double)a - b) <= 1e-5 * scale + 1e-6; }
+
+static void check_kernels512(void) {
+    isa_force(isa_detect());
+    const mm_kernels512 *k5 = mm_kernels512_active();
+    if (!k5) { SKIP("no AVX-512 on this CPU: 512-bit kernel twins not run"); return; }
+    static const int64_t Ks[] = {96, 320, 1024};
+    // activation quantizers
+    for (size_t ki = 0; ki < 3; ki++) {
+        int64_t K = Ks[ki];
+        float *x = malloc(sizeof(float) * K);
+        for (int64_t i = 0; i < K; i++) x[i] = rndn() * (i % 40 == 0 ? 8 : 1);
+        for (int64_t i = 0; i < 32; i++) x[i] = 0;   // an all-zero block
+        blk_q8a *a = malloc(sizeof(blk_q8a) * (K / 32)), *b = malloc(sizeof(blk_q8a) * (K / 32));
+        quantize_row_q8a(x, a, K);
+        k5->q8a_quantize(x, b, K);
+        CHECK(memcmp(a, b, sizeof(blk_q8a) * (K / 32)) == 0, "q8a quantizer K=%ld: SIMD differs from scalar", (long)K);
+        static const dtype xt[] = {DT_Q4_0, DT_Q8_0};
+        for (int d = 0; d < 2; d++) {
+            size_t nb = mm_xd_bytes(xt[d], K);
+            uint8_t *p = aligned_alloc(64, nb), *q = aligned_alloc(64, nb);
+            memset(p, 0x55, nb); memset(q, 0x55, nb);
+            mm_xd_quantize_ref(xt[d], x, K, p);
+            k5->xd_quantize(xt[d], x, K, q);
+            CHECK(memcmp(p, q, nb) == 0, "xd quantizer %s K=%ld: SIMD differs from scalar", dtype_get(xt[d])->name, (long)K);
+            // the layout holds the same integers as blk_q8a
+            mm_xd_view v = mm_xd_map(xt[d], K, p);
+            int ok = 1;
+            for (int64_t bi = 0; bi < K / 32; bi++) ok &= v.d[bi] == a[bi].d && v.seed[bi] == -(xt[d] == DT_Q4_0 ? 8 : 128) * a[bi].sum;
+            CHECK(ok, "xd layout %s K=%ld: scales / seeds differ from blk_q8a", dtype_get(xt[d])->name, (long)K);
+            // decode kernel vs twin
+            const int64_t N = 21;
+            wmat w = make_w(xt[d], N, K);
+            float ys[21], yv[21];
+            size_t rb = dtype_row_bytes(xt[d], K);
+            (xt[d] == DT_Q4_0 ? mm_xd_dot_q4_0_ref : mm_xd_dot_q8_0_ref)(K, w.W, rb, N, p, ys);
+            k5->xd_dot[xt[d]](K, w.W, rb, N, q, yv);
+            int bad = 0;
+            for (int64_t n = 0; n < N; n++) {
+                double sc = 0;
+                for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)w.Wf[n * K + kk] * x[kk]);
+                bad += !close_rel(yv[n], ys[n], sc);
+            }
+            CHECK(bad == 0, "xd decode %s K=%ld: %d rows differ from the twin", dtype_get(xt[d])->name, (long)K, bad);
+            free_w(&w);
+            free(p); free(q);
+        }
+        free(a); free(b); free(x);
+    }
+    // panels: pack twins, unpacked values, tile twins
+    static const dtype pt[] = {DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q8_0};
+    for (int d = 0; d < 5; d++) {
+        dtype t = pt[d];
+        const int64_t K = 320;
+        wmat w = make_w(t, 16, K);
+        size_t rb = dtype_row_bytes(t, K), pbytes = (size_t)(K / 32) * mm_panel_block_bytes(t);
+        int off = mm_panel_offset(t);
+        for (int nrows = 16; nrows >= 5; nrows -= 11) {
+            uint8_t *p = aligned_alloc(64, pbytes), *q = aligned_alloc(64, pbytes);
+            memset(p, 0x55, pbytes); memset(q, 0xAA, pbytes);
+            mm_pack_panel(t, w.W, rb, nrows, K, p);
+            k5->pack(t, w.W, rb, nrows, K, q);
+            CHECK(memcmp(p, q, pbytes) == 0, "pack %s nrows=%d: SIMD differs from scalar", dtype_get(t)->name, nrows);
+            int ok = 1;
+            for (int l = 0; l < 16; l++)
+                for (int64_t kk = 0; kk < K; kk++) {
+                    const uint8_t *blk = p + (kk / 32) * mm_panel_block_bytes(t);
+                    int e = (int)(kk % 32);
+                    float dw = ((const float *)(blk + 512))[l];
+                    float m = (t == DT_Q4_1 || t == DT_Q5_1) ? ((const float *)(blk + 576))[l] : 0.f;
+                    float v = dw * (float)(blk[64 * (e / 4) + 4 * l + e % 4] - off) + m;
+                    ok &= v == (l < nrows ? w.Wf[l * K + kk] : 0.f);
+                }
+            CHECK(ok, "pack %s nrows=%d: unpacked panel differs from the dequantized weights", dtype_get(t)->name, nrows);
+            // tile vs twin, TT = 1..8
+            const int TT = 8;
+            float *x = malloc(sizeof(float) * TT * K);
+            for (int64_t i = 0; i < TT * K; i++) x[i] = rndn();
+            blk_q8a *xa = malloc(sizeof(blk_q8a) * TT * (K / 32));
+            for (int r = 0; r < TT; r++) {
+                quantize_row_q8a(x + r * K, xa + r * (K / 32), K);
+                mm_q8a_seed(t, xa + r * (K / 32), K / 32);
+            }
+            for (int tt = 1; tt <= TT; tt += 3) {
+                float os[8 * 16], ov[8 * 16];
+                mm_tile_q32_ref(t, p, K, xa, sizeof(blk_q8a) * (K / 32), tt, os, 16, 16, NULL, 0);
+                k5->tile_q32(t, q, K, xa, sizeof(blk_q8a) * (K / 32), tt, ov, 16, 16, NULL, 0);
+                int bad = 0;
+                for (int r = 0; r < tt; r++)
+                    for (int l = 0; l < 16; l++) {
+                        double sc = 0;
+                        for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)w.Wf[l * K + kk] * x[r * K + kk]);
+                        bad += !close_rel(ov[r * 16 + l], os[r * 16 + l], sc);
+                    }
+                CHECK(bad == 0, "tile %s TT=%d: %d outputs differ from the twin", dtype_get(t)->name, tt, bad);
+            }
+            free(x); free(xa);
+            free(p); free(q);
+        }
+        free_w(&w);
+    }
+    // f32 GEMM: activation packing (exact) and the register tile
+    {
+        const int64_t T = 40, K = 35;
+        float *X = malloc(sizeof(float) * T * K);
+        for (int64_t i = 0; i < T * K; i++) X[i] = rndn();
+        size_t nf = mm_packx_floats(T, K);
+        float *a = aligned_alloc(64, nf * sizeof(float)), *b = aligned_alloc(64, nf * sizeof(float));
+        mm_packx_ref(X, T, K, a);
+        k5->packx(X, T, K, b);
+        CHECK(memcmp(a, b, nf * sizeof(float)) == 0, "packx: SIMD differs from scalar");
+        CHECK(a[(1 * K + 3) * MM_GEMM_TB + 2] == X[(32 + 2) * K + 3] && a[(1 * K + 3) * MM_GEMM_TB + 9] == 0.f,
+              "packx layout");
+        float *wr = malloc(sizeof(float) * MM_GEMM_NR * K);
+        for (int64_t i = 0; i < MM_GEMM_NR * K; i++) wr[i] = rndn();
+        float os[MM_GEMM_NR * MM_GEMM_TB], ov[MM_GEMM_NR * MM_GEMM_TB];
+        mm_f32gemm_ref(K, wr, (size_t)K, a, os);
+        k5->f32gemm(K, wr, (size_t)K, b, ov);
+        int bad = 0;
+        for (int i = 0; i < MM_GEMM_NR; i++)
+            for (int t = 0; t < MM_GEMM_TB; t++) {
+                double sc = 0;
+                for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)wr[i * K + kk] * a[kk * MM_GEMM_TB + t]);
+                bad += !close_rel(ov[i * MM_GEMM_TB + t], os[i * MM_GEMM_TB + t], sc);
+            }
+        CHECK(bad == 0, "f32 GEMM tile: %d outputs differ from the twin", bad);
+        free(X); free(a); free(b); free(wr);
+    }
+}
+
 // ---------------------------------------------------------------- thread pool
 typedef struct { atomic_int *hits; atomic_int bad_thread; int nth; atomic_long sum; } pool_ctx;
 static void count_task(void *ctx, int64_t task, int thread) {
@@ -251,6 +393,7 @@ static void test_pool(void) {
 int main(void) {
     printf("isa_detect: %s\n", ISA_NAME[isa_detect()]);
     test_pool();
+    check_kernels512();
     tpool *pool2 = tpool_new(3);   // 3 > cores here: also exercises oversubscription
     for (int i = 0; i < NTYPES; i++) {
         dtype t = TYPES[i];

@@ -6,6 +6,7 @@
 // per block, scaling by the two block scales in f32. Prefill (T > 1) hands each kernel call up to 4
 // activation rows so each weight block is unpacked once for 4 rows.
 #include "tensor/matmul.h"
+#include "tensor/matmul_kernels.h"
 #include "tensor/quant.h"
 #include <math.h>
 #include <stdatomic.h>
@@ -222,6 +223,173 @@ static void axpy4_ref(int64_t n, const float a[4], const float *x0, const float 
     for (int64_t k = 0; k < n; k++) y[k] += a[0] * x0[k] + a[1] * x1[k] + a[2] * x2[k] + a[3] * x3[k];
 }
 
+// ---------------------------------------------------------------- 512-bit path layouts + scalar twins
+// (tensor/matmul_kernels.h describes the layouts.)
+#define ALIGN64(n) (((n) + 63) & ~(size_t)63)
+
+bool mm_xd_supported(dtype t) { return t == DT_Q4_0 || t == DT_Q8_0; }
+static int xd_group(dtype t) { return t == DT_Q4_0 ? 4 : 2; }
+static int xd_off(dtype t) { return t == DT_Q4_0 ? 8 : 128; }
+
+size_t mm_xd_bytes(dtype t, int64_t K) {
+    int64_t nb = K / 32, ng = nb / xd_group(t);
+    return ALIGN64((size_t)K) + ALIGN64((size_t)ng * 64) * 2 + ALIGN64((size_t)nb * 4) * 2;
+}
+
+mm_xd_view mm_xd_map(dtype t, int64_t K, void *xd) {
+    mm_xd_view v;
+    v.G = xd_group(t);
+    v.nb = (int)(K / 32);
+    v.ng = v.nb / v.G;
+    char *p = xd;
+    v.qs = (int8_t *)p; p += ALIGN64((size_t)K);
+    v.dl = (float *)p; p += ALIGN64((size_t)v.ng * 64);
+    v.sl = (int32_t *)p; p += ALIGN64((size_t)v.ng * 64);
+    v.d = (float *)p; p += ALIGN64((size_t)v.nb * 4);
+    v.seed = (int32_t *)p;
+    return v;
+}
+
+// Position in xd.qs of element e (0..31) of block b.
+static int64_t xd_pos(const mm_xd_view *v, int64_t b, int e) {
+    if (b >= (int64_t)v->ng * v->G || v->G != 4) return b * 32 + e;   // natural order
+    int64_t g = b / 4, i = b % 4;
+    return g * 128 + (e >= 16 ? 64 : 0) + i * 16 + (e & 15);
+}
+
+void mm_xd_quantize_ref(dtype t, const float *x, int64_t K, void *xd) {
+    mm_xd_view v = mm_xd_map(t, K, xd);
+    int off = xd_off(t), lanes = 16 / v.G;
+    for (int64_t b = 0; b < v.nb; b++) {
+        const float *xb = x + b * 32;
+        float amax = 0;
+        for (int j = 0; j < 32; j++) amax = fmaxf(amax, fabsf(xb[j]));
+        float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+        int sum = 0;
+        for (int j = 0; j < 32; j++) {
+            int q = (int)lrintf(xb[j] * id);
+            v.qs[xd_pos(&v, b, j)] = (int8_t)q;
+            sum += q;
+        }
+        v.d[b] = d;
+        v.seed[b] = -off * sum;
+        if (b < (int64_t)v.ng * v.G) {
+            int64_t g = b / v.G, i = b % v.G;
+            for (int l = 0; l < lanes; l++) {
+                v.dl[g * 16 + i * lanes + l] = d;
+                v.sl[g * 16 + i * lanes + l] = l == 0 ? -off * sum : 0;
+            }
+        }
+    }
+}
+
+// Twins of the xd decode kernels: integer block products exact, one f32 term per block.
+static void xd_dot_ref(dtype t, int64_t K, const void *w, size_t rb, int64_t nrows, const void *xd, float *out) {
+    mm_xd_view v = mm_xd_map(t, K, (void *)xd);
+    for (int64_t r = 0; r < nrows; r++) {
+        const char *wr = (const char *)w + r * rb;
+        float s = 0;
+        for (int64_t b = 0; b < v.nb; b++) {
+            int q[32], off;
+            float dw, m;
+            unpack32(t, wr + b * dtype_get(t)->block_bytes, q, &dw, &m, &off);
+            int isum = v.seed[b];
+            int add = t == DT_Q8_0 ? 128 : 0;   // seed assumes w + 128 for Q8_0
+            for (int e = 0; e < 32; e++) isum += (q[e] + add) * v.qs[xd_pos(&v, b, e)];
+            s += dw * v.d[b] * (float)isum;
+        }
+        out[r] = s;
+    }
+}
+void mm_xd_dot_q4_0_ref(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xd, float *out) {
+    xd_dot_ref(DT_Q4_0, K, w, rb, nrows, xd, out);
+}
+void mm_xd_dot_q8_0_ref(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xd, float *out) {
+    xd_dot_ref(DT_Q8_0, K, w, rb, nrows, xd, out);
+}
+
+bool mm_panel_supported(dtype t) {
+    return t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q8_0;
+}
+static bool has_min(dtype t) { return t == DT_Q4_1 || t == DT_Q5_1; }
+size_t mm_panel_block_bytes(dtype t) { return 512 + 64 + (has_min(t) ? 64 : 0); }
+int mm_panel_offset(dtype t) {
+    return t == DT_Q4_0 ? 8 : t == DT_Q5_0 ? 16 : t == DT_Q8_0 ? 128 : 0;
+}
+
+// Unpacking and transposing costs about as much as one pass of the decode kernel over the rows, paid
+// once per prefill call and shared by all T >= MM_PACK_MIN_T activation rows.
+void mm_pack_panel(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    size_t pb = mm_panel_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
+    int64_t nb = K / 32;
+    int add = t == DT_Q8_0 ? 128 : 0;
+    for (int64_t b = 0; b < nb; b++) {
+        uint8_t *dst = (uint8_t *)panel + b * pb;
+        float *dw = (float *)(dst + 512), *mn = (float *)(dst + 576);
+        for (int l = 0; l < 16; l++) {
+            if (l >= nrows) {   // a zero block: level `add`, scale 0
+                for (int j = 0; j < 8; j++) memset(dst + 64 * j + 4 * l, add, 4);
+                dw[l] = 0;
+                if (has_min(t)) mn[l] = 0;
+                continue;
+            }
+            int q[32], off;
+            float d, m;
+            unpack32(t, (const char *)W + l * rb + b * bb, q, &d, &m, &off);
+            for (int e = 0; e < 32; e++) dst[64 * (e / 4) + 4 * l + (e % 4)] = (uint8_t)(q[e] + add);
+            dw[l] = d;
+            if (has_min(t)) mn[l] = m;
+        }
+    }
+}
+
+void mm_q8a_seed(dtype t, blk_q8a *x, int64_t nb) {
+    int off = mm_panel_offset(t);
+    for (int64_t i = 0; i < nb; i++) x[i].seed = -off * x[i].sum;
+}
+
+void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+                     size_t ldy, int nvalid, const float *bias, int acc) {
+    size_t pb = mm_panel_block_bytes(t);
+    for (int r = 0; r < TT; r++)
+        for (int l = 0; l < nvalid; l++) {
+            const blk_q8a *xr = XROW(x, xs, r);
+            float s = 0;
+            for (int64_t b = 0; b < K / 32; b++) {
+                const uint8_t *p = (const uint8_t *)panel + b * pb;
+                int isum = xr[b].seed;
+                for (int e = 0; e < 32; e++) isum += p[64 * (e / 4) + 4 * l + (e % 4)] * xr[b].qs[e];
+                s += ((const float *)(p + 512))[l] * xr[b].d * (float)isum;
+                if (has_min(t)) s += ((const float *)(p + 576))[l] * xr[b].s;
+            }
+            float *o = y + r * ldy + l;
+            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
+        }
+}
+
+size_t mm_packx_floats(int64_t T, int64_t K) {
+    return (size_t)((T + MM_GEMM_TB - 1) / MM_GEMM_TB) * MM_GEMM_TB * (size_t)K;
+}
+
+void mm_packx_ref(const float *X, int64_t T, int64_t K, float *Xp) {
+    int64_t nblk = (T + MM_GEMM_TB - 1) / MM_GEMM_TB;
+    for (int64_t tb = 0; tb < nblk; tb++)
+        for (int64_t k = 0; k < K; k++)
+            for (int i = 0; i < MM_GEMM_TB; i++) {
+                int64_t t = tb * MM_GEMM_TB + i;
+                Xp[(tb * K + k) * MM_GEMM_TB + i] = t < T ? X[t * K + k] : 0.f;
+            }
+}
+
+void mm_f32gemm_ref(int64_t K, const float *w, size_t ldw, const float *xp, float *out) {
+    for (int i = 0; i < MM_GEMM_NR; i++)
+        for (int t = 0; t < MM_GEMM_TB; t++) {
+            float s = 0;
+            for (int64_t k = 0; k < K; k++) s += w[i * ldw + k] * xp[k * MM_GEMM_TB + t];
+            out[i * MM_GEMM_TB + t] = s;
+        }
+}
+
 static mm_kernels g_tab[3];
 static atomic_int g_tab_ready;
 
@@ -243,6 +411,20 @@ static const mm_kernels *kernels(void) {
         atomic_store_explicit(&g_tab_ready, 1, memory_order_release);
     }
     return &g_tab[isa_active()];
+}
+
+static mm_kernels512 g_tab512;
+static atomic_int g_tab512_ready;
+
+const mm_kernels512 *mm_kernels512_active(void) {
+    if (isa_active() < ISA_AVX512) return NULL;
+    if (!atomic_load_explicit(&g_tab512_ready, memory_order_acquire)) {
+        mm_kernels512 k = {0};
+        mm_kernels512_avx512(&k);
+        g_tab512 = k;
+        atomic_store_explicit(&g_tab512_ready, 1, memory_order_release);
+    }
+    return &g_tab512;
 }
 
 // ---------------------------------------------------------------- f32 reference dot
@@ -271,8 +453,14 @@ static int act_kind_of(dtype t) {
     }
 }
 
+// Which loop runs the product: the generic per-row dot kernels, or one of the 512-bit paths.
+typedef enum { PATH_DOT, PATH_XD, PATH_DEC_F16, PATH_PANEL, PATH_F32TILE } mm_path;
+
 typedef struct {
     mm_dot_fn dot;
+    const mm_kernels512 *k5;
+    mm_path path;
+    dtype wt;
     const char *W;
     size_t wrow_bytes;
     int64_t N, K, T;
@@ -286,21 +474,77 @@ typedef struct {
     const float *X;
     void *xq;
     int kind;
+    // per-thread scratch (packed panels, f32 rows)
+    char *scratch;
+    size_t scratch_bytes;
 } mm_job;
 
 static void quant_task(void *ctx, int64_t t, int thread) {
     (void)thread;
     mm_job *j = ctx;
     void *dst = (char *)j->xq + (size_t)t * j->xstride;
-    if (j->kind == ACT_Q8A) quantize_row_q8a(j->X + t * j->K, dst, j->K);
-    else quantize_row(DT_Q8_K, j->X + t * j->K, dst, j->K);
+    const float *x = j->X + t * j->K;
+    if (j->kind == ACT_Q8A) {
+        if (j->k5) j->k5->q8a_quantize(x, dst, j->K);
+        else quantize_row_q8a(x, dst, j->K);
+        if (j->path == PATH_PANEL) mm_q8a_seed(j->wt, dst, j->K / 32);
+    } else quantize_row(DT_Q8_K, x, dst, j->K);
+}
+
+// Y[t, n0 + i] = out[i * ostride] (+ bias, or accumulated) for i < cnt.
+static inline void store_out(const mm_job *j, int64_t t, int64_t n0, int cnt, const float *out, int ostride) {
+    float *y = j->Y + t * j->N + n0;
+    for (int i = 0; i < cnt; i++) {
+        float v = out[i * ostride];
+        y[i] = j->acc ? y[i] + v : v + (j->bias ? j->bias[n0 + i] : 0.f);
+    }
 }
 
 static void mm_task(void *ctx, int64_t task, int thread) {
-    (void)thread;
     const mm_job *j = ctx;
     int64_t n0 = task * j->rows_per_task, n1 = n0 + j->rows_per_task;
     if (n1 > j->N) n1 = j->N;
+    if (j->path == PATH_XD || j->path == PATH_DEC_F16) {
+        // decode: this task's rows streamed in order, 64 outputs at a time
+        mm_xd_dot_fn f = j->path == PATH_XD ? j->k5->xd_dot[j->wt] : j->k5->dec_f16;
+        float out[64];
+        for (int64_t n = n0; n < n1; n += 64) {
+            int cnt = n1 - n < 64 ? (int)(n1 - n) : 64;
+            f(j->K, j->W + (size_t)n * j->wrow_bytes, j->wrow_bytes, cnt, j->xa, out);
+            store_out(j, 0, n, cnt, out, 1);
+        }
+        return;
+    }
+    if (j->path == PATH_PANEL) {
+        // one panel of 16 rows: unpack once, then every activation row in tiles of MM_TILE_T
+        char *panel = j->scratch + (size_t)thread * j->scratch_bytes;
+        int nr = (int)(n1 - n0);
+        j->k5->pack(j->wt, j->W + (size_t)n0 * j->wrow_bytes, j->wrow_bytes, nr, j->K, panel);
+        for (int64_t t0 = 0; t0 < j->T; t0 += MM_TILE_T) {
+            int TT = j->T - t0 < MM_TILE_T ? (int)(j->T - t0) : MM_TILE_T;
+            j->k5->tile_q32(j->wt, panel, j->K, (const blk_q8a *)((const char *)j->xa + (size_t)t0 * j->xstride),
+                            j->xstride, TT, j->Y + t0 * j->N + n0, (size_t)j->N, nr, j->bias ? j->bias + n0 : NULL,
+                            j->acc);
+        }
+        return;
+    }
+    if (j->path == PATH_F32TILE) {
+        // MM_GEMM_NR rows converted to f32 (zero rows pad the last group), then each packed block of
+        // activation rows; the tile comes back (rows x activations) and is stored transposed
+        float *wf = (float *)(j->scratch + (size_t)thread * j->scratch_bytes);
+        int nr = (int)(n1 - n0);
+        for (int i = 0; i < MM_GEMM_NR; i++) {
+            if (i < nr) j->k5->tof32(j->wt, j->W + (size_t)(n0 + i) * j->wrow_bytes, wf + i * j->K, j->K);
+            else memset(wf + i * j->K, 0, (size_t)j->K * sizeof(float));
+        }
+        float out[MM_GEMM_NR * MM_GEMM_TB];
+        for (int64_t t0 = 0; t0 < j->T; t0 += MM_GEMM_TB) {
+            int TT = j->T - t0 < MM_GEMM_TB ? (int)(j->T - t0) : MM_GEMM_TB;
+            j->k5->f32gemm(j->K, wf, (size_t)j->K, (const float *)j->xa + (size_t)t0 * (size_t)j->K, out);
+            for (int r = 0; r < TT; r++) store_out(j, t0 + r, n0, nr, out + r, MM_GEMM_TB);
+        }
+        return;
+    }
     // Loop order: activation groups of 4 rows outside, this task's weight rows inside, so the weight
     // chunk stays in L2 while each group of activation rows is reused from L1 across the chunk.
     for (int64_t t0 = 0; t0 < j->T; t0 += 4) {
@@ -309,11 +553,7 @@ static void mm_task(void *ctx, int64_t task, int thread) {
         for (int64_t n = n0; n < n1; n++) {
             float out[4];
             j->dot(j->K, j->W + (size_t)n * j->wrow_bytes, xr, j->xstride, R, out);
-            float b = j->bias ? j->bias[n] : 0.f;
-            for (int r = 0; r < R; r++) {
-                float *y = &j->Y[(t0 + r) * j->N + n];
-                *y = j->acc ? *y + out[r] : out[r] + b;
-            }
+            for (int r = 0; r < R; r++) store_out(j, t0 + r, n, 1, out + r, 1);
         }
     }
 }
@@ -326,12 +566,33 @@ static int matmul_impl(tpool *pool, const void *W, dtype wt, int64_t N, int64_t 
     if (N == 0 || T == 0) return 0;
     mm_job j = {0};
     j.dot = kernels()->dot[wt];
+    j.k5 = mm_kernels512_active();
+    j.wt = wt;
     j.W = W;
     j.wrow_bytes = dtype_row_bytes(wt, K);
     j.N = N; j.K = K; j.T = T; j.bias = bias; j.Y = Y; j.acc = acc;
     j.X = X; j.kind = kind;
+    j.path = PATH_DOT;
+    if (j.k5) {
+        if (T == 1 && mm_xd_supported(wt)) j.path = PATH_XD;
+        else if (T == 1 && wt == DT_F16) j.path = PATH_DEC_F16;
+        else if (T >= MM_PACK_MIN_T && mm_panel_supported(wt)) j.path = PATH_PANEL;
+        else if (T >= MM_PACK_MIN_T && kind == ACT_F32) j.path = PATH_F32TILE;
+    }
+    int nth = tpool_size(pool);
     void *xq = NULL;
-    if (kind == ACT_F32) {
+    if (j.path == PATH_XD) {
+        j.xstride = mm_xd_bytes(wt, K);
+        xq = aligned_alloc(64, j.xstride);
+        if (!xq) return -1;
+        j.k5->xd_quantize(wt, X, K, xq);
+        j.xa = xq;
+    } else if (j.path == PATH_F32TILE) {
+        xq = aligned_alloc(64, mm_packx_floats(T, K) * sizeof(float));
+        if (!xq) return -1;
+        j.k5->packx(X, T, K, xq);
+        j.xa = xq;
+    } else if (kind == ACT_F32) {
         j.xa = X;
         j.xstride = (size_t)K * sizeof(float);
     } else {
@@ -343,16 +604,26 @@ static int matmul_impl(tpool *pool, const void *W, dtype wt, int64_t N, int64_t 
         if (T * K >= 65536) tpool_run(pool, T, quant_task, &j);
         else for (int64_t t = 0; t < T; t++) quant_task(&j, t, 0);
     }
-    // Rows per task: multiples of 16 (64-byte lines of Y never shared between threads), aiming for
-    // ~8 tasks per thread for balance while keeping a task's weight chunk within L2 for prefill.
-    int nth = tpool_size(pool);
-    int64_t rpt = (N + 8 * nth - 1) / (8 * nth);
-    int64_t cap = (int64_t)((512 * 1024) / (j.wrow_bytes ? j.wrow_bytes : 1));
-    if (T > 4 && rpt > cap) rpt = cap;
-    rpt = (rpt + 15) / 16 * 16;
-    if (rpt < 16) rpt = 16;
+    int64_t rpt;
+    if (j.path == PATH_PANEL || j.path == PATH_F32TILE) {
+        // one 16-row panel (or MM_GEMM_NR f32 rows) per task, held in a per-thread scratch
+        rpt = j.path == PATH_PANEL ? 16 : MM_GEMM_NR;
+        j.scratch_bytes = j.path == PATH_PANEL ? ALIGN64((size_t)(K / 32) * mm_panel_block_bytes(wt))
+                                               : ALIGN64((size_t)K * MM_GEMM_NR * sizeof(float));
+        j.scratch = aligned_alloc(64, j.scratch_bytes * (size_t)nth);
+        if (!j.scratch) { free(xq); return -1; }
+    } else {
+        // Rows per task: multiples of 16 (64-byte lines of Y never shared between threads), aiming for
+        // ~8 tasks per thread for balance while keeping a task's weight chunk within L2 for prefill.
+        rpt = (N + 8 * nth - 1) / (8 * nth);
+        int64_t cap = (int64_t)((512 * 1024) / (j.wrow_bytes ? j.wrow_bytes : 1));
+        if (T > 4 && rpt > cap) rpt = cap;
+        rpt = (rpt + 15) / 16 * 16;
+        if (rpt < 16) rpt = 16;
+    }
     j.rows_per_task = rpt;
     tpool_run(pool, (N + rpt - 1) / rpt, mm_task, &j);
+    free(j.scratch);
     free(xq);
     return 0;
 }

@@ -1,8 +1,425 @@
-// AVX-512 kernels: the 256-bit kernels of matmul_avx2.c recompiled with VNNI (vpdpbusd / vpdpwssd
-// replace the maddubs+madd pairs), so the twin code is not written twice.
+// AVX-512 kernels. First the 256-bit kernels of matmul_avx2.c recompiled with VNNI (vpdpbusd / vpdpwssd
+// replace the maddubs+madd pairs), used for the dtypes and shapes the 512-bit kernels below do not take;
+// then the 512-bit kernels of tensor/matmul_kernels.h (decode against the "xd" activation layout,
+// packed-panel prefill tiles, f32 tiles, activation quantizers). Scalar twins live in matmul.c.
 #define MM_AVX512 1
 #include "tensor/matmul_avx2.c"
+#include "tensor/matmul_kernels.h"
 
 void mm_kernels_avx512(mm_kernels *k) {
     mm_kernels_fill256_avx512(k);
+}
+
+INLINE float hsum512(__m512 v) { return _mm512_reduce_add_ps(v); }
+
+// ---------------------------------------------------------------- activation quantizers
+// Same arithmetic as the scalar twins (amax / 127, 1 / d, round-half-even of x * id), so the integers and
+// scales are bit-identical to mm_xd_quantize_ref / quantize_row_q8a.
+INLINE __m512i q8_block(const float *x, float *dout, int *sumout) {
+    __m512 a = _mm512_loadu_ps(x), b = _mm512_loadu_ps(x + 16);
+    __m512 m = _mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b));
+    float amax = _mm512_reduce_max_ps(m);
+    float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+    __m512 vid = _mm512_set1_ps(id);
+    __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, vid)), qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, vid));
+    *dout = d;
+    *sumout = _mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+    // 32 int32 -> 32 int8 (values within [-127, 127])
+    __m128i pa = _mm512_cvtepi32_epi8(qa), pb = _mm512_cvtepi32_epi8(qb);
+    return _mm512_castsi256_si512(_mm256_set_m128i(pb, pa));
+}
+
+static void q8a_quantize_avx512(const float *x, blk_q8a *y, int64_t n) {
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        float d;
+        int sum;
+        __m512i q = q8_block(x, &d, &sum);
+        _mm256_storeu_si256((__m256i *)y[i].qs, _mm512_castsi512_si256(q));
+        y[i].d = d;
+        y[i].s = d * (float)sum;
+        y[i].sum = sum;
+        y[i].seed = 0;
+    }
+}
+
+static void xd_quantize_avx512(dtype t, const float *x, int64_t K, void *xd) {
+    mm_xd_view v = mm_xd_map(t, K, xd);
+    const int off = t == DT_Q4_0 ? 8 : 128, lanes = 16 / v.G;
+    for (int64_t b = 0; b < v.nb; b++) {
+        float d;
+        int sum;
+        __m512i q = q8_block(x + 32 * b, &d, &sum);
+        __m128i lo = _mm512_castsi512_si128(q), hi = _mm512_extracti32x4_epi32(q, 1);
+        v.d[b] = d;
+        v.seed[b] = -off * sum;
+        if (b < (int64_t)v.ng * v.G) {
+            int64_t g = b / v.G, i = b % v.G;
+            if (v.G == 4) {
+                _mm_storeu_si128((__m128i *)(v.qs + g * 128 + i * 16), lo);
+                _mm_storeu_si128((__m128i *)(v.qs + g * 128 + 64 + i * 16), hi);
+            } else {
+                _mm_storeu_si128((__m128i *)(v.qs + b * 32), lo);
+                _mm_storeu_si128((__m128i *)(v.qs + b * 32 + 16), hi);
+            }
+            for (int l = 0; l < lanes; l++) {
+                v.dl[g * 16 + i * lanes + l] = d;
+                v.sl[g * 16 + i * lanes + l] = l == 0 ? -off * sum : 0;
+            }
+        } else {
+            _mm_storeu_si128((__m128i *)(v.qs + b * 32), lo);
+            _mm_storeu_si128((__m128i *)(v.qs + b * 32 + 16), hi);
+        }
+    }
+}
+
+// Tail blocks of a decode row (nb not a multiple of the group): integer product per block, as the twin.
+INLINE float xd_tail(const mm_xd_view *v, const uint8_t *w, size_t bb, int add, int nib) {
+    float s = 0;
+    for (int64_t b = (int64_t)v->ng * v->G; b < v->nb; b++) {
+        const uint8_t *p = w + b * bb;
+        const int8_t *xq = v->qs + b * 32;
+        int isum = v->seed[b];
+        if (nib)
+            for (int e = 0; e < 16; e++) isum += (p[2 + e] & 0xF) * xq[e] + (p[2 + e] >> 4) * xq[e + 16];
+        else
+            for (int e = 0; e < 32; e++) isum += ((int)(int8_t)p[2 + e] + add) * xq[e];
+        uint16_t h;
+        memcpy(&h, p, 2);
+        s += h2f(h) * v->d[b] * (float)isum;
+    }
+    return s;
+}
+
+// ---------------------------------------------------------------- decode: Q4_0 x xd
+// Per group of 4 blocks (72 bytes): the 4 x 16 nibble bytes go into the 4 128-bit lanes of one register;
+// low nibbles (elements 0..15 of each block) and high nibbles (16..31) each meet one 64-byte activation
+// load laid out to match. The int32 lanes 4i..4i+3 then hold block i's partial products, seeded with the
+// -8 * sum(x) offset; the 4 f16 scales are spread to those lanes with one word permute from a load of the
+// group's first 64 bytes, and one FMA per group accumulates. One horizontal sum per row.
+INLINE __m512 q4_0_group(const uint8_t *p, __m512i xlo, __m512i xhi, __m512 dx, __m512i seed, __m512i pidx,
+                         __m512 acc) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(p + 2)));
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 20)), 1);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 38)), 2);
+    v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(p + 56)), 3);
+    __m512i lo = _mm512_and_si512(v, m4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+    __m512i s = _mm512_dpbusd_epi32(seed, lo, xlo);
+    s = _mm512_dpbusd_epi32(s, hi, xhi);
+    __m512i sw = _mm512_permutexvar_epi16(pidx, _mm512_loadu_si512((const void *)p));
+    __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(sw));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc);
+}
+
+// Two weight rows per pass share the activation loads (and halve the loop overhead per row).
+static void xd_dot_q4_0_avx512(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xd, float *out) {
+    mm_xd_view v = mm_xd_map(DT_Q4_0, K, (void *)xd);
+    // word 9*i (the f16 scale of block i, blocks 18 bytes apart) into lanes 4i..4i+3 of the low 256 bits
+    const __m512i pidx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                          27, 27, 27, 27, 18, 18, 18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+    int64_t r = 0;
+    for (; r + 2 <= nrows; r += 2) {
+        const uint8_t *w0 = (const uint8_t *)w + r * rb, *w1 = w0 + rb;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (int64_t g = 0; g < v.ng; g++) {
+            _mm_prefetch((const char *)w0 + g * 72 + 1024, _MM_HINT_T0);
+            _mm_prefetch((const char *)w1 + g * 72 + 1024, _MM_HINT_T0);
+            __m512i xlo = _mm512_load_si512((const void *)(v.qs + g * 128));
+            __m512i xhi = _mm512_load_si512((const void *)(v.qs + g * 128 + 64));
+            __m512 dx = _mm512_load_ps(v.dl + g * 16);
+            __m512i seed = _mm512_load_si512((const void *)(v.sl + g * 16));
+            a0 = q4_0_group(w0 + g * 72, xlo, xhi, dx, seed, pidx, a0);
+            a1 = q4_0_group(w1 + g * 72, xlo, xhi, dx, seed, pidx, a1);
+        }
+        out[r] = hsum512(a0) + xd_tail(&v, w0, 18, 0, 1);
+        out[r + 1] = hsum512(a1) + xd_tail(&v, w1, 18, 0, 1);
+    }
+    for (; r < nrows; r++) {
+        const uint8_t *w0 = (const uint8_t *)w + r * rb;
+        __m512 a0 = _mm512_setzero_ps();
+        for (int64_t g = 0; g < v.ng; g++)
+            a0 = q4_0_group(w0 + g * 72, _mm512_load_si512((const void *)(v.qs + g * 128)),
+                            _mm512_load_si512((const void *)(v.qs + g * 128 + 64)), _mm512_load_ps(v.dl + g * 16),
+                            _mm512_load_si512((const void *)(v.sl + g * 16)), pidx, a0);
+        out[r] = hsum512(a0) + xd_tail(&v, w0, 18, 0, 1);
+    }
+}
+
+// ---------------------------------------------------------------- decode: Q8_0 x xd
+// Per group of 2 blocks (68 bytes): 2 x 32 signed levels flipped to u8 (w + 128, the offset comes back
+// through the seeds), one vpdpbusd against 64 activation bytes, scales spread to 8 lanes each.
+INLINE __m512 q8_0_group(const uint8_t *p, __m512i xq, __m512 dx, __m512i seed, __m512i pidx, __m512 acc) {
+    __m512i v = _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(p + 2)));
+    v = _mm512_inserti64x4(v, _mm256_loadu_si256((const __m256i *)(p + 36)), 1);
+    v = _mm512_xor_si512(v, _mm512_set1_epi8((char)0x80));
+    __m512i s = _mm512_dpbusd_epi32(seed, v, xq);
+    __m512i sw = _mm512_permutexvar_epi16(pidx, _mm512_loadu_si512((const void *)p));
+    __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(sw));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc);
+}
+
+static void xd_dot_q8_0_avx512(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xd, float *out) {
+    mm_xd_view v = mm_xd_map(DT_Q8_0, K, (void *)xd);
+    const __m512i pidx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                                          17, 17, 17, 17, 17, 17, 17, 17, 0, 0, 0, 0, 0, 0, 0, 0);
+    int64_t r = 0;
+    for (; r + 2 <= nrows; r += 2) {
+        const uint8_t *w0 = (const uint8_t *)w + r * rb, *w1 = w0 + rb;
+        __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+        for (int64_t g = 0; g < v.ng; g++) {
+            _mm_prefetch((const char *)w0 + g * 68 + 1024, _MM_HINT_T0);
+            _mm_prefetch((const char *)w1 + g * 68 + 1024, _MM_HINT_T0);
+            __m512i xq = _mm512_load_si512((const void *)(v.qs + g * 64));
+            __m512 dx = _mm512_load_ps(v.dl + g * 16);
+            __m512i seed = _mm512_load_si512((const void *)(v.sl + g * 16));
+            a0 = q8_0_group(w0 + g * 68, xq, dx, seed, pidx, a0);
+            a1 = q8_0_group(w1 + g * 68, xq, dx, seed, pidx, a1);
+        }
+        out[r] = hsum512(a0) + xd_tail(&v, w0, 34, 128, 0);
+        out[r + 1] = hsum512(a1) + xd_tail(&v, w1, 34, 128, 0);
+    }
+    for (; r < nrows; r++) {
+        const uint8_t *w0 = (const uint8_t *)w + r * rb;
+        __m512 a0 = _mm512_setzero_ps();
+        for (int64_t g = 0; g < v.ng; g++)
+            a0 = q8_0_group(w0 + g * 68, _mm512_load_si512((const void *)(v.qs + g * 64)), _mm512_load_ps(v.dl + g * 16),
+                            _mm512_load_si512((const void *)(v.sl + g * 16)), pidx, a0);
+        out[r] = hsum512(a0) + xd_tail(&v, w0, 34, 128, 0);
+    }
+}
+
+// ---------------------------------------------------------------- decode: F16 x f32
+static void dec_f16_avx512(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xv, float *out) {
+    const float *x = xv;
+    for (int64_t r = 0; r < nrows; r++) {
+        const uint16_t *wr = (const uint16_t *)((const char *)w + r * rb);
+        __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+        int64_t k = 0;
+        for (; k + 64 <= K; k += 64) {
+            _mm_prefetch((const char *)(wr + k) + 1024, _MM_HINT_T0);
+            _mm_prefetch((const char *)(wr + k) + 1024 + 64, _MM_HINT_T0);
+            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k))), _mm512_loadu_ps(x + k), a0);
+            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k + 16))), _mm512_loadu_ps(x + k + 16), a1);
+            a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k + 32))), _mm512_loadu_ps(x + k + 32), a2);
+            a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k + 48))), _mm512_loadu_ps(x + k + 48), a3);
+        }
+        for (; k + 16 <= K; k += 16)
+            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k))), _mm512_loadu_ps(x + k), a0);
+        float s = hsum512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+        for (; k < K; k++) s += h2f(wr[k]) * x[k];
+        out[r] = s;
+    }
+}
+
+// ---------------------------------------------------------------- prefill: packing a panel
+// out[j] lane l = bytes 4j..4j+3 of the 16 bytes at rows[l]: 4 rows per register (one per 128-bit lane), a
+// dword 4x4 transpose inside each register, then a 4x4 transpose of 128-bit lanes across the registers.
+INLINE void transpose16x4(const uint8_t *const rows[16], size_t off, __m512i out[4]) {
+    const __m512i P = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    __m512i T[4];
+    for (int a = 0; a < 4; a++) {
+        __m512i r = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(rows[4 * a] + off)));
+        r = _mm512_inserti32x4(r, _mm_loadu_si128((const __m128i *)(rows[4 * a + 1] + off)), 1);
+        r = _mm512_inserti32x4(r, _mm_loadu_si128((const __m128i *)(rows[4 * a + 2] + off)), 2);
+        r = _mm512_inserti32x4(r, _mm_loadu_si128((const __m128i *)(rows[4 * a + 3] + off)), 3);
+        T[a] = _mm512_permutexvar_epi32(P, r);
+    }
+    __m512i A = _mm512_shuffle_i32x4(T[0], T[1], _MM_SHUFFLE(1, 0, 1, 0));
+    __m512i B = _mm512_shuffle_i32x4(T[2], T[3], _MM_SHUFFLE(1, 0, 1, 0));
+    __m512i C = _mm512_shuffle_i32x4(T[0], T[1], _MM_SHUFFLE(3, 2, 3, 2));
+    __m512i D = _mm512_shuffle_i32x4(T[2], T[3], _MM_SHUFFLE(3, 2, 3, 2));
+    out[0] = _mm512_shuffle_i32x4(A, B, _MM_SHUFFLE(2, 0, 2, 0));
+    out[1] = _mm512_shuffle_i32x4(A, B, _MM_SHUFFLE(3, 1, 3, 1));
+    out[2] = _mm512_shuffle_i32x4(C, D, _MM_SHUFFLE(2, 0, 2, 0));
+    out[3] = _mm512_shuffle_i32x4(C, D, _MM_SHUFFLE(3, 1, 3, 1));
+}
+
+// Q4_0 / Q4_1 / Q8_0 vectorized (the scalar mm_pack_panel is the twin, and packs the Q5 types).
+// Missing rows of the last panel read a zero block.
+static void pack_panel_avx512(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    if (t != DT_Q4_0 && t != DT_Q4_1 && t != DT_Q8_0) { mm_pack_panel(t, W, rb, nrows, K, panel); return; }
+    static const uint8_t zero[64];
+    const size_t bb = (size_t)dtype_get(t)->block_bytes, pb = mm_panel_block_bytes(t);
+    const size_t qoff = t == DT_Q4_1 ? 4 : 2;
+    const uint8_t *rows[16];
+    for (int l = 0; l < 16; l++) rows[l] = l < nrows ? (const uint8_t *)W + l * rb : zero;
+    const __m512i m4 = _mm512_set1_epi8(0x0F), x80 = _mm512_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < K / 32; b++) {
+        uint8_t *dst = (uint8_t *)panel + b * pb;
+        const uint8_t *br[16];
+        for (int l = 0; l < 16; l++) br[l] = rows[l] == zero ? zero : rows[l] + b * bb;
+        __m512i z[4];
+        transpose16x4(br, qoff, z);
+        if (t == DT_Q8_0) {
+            for (int j = 0; j < 4; j++) _mm512_store_si512((void *)(dst + 64 * j), _mm512_xor_si512(z[j], x80));
+            transpose16x4(br, qoff + 16, z);
+            for (int j = 0; j < 4; j++) _mm512_store_si512((void *)(dst + 256 + 64 * j), _mm512_xor_si512(z[j], x80));
+        } else {
+            for (int j = 0; j < 4; j++) {
+                _mm512_store_si512((void *)(dst + 64 * j), _mm512_and_si512(z[j], m4));
+                _mm512_store_si512((void *)(dst + 256 + 64 * j), _mm512_and_si512(_mm512_srli_epi16(z[j], 4), m4));
+            }
+        }
+        uint16_t d[16], m[16];
+        for (int l = 0; l < 16; l++) {
+            memcpy(&d[l], br[l], 2);
+            memcpy(&m[l], br[l] + 2, 2);
+        }
+        _mm512_store_ps((float *)(dst + 512), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)d)));
+        if (t == DT_Q4_1) _mm512_store_ps((float *)(dst + 576), _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)m)));
+    }
+}
+
+// ---------------------------------------------------------------- prefill: packed panel x TT activation rows
+// Per block: the panel's 8 level registers (16 rows x 4 elements each) stay in registers while each
+// activation row adds its 8 broadcast words through vpdpbusd into a seeded int32 accumulator, then one
+// multiply (row scales x the row's x scale) and one FMA per (block, activation row).
+INLINE void tile_q32(const void *panel, int64_t K, const blk_q8a *x, size_t xs, const int TT, float *y, size_t ldy,
+                     int nvalid, const float *bias, int accum, const int hm) {
+    const size_t pb = hm ? 640 : 576;
+    const blk_q8a *xr[MM_TILE_T];
+    __m512 acc[MM_TILE_T];
+    for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
+    const int64_t nb = K / 32;
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *p = (const uint8_t *)panel + b * pb;
+        __m512i w0 = _mm512_load_si512((const void *)p), w1 = _mm512_load_si512((const void *)(p + 64));
+        __m512i w2 = _mm512_load_si512((const void *)(p + 128)), w3 = _mm512_load_si512((const void *)(p + 192));
+        __m512i w4 = _mm512_load_si512((const void *)(p + 256)), w5 = _mm512_load_si512((const void *)(p + 320));
+        __m512i w6 = _mm512_load_si512((const void *)(p + 384)), w7 = _mm512_load_si512((const void *)(p + 448));
+        __m512 dw = _mm512_load_ps((const float *)(p + 512));
+#pragma GCC unroll 8
+        for (int r = 0; r < TT; r++) {
+            const blk_q8a *xb = xr[r] + b;
+            const int32_t *q = (const int32_t *)xb->qs;
+            // two chains of 4 (the vpdpbusd latency would otherwise serialise each row's 8 products)
+            __m512i s = _mm512_set1_epi32(xb->seed), u = _mm512_setzero_si512();
+            s = _mm512_dpbusd_epi32(s, w0, _mm512_set1_epi32(q[0]));
+            u = _mm512_dpbusd_epi32(u, w1, _mm512_set1_epi32(q[1]));
+            s = _mm512_dpbusd_epi32(s, w2, _mm512_set1_epi32(q[2]));
+            u = _mm512_dpbusd_epi32(u, w3, _mm512_set1_epi32(q[3]));
+            s = _mm512_dpbusd_epi32(s, w4, _mm512_set1_epi32(q[4]));
+            u = _mm512_dpbusd_epi32(u, w5, _mm512_set1_epi32(q[5]));
+            s = _mm512_dpbusd_epi32(s, w6, _mm512_set1_epi32(q[6]));
+            u = _mm512_dpbusd_epi32(u, w7, _mm512_set1_epi32(q[7]));
+            s = _mm512_add_epi32(s, u);
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[r]);
+            if (hm) acc[r] = _mm512_fmadd_ps(_mm512_load_ps((const float *)(p + 576)), _mm512_set1_ps(xb->s), acc[r]);
+        }
+    }
+    // results straight into Y: 16 consecutive outputs of one activation row per register
+    const __mmask16 m = (__mmask16)((1u << nvalid) - 1);
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias) : _mm512_setzero_ps();
+    for (int r = 0; r < TT; r++) {
+        float *o = y + r * ldy;
+        __m512 v = accum ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), acc[r]) : _mm512_add_ps(acc[r], bv);
+        _mm512_mask_storeu_ps(o, m, v);
+    }
+}
+
+#define TILE_CASES(hm) \
+    switch (TT) { \
+    case 1: tile_q32(panel, K, x, xs, 1, y, ldy, nvalid, bias, acc, hm); break; \
+    case 2: tile_q32(panel, K, x, xs, 2, y, ldy, nvalid, bias, acc, hm); break; \
+    case 3: tile_q32(panel, K, x, xs, 3, y, ldy, nvalid, bias, acc, hm); break; \
+    case 4: tile_q32(panel, K, x, xs, 4, y, ldy, nvalid, bias, acc, hm); break; \
+    case 5: tile_q32(panel, K, x, xs, 5, y, ldy, nvalid, bias, acc, hm); break; \
+    case 6: tile_q32(panel, K, x, xs, 6, y, ldy, nvalid, bias, acc, hm); break; \
+    case 7: tile_q32(panel, K, x, xs, 7, y, ldy, nvalid, bias, acc, hm); break; \
+    default: tile_q32(panel, K, x, xs, 8, y, ldy, nvalid, bias, acc, hm); break; \
+    }
+static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+                            size_t ldy, int nvalid, const float *bias, int acc) {
+    if (t == DT_Q4_1 || t == DT_Q5_1) { TILE_CASES(1) }
+    else { TILE_CASES(0) }
+}
+
+// ---------------------------------------------------------------- prefill: f32 GEMM
+// 16 x 16 transpose of f32: unpack pairs of rows, shuffle to 4-row columns inside 128-bit lanes, then two
+// rounds of 128-bit lane shuffles. r[i] row i in, c[j] column j out.
+INLINE void transpose16x16(__m512 r[16], __m512 c[16]) {
+    __m512 U[4][4];
+    for (int g = 0; g < 4; g++) {
+        __m512 lo01 = _mm512_unpacklo_ps(r[4 * g], r[4 * g + 1]), hi01 = _mm512_unpackhi_ps(r[4 * g], r[4 * g + 1]);
+        __m512 lo23 = _mm512_unpacklo_ps(r[4 * g + 2], r[4 * g + 3]), hi23 = _mm512_unpackhi_ps(r[4 * g + 2], r[4 * g + 3]);
+        U[g][0] = _mm512_shuffle_ps(lo01, lo23, 0x44);
+        U[g][1] = _mm512_shuffle_ps(lo01, lo23, 0xEE);
+        U[g][2] = _mm512_shuffle_ps(hi01, hi23, 0x44);
+        U[g][3] = _mm512_shuffle_ps(hi01, hi23, 0xEE);
+    }
+    for (int q = 0; q < 4; q++) {   // U[g][q] lane L = rows 4g..4g+3 of column 4L + q
+        __m512 V = _mm512_shuffle_f32x4(U[0][q], U[1][q], 0x88), Wv = _mm512_shuffle_f32x4(U[2][q], U[3][q], 0x88);
+        __m512 V2 = _mm512_shuffle_f32x4(U[0][q], U[1][q], 0xDD), W2 = _mm512_shuffle_f32x4(U[2][q], U[3][q], 0xDD);
+        c[q] = _mm512_shuffle_f32x4(V, Wv, 0x88);
+        c[8 + q] = _mm512_shuffle_f32x4(V, Wv, 0xDD);
+        c[4 + q] = _mm512_shuffle_f32x4(V2, W2, 0x88);
+        c[12 + q] = _mm512_shuffle_f32x4(V2, W2, 0xDD);
+    }
+}
+
+static void packx_avx512(const float *X, int64_t T, int64_t K, float *Xp) {
+    int64_t nblk = (T + MM_GEMM_TB - 1) / MM_GEMM_TB;
+    for (int64_t tb = 0; tb < nblk; tb++)
+        for (int h = 0; h < MM_GEMM_TB / 16; h++) {
+            int64_t t0 = tb * MM_GEMM_TB + h * 16;
+            float *dst = Xp + tb * K * MM_GEMM_TB + h * 16;
+            int64_t k = 0;
+            for (; k + 16 <= K; k += 16) {
+                __m512 r[16], c[16];
+                for (int i = 0; i < 16; i++)
+                    r[i] = t0 + i < T ? _mm512_loadu_ps(X + (t0 + i) * K + k) : _mm512_setzero_ps();
+                transpose16x16(r, c);
+                for (int j = 0; j < 16; j++) _mm512_storeu_ps(dst + (k + j) * MM_GEMM_TB, c[j]);
+            }
+            for (; k < K; k++)
+                for (int i = 0; i < 16; i++) dst[k * MM_GEMM_TB + i] = t0 + i < T ? X[(t0 + i) * K + k] : 0.f;
+        }
+}
+
+// MM_GEMM_NR weight rows x 32 activation rows: 24 accumulators; per k two loads of packed activations and
+// MM_GEMM_NR broadcast weights feed 24 FMAs.
+static void f32gemm_avx512(int64_t K, const float *w, size_t ldw, const float *xp, float *out) {
+    __m512 a0[MM_GEMM_NR], a1[MM_GEMM_NR];
+    for (int i = 0; i < MM_GEMM_NR; i++) { a0[i] = _mm512_setzero_ps(); a1[i] = _mm512_setzero_ps(); }
+    for (int64_t k = 0; k < K; k++) {
+        __m512 x0 = _mm512_load_ps(xp + k * MM_GEMM_TB), x1 = _mm512_load_ps(xp + k * MM_GEMM_TB + 16);
+#pragma GCC unroll 12
+        for (int i = 0; i < MM_GEMM_NR; i++) {
+            __m512 wi = _mm512_set1_ps(w[i * ldw + k]);
+            a0[i] = _mm512_fmadd_ps(wi, x0, a0[i]);
+            a1[i] = _mm512_fmadd_ps(wi, x1, a1[i]);
+        }
+    }
+    for (int i = 0; i < MM_GEMM_NR; i++) {
+        _mm512_storeu_ps(out + i * MM_GEMM_TB, a0[i]);
+        _mm512_storeu_ps(out + i * MM_GEMM_TB + 16, a1[i]);
+    }
+}
+
+static void tof32_avx512(dtype t, const void *src, float *dst, int64_t n) {
+    int64_t k = 0;
+    if (t == DT_F32) { memcpy(dst, src, (size_t)n * sizeof(float)); return; }
+    const uint16_t *h = src;
+    if (t == DT_F16) {
+        for (; k + 16 <= n; k += 16) _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + k))));
+        for (; k < n; k++) dst[k] = h2f(h[k]);
+    } else {
+        for (; k + 16 <= n; k += 16)
+            _mm512_storeu_ps(dst + k, _mm512_castsi512_ps(_mm512_slli_epi32(
+                                          _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + k))), 16)));
+        for (; k < n; k++) { uint32_t u = (uint32_t)h[k] << 16; memcpy(dst + k, &u, 4); }
+    }
+}
+
+void mm_kernels512_avx512(mm_kernels512 *k) {
+    k->xd_quantize = xd_quantize_avx512;
+    k->xd_dot[DT_Q4_0] = xd_dot_q4_0_avx512;
+    k->xd_dot[DT_Q8_0] = xd_dot_q8_0_avx512;
+    k->dec_f16 = dec_f16_avx512;
+    k->q8a_quantize = q8a_quantize_avx512;
+    k->tile_q32 = tile_q32_avx512;
+    k->pack = pack_panel_avx512;
+    k->packx = packx_avx512;
+    k->f32gemm = f32gemm_avx512;
+    k->tof32 = tof32_avx512;
 }

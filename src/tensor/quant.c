@@ -235,7 +235,7 @@ void quantize_row_q8a(const float *x, blk_q8a *y, int64_t n) {
         y[i].d = d;
         y[i].s = d * (float)sum;
         y[i].sum = sum;
-        y[i].pad_ = 0;
+        y[i].seed = 0;
     }
 }
 

@@ -29,7 +29,9 @@ typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d;
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } blk_q8_K;
 // sllm's own activation format for the 32-block quants (not a GGUF type): x ~ d * qs, sum = sum(qs),
 // s = d * sum (the offset terms of Q4_0/Q5_0 use the integer sum, those of Q4_1/Q5_1 the float one).
-typedef struct { float d; float s; int32_t sum; int32_t pad_; int8_t qs[32]; } blk_q8a;
+// seed = -off * sum, filled by the matmul for the weight type at hand (0 after quantize_row_q8a): the
+// packed prefill kernels start each block's integer product from it (tensor/matmul_kernels.h).
+typedef struct { float d; float s; int32_t sum; int32_t seed; int8_t qs[32]; } blk_q8a;
 
 // 6-bit scale / min of sub-block j (0..7) from a Q4_K/Q5_K scales[12] array.
 static inline void q4k_scale_min(int j, const uint8_t *q, int *sc, int *m) {

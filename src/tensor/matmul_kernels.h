@@ -1,0 +1,95 @@
+// Internal to the matmul: the layouts and kernel table of the 512-bit paths (matmul_avx512.c), and the
+// scalar twins (matmul.c) every one of those kernels is tested against. Not for use outside tensor/.
+//
+// Two paths beside the generic per-row dot kernels of matmul.h:
+//  - decode (T == 1): the activation row is quantized into the "xd" layout below, arranged so that one
+//    512-bit load of activations lines up with 4 Q4_0 blocks (or 2 Q8_0 blocks) loaded from the weight,
+//    with per-lane scale and offset vectors, so a weight row is streamed with ~3.5 vector ops per block
+//    and one horizontal sum per row.
+//  - prefill (T >= MM_PACK_MIN_T): 16 weight rows at a time are unpacked once per call into a "panel"
+//    (u8 levels, 4 consecutive elements of one row per 32-bit lane, 16 rows across the 16 lanes), which
+//    a register-tiled kernel multiplies with up to 8 activation rows using broadcast activation words,
+//    so each unpacked weight serves every activation row and the block scales are applied once per
+//    (block, 16 rows, activation row).
+#ifndef SLLM_TENSOR_MATMUL_KERNELS_H
+#define SLLM_TENSOR_MATMUL_KERNELS_H
+#include "tensor/matmul.h"
+#include "tensor/quant.h"
+
+// T from which the packed-panel / f32 GEMM paths run. 2, so that a prompt prefilled in chunks gives the
+// same bits as in one batch (each output's summation order does not depend on T in those paths); for
+// T = 2..7 they cost about what the per-row kernels cost (the packing is one pass over the weights).
+#define MM_PACK_MIN_T 2
+#define MM_TILE_T 8         // activation rows per packed-tile call (at most)
+
+// ---- decode activation layout "xd" (dtype t in {Q4_0, Q8_0}; K a multiple of 32, nb = K/32) ----
+// G = blocks per 512-bit group (4 for Q4_0, 2 for Q8_0), ng = nb / G full groups, then nb % G tail blocks.
+//   int8  qs[K]      group g holds its G*32 values: Q4_0 puts elements 0..15 of its 4 blocks first (the
+//                    low nibbles of the weight bytes), then elements 16..31; Q8_0 and tail blocks keep
+//                    natural order.
+//   float dl[16*ng]  per 32-bit lane of a group's product vector: the x scale of that lane's block
+//   int32 sl[16*ng]  per lane: -off * sum(block's qs) in the block's first lane, 0 in the others
+//                    (off = 8 for Q4_0; 128 for Q8_0, whose weights enter the u8 x s8 product as w + 128)
+//   float d[nb]      per block scale, int32 seed[nb] per block -off*sum (the tail blocks use these)
+typedef struct { int G, ng, nb; int8_t *qs; float *dl; int32_t *sl; float *d; int32_t *seed; } mm_xd_view;
+bool mm_xd_supported(dtype t);
+size_t mm_xd_bytes(dtype t, int64_t K);                       // bytes of one xd row (multiple of 64)
+mm_xd_view mm_xd_map(dtype t, int64_t K, void *xd);          // xd must be 64-byte aligned
+void mm_xd_quantize_ref(dtype t, const float *x, int64_t K, void *xd);
+// out[r] = dot(weight row r, x) for r < nrows; rows wrow_bytes apart.
+typedef void (*mm_xd_dot_fn)(int64_t K, const void *w, size_t wrow_bytes, int64_t nrows, const void *xd, float *out);
+typedef void (*mm_xd_quant_fn)(dtype t, const float *x, int64_t K, void *xd);
+void mm_xd_dot_q4_0_ref(int64_t K, const void *w, size_t wrow_bytes, int64_t nrows, const void *xd, float *out);
+void mm_xd_dot_q8_0_ref(int64_t K, const void *w, size_t wrow_bytes, int64_t nrows, const void *xd, float *out);
+
+// ---- packed panel of 16 weight rows of a 32-block quant (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) ----
+// Per block b (PB = mm_panel_block_bytes(t) bytes each):
+//   u8 lv[8][64]   lv[j][4*l + i] = level of row l, element 4j + i, as an unsigned byte
+//                  (Q4: q, Q5: q, Q8_0: q + 128; value = dw * (level - off) + m)
+//   float dw[16]   row scales (0 for padding rows)
+//   float m[16]    row minimums (Q4_1 / Q5_1 only)
+// Activations are blk_q8a rows whose `seed` holds -off * sum (mm_q8a_seed).
+bool mm_panel_supported(dtype t);
+size_t mm_panel_block_bytes(dtype t);
+int mm_panel_offset(dtype t);                                  // off above
+void mm_pack_panel(dtype t, const void *W, size_t wrow_bytes, int nrows, int64_t K, void *panel);
+void mm_q8a_seed(dtype t, blk_q8a *x, int64_t nb);
+// With d = dot(panel row l, activation row r) for r < TT (<= MM_TILE_T, activation rows xs bytes apart)
+// and l < nvalid: y[r*ldy + l] = acc ? y[r*ldy + l] + d : d + (bias ? bias[l] : 0).
+typedef void (*mm_tile_fn)(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+                           size_t ldy, int nvalid, const float *bias, int acc);
+void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+                     size_t ldy, int nvalid, const float *bias, int acc);
+
+// ---- f32 GEMM (prefill of F32 / F16 / BF16 weights) ----
+// The activations are packed once per call into blocks of MM_GEMM_TB rows, k-major: Xp[tb][k][MM_GEMM_TB]
+// (rows past T are zero), so a register tile of MM_GEMM_NR weight rows x MM_GEMM_TB activation rows does
+// 2 vector loads + MM_GEMM_NR broadcasts for 2 * MM_GEMM_NR FMAs per k. The weight rows are converted to
+// f32 into a per-thread scratch first (no transposition needed on that side).
+#define MM_GEMM_NR 12
+#define MM_GEMM_TB 32
+size_t mm_packx_floats(int64_t T, int64_t K);
+void mm_packx_ref(const float *X, int64_t T, int64_t K, float *Xp);
+// out[i * MM_GEMM_TB + t] = dot(w row i (rows ldw floats apart), activation t of the packed block xp)
+void mm_f32gemm_ref(int64_t K, const float *w, size_t ldw, const float *xp, float *out);
+typedef void (*mm_packx_fn)(const float *X, int64_t T, int64_t K, float *Xp);
+typedef void (*mm_f32gemm_fn)(int64_t K, const float *w, size_t ldw, const float *xp, float *out);
+// dst (n) <- f16 / bf16 / f32 src (n)
+typedef void (*mm_tof32_fn)(dtype t, const void *src, float *dst, int64_t n);
+
+typedef struct {
+    mm_xd_quant_fn xd_quantize;
+    mm_xd_dot_fn xd_dot[DT_COUNT];
+    mm_xd_dot_fn dec_f16;          // decode of F16 rows against f32 x (passed as xd)
+    void (*q8a_quantize)(const float *x, blk_q8a *y, int64_t n);
+    mm_tile_fn tile_q32;
+    void (*pack)(dtype t, const void *W, size_t wrow_bytes, int nrows, int64_t K, void *panel);
+    mm_packx_fn packx;
+    mm_f32gemm_fn f32gemm;
+    mm_tof32_fn tof32;
+} mm_kernels512;
+// Fills the table for ISA_AVX512 (matmul_avx512.c).
+void mm_kernels512_avx512(mm_kernels512 *k);
+// The table for the active ISA level, NULL below AVX-512 (tests use it to run the twins side by side).
+const mm_kernels512 *mm_kernels512_active(void);
+#endif
