@@ -51,8 +51,10 @@ asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
 	        EXTRA_LDFLAGS="-fsanitize=address,undefined" SLLM_ASAN=1 test
 
+# Inference vs llama.cpp, then training vs PyTorch (same machine, same run, same threads).
 bench: all
 	@BUILD=$(BUILD) bench/run-bench.sh
+	@BUILD=$(BUILD) bench/bench_train.sh
 
 check-full: test
 	@BUILD=$(BUILD) SLLM_FULL=1 scripts/run-tests.sh
