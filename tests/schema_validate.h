@@ -1,6 +1,6 @@
 // An independent JSON Schema validator for the keyword subset text/json_schema.c supports (jansson +
-// PCRE2 only; none of the converter's code), for tests that check generated instances. The same
-// validator as tests/test_grammar.c's, factored out for tests/test_constrained.c.
+// PCRE2 only; none of the converter's code), for tests that check generated instances
+// (tests/test_grammar.c and tests/test_constrained.c).
 //   bool schema_validate(root_schema, schema, instance, why, why_len)  -> false with a reason in why
 #ifndef SLLM_TESTS_SCHEMA_VALIDATE_H
 #define SLLM_TESTS_SCHEMA_VALIDATE_H
