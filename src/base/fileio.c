@@ -86,30 +86,60 @@ int fileio_fsync_parent(const char *path) {
     return fileio_fsync_path(dir);
 }
 
-int fileio_write_atomic(const char *path, const void *data, size_t len) {
+int fileio_atomic_open(fileio_atomic *a, const char *path) {
     size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) return err_set(SLLM_ERR_NOMEM, "%s: out of memory", path);
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
+    *a = (fileio_atomic){.fd = -1, .path = path};
+    if (!(a->tmp = malloc(plen + 16))) return err_set(SLLM_ERR_NOMEM, "%s: out of memory", path);
+    snprintf(a->tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    if ((a->fd = mkstemp(a->tmp)) < 0) {
         int e = errno;
-        free(tmp);
+        free(a->tmp);
+        a->tmp = NULL;
         return err_set(SLLM_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(e));
     }
-    int bad = write_all(fd, data, len) != 0;
-    int e = errno;
-    if (!bad && fchmod(fd, 0644) != 0) { bad = 1; e = errno; }
-    if (!bad && fsync(fd) != 0) { bad = 1; e = errno; }
-    if (close(fd) != 0 && !bad) { bad = 1; e = errno; }
-    if (!bad && rename(tmp, path) != 0) { bad = 1; e = errno; }
-    if (bad) {
-        unlink(tmp);
-        free(tmp);
-        return err_set(SLLM_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    return SLLM_OK;
+}
+
+void fileio_atomic_write(fileio_atomic *a, const void *data, size_t n) {
+    static const uint8_t zeros[4096];
+    if (a->err || a->fd < 0) return;
+    if (data) { if (write_all(a->fd, data, n)) a->err = errno ? errno : EIO; return; }
+    for (size_t k; n && !a->err; n -= k) {
+        k = n < sizeof zeros ? n : sizeof zeros;
+        if (write_all(a->fd, zeros, k)) a->err = errno ? errno : EIO;
     }
-    free(tmp);
-    return fileio_fsync_parent(path);
+}
+
+void fileio_atomic_abort(fileio_atomic *a) {
+    if (a->fd >= 0) close(a->fd);
+    if (a->tmp) { unlink(a->tmp); free(a->tmp); }
+    a->fd = -1;
+    a->tmp = NULL;
+}
+
+int fileio_atomic_commit(fileio_atomic *a) {
+    if (a->fd < 0 || !a->tmp) return err_set(SLLM_ERR_ARG, "%s: atomic write was not opened", a->path);
+    int e = a->err;
+    if (!e && fchmod(a->fd, 0644) != 0) e = errno;
+    if (!e && fsync(a->fd) != 0) e = errno;
+    if (close(a->fd) != 0 && !e) e = errno;
+    a->fd = -1;
+    if (!e && rename(a->tmp, a->path) != 0) e = errno;
+    if (e) {
+        fileio_atomic_abort(a);
+        return err_set(SLLM_ERR_IO, "%s: write failed: %s", a->path, strerror(e));
+    }
+    free(a->tmp);
+    a->tmp = NULL;
+    return fileio_fsync_parent(a->path);
+}
+
+int fileio_write_atomic(const char *path, const void *data, size_t len) {
+    fileio_atomic a;
+    int rc = fileio_atomic_open(&a, path);
+    if (rc != SLLM_OK) return rc;
+    fileio_atomic_write(&a, data, len);
+    return fileio_atomic_commit(&a);
 }
 
 int fileio_mkdirs(const char *path) {

@@ -9,6 +9,15 @@
 int fileio_read_all(const char *path, char **data, size_t *len);
 // Atomically replaces `path` with `len` bytes of `data` (mode 0644).
 int fileio_write_atomic(const char *path, const void *data, size_t len);
+
+// The same, streamed: open, write pieces, commit (fsync, rename over `path`, fsync the directory).
+// On any failure the temporary file is removed and `path` is untouched; abort() discards explicitly.
+typedef struct { int fd; char *tmp; const char *path; int err; } fileio_atomic;
+int fileio_atomic_open(fileio_atomic *a, const char *path);
+// data NULL writes n zero bytes. Errors are remembered and reported by commit.
+void fileio_atomic_write(fileio_atomic *a, const void *data, size_t n);
+int fileio_atomic_commit(fileio_atomic *a);
+void fileio_atomic_abort(fileio_atomic *a);
 // fsync a file or a directory by path.
 int fileio_fsync_path(const char *path);
 // fsync the directory that contains `path` (makes a rename/create/unlink in it durable).

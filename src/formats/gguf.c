@@ -5,6 +5,7 @@
 // The reader never touches a byte before checking it lies inside the mapping: a corrupt or truncated
 // file yields NULL and an error naming the file, the entry and the field.
 #include "formats/gguf.h"
+#include "base/fileio.h"
 #include "base/error.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -675,28 +676,6 @@ void gguf_add_tensor(gguf_writer *w, const char *name, dtype type, int n_dims, c
     if (w) add_tensor(w, name, type, n_dims, ne, data);
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-    const uint8_t *s = p;
-    while (n) {
-        ssize_t k = write(fd, s, n > (1u << 30) ? (1u << 30) : n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int write_zeros(int fd, size_t n) {
-    static const uint8_t z[4096];
-    while (n) {
-        size_t k = n < sizeof z ? n : sizeof z;
-        if (write_all(fd, z, k)) return -1;
-        n -= k;
-    }
-    return 0;
-}
-
 int gguf_writer_write(gguf_writer *w, const char *path) {
     if (!w) return err_set(SLLM_ERR_ARG, "%s: no writer", path);
     if (w->err) return err_set(w->err, "%s: %s", path, w->errmsg);
@@ -735,33 +714,16 @@ int gguf_writer_write(gguf_writer *w, const char *path) {
     if (b.oom) { free(b.p); return err_set(SLLM_ERR_NOMEM, "%s: out of memory", path); }
 
     // temp file in the same directory, renamed over `path` only once complete: readers never see a torn file
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) { free(b.p); return err_set(SLLM_ERR_NOMEM, "%s: out of memory", path); }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(b.p);
-        free(tmp);
-        return err_set(SLLM_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(e));
-    }
-    int bad = write_all(fd, b.p, b.n) || write_zeros(fd, pad);
-    for (size_t i = 0; i < w->n_t && !bad; i++) {
-        const wtensor *t = &w->t[i];
-        bad = (t->data ? write_all(fd, t->data, t->nbytes) : write_zeros(fd, t->nbytes)) ||
-              write_zeros(fd, (size_t)((align - t->nbytes % align) % align));
-    }
-    int e = errno;
+    fileio_atomic out;
+    int rc = fileio_atomic_open(&out, path);
+    if (rc != SLLM_OK) { free(b.p); return rc; }
+    fileio_atomic_write(&out, b.p, b.n);
+    fileio_atomic_write(&out, NULL, pad);
     free(b.p);
-    if (!bad && fchmod(fd, 0644) != 0) { bad = 1; e = errno; }
-    if (close(fd) != 0 && !bad) { bad = 1; e = errno; }
-    if (!bad && rename(tmp, path) != 0) { bad = 1; e = errno; }
-    if (bad) {
-        unlink(tmp);
-        free(tmp);
-        return err_set(SLLM_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    for (size_t i = 0; i < w->n_t; i++) {
+        const wtensor *t = &w->t[i];
+        fileio_atomic_write(&out, t->data, t->nbytes);   // NULL data: zeros
+        fileio_atomic_write(&out, NULL, (size_t)((align - t->nbytes % align) % align));
     }
-    free(tmp);
-    return SLLM_OK;
+    return fileio_atomic_commit(&out);
 }

@@ -4,6 +4,7 @@
 // shards listed by model.safetensors.index.json ({"weight_map": {"tensor": "shard file"}}).
 // Every shard is mmapped; tensor data pointers point into the mappings.
 #include "formats/safetensors.h"
+#include "base/fileio.h"
 #include "base/error.h"
 #include <errno.h>
 #include <fcntl.h>
@@ -488,18 +489,6 @@ static json_t *build_header(const st_writer *w) {
     return root;
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-    const uint8_t *s = p;
-    while (n) {
-        ssize_t k = write(fd, s, n > (1u << 30) ? (1u << 30) : n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        s += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 int st_writer_write(st_writer *w, const char *path) {
     if (w->err) return err_set(w->err, "%s: %s", path, w->msg);
     json_t *root = build_header(w);
@@ -516,34 +505,11 @@ int st_writer_write(st_writer *w, const char *path) {
     memset(hdr + 8 + jl, ' ', hlen - jl);
     free(js);
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) { free(hdr); return err_set(SLLM_ERR_NOMEM, "%s: out of memory", path); }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(hdr);
-        free(tmp);
-        return err_set(SLLM_ERR_IO, "%s: cannot create temporary file: %s", path, strerror(e));
-    }
-    int bad = write_all(fd, hdr, 8 + hlen);
-    for (size_t i = 0; i < w->n && !bad; i++) {
-        if (w->t[i].data) { bad = write_all(fd, w->t[i].data, w->t[i].nbytes); continue; }
-        static const uint8_t z[4096];   // NULL data: zeros
-        for (size_t left = w->t[i].nbytes; left && !bad; left -= left < sizeof z ? left : sizeof z)
-            bad = write_all(fd, z, left < sizeof z ? left : sizeof z);
-    }
-    int e = errno;
+    fileio_atomic out;
+    int rc = fileio_atomic_open(&out, path);
+    if (rc != SLLM_OK) { free(hdr); return rc; }
+    fileio_atomic_write(&out, hdr, 8 + hlen);
     free(hdr);
-    if (!bad && fchmod(fd, 0644) != 0) { bad = 1; e = errno; }
-    if (close(fd) != 0 && !bad) { bad = 1; e = errno; }
-    if (!bad && rename(tmp, path) != 0) { bad = 1; e = errno; }
-    if (bad) {
-        unlink(tmp);
-        free(tmp);
-        return err_set(SLLM_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    }
-    free(tmp);
-    return SLLM_OK;
+    for (size_t i = 0; i < w->n; i++) fileio_atomic_write(&out, w->t[i].data, w->t[i].nbytes);   // NULL: zeros
+    return fileio_atomic_commit(&out);
 }
