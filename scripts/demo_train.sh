@@ -49,7 +49,7 @@ $S eval --model "$OUT/cpt/model.gguf" --lora "$OUT/sft/adapter" --data data/demo
     -n 96 --show 5
 echo
 echo "== 5. one question through sllm run with the llama.cpp-format adapter"
-$S run -m "$OUT/cpt/model.gguf" --lora "$OUT/sft/adapter.gguf" --temp 0 -n 64 \
+$S run -m "$OUT/cpt/model.gguf" --lora "$OUT/sft/adapter.gguf" --temp 0 -n 64 --stop " END" \
     -p $'Q: 근육통 치료에 좋은 약물 3개 이름만 알려주세요\nA:' 2>/dev/null || true
 echo
 echo "== 6. merged model (adapter folded into the weights)"
