@@ -15,7 +15,6 @@ out: a safetensors file (F32) with "loss" (mean over counted targets), "grad.<na
 trained tensor (HF names in full mode, PEFT names for LoRA) and "sgd_loss" (steps) when asked.
 """
 import json
-import math
 import os
 import struct
 import sys
@@ -60,41 +59,9 @@ def save_safetensors(path, tensors):
             f.write(b)
 
 
-def rms_norm(x, w, eps, plus_one=False):
-    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    return y * ((1.0 + w) if plus_one else w)
-
-
-def layer_norm(x, w, b, eps):
-    return torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b, eps)
-
-
-def rope_inv_freq(dim, base, scaling):
-    inv = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=DT) / dim))
-    if not scaling:
-        return inv
-    kind = scaling.get("rope_type", scaling.get("type"))
-    if kind == "linear":
-        return inv / scaling["factor"]
-    if kind == "llama3":
-        factor = scaling["factor"]
-        lo, hi = scaling["low_freq_factor"], scaling["high_freq_factor"]
-        old = scaling["original_max_position_embeddings"]
-        low_wl, high_wl = old / lo, old / hi
-        wl = 2 * math.pi / inv
-        scaled = torch.where(wl > low_wl, inv / factor, inv)
-        smooth = (old / wl - lo) / (hi - lo)
-        smoothed = (1 - smooth) * scaled / factor + smooth * scaled
-        medium = (wl >= high_wl) & (wl <= low_wl)
-        return torch.where(medium, smoothed, scaled)
-    if kind in (None, "default"):
-        return inv
-    raise ValueError("rope scaling %r" % kind)
-
-
-def rotate_half(x):
-    h = x.shape[-1] // 2
-    return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
+# The per-op pieces are model_ref.py's (the inference reference): one definition of each formula.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_ref import rms_norm, layer_norm, rope_inv_freq, rotate_half  # noqa: E402
 
 
 def apply_rope(x, inv_freq, pos):
