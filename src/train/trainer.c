@@ -206,28 +206,39 @@ static const train_param *owner_of(const train_param *ps, int np, const float *p
     return NULL;
 }
 
+// Every tensor a checkpoint holds, with one naming for saving and loading: "param.<name>" for each
+// trainable tensor, then "adam_m.<name>" and "adam_v.<name>" for its AdamW moments.
+typedef int (*ckpt_tensor_fn)(void *io, const char *name, float *data, int64_t n);
+static int ckpt_each_tensor(const train_param *ps, int np, optim_group *groups, ckpt_tensor_fn fn, void *io) {
+    char name[400];
+    int rc = SLLM_OK;
+    for (int i = 0; i < np && !rc; i++) {
+        snprintf(name, sizeof name, "param.%s", ps[i].name);
+        rc = fn(io, name, ps[i].p, ps[i].n);
+    }
+    for (int gi = 0; gi < 2 && !rc; gi++)
+        for (int i = 0; i < groups[gi].n_params && !rc; i++) {
+            const optim_param *op = &groups[gi].params[i];
+            const train_param *tp = owner_of(ps, np, op->p);
+            if (!tp) return err_set(SLLM_ERR_ARG, "checkpoint: optimizer tensor without a parameter");
+            snprintf(name, sizeof name, "adam_m.%s", tp->name);
+            if (!(rc = fn(io, name, op->m, op->n))) {
+                snprintf(name, sizeof name, "adam_v.%s", tp->name);
+                rc = fn(io, name, op->v, op->n);
+            }
+        }
+    return rc;
+}
+static int save_tensor(void *w, const char *name, float *data, int64_t n) { return ckpt_add_tensor(w, name, data, n); }
+static int load_tensor(void *r, const char *name, float *data, int64_t n) { return ckpt_get_tensor(r, name, data, n); }
+
 static int ckpt_save(const char *out_dir, const trainer_opts *o, const sllm_model *m, const train_param *ps, int np,
                      optim_group *groups, const lr_schedule *sched, const ckpt_state *st, int64_t total_steps) {
     char *root = path_join(out_dir, "checkpoints");
     if (!root) return err_set(SLLM_ERR_NOMEM, "checkpoint: out of memory");
     ckpt_writer *w = ckpt_writer_begin(root, st->step);
     int rc = w ? SLLM_OK : SLLM_ERR_IO;
-    char name[400];
-    for (int i = 0; i < np && !rc; i++) {
-        snprintf(name, sizeof name, "param.%s", ps[i].name);
-        rc = ckpt_add_tensor(w, name, ps[i].p, ps[i].n);
-    }
-    for (int gi = 0; gi < 2 && !rc; gi++)
-        for (int i = 0; i < groups[gi].n_params && !rc; i++) {
-            const optim_param *op = &groups[gi].params[i];
-            const train_param *tp = owner_of(ps, np, op->p);
-            if (!tp) { rc = err_set(SLLM_ERR_ARG, "checkpoint: optimizer tensor without a parameter"); break; }
-            snprintf(name, sizeof name, "adam_m.%s", tp->name);
-            if (!(rc = ckpt_add_tensor(w, name, op->m, op->n))) {
-                snprintf(name, sizeof name, "adam_v.%s", tp->name);
-                rc = ckpt_add_tensor(w, name, op->v, op->n);
-            }
-        }
+    if (!rc) rc = ckpt_each_tensor(ps, np, groups, save_tensor, w);
     if (!rc) {
         json_t *j = json_object();
         json_object_set_new(j, "step", json_integer(st->step));
@@ -298,22 +309,7 @@ static int ckpt_load(const char *out_dir, const trainer_opts *o, const sllm_mode
     json_t *vl = json_object_get(j, "val_loss_initial");
     st->val_loss_initial = json_is_number(vl) ? json_number_value(vl) : NAN;
     if ((rc = ds_pos_from_json(json_object_get(j, "data_pos"), &st->pos))) { err_wrap(rc, "%s: field 'data_pos'", f_state); goto done; }
-    char name[400];
-    for (int i = 0; i < np && !rc; i++) {
-        snprintf(name, sizeof name, "param.%s", ps[i].name);
-        rc = ckpt_get_tensor(r, name, ps[i].p, ps[i].n);
-    }
-    for (int gi = 0; gi < 2 && !rc; gi++)
-        for (int i = 0; i < groups[gi].n_params && !rc; i++) {
-            const optim_param *op = &groups[gi].params[i];
-            const train_param *tp = owner_of(ps, np, op->p);
-            if (!tp) { rc = err_set(SLLM_ERR_ARG, "checkpoint: optimizer tensor without a parameter"); break; }
-            snprintf(name, sizeof name, "adam_m.%s", tp->name);
-            if (!(rc = ckpt_get_tensor(r, name, op->m, op->n))) {
-                snprintf(name, sizeof name, "adam_v.%s", tp->name);
-                rc = ckpt_get_tensor(r, name, op->v, op->n);
-            }
-        }
+    if (!rc) rc = ckpt_each_tensor(ps, np, groups, load_tensor, (void *)r);
     if (!rc && dir_out) *dir_out = strdup(ckpt_dir(r));
 done:
     json_decref(shape);
