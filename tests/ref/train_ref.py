@@ -22,25 +22,10 @@ import sys
 import torch
 
 DT = torch.float64
-ST_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
-
-
-def load_safetensors(path):
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8 : 8 + n])
-    base = 8 + n
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        a, b = info["data_offsets"]
-        dt = ST_DTYPES[info["dtype"]]
-        raw = bytearray(blob[base + a : base + b])
-        t = torch.frombuffer(raw, dtype=dt) if len(raw) else torch.empty(0, dtype=dt)
-        out[name] = t.reshape(info["shape"]).to(DT)
-    return out
+# The safetensors reader and the per-op formulas are model_ref.py's (the inference reference): one
+# definition of each.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from model_ref import load_safetensors, rms_norm, layer_norm, rope_inv_freq, rotate_half  # noqa: E402
 
 
 def save_safetensors(path, tensors):
@@ -57,11 +42,6 @@ def save_safetensors(path, tensors):
         f.write(h)
         for b in blobs:
             f.write(b)
-
-
-# The per-op pieces are model_ref.py's (the inference reference): one definition of each formula.
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from model_ref import rms_norm, layer_norm, rope_inv_freq, rotate_half  # noqa: E402
 
 
 def apply_rope(x, inv_freq, pos):
