@@ -2,7 +2,10 @@
 // Sums of exponentials run in double: a vocabulary row has up to ~260k terms.
 #include "tensor/ops.h"
 #include <math.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include "tensor/loss_kernels.h"
+#include "tensor/matmul.h"
 
 static float row_max(const float *x, int64_t n) {
     float m = -INFINITY;
@@ -23,15 +26,40 @@ void softmax_inplace(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] *= inv;
 }
 
+// One row (see loss_kernels.h): the plain-C reference of the SIMD twins in loss_avx2.c.
+double ce_row_ref(float *dz, const float *z, int64_t V, int32_t y, float gs) {
+    float m = row_max(z, V);
+    double sum = 0.0;
+    if (dz) {
+        for (int64_t i = 0; i < V; i++) { dz[i] = expf(z[i] - m); sum += dz[i]; }
+        float inv = (float)(1.0 / sum) * gs;
+        for (int64_t i = 0; i < V; i++) dz[i] *= inv;
+        dz[y] -= gs;
+    } else {
+        for (int64_t i = 0; i < V; i++) sum += expf(z[i] - m);
+    }
+    return (double)m + log(sum) - (double)z[y];
+}
+
+static _Atomic int g_simd = 1;
+int loss_use_simd(int on) { return atomic_exchange(&g_simd, on ? 1 : 0); }
+
+typedef double (*ce_row_fn)(float *, const float *, int64_t, int32_t, float);
+static ce_row_fn ce_row_kernel(void) {
+    if (!atomic_load(&g_simd)) return ce_row_ref;
+    isa_level isa = isa_active();
+    return isa >= ISA_AVX512 ? ce_row_avx512 : isa >= ISA_AVX2 ? ce_row_avx2 : ce_row_ref;
+}
+
 // Per counted row: loss = logsumexp(z) - z[target]; dz = (softmax(z) - onehot(target)) * grad_scale.
 // Rows with target < 0 (or >= V, which no valid batch holds) are skipped and their dlogits zeroed.
 // dlogits is written (=), not accumulated: it is the start of the backward pass.
 double cross_entropy_fwd_bwd(float *dlogits, const float *logits, const int32_t *targets,
                              int64_t T, int64_t V, float grad_scale, int64_t *n_counted) {
+    ce_row_fn row = ce_row_kernel();
     double total = 0.0;
     int64_t counted = 0;
     for (int64_t t = 0; t < T; t++) {
-        const float *z = logits + t * V;
         float *dz = dlogits ? dlogits + t * V : NULL;
         int32_t y = targets[t];
         if (y < 0 || y >= V) {
@@ -39,17 +67,7 @@ double cross_entropy_fwd_bwd(float *dlogits, const float *logits, const int32_t 
                 for (int64_t i = 0; i < V; i++) dz[i] = 0.0f;
             continue;
         }
-        float m = row_max(z, V);
-        double sum = 0.0;
-        if (dz) {
-            for (int64_t i = 0; i < V; i++) { dz[i] = expf(z[i] - m); sum += dz[i]; }
-            float inv = (float)(1.0 / sum) * grad_scale;
-            for (int64_t i = 0; i < V; i++) dz[i] *= inv;
-            dz[y] -= grad_scale;
-        } else {
-            for (int64_t i = 0; i < V; i++) sum += expf(z[i] - m);
-        }
-        total += (double)m + log(sum) - (double)z[y];
+        total += row(dz, logits + t * V, V, y, grad_scale);
         counted++;
     }
     if (n_counted) *n_counted = counted;
