@@ -128,7 +128,9 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
     if (j->split_m) { m0 = t * j->chunk; m1 = m0 + j->chunk < j->M ? m0 + j->chunk : j->M; }
     else { n0 = t * j->chunk; n1 = n0 + j->chunk < j->N ? n0 + j->chunk : j->N; }
     if (m0 >= m1 || n0 >= n1) return;
-    if (j->beta != 1.0f)
+    // beta 0 with the AVX-512 kernel: its first k-block stores instead of accumulating, no clearing pass
+    bool overwrite = j->beta == 0.0f && j->K > 0 && !j->ref;
+    if (j->beta != 1.0f && !overwrite)
         for (int64_t i = m0; i < m1; i++) {
             float *c = j->C + i * j->ldc;
             if (j->beta == 0.0f) memset(c + n0, 0, (size_t)(n1 - n0) * sizeof(float));
@@ -141,7 +143,7 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
     }
     float *pa = j->packs + (size_t)thread * SLOT_FLOATS, *pb = pa + GEMM_PACK_A;
     gemm_block_avx512(j->ta, j->tb, m0, m1, n0, n1, j->K, j->A, j->lda, j->B, j->ldb, j->C, j->ldc, pa, pb, j->pball,
-                      j->npad);
+                      j->npad, overwrite);
 }
 
 static void gemm_blas(tpool *pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,

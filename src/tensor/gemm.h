@@ -51,12 +51,13 @@ int64_t gemm_tile_rows(int64_t K);
 // [m0, m1) and columns [n0, n1) of C; pa/pb are packing buffers of GEMM_PACK_A / GEMM_PACK_B floats.
 // pball: when non-NULL, op(B) already packed whole by gemm_pack_b_avx512 (npad = N rounded up to 32;
 // then n0 must be 0) and pb is unused: tasks splitting M share one packing instead of each redoing it.
+// overwrite: C = op(A)·op(B) (its old contents are never read) instead of +=.
 enum { GEMM_MC = 128, GEMM_KC = 256, GEMM_NC = 1024 };
 #define GEMM_PACK_A ((size_t)GEMM_MC * GEMM_KC)
 #define GEMM_PACK_B ((size_t)GEMM_KC * GEMM_NC)
 void gemm_block_avx512(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const float *A,
                        int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc, float *pa, float *pb,
-                       const float *pball, int64_t npad);
+                       const float *pball, int64_t npad, bool overwrite);
 // Packs 32-column strips [s0, s1) of op(B)'s KC block starting at row pc into pball (npad * K floats).
 void gemm_pack_b_avx512(bool tb, const float *B, int64_t ldb, int64_t K, int64_t N, int64_t pc, int64_t s0,
                         int64_t s1, float *pball);

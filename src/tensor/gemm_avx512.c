@@ -44,26 +44,16 @@ static void transpose_rows8(const float *src, int64_t sstride, int64_t kc, float
         for (int c = 0; c < 8; c++) d[k * dstride + c] = src[c * sstride + k];
 }
 
-// pa[s][k][r] = op(A)(i0 + s*MR + r, p0 + k), zero past mc.
-static void pack_a(bool ta, const float *A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *pa) {
+// pa[s][k][r] = op(A)(i0 + s*MR + r, p0 + k), zero past mc, for A stored (K, M) (ta): the MR values of
+// one k are contiguous. (A stored (M, K) is not packed: the kernel reads its rows in place.)
+static void pack_a_t(const float *A, int64_t lda, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float *pa) {
     for (int64_t s = 0; s < mc; s += MR) {
         int64_t mr = mc - s < MR ? mc - s : MR;
         float *d = pa + s * kc;
-        if (ta) {
-            // A stored (K, M): the MR values of one k are contiguous
-            __mmask16 m = (__mmask16)((1u << mr) - 1);
-            for (int64_t k = 0; k < kc; k++) {
-                __m256 v = _mm256_maskz_loadu_ps((__mmask8)m, A + (p0 + k) * lda + i0 + s);
-                _mm256_storeu_ps(d + k * MR, v);
-            }
-        } else if (mr == MR) {
-            transpose_rows8(A + (i0 + s) * lda + p0, lda, kc, d, MR);
-        } else {
-            memset(d, 0, (size_t)(kc * MR) * sizeof(float));
-            for (int64_t r = 0; r < mr; r++) {
-                const float *src = A + (i0 + s + r) * lda + p0;
-                for (int64_t k = 0; k < kc; k++) d[k * MR + r] = src[k];
-            }
+        __mmask16 m = (__mmask16)((1u << mr) - 1);
+        for (int64_t k = 0; k < kc; k++) {
+            __m256 v = _mm256_maskz_loadu_ps((__mmask8)m, A + (p0 + k) * lda + i0 + s);
+            _mm256_storeu_ps(d + k * MR, v);
         }
     }
 }
@@ -94,40 +84,67 @@ static void pack_b(bool tb, const float *B, int64_t ldb, int64_t p0, int64_t kc,
     }
 }
 
-// C (mr x nr tile at C, stride ldc) += pa (kc x 8) · pb (kc x 32)
-static void kernel_8x32(int64_t kc, const float *pa, const float *pb, float *C, int64_t ldc, int64_t mr, int64_t nr) {
+// C (mr x nr tile at C, stride ldc) (+)= A (8 x kc) · pb (kc x 32). A is either a packed strip (a[k*8 + r],
+// as = 0) or 8 rows of the row-major operand read in place (a[r*as + k]): for op(A) = A the kernel
+// broadcasts one element per row and k anyway, so reading the rows where they lie saves the transposing
+// copy that packing would cost (rows past mr repeat row 0 and are never stored). ovw: C = instead of +=.
+static inline __attribute__((always_inline)) void kernel_body(int64_t kc, const float *a, int64_t as, const float *pb,
+                                                              float *C, int64_t ldc, int64_t mr, int64_t nr, bool ovw) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
-    for (int64_t k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
-        __m512 a;
+    if (as == 0) {
+        for (int64_t k = 0; k < kc; k++) {
+            __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
+            __m512 x;
 #define ROW(r, x0, x1)                       \
-    a = _mm512_set1_ps(pa[r]);               \
-    x0 = _mm512_fmadd_ps(a, b0, x0);         \
-    x1 = _mm512_fmadd_ps(a, b1, x1);
-        ROW(0, c00, c01) ROW(1, c10, c11) ROW(2, c20, c21) ROW(3, c30, c31)
-        ROW(4, c40, c41) ROW(5, c50, c51) ROW(6, c60, c61) ROW(7, c70, c71)
+    x = _mm512_set1_ps(a[r]);                \
+    x0 = _mm512_fmadd_ps(x, b0, x0);         \
+    x1 = _mm512_fmadd_ps(x, b1, x1);
+            ROW(0, c00, c01) ROW(1, c10, c11) ROW(2, c20, c21) ROW(3, c30, c31)
+            ROW(4, c40, c41) ROW(5, c50, c51) ROW(6, c60, c61) ROW(7, c70, c71)
 #undef ROW
-        pa += MR;
-        pb += NR;
+            a += MR;
+            pb += NR;
+        }
+    } else {
+        const float *r0 = a, *r1 = mr > 1 ? a + as : a, *r2 = mr > 2 ? a + 2 * as : a, *r3 = mr > 3 ? a + 3 * as : a,
+                    *r4 = mr > 4 ? a + 4 * as : a, *r5 = mr > 5 ? a + 5 * as : a, *r6 = mr > 6 ? a + 6 * as : a,
+                    *r7 = mr > 7 ? a + 7 * as : a;
+        for (int64_t k = 0; k < kc; k++) {
+            __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
+            __m512 x;
+#define ROW(p, x0, x1)                       \
+    x = _mm512_set1_ps(p[k]);                \
+    x0 = _mm512_fmadd_ps(x, b0, x0);         \
+    x1 = _mm512_fmadd_ps(x, b1, x1);
+            ROW(r0, c00, c01) ROW(r1, c10, c11) ROW(r2, c20, c21) ROW(r3, c30, c31)
+            ROW(r4, c40, c41) ROW(r5, c50, c51) ROW(r6, c60, c61) ROW(r7, c70, c71)
+#undef ROW
+            pb += NR;
+        }
     }
     __m512 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
                          {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
-    if (nr == NR) {
-        for (int64_t r = 0; r < mr; r++) {
-            float *y = C + r * ldc;
-            _mm512_storeu_ps(y, _mm512_add_ps(_mm512_loadu_ps(y), acc[r][0]));
-            _mm512_storeu_ps(y + 16, _mm512_add_ps(_mm512_loadu_ps(y + 16), acc[r][1]));
-        }
-    } else {
-        __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
-        __mmask16 m1 = (__mmask16)(nr > 16 ? (1u << (nr - 16)) - 1 : 0);
-        for (int64_t r = 0; r < mr; r++) {
-            float *y = C + r * ldc;
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    for (int64_t r = 0; r < mr; r++) {
+        float *y = C + r * ldc;
+        if (ovw) {
+            _mm512_mask_storeu_ps(y, m0, acc[r][0]);
+            _mm512_mask_storeu_ps(y + 16, m1, acc[r][1]);
+        } else {
             _mm512_mask_storeu_ps(y, m0, _mm512_add_ps(_mm512_maskz_loadu_ps(m0, y), acc[r][0]));
             _mm512_mask_storeu_ps(y + 16, m1, _mm512_add_ps(_mm512_maskz_loadu_ps(m1, y + 16), acc[r][1]));
         }
     }
+}
+static void kernel_8x32(int64_t kc, const float *pa, const float *pb, float *C, int64_t ldc, int64_t mr, int64_t nr,
+                        bool ovw) {
+    kernel_body(kc, pa, 0, pb, C, ldc, mr, nr, ovw);
+}
+static void kernel_8x32_rows(int64_t kc, const float *a, int64_t lda, const float *pb, float *C, int64_t ldc,
+                             int64_t mr, int64_t nr, bool ovw) {
+    kernel_body(kc, a, lda, pb, C, ldc, mr, nr, ovw);
 }
 
 void gemm_pack_b_avx512(bool tb, const float *B, int64_t ldb, int64_t K, int64_t N, int64_t pc, int64_t s0,
@@ -139,22 +156,25 @@ void gemm_pack_b_avx512(bool tb, const float *B, int64_t ldb, int64_t K, int64_t
 
 void gemm_block_avx512(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const float *A,
                        int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc, float *pa, float *pb,
-                       const float *pball, int64_t npad) {
+                       const float *pball, int64_t npad, bool overwrite) {
     for (int64_t jc = n0; jc < n1; jc += GEMM_NC) {
         int64_t nc = n1 - jc < GEMM_NC ? n1 - jc : GEMM_NC;
         for (int64_t pc = 0; pc < K; pc += GEMM_KC) {
             int64_t kc = K - pc < GEMM_KC ? K - pc : GEMM_KC;
+            bool ovw = overwrite && pc == 0;
             const float *pbk = pb;
             if (pball) pbk = pball + pc * npad + jc * kc;   // packed once for all tasks
             else pack_b(tb, B, ldb, pc, kc, jc, nc, pb);
             for (int64_t ic = m0; ic < m1; ic += GEMM_MC) {
                 int64_t mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
-                pack_a(ta, A, lda, ic, mc, pc, kc, pa);
+                if (ta) pack_a_t(A, lda, ic, mc, pc, kc, pa);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int64_t nr = nc - jr < NR ? nc - jr : NR;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        kernel_8x32(kc, pa + ir * kc, pbk + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
+                        float *c = C + (ic + ir) * ldc + jc + jr;
+                        if (ta) kernel_8x32(kc, pa + ir * kc, pbk + jr * kc, c, ldc, mr, nr, ovw);
+                        else kernel_8x32_rows(kc, A + (ic + ir) * lda + pc, lda, pbk + jr * kc, c, ldc, mr, nr, ovw);
                     }
                 }
             }
