@@ -2,6 +2,8 @@
 // SwiGLU and GELU-gated GeGLU. Backward functions accumulate (+=) into their outputs.
 #include "tensor/ops.h"
 #include <math.h>
+#include "tensor/activation_kernels.h"
+#include "tensor/matmul.h"
 
 #define GELU_K 0.7978845608028654f   // sqrt(2/pi)
 #define GELU_C 0.044715f
@@ -28,17 +30,33 @@ void gelu_bwd(float *dx, const float *dout, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) dx[i] += dout[i] * gelu_grad1(x[i]);
 }
 
-void swiglu_fwd(float *out, const float *gate, const float *up, int64_t n) {
+static void swiglu_fwd_ref(float *out, const float *gate, const float *up, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = gate[i] * sigmoid1(gate[i]) * up[i];
 }
 
 // silu'(g) = s (1 + g (1 - s)), s = sigmoid(g).
-void swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+static void swiglu_bwd_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         float g = gate[i], s = sigmoid1(g);
         if (dgate) dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
         if (dup) dup[i] += dout[i] * g * s;
     }
+}
+
+const act_kernels *act_kernels_for(int isa) {
+    static const act_kernels ref = {swiglu_fwd_ref, swiglu_bwd_ref};
+    static const act_kernels k2 = {swiglu_fwd_avx2, swiglu_bwd_avx2};
+    static const act_kernels k512 = {swiglu_fwd_avx512, swiglu_bwd_avx512};
+    return isa >= ISA_AVX512 ? &k512 : isa >= ISA_AVX2 ? &k2 : &ref;
+}
+
+void swiglu_fwd(float *out, const float *gate, const float *up, int64_t n) {
+    act_kernels_for((int)isa_active())->swiglu_fwd(out, gate, up, n);
+}
+
+void swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    if (!dgate || !dup) swiglu_bwd_ref(dgate, dup, dout, gate, up, n);
+    else act_kernels_for((int)isa_active())->swiglu_bwd(dgate, dup, dout, gate, up, n);
 }
 
 void geglu_fwd(float *out, const float *gate, const float *up, int64_t n) {

@@ -1,7 +1,8 @@
 // AVX-512 f32 GEMM block: C += op(A) · op(B) over one task's rows [m0, m1) and columns [n0, n1).
 // Classic blocking: a KC x NC panel of op(B) is packed into 32-column strips (stays in L2), an MC x KC
-// block of op(A) into 8-row strips, and an 8 x 32 register tile (16 accumulators) runs over KC.
-// Packing absorbs the transposes, so the three training products share one kernel.
+// block of op(A) stored (K, M) into 8-row strips (A stored (M, K) is read in place), and an 8 x 32
+// register tile (16 accumulators) runs over KC.
+// Packing absorbs the transposes of op(B), so the three training products share one kernel.
 #include <immintrin.h>
 #include <string.h>
 #include "tensor/gemm.h"

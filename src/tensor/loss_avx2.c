@@ -1,8 +1,6 @@
 // AVX2 (and, recompiled by loss_avx512.c, AVX-512) cross-entropy row kernel; twin of ce_row_ref in loss.c.
-// exp is computed here rather than by libm because the row is the vocabulary (32k-256k entries) and a
-// scalar expf call per entry was ~10% of a training step. exp(x) = 2^n * e^r with n = round(x log2 e),
-// r = x - n ln 2 (|r| <= ln2/2, ln 2 split in two parts), e^r by its degree-6 Taylor polynomial:
-// truncation error |r|^7/7! < 1.3e-7 relative. Inputs are z - max(z) <= 0; below -103 the result is 0.
+// exp is computed here (tensor/simd_exp.h) rather than by libm because the row is the vocabulary
+// (32k-256k entries) and a scalar expf call per entry was ~10% of a training step.
 #include "tensor/loss_kernels.h"
 #include <immintrin.h>
 #include <math.h>
@@ -25,20 +23,6 @@ typedef __m512d vd;
 #define LO_PD(x) _mm512_cvtps_pd(_mm512_castps512_ps256(x))
 #define HI_PD(x) _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1)))
 #define KNAME(x) x##_avx512
-static inline vf vexp(vf x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-103.0f));
-    vf n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT);
-    vf r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-06f), r);
-    vf p = _mm512_set1_ps(1.0f / 720.0f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(p, n);   // p * 2^n, underflowing to 0 cleanly
-}
 #else
 #define W 8
 typedef __m256 vf;
@@ -65,24 +49,8 @@ static inline double DSUM(__m256d v) {
     __m128d s = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
     return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
-static inline vf vexp(vf x) {
-    __m256 lo = _mm256_set1_ps(-103.0f);
-    __m256 under = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_LT_OQ);   // 2^n would leave the normal range
-    x = _mm256_max_ps(x, lo);
-    vf n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    vf r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-06f), r);
-    vf p = _mm256_set1_ps(1.0f / 720.0f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-    return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(e)));
-}
 #endif
+#include "tensor/simd_exp.h"
 
 // Scalar exp with the same formula, for the tail (so a row's result does not depend on where it ends).
 static inline float sexp(float x) {

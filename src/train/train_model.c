@@ -206,16 +206,95 @@ static int lin_bwd(train_model *tm, int il, int u, const float *X, int64_t N, co
     return SLLM_OK;
 }
 
+
+// ---------------------------------------------------------------- row-parallel elementwise ops
+// Norms, rope, activations and residual adds are independent per row: split [0, n) into a few ranges per
+// thread so they do not run on one core while the other waits (they were ~10% of a step when serial).
+typedef struct { void (*fn)(void *ctx, int64_t i0, int64_t i1); void *ctx; int64_t n, chunk; } par_job;
+static void par_task(void *vj, int64_t t, int thread) {
+    (void)thread;
+    const par_job *j = vj;
+    int64_t i0 = t * j->chunk, i1 = i0 + j->chunk < j->n ? i0 + j->chunk : j->n;
+    if (i0 < i1) j->fn(j->ctx, i0, i1);
+}
+static void par_rows(const train_model *tm, int64_t n, void (*fn)(void *, int64_t, int64_t), void *ctx) {
+    int nth = tm->pool ? tpool_size(tm->pool) : 1;
+    int64_t tasks = nth > 1 ? 4 * (int64_t)nth : 1;
+    if (tasks > n) tasks = n > 0 ? n : 1;
+    par_job j = {.fn = fn, .ctx = ctx, .n = n, .chunk = (n + tasks - 1) / tasks};
+    if (tasks == 1) { if (n > 0) fn(ctx, 0, n); return; }
+    tpool_run(tm->pool, tasks, par_task, &j);
+}
+
+typedef struct { float *o, *dg, *du; const float *a, *b, *d; float *y; const float *x; int64_t w; } ew_ctx;
+static void swiglu_f_rng(void *c, int64_t i0, int64_t i1) {
+    ew_ctx *e = c;
+    swiglu_fwd(e->o + i0, e->a + i0, e->b + i0, i1 - i0);
+}
+static void swiglu_b_rng(void *c, int64_t i0, int64_t i1) {
+    ew_ctx *e = c;
+    swiglu_bwd(e->dg + i0, e->du + i0, e->d + i0, e->a + i0, e->b + i0, i1 - i0);
+}
+static void add3_rng(void *c, int64_t i0, int64_t i1) {   // o = a + b
+    ew_ctx *e = c;
+    for (int64_t i = i0; i < i1; i++) e->o[i] = e->a[i] + e->b[i];
+}
+static void par_swiglu_fwd(const train_model *tm, float *out, const float *gate, const float *up, int64_t n) {
+    ew_ctx e = {.o = out, .a = gate, .b = up};
+    par_rows(tm, n, swiglu_f_rng, &e);
+}
+static void par_swiglu_bwd(const train_model *tm, float *dg, float *du, const float *dout, const float *gate,
+                           const float *up, int64_t n) {
+    ew_ctx e = {.dg = dg, .du = du, .d = dout, .a = gate, .b = up};
+    par_rows(tm, n, swiglu_b_rng, &e);
+}
+static void par_add(const train_model *tm, float *out, const float *a, const float *b, int64_t n) {
+    ew_ctx e = {.o = out, .a = a, .b = b};
+    par_rows(tm, n, add3_rng, &e);
+}
+
+typedef struct { const train_model *tm; float *y, *mean, *rstd, *dx; const float *x, *w, *b, *dy, *cm, *cr; int64_t C; } norm_ctx;
+static void norm_f_rng(void *c, int64_t i0, int64_t i1) {
+    norm_ctx *n = c;
+    const train_model *tm = n->tm;
+    int64_t C = n->C;
+    if (tm->m->arch->norm == NORM_RMS)
+        rmsnorm_fwd(n->y + i0 * C, n->rstd + i0, n->x + i0 * C, n->w, 0.0f, i1 - i0, C, tm->m->hp.norm_eps);
+    else
+        layernorm_fwd(n->y + i0 * C, n->mean + i0, n->rstd + i0, n->x + i0 * C, n->w, n->b, i1 - i0, C, tm->m->hp.norm_eps);
+}
+static void norm_b_rng(void *c, int64_t i0, int64_t i1) {   // input gradient only (no weight gradient)
+    norm_ctx *n = c;
+    int64_t C = n->C;
+    if (n->tm->m->arch->norm == NORM_RMS)
+        rmsnorm_bwd(n->dx + i0 * C, NULL, n->dy + i0 * C, n->x + i0 * C, n->w, 0.0f, n->cr + i0, i1 - i0, C);
+    else
+        layernorm_bwd(n->dx + i0 * C, NULL, NULL, n->dy + i0 * C, n->x + i0 * C, n->w, n->cm + i0, n->cr + i0, i1 - i0, C);
+}
+
+typedef struct { const train_model *tm; float *x; int H; const rope_params *rp; const float *ff; bool bwd; } rope_ctx;
+static void rope_rng(void *c, int64_t i0, int64_t i1) {
+    rope_ctx *r = c;
+    float *x = r->x + i0 * (int64_t)r->H * r->tm->D;
+    if (r->bwd) rope_bwd_factors(x, r->tm->pos + i0, i1 - i0, r->H, r->tm->D, r->rp, r->ff);
+    else rope_fwd_factors(x, r->tm->pos + i0, i1 - i0, r->H, r->tm->D, r->rp, r->ff);
+}
+
 // ---------------------------------------------------------------- norms
 static void norm_fwd(const train_model *tm, float *y, float *mean, float *rstd, const float *x, const float *w,
                      const float *b, int64_t N) {
-    if (tm->m->arch->norm == NORM_RMS) rmsnorm_fwd(y, rstd, x, w, 0.0f, N, tm->C, tm->m->hp.norm_eps);
-    else layernorm_fwd(y, mean, rstd, x, w, b, N, tm->C, tm->m->hp.norm_eps);
+    norm_ctx n = {.tm = tm, .y = y, .mean = mean, .rstd = rstd, .x = x, .w = w, .b = b, .C = tm->C};
+    par_rows(tm, N, norm_f_rng, &n);
 }
 static void norm_bwd(const train_model *tm, float *dx, float *dw, float *db, const float *dy, const float *x,
                      const float *w, const float *mean, const float *rstd, int64_t N) {
-    if (tm->m->arch->norm == NORM_RMS) rmsnorm_bwd(dx, dw, dy, x, w, 0.0f, rstd, N, tm->C);
-    else layernorm_bwd(dx, dw, db, dy, x, w, mean, rstd, N, tm->C);
+    if (dw || db) {   // weight gradients sum over rows: one pass on this thread
+        if (tm->m->arch->norm == NORM_RMS) rmsnorm_bwd(dx, dw, dy, x, w, 0.0f, rstd, N, tm->C);
+        else layernorm_bwd(dx, dw, db, dy, x, w, mean, rstd, N, tm->C);
+        return;
+    }
+    norm_ctx n = {.tm = tm, .dx = dx, .dy = dy, .x = x, .w = w, .cm = mean, .cr = rstd, .C = tm->C};
+    par_rows(tm, N, norm_b_rng, &n);
 }
 
 // ---------------------------------------------------------------- attention over (row, head) tasks
@@ -267,9 +346,8 @@ static void rope_layer(const train_model *tm, int il, float *x, int H, bool back
     bool swa = m->layers[il].swa;
     const rope_params *rp = swa ? &m->hp.rope_local : &m->hp.rope;
     const float *ff = swa ? NULL : m->rope_factors;
-    int64_t N = (int64_t)tm->B * tm->T;
-    if (backward) rope_bwd_factors(x, tm->pos, N, H, tm->D, rp, ff);
-    else rope_fwd_factors(x, tm->pos, N, H, tm->D, rp, ff);
+    rope_ctx r = {.tm = tm, .x = x, .H = H, .rp = rp, .ff = ff, .bwd = backward};
+    par_rows(tm, (int64_t)tm->B * tm->T, rope_rng, &r);
 }
 
 // ---------------------------------------------------------------- one layer
@@ -305,7 +383,7 @@ static int layer_fwd(train_model *tm, int il, acts *a, float *x_out) {
     float *o = ar->post_norms ? a->opre : tm->tmpC;
     if ((rc = lin_fwd(tm, il, U_O, a->ao, N, o, a->lh[U_O]))) return rc;
     if (ar->post_norms) rmsnorm_fwd(tm->tmpC, a->por, a->opre, W(tm, il, TR_POST_ATTN_NORM), 0.0f, N, C, eps);
-    for (int64_t i = 0; i < N * C; i++) a->xmid[i] = a->x_in[i] + tm->tmpC[i];
+    par_add(tm, a->xmid, a->x_in, tm->tmpC, N * C);
     norm_fwd(tm, a->xn2, a->n2m, a->n2r, a->xmid, W(tm, il, TR_FFN_NORM), W(tm, il, TR_FFN_NORM_B), N);
     if (!tm->gated) {
         if ((rc = lin_fwd(tm, il, U_UP, a->xn2, N, a->up, a->lh[U_UP]))) return rc;
@@ -315,12 +393,12 @@ static int layer_fwd(train_model *tm, int il, acts *a, float *x_out) {
             (rc = lin_fwd(tm, il, U_UP, a->xn2, N, a->up, a->lh[U_UP])))
             return rc;
         if (ar->act == ACT_GEGLU) geglu_fwd(a->act, a->gate, a->up, N * F);
-        else swiglu_fwd(a->act, a->gate, a->up, N * F);
+        else par_swiglu_fwd(tm, a->act, a->gate, a->up, N * F);
     }
     float *f = ar->post_norms ? a->fpre : tm->tmpC;
     if ((rc = lin_fwd(tm, il, U_DOWN, a->act, N, f, a->lh[U_DOWN]))) return rc;
     if (ar->post_norms) rmsnorm_fwd(tm->tmpC, a->pfr, a->fpre, W(tm, il, TR_POST_FFN_NORM), 0.0f, N, C, eps);
-    for (int64_t i = 0; i < N * C; i++) x_out[i] = a->xmid[i] + tm->tmpC[i];
+    par_add(tm, x_out, a->xmid, tm->tmpC, N * C);
     return SLLM_OK;
 }
 
@@ -349,7 +427,7 @@ static int layer_bwd(train_model *tm, int il, const acts *a, bool need_dx) {
     } else {
         memset(tm->dgate, 0, fF);
         if (ar->act == ACT_GEGLU) geglu_bwd(tm->dgate, tm->dup, tm->dact, a->gate, a->up, N * F);
-        else swiglu_bwd(tm->dgate, tm->dup, tm->dact, a->gate, a->up, N * F);
+        else par_swiglu_bwd(tm, tm->dgate, tm->dup, tm->dact, a->gate, a->up, N * F);
         if ((rc = lin_bwd(tm, il, U_GATE, a->xn2, N, tm->dgate, tm->dxn, a->lh[U_GATE])) ||
             (rc = lin_bwd(tm, il, U_UP, a->xn2, N, tm->dup, tm->dxn, a->lh[U_UP])))
             return rc;

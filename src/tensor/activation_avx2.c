@@ -1,0 +1,62 @@
+// AVX2 (and, recompiled by activation_avx512.c, AVX-512) SwiGLU; twins of the scalar loops in activation.c.
+#include "tensor/activation_kernels.h"
+#include <immintrin.h>
+#include <math.h>
+
+#ifdef ACT_AVX512
+#define W 16
+typedef __m512 vf;
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSTORE(p, x) _mm512_storeu_ps(p, x)
+#define VSET1(x) _mm512_set1_ps(x)
+#define VFMA(a, b, c) _mm512_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm512_mul_ps(a, b)
+#define VADD(a, b) _mm512_add_ps(a, b)
+#define VSUB(a, b) _mm512_sub_ps(a, b)
+#define VDIV(a, b) _mm512_div_ps(a, b)
+#define KNAME(x) x##_avx512
+#else
+#define W 8
+typedef __m256 vf;
+#define VLOAD(p) _mm256_loadu_ps(p)
+#define VSTORE(p, x) _mm256_storeu_ps(p, x)
+#define VSET1(x) _mm256_set1_ps(x)
+#define VFMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+#define VMUL(a, b) _mm256_mul_ps(a, b)
+#define VADD(a, b) _mm256_add_ps(a, b)
+#define VSUB(a, b) _mm256_sub_ps(a, b)
+#define VDIV(a, b) _mm256_div_ps(a, b)
+#define KNAME(x) x##_avx2
+#endif
+#include "tensor/simd_exp.h"
+
+static inline vf vsigmoid(vf g) {
+    vf one = VSET1(1.0f);
+    return VDIV(one, VADD(one, vexp(VSUB(VSET1(0.0f), g))));
+}
+
+void KNAME(swiglu_fwd)(float *out, const float *gate, const float *up, int64_t n) {
+    int64_t i = 0;
+    for (; i + W <= n; i += W) {
+        vf g = VLOAD(gate + i);
+        VSTORE(out + i, VMUL(VMUL(g, vsigmoid(g)), VLOAD(up + i)));
+    }
+    for (; i < n; i++) out[i] = gate[i] / (1.0f + expf(-gate[i])) * up[i];
+}
+
+// silu'(g) = s (1 + g (1 - s)), s = sigmoid(g).
+void KNAME(swiglu_bwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    int64_t i = 0;
+    vf one = VSET1(1.0f);
+    for (; i + W <= n; i += W) {
+        vf g = VLOAD(gate + i), s = vsigmoid(g), d = VLOAD(dout + i);
+        vf ds = VMUL(s, VFMA(g, VSUB(one, s), one));
+        VSTORE(dgate + i, VFMA(VMUL(d, VLOAD(up + i)), ds, VLOAD(dgate + i)));
+        VSTORE(dup + i, VFMA(VMUL(d, g), s, VLOAD(dup + i)));
+    }
+    for (; i < n; i++) {
+        float g = gate[i], s = 1.0f / (1.0f + expf(-g));
+        dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+        dup[i] += dout[i] * g * s;
+    }
+}
