@@ -88,7 +88,9 @@ static void test_overfit(const char *vocab) {
     o.batch = 1;
     o.seq = 32;
     o.lr = 5e-3;
-    o.schedule = SCHED_CONSTANT;
+    // cosine decay: at a constant 5e-3 AdamW keeps kicking the memorized sentence (loss spikes to ~0.2
+    // between ~0.01 steps), so the last step's loss would depend on rounding order, not on learning
+    o.schedule = SCHED_COSINE;
     o.val_frac = 0;
     o.clip = 1.0;
     trainer_result r;
@@ -296,6 +298,7 @@ int main(void) {
     } else {
         SKIP("fixture models/stories260K.gguf not found: training tests skipped");
     }
-    fileio_remove_tree(tmpdir);
+    if (!getenv("SLLM_KEEP_TMP")) fileio_remove_tree(tmpdir);   // set it to inspect the runs' outputs
+    else printf("kept %s\n", tmpdir);
     return test_report();
 }

@@ -80,16 +80,6 @@ const attn_kernels *attn_kernels_for(int isa) {
 const attn_kernels *attn_kernels_active(void) { return attn_kernels_for((int)isa_active()); }
 
 // ---------------------------------------------------------------- forward
-// Visible keys for query row t: [*lo, *hi]; empty when *hi < *lo.
-static inline void key_band(int64_t t, int64_t S, int64_t q_pos0, const attn_params *p, int64_t *lo, int64_t *hi) {
-    int64_t qp = q_pos0 + t;
-    int64_t h = qp < S - 1 ? qp : S - 1;
-    int64_t l = 0;
-    if (p->window > 0 && qp - p->window + 1 > l) l = qp - p->window + 1;
-    if (p->doc_start && p->doc_start[t] > l) l = p->doc_start[t];
-    *lo = l;
-    *hi = h;
-}
 
 // Raw dot products -> scaled (and soft-capped) scores, in place; returns their max.
 static float finish_scores(float *sc, int n, const attn_params *p) {
@@ -180,7 +170,7 @@ void attention_fwd_heads(float *out, float *att, const float *q, const float *k,
             const float *qt = q + (t * Hq + h) * (int64_t)D;
             float *ot = out + (t * Hq + h) * (int64_t)D;
             int64_t lo, hi;
-            key_band(t, S, q_pos0, p, &lo, &hi);
+            attn_key_band(t, S, q_pos0, p, &lo, &hi);
             if (att) {
                 for (int j = 0; j < hend - h; j++)
                     attend_store(kn, ot + (int64_t)j * D, att + ((int64_t)(h + j) * T + t) * S, qt + (int64_t)j * D,
@@ -219,7 +209,7 @@ void attention_bwd_kvheads(float *dq, float *dk, float *dv, const float *dout, c
         float *dkh = dk ? dk + (int64_t)kvh * D : NULL, *dvh = dv ? dv + (int64_t)kvh * D : NULL;
         for (int64_t t = 0; t < T; t++) {
             int64_t lo, hi;
-            key_band(t, S, q_pos0, p, &lo, &hi);
+            attn_key_band(t, S, q_pos0, p, &lo, &hi);
             if (hi < lo) continue;
             const float *row = att + ((int64_t)h * T + t) * S;
             const float *qt = q + (t * Hq + h) * (int64_t)D, *gt = dout + (t * Hq + h) * (int64_t)D;

@@ -52,7 +52,7 @@ int64_t gemm_tile_rows(int64_t K);
 // pball: when non-NULL, op(B) already packed whole by gemm_pack_b_avx512 (npad = N rounded up to 32;
 // then n0 must be 0) and pb is unused: tasks splitting M share one packing instead of each redoing it.
 // overwrite: C = op(A)·op(B) (its old contents are never read) instead of +=.
-enum { GEMM_MC = 128, GEMM_KC = 256, GEMM_NC = 1024 };
+enum { GEMM_MC = 128, GEMM_KC = 512, GEMM_NC = 512 };
 #define GEMM_PACK_A ((size_t)GEMM_MC * GEMM_KC)
 #define GEMM_PACK_B ((size_t)GEMM_KC * GEMM_NC)
 void gemm_block_avx512(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const float *A,

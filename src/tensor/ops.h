@@ -58,6 +58,18 @@ void gelu_bwd(float *dx, const float *dout, const float *x, int64_t n);
 // only keys s >= doc_start[t] (packed rows). scale multiplies q·k; softcap > 0 applies cap*tanh(x/cap).
 // out (T, Hq, D); att (Hq, T, S) saved probabilities for backward (may be NULL in inference).
 typedef struct { float scale; int window; float softcap; const int32_t *doc_start; } attn_params;
+// Visible keys for query row t (absolute position q_pos0 + t) among S cached keys: [*lo, *hi], empty when
+// *hi < *lo. Causal, then the sliding window, then the packed document's start.
+static inline void attn_key_band(int64_t t, int64_t S, int64_t q_pos0, const attn_params *p, int64_t *lo,
+                                 int64_t *hi) {
+    int64_t qp = q_pos0 + t;
+    int64_t h = qp < S - 1 ? qp : S - 1;
+    int64_t l = 0;
+    if (p->window > 0 && qp - p->window + 1 > l) l = qp - p->window + 1;
+    if (p->doc_start && p->doc_start[t] > l) l = p->doc_start[t];
+    *lo = l;
+    *hi = h;
+}
 void attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
                    int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p);
 void attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *att,

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/error.h"
+#include "tensor/attention_train.h"
 #include "tensor/gemm.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
@@ -318,7 +319,7 @@ static void attn_fwd_task(void *ctx, int64_t task, int thread) {
     int h = (int)(task % tm->Hq);
     attn_params ap = row_params(j, b);
     size_t rq = (size_t)(b * T * tm->qd), rk = (size_t)(b * T * tm->kd), ra = (size_t)(b * tm->Hq * T * T);
-    attention_fwd_heads(j->a->ao + rq, j->a->att + ra, j->a->q + rq, j->a->k + rk, j->a->v + rk, T, T, tm->Hq,
+    attention_train_fwd_heads(j->a->ao + rq, j->a->att + ra, j->a->q + rq, j->a->k + rk, j->a->v + rk, T, T, tm->Hq,
                         tm->Hkv, tm->D, 0, &ap, h, h + 1);
 }
 
@@ -330,7 +331,7 @@ static void attn_bwd_task(void *ctx, int64_t task, int thread) {
     int g = (int)(task % tm->Hkv);
     attn_params ap = row_params(j, b);
     size_t rq = (size_t)(b * T * tm->qd), rk = (size_t)(b * T * tm->kd), ra = (size_t)(b * tm->Hq * T * T);
-    attention_bwd_kvheads(tm->dq + rq, tm->dk + rk, tm->dv + rk, tm->dao + rq, j->a->att + ra, j->a->q + rq,
+    attention_train_bwd_kvheads(tm->dq + rq, tm->dk + rk, tm->dv + rk, tm->dao + rq, j->a->att + ra, j->a->q + rq,
                           j->a->k + rk, j->a->v + rk, T, T, tm->Hq, tm->Hkv, tm->D, 0, &ap, g, g + 1);
 }
 
