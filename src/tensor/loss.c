@@ -28,7 +28,7 @@ void softmax_inplace(float *x, int64_t n) {
 
 // One row (see loss_kernels.h): the plain-C reference of the SIMD twins in loss_avx2.c.
 double ce_row_ref(float *dz, const float *z, int64_t V, int32_t y, float gs) {
-    float m = row_max(z, V);
+    float m = row_max(z, V), zy = z[y];   // zy first: dz may be z itself
     double sum = 0.0;
     if (dz) {
         for (int64_t i = 0; i < V; i++) { dz[i] = expf(z[i] - m); sum += dz[i]; }
@@ -38,7 +38,7 @@ double ce_row_ref(float *dz, const float *z, int64_t V, int32_t y, float gs) {
     } else {
         for (int64_t i = 0; i < V; i++) sum += expf(z[i] - m);
     }
-    return (double)m + log(sum) - (double)z[y];
+    return (double)m + log(sum) - (double)zy;
 }
 
 static _Atomic int g_simd = 1;

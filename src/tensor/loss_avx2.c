@@ -75,6 +75,7 @@ double KNAME(ce_row)(float *dz, const float *z, int64_t V, int32_t y, float gs) 
     float m = VHMAX(mv);
     for (; i < V; i++) m = z[i] > m ? z[i] : m;
     if (m == -INFINITY || m != m) return ce_row_ref(dz, z, V, y, gs);   // degenerate row: the reference decides
+    float zy = z[y];   // before the loop below: dz may be z itself
     vf vm = VSET1(m);
     vd s0 = DZERO(), s1 = DZERO();
     for (i = 0; i < Vv; i += W) {
@@ -96,5 +97,5 @@ double KNAME(ce_row)(float *dz, const float *z, int64_t V, int32_t y, float gs) 
         for (; i < V; i++) dz[i] *= fi;
         dz[y] -= gs;
     }
-    return (double)m + log(sum) - (double)z[y];
+    return (double)m + log(sum) - (double)zy;
 }

@@ -1,6 +1,6 @@
 // Cross-entropy row kernels: the plain-C reference (loss.c) and its AVX2 / AVX-512 twins
 // (loss_avx2.c, loss_avx512.c). One row z[0..V) with target y in [0, V):
-//   returns logsumexp(z) - z[y]; when dz is not NULL, dz = (softmax(z) - onehot(y)) * gs.
+//   returns logsumexp(z) - z[y]; when dz is not NULL, dz = (softmax(z) - onehot(y)) * gs. dz may be z.
 // The SIMD versions use a polynomial exp (relative error < 2e-7, see loss_avx2.c) and sum in double.
 #ifndef SLLM_TENSOR_LOSS_KERNELS_H
 #define SLLM_TENSOR_LOSS_KERNELS_H

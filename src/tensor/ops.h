@@ -91,7 +91,8 @@ void attention_bwd_kvheads(float *dq, float *dk, float *dv, const float *dout, c
 void softmax_inplace(float *x, int64_t n);
 // Mean cross-entropy over rows whose target >= 0 (target < 0 = ignored). logits (T, V).
 // Returns the SUM of per-token losses and writes the count of counted rows to *n_counted.
-// dlogits (may be NULL) gets (softmax - onehot) * grad_scale for counted rows, 0 for ignored rows.
+// dlogits (may be NULL, or logits itself) gets (softmax - onehot) * grad_scale for counted rows, 0 for
+// ignored rows.
 double cross_entropy_fwd_bwd(float *dlogits, const float *logits, const int32_t *targets,
                              int64_t T, int64_t V, float grad_scale, int64_t *n_counted);
 

@@ -530,12 +530,16 @@ static size_t layout(train_model *tm, int64_t N, int64_t att, float *base) {
     tm->dqpre = qk ? carve(&c, N * qd) : NULL; tm->dkpre = qk ? carve(&c, N * kd) : NULL;
     tm->dao = carve(&c, N * qd);
     tm->dgate = tm->gated ? carve(&c, N * F) : NULL; tm->dup = carve(&c, N * F); tm->dact = carve(&c, N * F);
-    // head chunk: ~8M logits per buffer
-    int64_t hr = ((int64_t)1 << 23) / tm->V;
+    // head chunk: 16M logits (64 MiB). Without a final softcap the loss gradient overwrites the logits in
+    // place (one buffer); with one, the backward needs both (two buffers of 8M). Each chunk re-reads (and
+    // re-packs) the whole head matrix, so fewer, larger chunks are faster.
+    bool capped = tm->m->hp.final_softcap > 0;
+    int64_t hr = ((int64_t)1 << (capped ? 23 : 24)) / tm->V;
     if (hr < 1) hr = 1;
     if (hr > N) hr = N;
     tm->head_rows = hr;
-    tm->lgt = carve(&c, hr * tm->V); tm->dlgt = carve(&c, hr * tm->V);
+    tm->lgt = carve(&c, hr * tm->V);
+    tm->dlgt = capped ? carve(&c, hr * tm->V) : tm->lgt;
     tm->hx = carve(&c, hr * C); tm->dhx = carve(&c, hr * C);
     if (tm->ad) {
         tm->th = carve(&c, N * tm->r); tm->dh = carve(&c, N * tm->r);
