@@ -89,18 +89,20 @@ static void pack_b(bool tb, const float *B, int64_t ldb, int64_t p0, int64_t kc,
 // as = 0) or 8 rows of the row-major operand read in place (a[r*as + k]): for op(A) = A the kernel
 // broadcasts one element per row and k anyway, so reading the rows where they lie saves the transposing
 // copy that packing would cost (rows past mr repeat row 0 and are never stored). ovw: C = instead of +=.
+// two = false: a tile of at most 16 columns (half the FMAs; the strip's zero half is not read).
 static inline __attribute__((always_inline)) void kernel_body(int64_t kc, const float *a, int64_t as, const float *pb,
-                                                              float *C, int64_t ldc, int64_t mr, int64_t nr, bool ovw) {
+                                                              float *C, int64_t ldc, int64_t mr, int64_t nr, bool ovw,
+                                                              bool two) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
     if (as == 0) {
         for (int64_t k = 0; k < kc; k++) {
-            __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
+            __m512 b0 = _mm512_loadu_ps(pb), b1 = two ? _mm512_loadu_ps(pb + 16) : b0;
             __m512 x;
 #define ROW(r, x0, x1)                       \
     x = _mm512_set1_ps(a[r]);                \
     x0 = _mm512_fmadd_ps(x, b0, x0);         \
-    x1 = _mm512_fmadd_ps(x, b1, x1);
+    if (two) x1 = _mm512_fmadd_ps(x, b1, x1);
             ROW(0, c00, c01) ROW(1, c10, c11) ROW(2, c20, c21) ROW(3, c30, c31)
             ROW(4, c40, c41) ROW(5, c50, c51) ROW(6, c60, c61) ROW(7, c70, c71)
 #undef ROW
@@ -112,12 +114,12 @@ static inline __attribute__((always_inline)) void kernel_body(int64_t kc, const 
                     *r4 = mr > 4 ? a + 4 * as : a, *r5 = mr > 5 ? a + 5 * as : a, *r6 = mr > 6 ? a + 6 * as : a,
                     *r7 = mr > 7 ? a + 7 * as : a;
         for (int64_t k = 0; k < kc; k++) {
-            __m512 b0 = _mm512_loadu_ps(pb), b1 = _mm512_loadu_ps(pb + 16);
+            __m512 b0 = _mm512_loadu_ps(pb), b1 = two ? _mm512_loadu_ps(pb + 16) : b0;
             __m512 x;
 #define ROW(p, x0, x1)                       \
     x = _mm512_set1_ps(p[k]);                \
     x0 = _mm512_fmadd_ps(x, b0, x0);         \
-    x1 = _mm512_fmadd_ps(x, b1, x1);
+    if (two) x1 = _mm512_fmadd_ps(x, b1, x1);
             ROW(r0, c00, c01) ROW(r1, c10, c11) ROW(r2, c20, c21) ROW(r3, c30, c31)
             ROW(r4, c40, c41) ROW(r5, c50, c51) ROW(r6, c60, c61) ROW(r7, c70, c71)
 #undef ROW
@@ -141,11 +143,13 @@ static inline __attribute__((always_inline)) void kernel_body(int64_t kc, const 
 }
 static void kernel_8x32(int64_t kc, const float *pa, const float *pb, float *C, int64_t ldc, int64_t mr, int64_t nr,
                         bool ovw) {
-    kernel_body(kc, pa, 0, pb, C, ldc, mr, nr, ovw);
+    if (nr > 16) kernel_body(kc, pa, 0, pb, C, ldc, mr, nr, ovw, true);
+    else kernel_body(kc, pa, 0, pb, C, ldc, mr, nr, ovw, false);
 }
 static void kernel_8x32_rows(int64_t kc, const float *a, int64_t lda, const float *pb, float *C, int64_t ldc,
                              int64_t mr, int64_t nr, bool ovw) {
-    kernel_body(kc, a, lda, pb, C, ldc, mr, nr, ovw);
+    if (nr > 16) kernel_body(kc, a, lda, pb, C, ldc, mr, nr, ovw, true);
+    else kernel_body(kc, a, lda, pb, C, ldc, mr, nr, ovw, false);
 }
 
 void gemm_pack_b_avx512(bool tb, const float *B, int64_t ldb, int64_t K, int64_t N, int64_t pc, int64_t s0,
