@@ -1,29 +1,13 @@
 // AVX-512 row kernels of the training attention (see attention_train.h); scalar twins in
-// attention_train.c. exp is our own polynomial because libm has no vector expf we can call without
-// -ffast-math (glibc's libmvec entry points are only reached through that).
+// attention_train.c. exp is the shared polynomial of tensor/simd_exp.h (libm has no vector expf we can
+// call without -ffast-math).
 #include "tensor/attention_train.h"
 #include <immintrin.h>
 #include <math.h>
 
-// e^x for x <= ~88: x = n ln2 + r, |r| <= ln2/2, e^r by its degree-7 Taylor polynomial (truncation
-// < 1e-8 relative), times 2^n via scalef (which flushes to 0 below the float range, so very negative
-// x needs no special case beyond the clamp that keeps n finite).
-static inline __m512 exp512(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(-104.0f));
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);   // ln2 high part (exact n*hi)
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.4286068203094173e-06f), r);   // ln2 low part
-    __m512 y = _mm512_set1_ps(1.0f / 5040.0f);
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 720.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 120.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 24.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f / 6.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(0.5f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
-    y = _mm512_fmadd_ps(y, r, _mm512_set1_ps(1.0f));
-    return _mm512_scalef_ps(y, n);
-}
+#define W 16
+#include "tensor/simd_exp.h"
+#define exp512 vexp
 
 static inline __mmask16 tail_mask(int left) { return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1); }
 

@@ -58,7 +58,8 @@ static inline float sexp(float x) {
     float n = nearbyintf(x * 1.44269504088896341f);
     float r = fmaf(-n, 0.693145751953125f, x);
     r = fmaf(-n, 1.428606765330187e-06f, r);
-    float p = 1.0f / 720.0f;
+    float p = 1.0f / 5040.0f;
+    p = fmaf(p, r, 1.0f / 720.0f);
     p = fmaf(p, r, 1.0f / 120.0f);
     p = fmaf(p, r, 1.0f / 24.0f);
     p = fmaf(p, r, 1.0f / 6.0f);
