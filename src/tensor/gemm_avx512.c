@@ -95,6 +95,11 @@ static inline __attribute__((always_inline)) void kernel_body(int64_t kc, const 
                                                               bool two) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
            c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00, c61 = c00, c70 = c00, c71 = c00;
+    if (!ovw)   // the tile is read back at the end: start fetching it now
+        for (int64_t r = 0; r < mr; r++) {
+            _mm_prefetch((const char *)(C + r * ldc), _MM_HINT_T0);
+            if (two) _mm_prefetch((const char *)(C + r * ldc + 16), _MM_HINT_T0);
+        }
     if (as == 0) {
         for (int64_t k = 0; k < kc; k++) {
             __m512 b0 = _mm512_loadu_ps(pb), b1 = two ? _mm512_loadu_ps(pb + 16) : b0;
