@@ -6,7 +6,9 @@
 # (the machine may be shared: compare the ratio within a pair, report the median ratio).
 # Then the memory check: LoRA r=16 on a Llama-3.2-1B-shaped Q4_0 base (mmap'd), B=1, T=512, gradient
 # checkpointing, peak RSS (target <= 2048 MiB).
+# Then the same pair through the real command (`sllm train cpt` on `sllm init --preset llama-60m`).
 # Env: SLLM_THREADS (default 2), BENCH_REPS (3), BENCH_STEPS (3), BENCH_MEM (1: run the memory check),
+#      BENCH_CLI (1: run the sllm train pair),
 #      SLLM_PYTHON (python with torch; default /usr/bin/python3), OPENBLAS_CORETYPE passes through to both.
 # Writes build/bench/train.jsonl and prints a markdown table.
 set -euo pipefail
@@ -30,6 +32,25 @@ for rep in $(seq 1 "$REPS"); do
         echo "{\"rep\":$rep,\"mode\":\"$mode\",\"sllm\":$s,\"torch\":$t}" | tee -a "$RES"
     done
 done
+# The same comparison through the real command: `sllm train cpt` on the llama-60m preset (the shape
+# above) with the same optimizer settings, 8 steps; its --json tokens/s counts the first step too.
+if [ "${BENCH_CLI:-1}" = 1 ]; then
+    m60=$W/llama-60m.gguf
+    if [ ! -f "$m60" ]; then
+        vflag=(--vocab bytes); [ -f "$FIX/vocab/ggml-vocab-llama-spm.gguf" ] && vflag=(--vocab "$FIX/vocab/ggml-vocab-llama-spm.gguf")
+        "$BUILD/sllm" init --preset llama-60m "${vflag[@]}" "$m60" >/dev/null
+    fi
+    txt=$FIX/data/tinystories_val_sample.txt
+    if [ ! -f "$txt" ]; then txt=$W/cli_corpus.txt; for _ in $(seq 200); do cat data/demo/corpus.txt; done > "$txt"; fi
+    for mode in full lora; do
+        mflag=(--full); [ "$mode" = lora ] && mflag=(--lora r=16,alpha=32,dropout=0,targets=q,k,v,o,gate,up,down)
+        s=$("$BUILD/sllm" train cpt --model "$m60" --data "$txt" --out "$W/cli_run" --steps 8 --batch 4 --seq 256 \
+              --val-frac 0 --lr 1e-4 --schedule constant --weight-decay 0.01 --clip 0 "${mflag[@]}" -t "$TH" --json --quiet)
+        t=$("$PY" bench/train_torch.py --mode "$mode" --threads "$TH" --steps "$STEPS" 2>/dev/null)
+        echo "{\"mode\":\"cli-$mode\",\"sllm\":$s,\"torch\":$t}" | tee -a "$RES"
+    done
+    rm -rf "$W/cli_run"
+fi
 if [ "${BENCH_MEM:-1}" = 1 ]; then
     q=$W/llama-3.2-1b-q4_0.gguf
     if [ ! -f "$q" ]; then
@@ -54,6 +75,11 @@ for mode in ("full", "lora"):
     rw = statistics.median(r["sllm"]["tokens_per_s"] / r["torch"]["tokens_per_s"] for r in rs)
     rc = statistics.median(r["torch"]["cpu_s_median"] / r["sllm"]["cpu_s_median"] for r in rs)
     print(f"| {mode} | {s:.0f} | {t:.0f} | {rw:.2f}x | {rc:.2f}x |")
+for mode in ("cli-full", "cli-lora"):
+    for r in rows:
+        if r["mode"] == mode:
+            s, t = r["sllm"]["tokens_per_s"], r["torch"]["tokens_per_s"]
+            print(f"| {mode} (sllm train, 8 steps incl. the first) | {s:.0f} | {t:.0f} | {s / t:.2f}x | |")
 for r in rows:
     if r["mode"] == "mem":
         m = r["sllm"]

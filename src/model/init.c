@@ -45,6 +45,10 @@ static const model_preset presets[] = {
      .n_head = 4, .n_head_kv = 2, .head_dim = 32, .n_ctx = 256, .eps = 1e-6f, .rope_base = 1000000.0f,
      .rope_base_local = 10000.0f, .rope_linear_factor = 2.0f, .swa_window = 4, .swa_pattern = 6,
      .query_pre_attn_scalar = 32, .tied = true},
+    // The training benchmark's shape (bench/bench_train.sh, ~58M parameters, untied head).
+    {.name = "llama-60m", .arch = "llama", .n_vocab = 32000, .n_embd = 512, .n_layer = 8, .n_ff = 1376,
+     .n_head = 8, .n_head_kv = 8, .head_dim = 64, .n_ctx = 2048, .eps = 1e-5f, .rope_base = 10000.0f,
+     .tied = false},
     // Rows of 256 so every K-quant applies (tests of sllm quantize against llama.cpp).
     {.name = "small-llama", .arch = "llama", .n_vocab = 512, .n_embd = 256, .n_layer = 2, .n_ff = 768,
      .n_head = 4, .n_head_kv = 2, .head_dim = 64, .n_ctx = 512, .eps = 1e-5f, .rope_base = 10000.0f,
