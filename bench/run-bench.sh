@@ -3,7 +3,10 @@
 # Models: Llama-3.2-1B-shaped and Qwen3-0.6B-shaped (random weights from `sllm init`, real tokenizers
 # when ../shared/fixtures/vocab is present) in F16, Q8_0 and Q4_0; prompt 128, generation 32.
 # Also measures memory read bandwidth and reports decode as a share of the roofline
-# (tok/s x bytes read per token / bandwidth). Writes build/bench/results.json and docs/performance.md.
+# (tok/s x bytes read per token / bandwidth): each `sllm bench --roofline` measures the bandwidth
+# itself, around its own timings, so every row's share is against a same-run figure (the machine's
+# bandwidth drifts with the other tenants). Writes build/bench/results.jsonl and
+# build/bench/performance-table.md (copy the table into docs/performance.md by hand).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -19,8 +22,8 @@ LLB=""
 if ORA=$(scripts/llamacpp-oracle.sh 2>/dev/null); then LLB="$ORA/run-bench.sh"
 else echo "bench: llama.cpp oracle unavailable (../shared/oracles); measuring sllm only"; fi
 
-BW=$($SLLM bench --membw --json | sed -E 's/.*"read_gb_s":([0-9.]+).*/\1/')
-echo "memory read bandwidth: $BW GB/s ($TH threads)"
+BW=$($SLLM bench --membw -t "$TH" --json | sed -E 's/.*"read_gb_s":([0-9.]+).*/\1/')
+echo "memory read bandwidth: $BW GB/s ($TH threads; each model row measures its own as well)"
 RES=$W/results.jsonl; : > "$RES"
 for spec in $MODELS; do
     IFS=: read -r arch preset vocab <<< "$spec"
@@ -30,7 +33,7 @@ for spec in $MODELS; do
     for t in $TYPES; do
         m=$W/$preset-$t.gguf
         [ -f "$m" ] || $SLLM quantize "$base" "$m" "$t" >/dev/null
-        s=$($SLLM bench -m "$m" -p "$P" -n "$N" -t "$TH" -r "$REPS" --json)
+        s=$($SLLM bench -m "$m" -p "$P" -n "$N" -t "$TH" -r "$REPS" --roofline --json)
         l='{}'; [ -n "$LLB" ] && l=$($LLB "$m" "$P" "$N" "$TH" "$REPS" 2>/dev/null | tail -1)
         echo "{\"model\":\"$preset\",\"type\":\"$t\",\"bw_gb_s\":$BW,\"sllm\":$s,\"llamacpp\":$l}" | tee -a "$RES"
     done

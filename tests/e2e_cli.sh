@@ -109,6 +109,16 @@ $S init --preset tiny-qwen3 --seed 1 "$E2E_TMP/tinyq3.gguf" 2>/dev/null
 n2=$($S info "$E2E_TMP/tinyq3.gguf" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["n_params"])')
 [ -n "$n1" ] && [ "$n1" = "$n2" ] && ok || fail "init params" "$n1 vs $n2"
 $S bench -m "$E2E_TMP/tiny.gguf" -p 16 -n 4 -r 1 --json | grep -q '"tg4_tok_s"' && ok || fail "bench"
+# roofline: decode GB/s (bytes a step reads x tok/s) over the bandwidth measured in the same run
+rf=$($S bench -m "$E2E_TMP/tiny.gguf" -p 16 -n 4 -r 1 --roofline --json | $PY -c '
+import json, sys
+d = json.load(sys.stdin)
+share = d["decode_gb_s"] / d["membw_gb_s"]
+ok = d["membw_gb_s"] > 0 and abs(share - d["roofline_share"]) < 0.01 and d["membw_gb_s"] == max(d["membw_before_gb_s"], d["membw_after_gb_s"])
+print("ok" if ok else "bad %r" % d)')
+[ "$rf" = ok ] && ok || fail "bench --roofline" "$rf"
+mb=$($S bench --membw --json | $PY -c 'import json,sys; d=json.load(sys.stdin); print("ok" if d["read_gb_s"] > 0 and d["bytes"] >= 1 << 30 else d)')
+[ "$mb" = ok ] && ok || fail "bench --membw" "$mb"
 
 # 9. Bad input: one clear error line, non-zero exit, no crash.
 expect_error "no args" "-m MODEL is required" $S run

@@ -10,10 +10,15 @@
 //    weights, decode / tile / GEMM kernels within 1e-5 * sum|w*x|.
 //  - threaded results bit-identical to single-threaded, bias / accumulate variants, mm_matmul_t and
 //    mm_matmul_wgrad vs naive loops, the thread pool itself, and argument errors.
+//  - mm_matmul_multi (several weights sharing one input, one dispatch): every output bit-identical to
+//    its own mm_matmul, for mixed and equal dtypes, T = 1 (decode) and prefill, every ISA level.
+//  - base/membw.h: the AVX2 / AVX-512 read loops equal their scalar twin; a small measurement runs.
 #include "test.h"
 #include "tensor/matmul.h"
 #include "tensor/matmul_kernels.h"
 #include "tensor/quant.h"
+#include "base/membw.h"
+#include "sllm.h"
 #include <stdatomic.h>
 #include <time.h>
 
@@ -390,6 +395,109 @@ static void test_pool(void) {
     unsetenv("SLLM_THREADS");
 }
 
+// mm_matmul_multi against one mm_matmul per weight: bit-identical outputs (same kernels, same split of
+// each output's sum), threaded or not, with biases, for every ISA level.
+static void check_multi(tpool *pool2) {
+    static const struct { int n; dtype t[4]; int64_t N[4]; int64_t K; } SETS[] = {
+        {3, {DT_Q8_0, DT_Q8_0, DT_Q8_0}, {64, 32, 32}, 320},            // q/k/v of one quantized layer
+        {2, {DT_Q4_0, DT_Q4_0}, {70, 70}, 256},                         // gate/up
+        {4, {DT_Q8_0, DT_Q4_0, DT_F16, DT_Q4_K}, {37, 17, 33, 21}, 512}, // mixed: one xd layout each
+        {3, {DT_F32, DT_BF16, DT_Q5_1}, {19, 16, 40}, 96},
+    };
+    static const int64_t Ts[] = {1, 2, 9};
+    for (size_t si = 0; si < sizeof SETS / sizeof SETS[0]; si++) {
+        int n = SETS[si].n;
+        int64_t K = SETS[si].K;
+        wmat w[4];
+        float *bias[4], *Y[4], *Yr[4];
+        for (int i = 0; i < n; i++) {
+            w[i] = make_w(SETS[si].t[i], SETS[si].N[i], K);
+            bias[i] = NULL;
+            if (i == 1) {
+                bias[i] = malloc(sizeof(float) * SETS[si].N[i]);
+                for (int64_t k = 0; k < SETS[si].N[i]; k++) bias[i][k] = rndn();
+            }
+        }
+        for (size_t ti = 0; ti < sizeof Ts / sizeof Ts[0]; ti++) {
+            int64_t T = Ts[ti];
+            float *X = malloc(sizeof(float) * T * K);
+            for (int64_t k = 0; k < T * K; k++) X[k] = rndn();
+            for (int i = 0; i < n; i++) {
+                Y[i] = malloc(sizeof(float) * T * SETS[si].N[i]);
+                Yr[i] = malloc(sizeof(float) * T * SETS[si].N[i]);
+            }
+            for (int l = ISA_SCALAR; l <= (int)isa_detect(); l++) {
+                isa_force((isa_level)l);
+                for (int p = 0; p < 2; p++) {
+                    tpool *pool = p ? pool2 : NULL;
+                    mm_out o[4];
+                    for (int i = 0; i < n; i++) {
+                        CHECK(mm_matmul(pool, w[i].W, w[i].t, w[i].N, K, X, T, bias[i], Yr[i]) == 0);
+                        for (int64_t k = 0; k < T * w[i].N; k++) Y[i][k] = NAN;
+                        o[i] = (mm_out){.W = w[i].W, .wt = w[i].t, .N = w[i].N, .bias = bias[i], .Y = Y[i]};
+                    }
+                    CHECK(mm_matmul_multi(pool, n, o, K, X, T) == 0);
+                    for (int i = 0; i < n; i++)
+                        CHECK(memcmp(Y[i], Yr[i], sizeof(float) * T * w[i].N) == 0,
+                              "multi set %zu output %d (%s) %s T=%ld threads=%d differs from mm_matmul", si, i,
+                              dtype_get(w[i].t)->name, ISA_NAME[l], (long)T, p ? 3 : 1);
+                }
+            }
+            free(X);
+            for (int i = 0; i < n; i++) { free(Y[i]); free(Yr[i]); }
+        }
+        for (int i = 0; i < n; i++) { free_w(&w[i]); free(bias[i]); }
+    }
+    isa_force(isa_detect());
+    // errors, not crashes (and nothing leaked under ASan)
+    float x[256] = {0}, y0[8], y1[8];
+    uint8_t wb[8 * 288] = {0};
+    mm_out o[MM_MULTI_MAX + 1];
+    for (int i = 0; i <= MM_MULTI_MAX; i++) o[i] = (mm_out){.W = wb, .wt = DT_Q8_0, .N = 8, .Y = y0};
+    CHECK(mm_matmul_multi(NULL, 0, o, 256, x, 1) == -1, "no outputs");
+    CHECK(mm_matmul_multi(NULL, MM_MULTI_MAX + 1, o, 256, x, 1) == -1, "too many outputs");
+    o[1] = (mm_out){.W = wb, .wt = DT_Q2_K, .N = 8, .Y = y1};
+    CHECK(mm_matmul_multi(NULL, 2, o, 256, x, 1) == -1, "unsupported dtype in the second output");
+    o[1] = (mm_out){.W = wb, .wt = DT_Q4_0, .N = 8, .Y = y1};
+    CHECK(mm_matmul_multi(NULL, 2, o, 48, x, 1) == -1, "K not a multiple of the block");
+    o[1].N = 0;
+    CHECK(mm_matmul_multi(NULL, 2, o, 256, x, 1) == 0, "an empty output is fine");
+}
+
+// base/membw.h: SIMD read loops vs the scalar twin (XOR of all words, exact), and a small measurement.
+static void check_membw(tpool *pool2) {
+    size_t cap = 1 << 16;
+    uint64_t *buf = aligned_alloc(64, cap);
+    for (size_t i = 0; i < cap / 8; i++) buf[i] = ((uint64_t)rnd32() << 32) | rnd32();
+    static const size_t sizes[] = {256, 512, 768, 4096, 65536 - 256, 65536};
+    int have2 = 0, have5 = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    have2 = __builtin_cpu_supports("avx2");
+    have5 = __builtin_cpu_supports("avx512f");
+#endif
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        uint64_t ref = 0;
+        for (size_t k = 0; k < sizes[i] / 8; k++) ref ^= buf[k];
+        CHECK(membw_read_ref(buf, sizes[i]) == ref, "scalar read loop, %zu bytes", sizes[i]);
+        if (have2) CHECK(membw_read_avx2(buf, sizes[i]) == ref, "avx2 read loop, %zu bytes", sizes[i]);
+        if (have5) CHECK(membw_read_avx512(buf, sizes[i]) == ref, "avx512 read loop, %zu bytes", sizes[i]);
+    }
+    if (!have5) SKIP("no AVX-512: the 512-bit membw loop is not checked");
+    free(buf);
+    const char *isa = NULL;
+    CHECK(membw_kernel(&isa) != NULL && isa != NULL);
+    setenv("SLLM_ISA", "scalar", 1);
+    CHECK(membw_kernel(&isa) == membw_read_ref && !strcmp(isa, "scalar"), "SLLM_ISA caps the read loop");
+    unsetenv("SLLM_ISA");
+    size_t def = membw_default_bytes();
+    CHECK(def >= ((size_t)1 << 30) && def % 256 == 0, "default buffer %zu bytes", def);
+    membw_result r;
+    CHECK(membw_measure(pool2, (size_t)8 << 20, 3, &r) == SLLM_OK);
+    CHECK(r.gb_s > 0 && r.median_gb_s > 0 && r.median_gb_s <= r.gb_s, "best %.2f median %.2f", r.gb_s, r.median_gb_s);
+    CHECK(r.bytes == (size_t)8 << 20 && r.threads == 3 && r.passes == 3 && r.isa != NULL);
+}
+
 int main(void) {
     printf("isa_detect: %s\n", ISA_NAME[isa_detect()]);
     test_pool();
@@ -405,6 +513,8 @@ int main(void) {
     }
     check_matmul_type(DT_Q4_0, 300, 256, pool2);   // several tasks per thread
     check_wgrad(pool2);
+    check_multi(pool2);
+    check_membw(pool2);
     // errors, not crashes
     float x[64] = {0}, y[64];
     uint8_t w[512] = {0};

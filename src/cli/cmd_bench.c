@@ -8,52 +8,24 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "base/membw.h"
 #include "gen/generate.h"
 
 static const char BENCH_HELP[] =
-    "usage: sllm bench -m MODEL [-p 128] [-n 32] [-t THREADS] [-r 3] [--json]\n"
+    "usage: sllm bench -m MODEL [-p 128] [-n 32] [-t THREADS] [-r 3] [--roofline] [--json]\n"
     "       sllm bench --membw [-t THREADS] [--json]\n"
     "\n"
     "Prefill (pp) and decode (tg) tokens/s, median of -r repetitions, plus the bytes a decode step\n"
-    "reads (weights + KV cache) so decode can be compared with the memory-bandwidth roofline.\n"
-    "--membw measures this machine's memory read bandwidth (GB/s) with the same threads.\n";
+    "reads (weights + KV cache) and the bandwidth decode achieves (tok/s x bytes per token).\n"
+    "--membw      measure this machine's memory read bandwidth (GB/s) with the same threads: wide\n"
+    "             vector loads (AVX-512 / AVX2) over a buffer of 4x the last-level cache (>= 1 GiB),\n"
+    "             best of 5 passes\n"
+    "--roofline   with -m: measure the bandwidth in the same run (before and after the model's\n"
+    "             timings, the higher figure counts) and report decode as a share of it\n";
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-typedef struct { const uint64_t *buf; size_t n_words; int n_threads; uint64_t sums[64]; } membw_ctx;
-
-static void membw_task(void *vctx, int64_t task, int thread) {
-    (void)thread;
-    membw_ctx *c = vctx;
-    size_t per = c->n_words / (size_t)c->n_threads, b = (size_t)task * per, e = b + per;
-    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    for (size_t i = b; i + 4 <= e; i += 4) { s0 ^= c->buf[i]; s1 ^= c->buf[i + 1]; s2 ^= c->buf[i + 2]; s3 ^= c->buf[i + 3]; }
-    c->sums[task] = s0 ^ s1 ^ s2 ^ s3;
-}
-
-// Streams a 1 GiB buffer (far larger than any cache) with every thread; best of 5 passes.
-static double measure_membw(tpool *pool) {
-    size_t bytes = (size_t)1 << 30;
-    uint64_t *buf = malloc(bytes);
-    if (!buf) return 0;
-    for (size_t i = 0; i < bytes / 8; i++) buf[i] = i * 0x9e3779b97f4a7c15ull;
-    membw_ctx c = {.buf = buf, .n_words = bytes / 8, .n_threads = tpool_size(pool)};
-    if (c.n_threads > 64) c.n_threads = 64;
-    double best = 0;
-    for (int r = 0; r < 5; r++) {
-        double t0 = gen_now_ms();
-        tpool_run(pool, c.n_threads, membw_task, &c);
-        double gbs = (double)bytes / ((gen_now_ms() - t0) * 1e6);
-        if (gbs > best) best = gbs;
-    }
-    volatile uint64_t sink = 0;
-    for (int i = 0; i < c.n_threads; i++) sink ^= c.sums[i];
-    (void)sink;
-    free(buf);
-    return best;
 }
 
 // Bytes one decode step at KV length `pos` reads: every matrix once (the token embedding only as
@@ -70,7 +42,7 @@ static double decode_bytes(const sllm_model *m, int pos) {
 int cmd_bench(int argc, char **argv) {
     const char *model = NULL;
     int64_t P = 128, T = 32, threads = 0, reps = 3;
-    bool json = false, membw = false;
+    bool json = false, membw = false, roofline = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         if (arg_is_help(a)) { fputs(BENCH_HELP, stdout); return 0; }
@@ -81,15 +53,23 @@ int cmd_bench(int argc, char **argv) {
         else if (!strcmp(a, "-r")) { if (!(v = arg_value("bench", argc, argv, &i)) || !arg_int("bench", a, v, 1, 100, &reps)) return 2; }
         else if (!strcmp(a, "--json")) json = true;
         else if (!strcmp(a, "--membw")) membw = true;
+        else if (!strcmp(a, "--roofline")) roofline = true;
         else return arg_unknown("bench", a);
     }
     if (membw) {
         tpool *pool = tpool_new((int)threads);
-        double bw = measure_membw(pool);
-        if (json) printf("{\"threads\":%d,\"read_gb_s\":%.2f}\n", tpool_size(pool), bw);
-        else printf("memory read bandwidth: %.2f GB/s (%d threads)\n", bw, tpool_size(pool));
+        if (!pool) { fprintf(stderr, "sllm bench: cannot start %lld threads\n", (long long)threads); return 1; }
+        membw_result r;
+        int rc = membw_measure(pool, 0, 5, &r);
+        if (rc) fprintf(stderr, "sllm bench: %s\n", sllm_last_error());
+        else if (json)
+            printf("{\"threads\":%d,\"read_gb_s\":%.2f,\"median_gb_s\":%.2f,\"bytes\":%zu,\"passes\":%d,"
+                   "\"isa\":\"%s\"}\n", r.threads, r.gb_s, r.median_gb_s, r.bytes, r.passes, r.isa);
+        else
+            printf("memory read bandwidth: %.2f GB/s best, %.2f median (%d threads, %s loads, %zu MiB, %d passes)\n",
+                   r.gb_s, r.median_gb_s, r.threads, r.isa, r.bytes >> 20, r.passes);
         tpool_free(pool);
-        return bw > 0 ? 0 : 1;
+        return rc ? 1 : 0;
     }
     if (!model) { fprintf(stderr, "sllm bench: -m MODEL is required (see sllm bench --help)\n"); return 2; }
     cli_model cm;
@@ -99,6 +79,8 @@ int cmd_bench(int argc, char **argv) {
     float *logits = malloc((size_t)V * sizeof *logits);
     double pp[100], tg[100];
     int rc = 0;
+    membw_result bw0 = {0}, bw1 = {0};
+    if (roofline && membw_measure(cm.pool, 0, 5, &bw0)) rc = 1;
     for (int r = 0; r < reps && rc == 0; r++) {
         model_session *s = NULL;
         if (model_session_new(cm.m, (int)(P + T + 16), (int)P, cm.pool, &s) != SLLM_OK) { rc = 1; break; }
@@ -115,17 +97,30 @@ int cmd_bench(int argc, char **argv) {
         tg[r] = T ? (double)T * 1e3 / (gen_now_ms() - t0) : 0;
         model_session_free(s);
     }
+    if (!rc && roofline && membw_measure(cm.pool, 0, 5, &bw1)) rc = 1;
     if (rc) fprintf(stderr, "sllm bench: %s\n", sllm_last_error());
     else {
         qsort(pp, (size_t)reps, sizeof *pp, cmp_d);
         qsort(tg, (size_t)reps, sizeof *tg, cmp_d);
         double ppm = pp[reps / 2], tgm = tg[reps / 2], bpt = decode_bytes(cm.m, (int)(P + T / 2));
-        if (json)
+        double dgb = tgm * bpt / 1e9;   // the bandwidth decode achieves
+        // the roofline: the better of the two measurements around the timings (a conservative share)
+        double bw = bw0.gb_s > bw1.gb_s ? bw0.gb_s : bw1.gb_s;
+        if (json) {
             printf("{\"engine\":\"sllm\",\"model\":\"%s\",\"threads\":%d,\"pp%lld_tok_s\":%.2f,\"tg%lld_tok_s\":%.2f,"
-                   "\"decode_bytes_per_token\":%.0f}\n", model, tpool_size(cm.pool), (long long)P, ppm, (long long)T, tgm, bpt);
-        else
+                   "\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.2f", model, tpool_size(cm.pool), (long long)P, ppm,
+                   (long long)T, tgm, bpt, dgb);
+            if (roofline)
+                printf(",\"membw_gb_s\":%.2f,\"membw_before_gb_s\":%.2f,\"membw_after_gb_s\":%.2f,\"roofline_share\":%.3f",
+                       bw, bw0.gb_s, bw1.gb_s, bw > 0 ? dgb / bw : 0);
+            printf("}\n");
+        } else {
             printf("%s: %d threads  pp%lld %.2f tok/s  tg%lld %.2f tok/s  (decode reads %.1f MB/token = %.2f GB/s)\n",
-                   model, tpool_size(cm.pool), (long long)P, ppm, (long long)T, tgm, bpt / 1e6, tgm * bpt / 1e9);
+                   model, tpool_size(cm.pool), (long long)P, ppm, (long long)T, tgm, bpt / 1e6, dgb);
+            if (roofline)
+                printf("roofline: memory read %.2f GB/s (%.2f before, %.2f after the timings): decode at %.0f%%\n", bw,
+                       bw0.gb_s, bw1.gb_s, bw > 0 ? 100 * dgb / bw : 0);
+        }
     }
     free(prompt);
     free(logits);

@@ -27,6 +27,33 @@ static int mm(const model_session *s, const mweight *w, const float *X, int T, c
     return SLLM_OK;
 }
 
+// Products sharing the input X (q/k/v, gate/up): one activation quantization and one thread-pool
+// dispatch for all of them (mm_matmul_multi gives each output the bits mm_matmul would), then the
+// LoRA terms per weight. On failure the products run one by one, so the error names the weight.
+static int mm_multi(const model_session *s, int n, const mweight *const *w, const mweight *const *b,
+                    float *const *Y, const float *X, int T) {
+    mm_out o[MM_MULTI_MAX] = {{0}};
+    bool fuse = n >= 1 && n <= MM_MULTI_MAX;   // and one K for all (always, for one layer's projections)
+    for (int i = 0; fuse && i < n; i++) {
+        fuse = w[i]->cols == w[0]->cols;
+        o[i] = (mm_out){.W = w[i]->data, .wt = w[i]->type, .N = w[i]->rows,
+                        .bias = b[i] && b[i]->data ? b[i]->data : NULL, .Y = Y[i]};
+    }
+    if (!fuse || mm_matmul_multi(s->pool, n, o, w[0]->cols, X, T)) {
+        for (int i = 0; i < n; i++) {
+            int rc = mm(s, w[i], X, T, b[i], Y[i]);
+            if (rc) return rc;
+        }
+        return SLLM_OK;
+    }
+    if (s->m->n_lora)
+        for (int i = 0; i < n; i++) {
+            int rc = lora_apply(s->m, w[i], X, T, Y[i], s->pool);
+            if (rc) return rc;
+        }
+    return SLLM_OK;
+}
+
 static void norm(const sllm_model *m, float *y, const float *x, const mweight *w, const mweight *b, int64_t T,
                  int64_t C) {
     if (m->arch->norm == NORM_RMS) rmsnorm_fwd(y, NULL, x, w->data, 0.0f, T, C, m->hp.norm_eps);
@@ -92,10 +119,12 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
 
     // ---- attention ----
     norm(m, s->xn, s->x, &w[TR_ATTN_NORM], &w[TR_ATTN_NORM_B], T, C);     // xn (T, C)
-    if ((rc = mm(s, &w[TR_ATTN_Q], s->xn, T, &w[TR_ATTN_Q_B], s->q)) ||    // q (T, Hq*D)
-        (rc = mm(s, &w[TR_ATTN_K], s->xn, T, &w[TR_ATTN_K_B], s->k)) ||    // k (T, Hkv*D)
-        (rc = mm(s, &w[TR_ATTN_V], s->xn, T, &w[TR_ATTN_V_B], s->v)))      // v (T, Hkv*D)
-        return rc;
+    {   // q (T, Hq*D), k (T, Hkv*D), v (T, Hkv*D)
+        const mweight *pw[3] = {&w[TR_ATTN_Q], &w[TR_ATTN_K], &w[TR_ATTN_V]};
+        const mweight *pb[3] = {&w[TR_ATTN_Q_B], &w[TR_ATTN_K_B], &w[TR_ATTN_V_B]};
+        float *py[3] = {s->q, s->k, s->v};
+        if ((rc = mm_multi(s, 3, pw, pb, py, s->xn, T))) return rc;
+    }
     if (m->arch->qk_norm) {
         rmsnorm_fwd(s->q, NULL, s->q, w[TR_ATTN_Q_NORM].data, 0.0f, (int64_t)T * Hq, D, hp->norm_eps);
         rmsnorm_fwd(s->k, NULL, s->k, w[TR_ATTN_K_NORM].data, 0.0f, (int64_t)T * Hkv, D, hp->norm_eps);
@@ -146,9 +175,9 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
         if ((rc = mm(s, &w[TR_FFN_UP], s->xn, T, &w[TR_FFN_UP_B], s->ff_a))) return rc;   // (T, F)
         gelu_fwd(s->ff_b, s->ff_a, nf);
     } else {
-        if ((rc = mm(s, &w[TR_FFN_GATE], s->xn, T, NULL, s->ff_a)) ||
-            (rc = mm(s, &w[TR_FFN_UP], s->xn, T, NULL, s->ff_b)))
-            return rc;
+        const mweight *pw[2] = {&w[TR_FFN_GATE], &w[TR_FFN_UP]}, *pb[2] = {NULL, NULL};
+        float *py[2] = {s->ff_a, s->ff_b};
+        if ((rc = mm_multi(s, 2, pw, pb, py, s->xn, T))) return rc;   // gate, up (T, F)
         if (m->arch->act == ACT_GEGLU) geglu_fwd(s->ff_b, s->ff_a, s->ff_b, nf);
         else swiglu_fwd(s->ff_b, s->ff_a, s->ff_b, nf);
     }

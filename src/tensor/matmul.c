@@ -500,6 +500,8 @@ static inline void store_out(const mm_job *j, int64_t t, int64_t n0, int cnt, co
     }
 }
 
+#define DEC_PROLOGUE 4096   // bytes
+
 static void mm_task(void *ctx, int64_t task, int thread) {
     const mm_job *j = ctx;
     int64_t n0 = task * j->rows_per_task, n1 = n0 + j->rows_per_task;
@@ -508,6 +510,10 @@ static void mm_task(void *ctx, int64_t task, int thread) {
         // decode: this task's rows streamed in order, 64 outputs at a time
         mm_xd_dot_fn f = j->path == PATH_XD ? j->k5->xd_dot[j->wt] : j->k5->dec_f16;
         float out[64];
+        // The kernels prefetch a fixed distance ahead along the rows; the task's first lines are
+        // requested here so its stream does not start cold (a few % of decode at 2 threads).
+        size_t tb = (size_t)(n1 - n0) * j->wrow_bytes, pre = tb < DEC_PROLOGUE ? tb : DEC_PROLOGUE;
+        for (size_t o = 0; o < pre; o += 64) __builtin_prefetch(j->W + (size_t)n0 * j->wrow_bytes + o, 0, 3);
         for (int64_t n = n0; n < n1; n += 64) {
             int cnt = n1 - n < 64 ? (int)(n1 - n) : 64;
             f(j->K, j->W + (size_t)n * j->wrow_bytes, j->wrow_bytes, cnt, j->xa, out);
@@ -558,84 +564,151 @@ static void mm_task(void *ctx, int64_t task, int thread) {
     }
 }
 
-static int matmul_impl(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *X, int64_t T,
-                       const float *bias, float *Y, int acc) {
+// Sets up one product: checks the arguments, picks the path, and (unless `share` already holds the
+// activations in the form this job needs) quantizes / packs X into a buffer returned in *owned.
+// prev[0..nprev): the jobs prepared before this one in the same call, whose activations it may reuse.
+static int job_prepare(mm_job *j, tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *X,
+                       int64_t T, const float *bias, float *Y, int acc, const mm_job *prev, int nprev,
+                       void **owned) {
+    *owned = NULL;
+    memset(j, 0, sizeof *j);
     int kind = act_kind_of(wt);
     const dtype_info *di = dtype_get((int)wt);
     if (kind < 0 || !di || N < 0 || K <= 0 || T < 0 || K % di->block) return -1;
+    j->dot = kernels()->dot[wt];
+    j->k5 = mm_kernels512_active();
+    j->wt = wt;
+    j->W = W;
+    j->wrow_bytes = dtype_row_bytes(wt, K);
+    j->N = N; j->K = K; j->T = T; j->bias = bias; j->Y = Y; j->acc = acc;
+    j->X = X; j->kind = kind;
+    j->path = PATH_DOT;
+    if (j->k5) {
+        if (T == 1 && mm_xd_supported(wt)) j->path = PATH_XD;
+        else if (T == 1 && wt == DT_F16) j->path = PATH_DEC_F16;
+        else if (T >= MM_PACK_MIN_T && mm_panel_supported(wt)) j->path = PATH_PANEL;
+        else if (T >= MM_PACK_MIN_T && kind == ACT_F32) j->path = PATH_F32TILE;
+    }
     if (N == 0 || T == 0) return 0;
-    mm_job j = {0};
-    j.dot = kernels()->dot[wt];
-    j.k5 = mm_kernels512_active();
-    j.wt = wt;
-    j.W = W;
-    j.wrow_bytes = dtype_row_bytes(wt, K);
-    j.N = N; j.K = K; j.T = T; j.bias = bias; j.Y = Y; j.acc = acc;
-    j.X = X; j.kind = kind;
-    j.path = PATH_DOT;
-    if (j.k5) {
-        if (T == 1 && mm_xd_supported(wt)) j.path = PATH_XD;
-        else if (T == 1 && wt == DT_F16) j.path = PATH_DEC_F16;
-        else if (T >= MM_PACK_MIN_T && mm_panel_supported(wt)) j.path = PATH_PANEL;
-        else if (T >= MM_PACK_MIN_T && kind == ACT_F32) j.path = PATH_F32TILE;
+    // The activations depend on the path, the activation kind and, for the xd layout and the panel
+    // seeds, the weight dtype: equal on those, an earlier job's buffer serves this one too.
+    for (int i = 0; i < nprev; i++) {
+        const mm_job *o = &prev[i];
+        if (o->xa && o->path == j->path && o->kind == kind && o->X == X && o->T == T && o->K == K &&
+            (o->wt == wt || (j->path != PATH_XD && j->path != PATH_PANEL))) {
+            j->xa = o->xa;
+            j->xq = o->xq;
+            j->xstride = o->xstride;
+            return 0;
+        }
     }
-    int nth = tpool_size(pool);
     void *xq = NULL;
-    if (j.path == PATH_XD) {
-        j.xstride = mm_xd_bytes(wt, K);
-        xq = aligned_alloc(64, j.xstride);
-        if (!xq) return -1;
-        j.k5->xd_quantize(wt, X, K, xq);
-        j.xa = xq;
-    } else if (j.path == PATH_F32TILE) {
-        xq = aligned_alloc(64, mm_packx_floats(T, K) * sizeof(float));
-        if (!xq) return -1;
-        j.k5->packx(X, T, K, xq);
-        j.xa = xq;
+    if (j->path == PATH_XD) {
+        j->xstride = mm_xd_bytes(wt, K);
+        if (!(xq = aligned_alloc(64, j->xstride))) return -1;
+        j->k5->xd_quantize(wt, X, K, xq);
+        j->xa = xq;
+    } else if (j->path == PATH_F32TILE) {
+        if (!(xq = aligned_alloc(64, mm_packx_floats(T, K) * sizeof(float)))) return -1;
+        j->k5->packx(X, T, K, xq);
+        j->xa = xq;
     } else if (kind == ACT_F32) {
-        j.xa = X;
-        j.xstride = (size_t)K * sizeof(float);
+        j->xa = X;
+        j->xstride = (size_t)K * sizeof(float);
     } else {
-        j.xstride = kind == ACT_Q8A ? (size_t)(K / 32) * sizeof(blk_q8a) : (size_t)(K / 256) * sizeof(blk_q8_K);
-        xq = malloc(j.xstride * (size_t)T);
-        if (!xq) return -1;
-        j.xq = xq;
-        j.xa = xq;
-        if (T * K >= 65536) tpool_run(pool, T, quant_task, &j);
-        else for (int64_t t = 0; t < T; t++) quant_task(&j, t, 0);
+        j->xstride = kind == ACT_Q8A ? (size_t)(K / 32) * sizeof(blk_q8a) : (size_t)(K / 256) * sizeof(blk_q8_K);
+        if (!(xq = malloc(j->xstride * (size_t)T))) return -1;
+        j->xq = xq;
+        j->xa = xq;
+        if (T * K >= 65536) tpool_run(pool, T, quant_task, j);
+        else for (int64_t t = 0; t < T; t++) quant_task(j, t, 0);
     }
+    *owned = xq;
+    return 0;
+}
+
+// Rows per task and the per-thread scratch size (scratch itself is allocated by the caller); returns
+// the number of tasks.
+static int64_t job_split(mm_job *j, int nth) {
+    if (j->N == 0 || j->T == 0) return 0;
     int64_t rpt;
-    if (j.path == PATH_PANEL || j.path == PATH_F32TILE) {
+    if (j->path == PATH_PANEL || j->path == PATH_F32TILE) {
         // one 16-row panel (or MM_GEMM_NR f32 rows) per task, held in a per-thread scratch
-        rpt = j.path == PATH_PANEL ? 16 : MM_GEMM_NR;
-        j.scratch_bytes = j.path == PATH_PANEL ? ALIGN64((size_t)(K / 32) * mm_panel_block_bytes(wt))
-                                               : ALIGN64((size_t)K * MM_GEMM_NR * sizeof(float));
-        j.scratch = aligned_alloc(64, j.scratch_bytes * (size_t)nth);
-        if (!j.scratch) { free(xq); return -1; }
+        rpt = j->path == PATH_PANEL ? 16 : MM_GEMM_NR;
+        j->scratch_bytes = j->path == PATH_PANEL ? ALIGN64((size_t)(j->K / 32) * mm_panel_block_bytes(j->wt))
+                                                 : ALIGN64((size_t)j->K * MM_GEMM_NR * sizeof(float));
     } else {
         // Rows per task: multiples of 16 (64-byte lines of Y never shared between threads), aiming for
         // ~8 tasks per thread for balance while keeping a task's weight chunk within L2 for prefill.
-        rpt = (N + 8 * nth - 1) / (8 * nth);
-        int64_t cap = (int64_t)((512 * 1024) / (j.wrow_bytes ? j.wrow_bytes : 1));
-        if (T > 4 && rpt > cap) rpt = cap;
+        rpt = (j->N + 8 * nth - 1) / (8 * nth);
+        int64_t cap = (int64_t)((512 * 1024) / (j->wrow_bytes ? j->wrow_bytes : 1));
+        if (j->T > 4 && rpt > cap) rpt = cap;
         rpt = (rpt + 15) / 16 * 16;
         if (rpt < 16) rpt = 16;
     }
-    j.rows_per_task = rpt;
-    tpool_run(pool, (N + rpt - 1) / rpt, mm_task, &j);
-    free(j.scratch);
-    free(xq);
-    return 0;
+    j->rows_per_task = rpt;
+    return (j->N + rpt - 1) / rpt;
+}
+
+// Several products in one thread-pool dispatch: task ranges of the jobs laid end to end.
+typedef struct {
+    mm_job *jobs;
+    int n;
+    int64_t start[MM_MULTI_MAX + 1];
+} multi_job;
+
+static void multi_task(void *ctx, int64_t task, int thread) {
+    const multi_job *mj = ctx;
+    int i = 0;
+    while (task >= mj->start[i + 1]) i++;
+    mm_task(&mj->jobs[i], task - mj->start[i], thread);
+}
+
+static int matmul_run(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T, int acc) {
+    if (n <= 0 || n > MM_MULTI_MAX || !outs) return -1;
+    mm_job jobs[MM_MULTI_MAX];
+    void *owned[MM_MULTI_MAX] = {0};
+    multi_job mj = {.jobs = jobs, .n = n};
+    int nth = tpool_size(pool), rc = 0;
+    size_t scratch = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        rc = job_prepare(&jobs[i], pool, outs[i].W, outs[i].wt, outs[i].N, K, X, T, outs[i].bias, outs[i].Y, acc,
+                         jobs, i, &owned[i]);
+        if (rc) n = i;   // release what was prepared
+        else {
+            mj.start[i + 1] = mj.start[i] + job_split(&jobs[i], nth);
+            if (jobs[i].scratch_bytes > scratch) scratch = jobs[i].scratch_bytes;
+        }
+    }
+    char *sbuf = NULL;
+    if (!rc && scratch) {
+        // one per-thread scratch for all jobs (a thread runs one task at a time), with a common stride
+        if (!(sbuf = aligned_alloc(64, scratch * (size_t)nth))) rc = -1;
+        for (int i = 0; i < n; i++) { jobs[i].scratch = sbuf; jobs[i].scratch_bytes = scratch; }
+    }
+    if (!rc && mj.start[n] > 0) {
+        if (n == 1) tpool_run(pool, mj.start[1], mm_task, &jobs[0]);
+        else tpool_run(pool, mj.start[n], multi_task, &mj);
+    }
+    free(sbuf);
+    for (int i = 0; i < n; i++) free(owned[i]);
+    return rc;
 }
 
 int mm_matmul(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *X, int64_t T,
               const float *bias, float *Y) {
-    return matmul_impl(pool, W, wt, N, K, X, T, bias, Y, 0);
+    mm_out o = {.W = W, .wt = wt, .N = N, .bias = bias, .Y = Y};
+    return matmul_run(pool, 1, &o, K, X, T, 0);
 }
 
 int mm_matmul_acc(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *X, int64_t T,
                   float *Y) {
-    return matmul_impl(pool, W, wt, N, K, X, T, NULL, Y, 1);
+    mm_out o = {.W = W, .wt = wt, .N = N, .Y = Y};
+    return matmul_run(pool, 1, &o, K, X, T, 1);
+}
+
+int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T) {
+    return matmul_run(pool, n, outs, K, X, T, 0);
 }
 
 // ---------------------------------------------------------------- backward products

@@ -15,6 +15,14 @@ void isa_force(isa_level l);         // tests: force a level (capped by isa_dete
 // T == 1 is the decode matvec; T > 1 is batched prefill. Threads over `pool` (NULL = single thread).
 int mm_matmul(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K,
               const float *X, int64_t T, const float *bias, float *Y);
+// Several products that share the input X (T, K), e.g. the q/k/v or gate/up projections of a layer:
+// Y_i (T, N_i) = X · W_i^T (+ bias_i), for i < n <= MM_MULTI_MAX. The activations are quantized once per
+// distinct need and all products run in one thread-pool dispatch; each Y_i gets exactly the bits
+// mm_matmul would give it. Returns 0, or -1 on a bad argument / unsupported dtype / no memory (nothing
+// is then guaranteed about the Y_i).
+#define MM_MULTI_MAX 4
+typedef struct { const void *W; dtype wt; int64_t N; const float *bias; float *Y; } mm_out;
+int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T);
 // Same but accumulates: Y += X · W^T (used by LoRA and backward passes).
 int mm_matmul_acc(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K,
                   const float *X, int64_t T, float *Y);

@@ -111,19 +111,30 @@ INLINE __m512 q4_0_group(const uint8_t *p, __m512i xlo, __m512i xhi, __m512 dx, 
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, dx), acc);
 }
 
+// Software prefetch for the decode kernels. The rows of a matrix are contiguous and a task streams
+// them in order, so the kernels walk one prefetch pointer linearly through that stream, a fixed
+// distance ahead of the furthest byte being read, with one prefetch per cache line consumed. The
+// hardware streamer alone restarts at every 4 KiB page (the weights are page-cache mappings) and
+// leaves a core computing, then waiting: measured on 2 cores streaming real GGUF weights, this took
+// Q4_0 decode from ~13 to ~20 GB/s and Q8_0 from ~17 to ~22 GB/s (memory read ~28 GB/s).
+#define DEC_PF_AHEAD 8192
+INLINE void pf_line(const uint8_t *p) { _mm_prefetch((const char *)p, _MM_HINT_T0); }
+
 // Two weight rows per pass share the activation loads (and halve the loop overhead per row).
 static void xd_dot_q4_0_avx512(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xd, float *out) {
     mm_xd_view v = mm_xd_map(DT_Q4_0, K, (void *)xd);
     // word 9*i (the f16 scale of block i, blocks 18 bytes apart) into lanes 4i..4i+3 of the low 256 bits
     const __m512i pidx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                           27, 27, 27, 27, 18, 18, 18, 18, 9, 9, 9, 9, 0, 0, 0, 0);
+    const size_t ahead = DEC_PF_AHEAD + rb;   // past the second row of a pair
     int64_t r = 0;
     for (; r + 2 <= nrows; r += 2) {
-        const uint8_t *w0 = (const uint8_t *)w + r * rb, *w1 = w0 + rb;
+        const uint8_t *w0 = (const uint8_t *)w + r * rb, *w1 = w0 + rb, *pf = w0 + ahead;
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        for (int64_t g = 0; g < v.ng; g++) {
-            _mm_prefetch((const char *)w0 + g * 72 + 1024, _MM_HINT_T0);
-            _mm_prefetch((const char *)w1 + g * 72 + 1024, _MM_HINT_T0);
+        for (int64_t g = 0; g < v.ng; g++, pf += 144) {   // 2 x 72 bytes per group
+            pf_line(pf);
+            pf_line(pf + 64);
+            pf_line(pf + 128);
             __m512i xlo = _mm512_load_si512((const void *)(v.qs + g * 128));
             __m512i xhi = _mm512_load_si512((const void *)(v.qs + g * 128 + 64));
             __m512 dx = _mm512_load_ps(v.dl + g * 16);
@@ -135,12 +146,15 @@ static void xd_dot_q4_0_avx512(int64_t K, const void *w, size_t rb, int64_t nrow
         out[r + 1] = hsum512(a1) + xd_tail(&v, w1, 18, 0, 1);
     }
     for (; r < nrows; r++) {
-        const uint8_t *w0 = (const uint8_t *)w + r * rb;
+        const uint8_t *w0 = (const uint8_t *)w + r * rb, *pf = w0 + ahead;
         __m512 a0 = _mm512_setzero_ps();
-        for (int64_t g = 0; g < v.ng; g++)
+        for (int64_t g = 0; g < v.ng; g++, pf += 72) {
+            pf_line(pf);
+            pf_line(pf + 64);
             a0 = q4_0_group(w0 + g * 72, _mm512_load_si512((const void *)(v.qs + g * 128)),
                             _mm512_load_si512((const void *)(v.qs + g * 128 + 64)), _mm512_load_ps(v.dl + g * 16),
                             _mm512_load_si512((const void *)(v.sl + g * 16)), pidx, a0);
+        }
         out[r] = hsum512(a0) + xd_tail(&v, w0, 18, 0, 1);
     }
 }
@@ -162,13 +176,15 @@ static void xd_dot_q8_0_avx512(int64_t K, const void *w, size_t rb, int64_t nrow
     mm_xd_view v = mm_xd_map(DT_Q8_0, K, (void *)xd);
     const __m512i pidx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
                                           17, 17, 17, 17, 17, 17, 17, 17, 0, 0, 0, 0, 0, 0, 0, 0);
+    const size_t ahead = DEC_PF_AHEAD + rb;
     int64_t r = 0;
     for (; r + 2 <= nrows; r += 2) {
-        const uint8_t *w0 = (const uint8_t *)w + r * rb, *w1 = w0 + rb;
+        const uint8_t *w0 = (const uint8_t *)w + r * rb, *w1 = w0 + rb, *pf = w0 + ahead;
         __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-        for (int64_t g = 0; g < v.ng; g++) {
-            _mm_prefetch((const char *)w0 + g * 68 + 1024, _MM_HINT_T0);
-            _mm_prefetch((const char *)w1 + g * 68 + 1024, _MM_HINT_T0);
+        for (int64_t g = 0; g < v.ng; g++, pf += 136) {   // 2 x 68 bytes per group
+            pf_line(pf);
+            pf_line(pf + 64);
+            if ((g & 7) == 7) pf_line(pf + 128);          // 8 groups = 17 lines
             __m512i xq = _mm512_load_si512((const void *)(v.qs + g * 64));
             __m512 dx = _mm512_load_ps(v.dl + g * 16);
             __m512i seed = _mm512_load_si512((const void *)(v.sl + g * 16));
@@ -179,11 +195,14 @@ static void xd_dot_q8_0_avx512(int64_t K, const void *w, size_t rb, int64_t nrow
         out[r + 1] = hsum512(a1) + xd_tail(&v, w1, 34, 128, 0);
     }
     for (; r < nrows; r++) {
-        const uint8_t *w0 = (const uint8_t *)w + r * rb;
+        const uint8_t *w0 = (const uint8_t *)w + r * rb, *pf = w0 + ahead;
         __m512 a0 = _mm512_setzero_ps();
-        for (int64_t g = 0; g < v.ng; g++)
+        for (int64_t g = 0; g < v.ng; g++, pf += 68) {
+            pf_line(pf);
+            if ((g & 15) == 15) pf_line(pf + 64);
             a0 = q8_0_group(w0 + g * 68, _mm512_load_si512((const void *)(v.qs + g * 64)), _mm512_load_ps(v.dl + g * 16),
                             _mm512_load_si512((const void *)(v.sl + g * 16)), pidx, a0);
+        }
         out[r] = hsum512(a0) + xd_tail(&v, w0, 34, 128, 0);
     }
 }
@@ -196,8 +215,8 @@ static void dec_f16_avx512(int64_t K, const void *w, size_t rb, int64_t nrows, c
         __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         int64_t k = 0;
         for (; k + 64 <= K; k += 64) {
-            _mm_prefetch((const char *)(wr + k) + 1024, _MM_HINT_T0);
-            _mm_prefetch((const char *)(wr + k) + 1024 + 64, _MM_HINT_T0);
+            pf_line((const uint8_t *)(wr + k) + DEC_PF_AHEAD);
+            pf_line((const uint8_t *)(wr + k) + DEC_PF_AHEAD + 64);
             a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k))), _mm512_loadu_ps(x + k), a0);
             a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k + 16))), _mm512_loadu_ps(x + k + 16), a1);
             a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k + 32))), _mm512_loadu_ps(x + k + 32), a2);
