@@ -58,6 +58,7 @@ static void check_shape(tpool *pool, int64_t M, int64_t N, int64_t K, bool ta, b
     free(A); free(B); free(C); free(want);
 }
 
+static void check_sum(tpool *pool, const char *be);
 static void check_backend(gemm_backend b, tpool *pool2) {
     gemm_backend_force(b);
     const char *name = gemm_backend_name(gemm_backend_active());
@@ -69,6 +70,47 @@ static void check_backend(gemm_backend b, tpool *pool2) {
             check_shape(NULL, shapes[s][0], shapes[s][1], shapes[s][2], t & 1, (t >> 1) & 1, beta, name);
             check_shape(pool2, shapes[s][0], shapes[s][1], shapes[s][2], (t >> 1) & 1, t & 1, beta, name);
         }
+    check_sum(NULL, name);
+    check_sum(pool2, name);
+}
+
+// gemm_f32_sum: 1-3 terms with their own K (0, tails, more than one KC block), transposes and strides,
+// summed into one C; against the naive sum of the terms.
+static void check_sum(tpool *pool, const char *be) {
+    static const int64_t MN[][2] = {{1, 1}, {37, 300}, {300, 37}, {1024, 16}, {64, 530}};
+    static const int64_t Ks[][3] = {{512, 16, 0}, {16, 0, 0}, {0, 16, 33}, {700, 5, 9}, {1, 1, 1}};
+    for (size_t s = 0; s < sizeof MN / sizeof MN[0]; s++)
+        for (size_t kk = 0; kk < sizeof Ks / sizeof Ks[0]; kk++)
+            for (int v = 0; v < 3; v++) {
+                int64_t M = MN[s][0], N = MN[s][1], ldc = N + 2;
+                int n = Ks[kk][2] ? 3 : 2;
+                float beta = v == 0 ? 0.0f : v == 1 ? 1.0f : 0.5f;
+                gemm_term t[3];
+                float *own[6];
+                for (int i = 0; i < n; i++) {
+                    bool ta = (v + i) & 1, tb = ((v + i) >> 1 & 1) ^ (i == 1);
+                    int64_t K = Ks[kk][i], lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 3;
+                    own[2 * i] = rnd((ta ? K : M) * lda);
+                    own[2 * i + 1] = rnd((tb ? N : K) * ldb);
+                    t[i] = (gemm_term){.ta = ta, .tb = tb, .K = K, .A = own[2 * i], .lda = lda, .B = own[2 * i + 1], .ldb = ldb};
+                }
+                float *C = rnd(M * ldc);
+                if (beta == 0.0f)
+                    for (int64_t i = 0; i < M * ldc; i += 5) C[i] = NAN;
+                double *want = malloc((size_t)(M * N) * sizeof(double)), *part = malloc((size_t)(M * N) * sizeof(double));
+                naive(t[0].ta, t[0].tb, M, N, t[0].K, t[0].A, t[0].lda, t[0].B, t[0].ldb, beta, C, ldc, want);
+                for (int i = 1; i < n; i++) {
+                    naive(t[i].ta, t[i].tb, M, N, t[i].K, t[i].A, t[i].lda, t[i].B, t[i].ldb, 0.0f, C, ldc, part);
+                    for (int64_t x = 0; x < M * N; x++) want[x] += part[x];
+                }
+                gemm_f32_sum(pool, M, N, n, t, beta, C, ldc);
+                double e = max_err(C, want, M, N, ldc);
+                CHECK(e < 2e-5, "%s sum of %d terms M=%lld N=%lld K=%lld,%lld,%lld beta=%g pool=%d: err %.3g", be, n,
+                      (long long)M, (long long)N, (long long)Ks[kk][0], (long long)Ks[kk][1], (long long)Ks[kk][2], beta,
+                      pool ? tpool_size(pool) : 1, e);
+                for (int i = 0; i < 2 * n; i++) free(own[i]);
+                free(C); free(want); free(part);
+            }
 }
 
 // The linear-layer helpers and the tiled path against a dequantized copy of the weight.

@@ -105,21 +105,34 @@ static void block_ref(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int6
 
 // ---------------------------------------------------------------- threaded driver
 typedef struct {
-    bool ta, tb, split_m, ref;
-    int64_t M, N, K, lda, ldb, ldc, chunk;
-    const float *A, *B;
-    float *C, *packs, *pball;
+    const gemm_term *terms;
+    int n_terms;
+    bool split_m, ref;
+    int64_t M, N, K, ldc, chunk;   // K: all terms' together
+    float *C, *packs;
+    float *pball[GEMM_MAX_TERMS];
+    bool packed;
     int64_t npad;
     float beta;
 } gemm_job;
 
-typedef struct { bool tb; const float *B; int64_t ldb, K, N, n_groups; float *pball; } packb_job;
+// Packing tasks enumerate (term, KC block, group of PACK_GROUP strips).
+typedef struct { const gemm_term *terms; int n_terms; int64_t N, n_groups; float *const *pball; } packb_job;
 enum { PACK_GROUP = 8 };   // 32-column strips per packing task
 static void packb_task(void *ctx, int64_t t, int thread) {
     (void)thread;
     const packb_job *j = ctx;
-    int64_t pc = t / j->n_groups * GEMM_KC, g = t % j->n_groups;
-    gemm_pack_b_avx512(j->tb, j->B, j->ldb, j->K, j->N, pc, g * PACK_GROUP, (g + 1) * PACK_GROUP, j->pball);
+    int64_t blk = t / j->n_groups, g = t % j->n_groups;
+    for (int i = 0; i < j->n_terms; i++) {
+        int64_t nb = (j->terms[i].K + GEMM_KC - 1) / GEMM_KC;
+        if (blk < nb) {
+            const gemm_term *tm = &j->terms[i];
+            gemm_pack_b_avx512(tm->tb, tm->B, tm->ldb, tm->K, j->N, blk * GEMM_KC, g * PACK_GROUP, (g + 1) * PACK_GROUP,
+                               j->pball[i]);
+            return;
+        }
+        blk -= nb;
+    }
 }
 
 static void gemm_task(void *ctx, int64_t t, int thread) {
@@ -129,7 +142,7 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
     else { n0 = t * j->chunk; n1 = n0 + j->chunk < j->N ? n0 + j->chunk : j->N; }
     if (m0 >= m1 || n0 >= n1) return;
     // beta 0 with the AVX-512 kernel: its first k-block stores instead of accumulating, no clearing pass
-    bool overwrite = j->beta == 0.0f && j->K > 0 && !j->ref;
+    bool overwrite = j->beta == 0.0f && j->n_terms > 0 && j->terms[0].K > 0 && !j->ref;
     if (j->beta != 1.0f && !overwrite)
         for (int64_t i = m0; i < m1; i++) {
             float *c = j->C + i * j->ldc;
@@ -138,12 +151,15 @@ static void gemm_task(void *ctx, int64_t t, int thread) {
         }
     if (j->K <= 0) return;
     if (j->ref) {
-        block_ref(j->ta, j->tb, m0, m1, n0, n1, j->K, j->A, j->lda, j->B, j->ldb, j->C, j->ldc);
+        for (int i = 0; i < j->n_terms; i++) {
+            const gemm_term *tm = &j->terms[i];
+            block_ref(tm->ta, tm->tb, m0, m1, n0, n1, tm->K, tm->A, tm->lda, tm->B, tm->ldb, j->C, j->ldc);
+        }
         return;
     }
     float *pa = j->packs + (size_t)thread * SLOT_FLOATS, *pb = pa + GEMM_PACK_A;
-    gemm_block_avx512(j->ta, j->tb, m0, m1, n0, n1, j->K, j->A, j->lda, j->B, j->ldb, j->C, j->ldc, pa, pb, j->pball,
-                      j->npad, overwrite);
+    gemm_block_avx512(j->terms, j->n_terms, m0, m1, n0, n1, j->C, j->ldc, pa, pb, j->packed ? j->pball : NULL, j->npad,
+                      overwrite);
 }
 
 static void gemm_blas(tpool *pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
@@ -157,21 +173,28 @@ static void gemm_blas(tpool *pool, bool ta, bool tb, int64_t M, int64_t N, int64
                 (blasint)K, 1.0f, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 }
 
-void gemm_f32(tpool *pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-              const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+void gemm_f32_sum(tpool *pool, int64_t M, int64_t N, int n_terms, const gemm_term *terms, float beta, float *C,
+                  int64_t ldc) {
     if (M <= 0 || N <= 0) return;
+    if (n_terms > GEMM_MAX_TERMS) n_terms = GEMM_MAX_TERMS;   // (callers pass at most a few)
+    int64_t K = 0;
+    for (int i = 0; i < n_terms; i++) K += terms[i].K > 0 ? terms[i].K : 0;
     gemm_backend be = gemm_backend_active();
-    if (be == GEMM_BLAS) {
-        if (K <= 0) { gemm_job j = {.M = M, .N = N, .K = 0, .C = C, .ldc = ldc, .beta = beta, .split_m = true, .chunk = M};
-                      gemm_task(&j, 0, 0); return; }
-        gemm_blas(pool, ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc);
+    if (be == GEMM_BLAS && K > 0) {
+        float b = beta;
+        for (int i = 0; i < n_terms; i++) {
+            if (terms[i].K <= 0) continue;
+            const gemm_term *tm = &terms[i];
+            gemm_blas(pool, tm->ta, tm->tb, M, N, tm->K, tm->A, tm->lda, tm->B, tm->ldb, b, C, ldc);
+            b = 1.0f;
+        }
         return;
     }
     int nth = pool ? tpool_size(pool) : 1;
     // small products are not worth waking the pool
     if ((double)M * (double)N * (double)K < 2e5) nth = 1;
-    gemm_job j = {.ta = ta, .tb = tb, .M = M, .N = N, .K = K, .lda = lda, .ldb = ldb, .ldc = ldc, .A = A, .B = B,
-                  .C = C, .beta = beta, .ref = be == GEMM_REF};
+    gemm_job j = {.terms = terms, .n_terms = n_terms, .M = M, .N = N, .K = K, .ldc = ldc, .C = C, .beta = beta,
+                  .ref = be == GEMM_REF || be == GEMM_BLAS};
     // Split the larger side into a few chunks per thread (tasks are claimed dynamically, which evens
     // out a core shared with other work); each task re-packs the other operand, so not too many.
     j.split_m = M >= N;
@@ -181,19 +204,27 @@ void gemm_f32(tpool *pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, co
     j.chunk = (dim + n_chunks - 1) / n_chunks;
     j.chunk = (j.chunk + align - 1) / align * align;
     n_chunks = (dim + j.chunk - 1) / j.chunk;
-    if (!j.ref) {
+    if (!j.ref && K > 0) {
         j.packs = pack_buffers(nth);
         if (!j.packs) j.ref = true;   // out of memory for 1 MiB: still correct, just slow
     }
     // Tasks splitting M would each pack all of op(B) (a transposing copy for X·W^T): pack it once,
     // over the pool, when it is small enough to keep (<= 16 MiB).
-    if (!j.ref && n_chunks > 1 && nth > 1 && j.split_m) {
+    if (!j.ref && K > 0 && n_chunks > 1 && nth > 1 && j.split_m) {
         int64_t npad = (N + 31) / 32 * 32;
-        if (npad * K <= ((int64_t)1 << 22) && (j.pball = pack_whole_b((size_t)(npad * K)))) {
+        float *all;
+        if (npad * K <= ((int64_t)1 << 22) && (all = pack_whole_b((size_t)(npad * K)))) {
             j.npad = npad;
-            packb_job pj = {.tb = tb, .B = B, .ldb = ldb, .K = K, .N = N, .pball = j.pball,
+            j.packed = true;
+            int64_t blocks = 0;
+            for (int i = 0; i < n_terms; i++) {
+                j.pball[i] = all;
+                all += npad * (terms[i].K > 0 ? terms[i].K : 0);
+                blocks += (terms[i].K + GEMM_KC - 1) / GEMM_KC;
+            }
+            packb_job pj = {.terms = terms, .n_terms = n_terms, .N = N, .pball = j.pball,
                             .n_groups = (npad / 32 + PACK_GROUP - 1) / PACK_GROUP};
-            tpool_run(pool, (K + GEMM_KC - 1) / GEMM_KC * pj.n_groups, packb_task, &pj);
+            tpool_run(pool, blocks * pj.n_groups, packb_task, &pj);
         }
     }
     if (n_chunks == 1 || nth == 1) {
@@ -201,6 +232,12 @@ void gemm_f32(tpool *pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, co
     } else {
         tpool_run(pool, n_chunks, gemm_task, &j);
     }
+}
+
+void gemm_f32(tpool *pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+              const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    gemm_term t = {.ta = ta, .tb = tb, .K = K, .A = A, .lda = lda, .B = B, .ldb = ldb};
+    gemm_f32_sum(pool, M, N, 1, &t, beta, C, ldc);
 }
 
 // ---------------------------------------------------------------- linear-layer products

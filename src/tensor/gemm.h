@@ -27,6 +27,15 @@ const char *gemm_backend_name(gemm_backend b);
 void gemm_f32(tpool *pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
               const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
+// A sum of products into one C: C (M, N) = beta * C + sum_i op(A_i) · op(B_i), each term with its own K,
+// transposes and strides (as gemm_f32). The k-loop runs through the terms in turn, so C is read and
+// written once, not once per term: e.g. a LoRA layer's X·W^T + (s·X·A^T)·B^T, whose rank-r term alone
+// would cost a whole pass over C. At most GEMM_MAX_TERMS terms.
+typedef struct { bool ta, tb; int64_t K; const float *A; int64_t lda; const float *B; int64_t ldb; } gemm_term;
+enum { GEMM_MAX_TERMS = 4 };
+void gemm_f32_sum(tpool *pool, int64_t M, int64_t N, int n_terms, const gemm_term *terms, float beta, float *C,
+                  int64_t ldc);
+
 // The three products of a linear layer y = x · W^T (+ bias):
 // Y (T, N) = X (T, K) · W (N, K)^T + bias (N, may be NULL); acc: Y += instead of =.
 void gemm_xwt(tpool *pool, const float *X, int64_t T, const float *W, int64_t N, int64_t K, const float *bias,
@@ -49,15 +58,15 @@ int64_t gemm_tile_rows(int64_t K);
 
 // ---- internal: the AVX-512 kernel (gemm_avx512.c). One task's share of C += op(A)·op(B) for rows
 // [m0, m1) and columns [n0, n1) of C; pa/pb are packing buffers of GEMM_PACK_A / GEMM_PACK_B floats.
-// pball: when non-NULL, op(B) already packed whole by gemm_pack_b_avx512 (npad = N rounded up to 32;
-// then n0 must be 0) and pb is unused: tasks splitting M share one packing instead of each redoing it.
+// pball: when non-NULL, pball[t] holds term t's op(B) packed whole by gemm_pack_b_avx512 (npad = N rounded
+// up to 32; then n0 must be 0) and pb is unused: tasks splitting M share one packing instead of each
+// redoing it.
 // overwrite: C = op(A)·op(B) (its old contents are never read) instead of +=.
 enum { GEMM_MC = 128, GEMM_KC = 512, GEMM_NC = 512 };
 #define GEMM_PACK_A ((size_t)GEMM_MC * GEMM_KC)
 #define GEMM_PACK_B ((size_t)GEMM_KC * GEMM_NC)
-void gemm_block_avx512(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const float *A,
-                       int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc, float *pa, float *pb,
-                       const float *pball, int64_t npad, bool overwrite);
+void gemm_block_avx512(const gemm_term *terms, int n_terms, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                       float *C, int64_t ldc, float *pa, float *pb, float *const *pball, int64_t npad, bool overwrite);
 // Packs 32-column strips [s0, s1) of op(B)'s KC block starting at row pc into pball (npad * K floats).
 void gemm_pack_b_avx512(bool tb, const float *B, int64_t ldb, int64_t K, int64_t N, int64_t pc, int64_t s0,
                         int64_t s1, float *pball);

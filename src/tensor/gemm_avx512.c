@@ -164,27 +164,30 @@ void gemm_pack_b_avx512(bool tb, const float *B, int64_t ldb, int64_t K, int64_t
     if (s0 * NR < j1) pack_b(tb, B, ldb, pc, kc, s0 * NR, j1 - s0 * NR, pball + pc * npad + s0 * NR * kc);
 }
 
-void gemm_block_avx512(bool ta, bool tb, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int64_t K, const float *A,
-                       int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc, float *pa, float *pb,
-                       const float *pball, int64_t npad, bool overwrite) {
+void gemm_block_avx512(const gemm_term *terms, int n_terms, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                       float *C, int64_t ldc, float *pa, float *pb, float *const *pball, int64_t npad, bool overwrite) {
     for (int64_t jc = n0; jc < n1; jc += GEMM_NC) {
         int64_t nc = n1 - jc < GEMM_NC ? n1 - jc : GEMM_NC;
-        for (int64_t pc = 0; pc < K; pc += GEMM_KC) {
-            int64_t kc = K - pc < GEMM_KC ? K - pc : GEMM_KC;
-            bool ovw = overwrite && pc == 0;
-            const float *pbk = pb;
-            if (pball) pbk = pball + pc * npad + jc * kc;   // packed once for all tasks
-            else pack_b(tb, B, ldb, pc, kc, jc, nc, pb);
-            for (int64_t ic = m0; ic < m1; ic += GEMM_MC) {
-                int64_t mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
-                if (ta) pack_a_t(A, lda, ic, mc, pc, kc, pa);
-                for (int64_t jr = 0; jr < nc; jr += NR) {
-                    int64_t nr = nc - jr < NR ? nc - jr : NR;
-                    for (int64_t ir = 0; ir < mc; ir += MR) {
-                        int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        float *c = C + (ic + ir) * ldc + jc + jr;
-                        if (ta) kernel_8x32(kc, pa + ir * kc, pbk + jr * kc, c, ldc, mr, nr, ovw);
-                        else kernel_8x32_rows(kc, A + (ic + ir) * lda + pc, lda, pbk + jr * kc, c, ldc, mr, nr, ovw);
+        for (int ti = 0; ti < n_terms; ti++) {
+            const gemm_term *tm = &terms[ti];
+            for (int64_t pc = 0; pc < tm->K; pc += GEMM_KC) {
+                int64_t kc = tm->K - pc < GEMM_KC ? tm->K - pc : GEMM_KC;
+                bool ovw = overwrite && ti == 0 && pc == 0;
+                const float *pbk = pb;
+                if (pball) pbk = pball[ti] + pc * npad + jc * kc;   // packed once for all tasks
+                else pack_b(tm->tb, tm->B, tm->ldb, pc, kc, jc, nc, pb);
+                for (int64_t ic = m0; ic < m1; ic += GEMM_MC) {
+                    int64_t mc = m1 - ic < GEMM_MC ? m1 - ic : GEMM_MC;
+                    if (tm->ta) pack_a_t(tm->A, tm->lda, ic, mc, pc, kc, pa);
+                    for (int64_t jr = 0; jr < nc; jr += NR) {
+                        int64_t nr = nc - jr < NR ? nc - jr : NR;
+                        for (int64_t ir = 0; ir < mc; ir += MR) {
+                            int64_t mr = mc - ir < MR ? mc - ir : MR;
+                            float *c = C + (ic + ir) * ldc + jc + jr;
+                            if (tm->ta) kernel_8x32(kc, pa + ir * kc, pbk + jr * kc, c, ldc, mr, nr, ovw);
+                            else kernel_8x32_rows(kc, tm->A + (ic + ir) * tm->lda + pc, tm->lda, pbk + jr * kc, c, ldc,
+                                                  mr, nr, ovw);
+                        }
                     }
                 }
             }

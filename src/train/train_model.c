@@ -147,10 +147,10 @@ static const lora_pair *unit_pair(const train_model *tm, int il, int u, int *idx
 // Y = X · W^T + b + scaling · (drop(X) · A^T) · B^T ; lh (N, r) keeps drop(X) · A^T.
 static int lin_fwd(train_model *tm, int il, int u, const float *X, int64_t N, float *Y, float *lh) {
     const mweight *w = &tm->m->layers[il].w[unit_w[u]];
-    int rc = base_mm(tm, w, X, N, W(tm, il, unit_b[u]), Y);
-    if (rc) return rc;
+    const float *bias = W(tm, il, unit_b[u]);
     const lora_pair *p = unit_pair(tm, il, u, NULL);
-    if (!p) return SLLM_OK;
+    int rc;
+    if (!p) return base_mm(tm, w, X, N, bias, Y);
     int r = tm->r;
     float pd = tm->ad->cfg.dropout, s = tm->ad->scaling;
     const float *xa = X;
@@ -160,6 +160,17 @@ static int lin_fwd(train_model *tm, int il, int u, const float *X, int64_t N, fl
     }
     gemm_xwt(tm->pool, xa, N, p->A, r, p->K, NULL, false, lh);
     for (int64_t i = 0; i < N * r; i++) tm->th[i] = lh[i] * s;
+    if (w->type == DT_F32) {
+        // Y = X·W^T + th·B^T in one pass over Y (the rank-r term alone would cost a whole pass)
+        int64_t K = w->cols, No = w->rows;
+        gemm_term t[2] = {{.ta = false, .tb = true, .K = K, .A = X, .lda = K, .B = w->data, .ldb = K},
+                          {.ta = false, .tb = true, .K = r, .A = tm->th, .lda = r, .B = p->B, .ldb = r}};
+        gemm_f32_sum(tm->pool, N, No, 2, t, 0.0f, Y, No);
+        if (bias)
+            for (int64_t i = 0; i < N; i++) add_into(Y + i * No, bias, No);
+        return SLLM_OK;
+    }
+    if ((rc = base_mm(tm, w, X, N, bias, Y))) return rc;
     gemm_xwt(tm->pool, tm->th, N, p->B, p->N, r, NULL, true, Y);
     return SLLM_OK;
 }
@@ -173,13 +184,15 @@ static int lin_bwd(train_model *tm, int il, int u, const float *X, int64_t N, co
     if (gw) gemm_dw(tm->pool, dY, X, N, No, K, gw);
     if (gb)
         for (int64_t t = 0; t < N; t++) add_into(gb, dY + t * No, No);
-    int rc;
-    if (dX && (rc = base_mm_t(tm, w, dY, N, dX))) return rc;
-    int ix;
+    int rc, ix;
     const lora_pair *p = unit_pair(tm, il, u, &ix);
+    float pd = p ? tm->ad->cfg.dropout : 0.0f;
+    // dX += dY·W + dh·A as one sum (below) when the base is f32 and no dropout sits on the LoRA path
+    bool fuse_dx = dX && p && pd == 0 && w->type == DT_F32;
+    if (dX && !fuse_dx && (rc = base_mm_t(tm, w, dY, N, dX))) return rc;
     if (!p) return SLLM_OK;
     int r = tm->r;
-    float pd = tm->ad->cfg.dropout, s = tm->ad->scaling;
+    float s = tm->ad->scaling;
     float *gA = tm->lg[2 * ix], *gB = tm->lg[2 * ix + 1];
     // dB += dY^T · (s lh) ; dh = s · dY · B ; dA += dh^T · drop(X) ; dX += drop'(dh · A)
     for (int64_t i = 0; i < N * r; i++) tm->th[i] = lh[i] * s;
@@ -194,7 +207,11 @@ static int lin_bwd(train_model *tm, int il, int u, const float *X, int64_t N, co
         xa = tm->tx;
     }
     gemm_dw(tm->pool, tm->dh, xa, N, r, K, gA);
-    if (dX) {
+    if (fuse_dx) {
+        gemm_term t[2] = {{.ta = false, .tb = false, .K = No, .A = dY, .lda = No, .B = w->data, .ldb = K},
+                          {.ta = false, .tb = false, .K = r, .A = tm->dh, .lda = r, .B = p->A, .ldb = K}};
+        gemm_f32_sum(tm->pool, N, K, 2, t, 1.0f, dX, K);
+    } else if (dX) {
         if (pd > 0) {
             memset(tm->tx, 0, (size_t)(N * K) * sizeof(float));
             gemm_dx(tm->pool, tm->dh, N, p->A, r, K, tm->tx);
