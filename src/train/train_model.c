@@ -97,13 +97,24 @@ static uint64_t mix64(uint64_t x) {
 
 // Inverted dropout with a mask that is a pure function of (key, element): the backward and a
 // checkpoint recompute regenerate it instead of storing it. dst may equal src.
-static void dropout_apply(float *dst, const float *src, int64_t n, uint64_t key, float p) {
+static void dropout_range(float *dst, const float *src, int64_t i0, int64_t i1, uint64_t key, float p) {
     float inv = 1.0f / (1.0f - p);
     uint32_t thr = (uint32_t)fmin((double)p * 4294967296.0, 4294967295.0);
-    for (int64_t i = 0; i < n; i++) {
+    for (int64_t i = i0; i < i1; i++) {
         uint32_t u = (uint32_t)(mix64(key + (uint64_t)i) >> 32);
         dst[i] = u < thr ? 0.0f : src[i] * inv;
     }
+}
+typedef struct { float *dst; const float *src; uint64_t key; float p; } drop_ctx;
+static void drop_rng(void *c, int64_t i0, int64_t i1) {
+    drop_ctx *d = c;
+    dropout_range(d->dst, d->src, i0, i1, d->key, d->p);
+}
+static void par_rows(const train_model *tm, int64_t n, void (*fn)(void *, int64_t, int64_t), void *ctx);
+// (split over the pool: the mask of element i depends on i only, so any split gives the same result)
+static void dropout_apply(const train_model *tm, float *dst, const float *src, int64_t n, uint64_t key, float p) {
+    drop_ctx d = {.dst = dst, .src = src, .key = key, .p = p};
+    par_rows(tm, n, drop_rng, &d);
 }
 
 static uint64_t drop_key(const train_model *tm, int il, int u) {
@@ -155,7 +166,7 @@ static int lin_fwd(train_model *tm, int il, int u, const float *X, int64_t N, fl
     float pd = tm->ad->cfg.dropout, s = tm->ad->scaling;
     const float *xa = X;
     if (tm->training && pd > 0) {
-        dropout_apply(tm->tx, X, N * p->K, drop_key(tm, il, u), pd);
+        dropout_apply(tm, tm->tx, X, N * p->K, drop_key(tm, il, u), pd);
         xa = tm->tx;
     }
     gemm_xwt(tm->pool, xa, N, p->A, r, p->K, NULL, false, lh);
@@ -203,7 +214,7 @@ static int lin_bwd(train_model *tm, int il, int u, const float *X, int64_t N, co
     const float *xa = X;
     uint64_t key = drop_key(tm, il, u);
     if (pd > 0) {
-        dropout_apply(tm->tx, X, N * K, key, pd);
+        dropout_apply(tm, tm->tx, X, N * K, key, pd);
         xa = tm->tx;
     }
     gemm_dw(tm->pool, tm->dh, xa, N, r, K, gA);
@@ -215,7 +226,7 @@ static int lin_bwd(train_model *tm, int il, int u, const float *X, int64_t N, co
         if (pd > 0) {
             memset(tm->tx, 0, (size_t)(N * K) * sizeof(float));
             gemm_dx(tm->pool, tm->dh, N, p->A, r, K, tm->tx);
-            dropout_apply(tm->tx, tm->tx, N * K, key, pd);
+            dropout_apply(tm, tm->tx, tm->tx, N * K, key, pd);
             add_into(dX, tm->tx, N * K);
         } else {
             gemm_dx(tm->pool, tm->dh, N, p->A, r, K, dX);
