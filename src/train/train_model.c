@@ -15,6 +15,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/bigmem.h"
 #include "base/error.h"
 #include "tensor/attention_train.h"
 #include "tensor/gemm.h"
@@ -584,15 +585,15 @@ static int ensure_buffers(train_model *tm, int B, int T) {
     if (tm->arena && N <= tm->cap_N && att <= tm->cap_att) return SLLM_OK;   // buffers hold cap_N rows
     int64_t nN = N > tm->cap_N ? N : tm->cap_N, nA = att > tm->cap_att ? att : tm->cap_att;
     size_t nf = layout(tm, nN, nA, NULL);
-    float *ar = malloc(nf * sizeof(float));
+    float *ar = bigmem_calloc(nf * sizeof(float));
     double *rl = malloc((size_t)nN * sizeof(double));
     int32_t *pos = malloc((size_t)nN * sizeof(int32_t)), *ci = malloc((size_t)nN * sizeof(int32_t));
     if (!ar || !rl || !pos || !ci) {
-        free(ar); free(rl); free(pos); free(ci);
+        bigmem_free(ar); free(rl); free(pos); free(ci);
         return err_set(SLLM_ERR_NOMEM, "train: out of memory for activations of %d x %d tokens (%.1f MiB)", B, T,
                        (double)nf * 4.0 / 1048576.0);
     }
-    free(tm->arena); free(tm->row_loss); free(tm->pos); free(tm->cidx);
+    bigmem_free(tm->arena); free(tm->row_loss); free(tm->pos); free(tm->cidx);
     tm->arena = ar; tm->row_loss = rl; tm->pos = pos; tm->cidx = ci;
     tm->cap_N = nN; tm->cap_att = nA;
     layout(tm, nN, nA, ar);
@@ -780,14 +781,14 @@ static int make_full_params(train_model *tm) {
             int64_t rows = w->rows, cols = w->cols;
             size_t rb = dtype_row_bytes(w->type, cols);
             float *d = model_own(m, malloc((size_t)(rows * cols) * sizeof(float)));
-            float *g = calloc((size_t)(rows * cols), sizeof(float));
+            float *g = bigmem_calloc((size_t)(rows * cols) * sizeof(float));
             char name[200];
             arch_tensor_name(name, sizeof name, t->gguf, il);
             tm->names[k] = strdup(name);
-            if (!d || !g || !tm->names[k]) { free(g); return err_set(SLLM_ERR_NOMEM, "train: out of memory for f32 master weights"); }
+            if (!d || !g || !tm->names[k]) { bigmem_free(g); return err_set(SLLM_ERR_NOMEM, "train: out of memory for f32 master weights"); }
             for (int64_t r = 0; r < rows; r++)
                 if (dequantize_row(w->type, (const char *)w->data + rb * (size_t)r, d + r * cols, cols)) {
-                    free(g);
+                    bigmem_free(g);
                     return err_set(SLLM_ERR_UNSUPPORTED, "train: %s: dtype %d cannot be dequantized", name, (int)w->type);
                 }
             *w = (mweight){d, DT_F32, rows, cols};
@@ -822,9 +823,9 @@ void train_model_free(train_model *tm) {
     if (!tm) return;
     if (tm->attached) lora_detach(tm->m, tm->ad);
     if (tm->own_pool) tpool_free(tm->pool);
-    if (tm->gl) for (size_t i = 0; i < (size_t)tm->L * TR_COUNT; i++) free(tm->gl[i]);
+    if (tm->gl) for (size_t i = 0; i < (size_t)tm->L * TR_COUNT; i++) bigmem_free(tm->gl[i]);
     free(tm->gl);
-    for (int i = 0; i < TR_LAYER_FIRST; i++) free(tm->gg[i]);
+    for (int i = 0; i < TR_LAYER_FIRST; i++) bigmem_free(tm->gg[i]);
     if (tm->lg) for (int i = 0; tm->lg[i]; i++) free(tm->lg[i]);
     free(tm->lg);
     if (tm->names) {
@@ -835,8 +836,8 @@ void train_model_free(train_model *tm) {
     free(tm->names);
     free(tm->params);
     free(tm->oparams);
-    free(tm->adam);
-    free(tm->arena);
+    bigmem_free(tm->adam);
+    bigmem_free(tm->arena);
     free(tm->sets);
     free(tm->row_loss);
     free(tm->pos);
@@ -912,7 +913,7 @@ int train_optim_groups(train_model *tm, double weight_decay, optim_group groups[
     for (int i = 0; i < tm->n_params; i++) total += tm->params[i].n;
     if (!tm->oparams) {
         tm->oparams = calloc((size_t)(tm->n_params ? tm->n_params : 1), sizeof *tm->oparams);
-        tm->adam = calloc((size_t)(2 * total + 1), sizeof(float));
+        tm->adam = bigmem_calloc((size_t)(2 * total + 1) * sizeof(float));
         if (!tm->oparams || !tm->adam) return err_set(SLLM_ERR_NOMEM, "train: out of memory for optimizer state");
         int k = 0;
         float *st = tm->adam;
