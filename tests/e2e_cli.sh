@@ -49,6 +49,9 @@ if [ -f "$M" ]; then
     tail -n +2 "$FIX/models/stories260K.greedy200.txt" > "$E2E_TMP/ref.txt"
     $S run -m "$M" -p "" -n 200 --temp 0 > "$E2E_TMP/g.txt"
     if cmp -s "$E2E_TMP/g.txt" "$E2E_TMP/ref.txt"; then ok; else fail "greedy200" "output differs from stories260K.greedy200.txt"; fi
+    # the same with the weights read into huge pages instead of mapped
+    SLLM_HUGEPAGES=1 $S run -m "$M" -p "" -n 200 --temp 0 > "$E2E_TMP/g2.txt"
+    if cmp -s "$E2E_TMP/g2.txt" "$E2E_TMP/ref.txt"; then ok; else fail "greedy200 SLLM_HUGEPAGES=1" "output differs"; fi
     want=$(head -1 "$FIX/models/stories260K.greedy200.txt" | $PY -c 'import json,sys; print(" ".join(map(str, json.load(sys.stdin)["ids"])))')
     got=$($S run -m "$M" -p "" -n 20 --temp 0 --probs 3 --json | $PY -c 'import json,sys; print(" ".join(str(json.loads(l)["id"]) for l in sys.stdin))')
     [ "$want" = "$got" ] && ok || fail "greedy ids" "want $want got $got"

@@ -362,7 +362,25 @@ gguf_file *gguf_open(const char *path) {
         gguf_close(f);
         return NULL;
     }
-    void *m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    void *m = MAP_FAILED;
+    // SLLM_HUGEPAGES=1: read the file into anonymous memory on transparent huge pages instead of mapping
+    // it (page-cache mappings use 4 KiB pages). Costs a full read at open and a private copy, and makes
+    // weight-streaming decode faster (fewer TLB misses): Llama-3.2-1B Q4_0 decode +15% here.
+    const char *hp = getenv("SLLM_HUGEPAGES");
+    if (hp && *hp && strcmp(hp, "0") != 0) {
+        m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m != MAP_FAILED) {
+            (void)madvise(m, (size_t)st.st_size, MADV_HUGEPAGE);
+            size_t got = 0;
+            while (got < (size_t)st.st_size) {
+                ssize_t n = pread(fd, (char *)m + got, (size_t)st.st_size - got, (off_t)got);
+                if (n <= 0) break;
+                got += (size_t)n;
+            }
+            if (got != (size_t)st.st_size) { munmap(m, (size_t)st.st_size); m = MAP_FAILED; }
+        }
+    }
+    if (m == MAP_FAILED) m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (m == MAP_FAILED) {
         err_set(SLLM_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
