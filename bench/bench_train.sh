@@ -8,7 +8,7 @@
 # checkpointing, peak RSS (target <= 2048 MiB).
 # Then the same pair through the real command (`sllm train cpt` on `sllm init --preset llama-60m`).
 # Env: SLLM_THREADS (default 2), BENCH_REPS (3), BENCH_STEPS (3), BENCH_MEM (1: run the memory check),
-#      BENCH_CLI (1: run the sllm train pair),
+#      BENCH_CLI (1: run the sllm train pairs), BENCH_CLI_REPS (default BENCH_REPS),
 #      SLLM_PYTHON (python with torch; default /usr/bin/python3), OPENBLAS_CORETYPE passes through to both.
 # Writes build/bench/train.jsonl and prints a markdown table.
 set -euo pipefail
@@ -42,6 +42,7 @@ elif [ "${BENCH_CLI:-1}" = 1 ]; then
     [ -f "$m60" ] || "$BUILD/sllm" init --preset llama-60m --vocab "$FIX/vocab/ggml-vocab-llama-spm.gguf" "$m60" >/dev/null
     txt=$FIX/data/tinystories_val_sample.txt
     if [ ! -f "$txt" ]; then txt=$W/cli_corpus.txt; for _ in $(seq 200); do cat data/demo/corpus.txt; done > "$txt"; fi
+    for rep in $(seq 1 "${BENCH_CLI_REPS:-$REPS}"); do
     for mode in full lora; do
         mflag=(--full); [ "$mode" = lora ] && mflag=(--lora r=16,alpha=32,dropout=0,targets=q,k,v,o,gate,up,down)
         s=$("$BUILD/sllm" train cpt --model "$m60" --data "$txt" --out "$W/cli_run" --steps 8 --batch 4 --seq 256 \
@@ -49,7 +50,8 @@ elif [ "${BENCH_CLI:-1}" = 1 ]; then
         # steady rate over steps 2-8 from metrics.csv, like torch's timing after one warmup step
         st=$("$PY" -c 'import csv,sys; r=list(csv.DictReader(open(sys.argv[1]))); a,b=r[0],r[-1]; print((float(b["tokens"])-float(a["tokens"]))/(float(b["elapsed_s"])-float(a["elapsed_s"])))' "$W/cli_run/metrics.csv")
         t=$("$PY" bench/train_torch.py --mode "$mode" --threads "$TH" --steps "$STEPS" 2>/dev/null)
-        echo "{\"mode\":\"cli-$mode\",\"sllm\":$s,\"sllm_steady_tokens_per_s\":$st,\"torch\":$t}" | tee -a "$RES"
+        echo "{\"rep\":$rep,\"mode\":\"cli-$mode\",\"sllm\":$s,\"sllm_steady_tokens_per_s\":$st,\"torch\":$t}" | tee -a "$RES"
+    done
     done
     rm -rf "$W/cli_run"
 fi
@@ -78,11 +80,16 @@ for mode in ("full", "lora"):
     rc = statistics.median(r["torch"]["cpu_s_median"] / r["sllm"]["cpu_s_median"] for r in rs)
     print(f"| {mode} | {s:.0f} | {t:.0f} | {rw:.2f}x | {rc:.2f}x |")
 for mode in ("cli-full", "cli-lora"):
-    for r in rows:
-        if r["mode"] == mode:
-            s, t, ss = r["sllm"]["tokens_per_s"], r["torch"]["tokens_per_s"], r["sllm_steady_tokens_per_s"]
-            print(f"| {mode} (sllm train, 8 steps incl. the first) | {s:.0f} | {t:.0f} | {s / t:.2f}x | |")
-            print(f"| {mode} (sllm train, steps 2-8) | {ss:.0f} | {t:.0f} | {ss / t:.2f}x | |")
+    rs = [r for r in rows if r["mode"] == mode]
+    if not rs: continue
+    med = lambda f: statistics.median(f(r) for r in rs)
+    t = med(lambda r: r["torch"]["tokens_per_s"])
+    s = med(lambda r: r["sllm"]["tokens_per_s"])
+    ss = med(lambda r: r["sllm_steady_tokens_per_s"])
+    print(f"| {mode} (sllm train, 8 steps incl. the first) | {s:.0f} | {t:.0f} | "
+          f"{med(lambda r: r['sllm']['tokens_per_s'] / r['torch']['tokens_per_s']):.2f}x | |")
+    print(f"| {mode} (sllm train, steps 2-8) | {ss:.0f} | {t:.0f} | "
+          f"{med(lambda r: r['sllm_steady_tokens_per_s'] / r['torch']['tokens_per_s']):.2f}x | |")
 for r in rows:
     if r["mode"] == "mem":
         m = r["sllm"]
