@@ -6,6 +6,10 @@ implementations (LlamaForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Gemma3For
 GPT2LMHeadModel) and reads only config.json + model.safetensors (parsed here: the safetensors
 package is not installed). Computes in float64.
 
+The forwards take a batch of rows with explicit positions and packed-document starts (a query sees
+keys of its own document only) and a Lin that adds PEFT-style LoRA terms (y = x W^T + b + s (x A^T)
+B^T); train_ref.py and peft_ref.py reuse them, main() runs one plain sequence (forward_sequence).
+
 usage: model_ref.py IDS DIR OUT [DIR OUT ...]
   IDS  comma-separated token ids (one sequence, positions 0..T-1)
   OUT  receives the logits (T, vocab) as raw little-endian float32
@@ -77,30 +81,52 @@ def rotate_half(x):
     return torch.cat((-x[..., h:], x[..., :h]), dim=-1)
 
 
-def apply_rope(x, inv_freq, T):
-    # x (H, T, D); HF NEOX convention: the two halves of each head form the pairs
-    ang = torch.arange(T, dtype=DT)[:, None] * inv_freq[None, :]
-    emb = torch.cat((ang, ang), dim=-1)
+def apply_rope(x, inv_freq, pos):
+    # x (B, H, T, D), pos (B, T); HF NEOX convention
+    ang = pos.to(DT)[:, :, None] * inv_freq[None, None, :]
+    emb = torch.cat((ang, ang), dim=-1)[:, None, :, :]
     return x * emb.cos() + rotate_half(x) * emb.sin()
 
 
-def attention(q, k, v, scale, window=0):
-    # q (H, T, D), k/v (Hkv, T, D)
-    H, T, _ = q.shape
-    rep = H // k.shape[0]
-    k = k.repeat_interleave(rep, dim=0)
-    v = v.repeat_interleave(rep, dim=0)
-    s = torch.matmul(q, k.transpose(1, 2)) * scale
+def make_mask(T, doc_start, window=0):
+    # (B, T, T): key j visible from query i
     i = torch.arange(T)[:, None]
     j = torch.arange(T)[None, :]
-    mask = j <= i
+    mask = (j <= i)[None]
     if window > 0:
-        mask = mask & (j > i - window)
-    s = s.masked_fill(~mask, float("-inf"))
+        mask = mask & (j > i - window)[None]
+    return mask & (j[None] >= doc_start[:, :, None])
+
+
+def attention(q, k, v, scale, mask):
+    # q (B, H, T, D), k/v (B, Hkv, T, D)
+    rep = q.shape[1] // k.shape[1]
+    k = k.repeat_interleave(rep, dim=1)
+    v = v.repeat_interleave(rep, dim=1)
+    s = torch.matmul(q, k.transpose(-1, -2)) * scale
+    s = s.masked_fill(~mask[:, None], float("-inf"))
     return torch.matmul(torch.softmax(s, dim=-1), v)
 
 
-def forward_llama_like(cfg, W, ids):
+class Lin:
+    """x W^T + b (+ LoRA), weights looked up by HF name; conv1d: W stored (in, out)."""
+
+    def __init__(self, W, lora, scaling):
+        self.W, self.lora, self.s = W, lora, scaling
+
+    def __call__(self, x, wname, bname=None, conv1d=False):
+        w = self.W[wname]
+        y = x @ w if conv1d else x @ w.T
+        if bname is not None and bname in self.W:
+            y = y + self.W[bname]
+        mod = wname[: -len(".weight")]
+        if mod in self.lora:
+            A, B = self.lora[mod]
+            y = y + self.s * ((x @ A.T) @ B.T)
+        return y
+
+
+def forward_llama_like(cfg, W, lin, ids, pos, doc_start):
     mt = cfg["model_type"]
     if mt == "gemma3" and "text_config" in cfg:
         cfg = cfg["text_config"]
@@ -112,19 +138,18 @@ def forward_llama_like(cfg, W, ids):
     D = cfg.get("head_dim") or C // H
     L = cfg["num_hidden_layers"]
     eps = cfg.get("rms_norm_eps", 1e-6)
-    T = len(ids)
+    Bn, T = ids.shape
     x = W["model.embed_tokens.weight"][ids]
     if gemma:
         x = x * (C ** 0.5)
     base = cfg.get("rope_theta", 10000.0)
     inv_global = rope_inv_freq(D, base, cfg.get("rope_scaling"))
     inv_local = rope_inv_freq(D, cfg.get("rope_local_base_freq", 10000.0), None)
-    if gemma:
-        scale = cfg["query_pre_attn_scalar"] ** -0.5
-    else:
-        scale = D ** -0.5
+    scale = cfg["query_pre_attn_scalar"] ** -0.5 if gemma else D ** -0.5
     layer_types = cfg.get("layer_types")
     pattern = cfg.get("sliding_window_pattern", 6)
+    mask_global = make_mask(T, doc_start)
+    mask_local = make_mask(T, doc_start, cfg.get("sliding_window") or 0)
     for il in range(L):
         p = "model.layers.%d." % il
         g = lambda n: W.get(p + n)
@@ -132,24 +157,20 @@ def forward_llama_like(cfg, W, ids):
         if gemma:
             sliding = (layer_types[il] == "sliding_attention") if layer_types else ((il + 1) % pattern != 0)
         h = rms_norm(x, g("input_layernorm.weight"), eps, gemma)
-        q = h @ g("self_attn.q_proj.weight").T
-        k = h @ g("self_attn.k_proj.weight").T
-        v = h @ g("self_attn.v_proj.weight").T
-        if g("self_attn.q_proj.bias") is not None:
-            q = q + g("self_attn.q_proj.bias")
-            k = k + g("self_attn.k_proj.bias")
-            v = v + g("self_attn.v_proj.bias")
-        q = q.view(T, H, D).transpose(0, 1)
-        k = k.view(T, Hkv, D).transpose(0, 1)
-        v = v.view(T, Hkv, D).transpose(0, 1)
+        q = lin(h, p + "self_attn.q_proj.weight", p + "self_attn.q_proj.bias")
+        k = lin(h, p + "self_attn.k_proj.weight", p + "self_attn.k_proj.bias")
+        v = lin(h, p + "self_attn.v_proj.weight", p + "self_attn.v_proj.bias")
+        q = q.view(Bn, T, H, D).transpose(1, 2)
+        k = k.view(Bn, T, Hkv, D).transpose(1, 2)
+        v = v.view(Bn, T, Hkv, D).transpose(1, 2)
         if g("self_attn.q_norm.weight") is not None:
             q = rms_norm(q, g("self_attn.q_norm.weight"), eps, gemma)
             k = rms_norm(k, g("self_attn.k_norm.weight"), eps, gemma)
         inv = inv_local if sliding else inv_global
-        q = apply_rope(q, inv, T)
-        k = apply_rope(k, inv, T)
-        o = attention(q, k, v, scale, cfg.get("sliding_window", 0) if sliding else 0)
-        o = o.transpose(0, 1).reshape(T, H * D) @ g("self_attn.o_proj.weight").T
+        q = apply_rope(q, inv, pos)
+        k = apply_rope(k, inv, pos)
+        o = attention(q, k, v, scale, mask_local if sliding else mask_global)
+        o = lin(o.transpose(1, 2).reshape(Bn, T, H * D), p + "self_attn.o_proj.weight")
         if gemma:
             o = rms_norm(o, g("post_attention_layernorm.weight"), eps, True)
             x = x + o
@@ -157,13 +178,13 @@ def forward_llama_like(cfg, W, ids):
         else:
             x = x + o
             h = rms_norm(x, g("post_attention_layernorm.weight"), eps)
-        gate = h @ g("mlp.gate_proj.weight").T
-        up = h @ g("mlp.up_proj.weight").T
+        gate = lin(h, p + "mlp.gate_proj.weight")
+        up = lin(h, p + "mlp.up_proj.weight")
         if gemma:
             act = torch.nn.functional.gelu(gate, approximate="tanh")
         else:
             act = torch.nn.functional.silu(gate)
-        f = (act * up) @ g("mlp.down_proj.weight").T
+        f = lin(act * up, p + "mlp.down_proj.weight")
         if gemma:
             f = rms_norm(f, g("post_feedforward_layernorm.weight"), eps, True)
         x = x + f
@@ -176,30 +197,43 @@ def forward_llama_like(cfg, W, ids):
     return logits
 
 
-def forward_gpt2(cfg, W, ids):
-    W = {k[len("transformer."):] if k.startswith("transformer.") else k: v for k, v in W.items()}
+def forward_gpt2(cfg, W, lin, ids, pos, doc_start):
     C = cfg["n_embd"]
     H = cfg["n_head"]
     D = C // H
     eps = cfg.get("layer_norm_epsilon", 1e-5)
-    T = len(ids)
-    x = W["wte.weight"][ids] + W["wpe.weight"][:T]
+    Bn, T = ids.shape
+    x = W["wte.weight"][ids] + W["wpe.weight"][pos]
     gelu = lambda t: torch.nn.functional.gelu(t, approximate="tanh")
+    mask = make_mask(T, doc_start)
     for il in range(cfg["n_layer"]):
         p = "h.%d." % il
         h = layer_norm(x, W[p + "ln_1.weight"], W[p + "ln_1.bias"], eps)
-        qkv = h @ W[p + "attn.c_attn.weight"] + W[p + "attn.c_attn.bias"]   # Conv1D: x @ W(in, out)
+        qkv = lin(h, p + "attn.c_attn.weight", p + "attn.c_attn.bias", conv1d=True)
         q, k, v = qkv.split(C, dim=-1)
-        q = q.view(T, H, D).transpose(0, 1)
-        k = k.view(T, H, D).transpose(0, 1)
-        v = v.view(T, H, D).transpose(0, 1)
-        o = attention(q, k, v, D ** -0.5).transpose(0, 1).reshape(T, C)
-        x = x + o @ W[p + "attn.c_proj.weight"] + W[p + "attn.c_proj.bias"]
+        q = q.view(Bn, T, H, D).transpose(1, 2)
+        k = k.view(Bn, T, H, D).transpose(1, 2)
+        v = v.view(Bn, T, H, D).transpose(1, 2)
+        o = attention(q, k, v, D ** -0.5, mask).transpose(1, 2).reshape(Bn, T, C)
+        x = x + lin(o, p + "attn.c_proj.weight", p + "attn.c_proj.bias", conv1d=True)
         h = layer_norm(x, W[p + "ln_2.weight"], W[p + "ln_2.bias"], eps)
-        f = gelu(h @ W[p + "mlp.c_fc.weight"] + W[p + "mlp.c_fc.bias"])
-        x = x + f @ W[p + "mlp.c_proj.weight"] + W[p + "mlp.c_proj.bias"]
+        f = gelu(lin(h, p + "mlp.c_fc.weight", p + "mlp.c_fc.bias", conv1d=True))
+        x = x + lin(f, p + "mlp.c_proj.weight", p + "mlp.c_proj.bias", conv1d=True)
     x = layer_norm(x, W["ln_f.weight"], W["ln_f.bias"], eps)
     return x @ W.get("lm_head.weight", W["wte.weight"]).T
+
+
+def forward_sequence(cfg, W, ids):
+    """Logits (T, vocab) of one sequence: batch 1, positions 0..T-1, one document, no adapter."""
+    x = torch.tensor([ids])
+    pos = torch.arange(len(ids))[None]
+    doc = torch.zeros_like(pos)
+    if cfg["model_type"] == "gpt2":
+        W = {k[len("transformer."):] if k.startswith("transformer.") else k: v for k, v in W.items()}
+        return forward_gpt2(cfg, W, Lin(W, {}, 0.0), x, pos, doc)[0]
+    if cfg["model_type"] in ("llama", "qwen2", "qwen3", "gemma3", "gemma3_text"):
+        return forward_llama_like(cfg, W, Lin(W, {}, 0.0), x, pos, doc)[0]
+    sys.exit("unsupported model_type " + cfg["model_type"])
 
 
 def main():
@@ -212,12 +246,7 @@ def main():
             cfg = json.load(f)
         W = load_safetensors(os.path.join(d, "model.safetensors"))
         with torch.no_grad():
-            if cfg["model_type"] == "gpt2":
-                logits = forward_gpt2(cfg, W, ids)
-            elif cfg["model_type"] in ("llama", "qwen2", "qwen3", "gemma3", "gemma3_text"):
-                logits = forward_llama_like(cfg, W, ids)
-            else:
-                sys.exit("unsupported model_type " + cfg["model_type"])
+            logits = forward_sequence(cfg, W, ids)
         with open(out, "wb") as f:
             f.write(logits.to(torch.float32).contiguous().numpy().tobytes())
 

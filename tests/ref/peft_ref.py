@@ -75,10 +75,7 @@ def main():
     W = model_ref.load_safetensors(os.path.join(base, "model.safetensors"))
     n = apply_adapter(W, cfg, adapter)
     with torch.no_grad():
-        if cfg["model_type"] == "gpt2":
-            logits = model_ref.forward_gpt2(cfg, W, ids)
-        else:
-            logits = model_ref.forward_llama_like(cfg, W, ids)
+        logits = model_ref.forward_sequence(cfg, W, ids)
     with open(out, "wb") as f:
         f.write(logits.to(torch.float32).contiguous().numpy().tobytes())
     print("applied %d adapted modules" % n)
