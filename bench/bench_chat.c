@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/error.h"
+#include "base/fileio.h"
 #include "base/threadpool.h"
 #include "gen/chat.h"
 #include "gen/constrain.h"
@@ -20,15 +22,9 @@
 #include "text/json_schema.h"
 
 static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { fprintf(stderr, "bench_chat: cannot open %s\n", path); exit(1); }
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    b[n] = 0;
-    fclose(f);
+    char *b = NULL;
+    size_t n;
+    if (fileio_read_all(path, &b, &n)) { fprintf(stderr, "bench_chat: %s\n", sllm_last_error()); exit(1); }
     return b;
 }
 

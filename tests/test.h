@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include "base/fileio.h"
 
 static int t_passed, t_failed, t_skipped;
 
@@ -28,6 +29,15 @@ static inline const char *test_fixture(const char *rel, char *buf, size_t n) {
     const char *root = getenv("SLLM_FIXTURES");
     snprintf(buf, n, "%s/%s", root ? root : "../shared/fixtures", rel);
     return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+// A whole file, NUL-terminated, its length in *len (len may be NULL); NULL when it cannot be read.
+static inline char *test_read_file(const char *path, size_t *len) {
+    char *d = NULL;
+    size_t n = 0;
+    if (fileio_read_all(path, &d, &n) != 0) return NULL;
+    if (len) *len = n;
+    return d;
 }
 
 static inline int test_report(void) {

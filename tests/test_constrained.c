@@ -35,19 +35,6 @@ typedef struct {
     double fwd_ms; int64_t n_fwd;
 } tmodel;
 
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    b[n] = 0;
-    fclose(f);
-    return b;
-}
-
 static bool tmodel_open(tmodel *tm, const char *name, const char *vocab_file, const char *preset) {
     char buf[512];
     memset(tm, 0, sizeof *tm);
@@ -214,7 +201,7 @@ static void test_grammars(tmodel *models[2]) {
     for (int f = 0; f < n; f++) {
         char path[300];
         snprintf(path, sizeof path, "tests/grammars/%.127s", names[f]);
-        char *src = read_all(path);
+        char *src = test_read_file(path, NULL);
         CHECK(src != NULL, "%s", path);
         if (!src) continue;
         grammar *ref = NULL;

@@ -126,18 +126,6 @@ static int write_file(const char *path, const void *p, size_t n) {
     return k == n ? 0 : -1;
 }
 
-static uint8_t *read_all(const char *path, size_t *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    long sz = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    uint8_t *p = malloc((size_t)sz + 1);
-    *n = fread(p, 1, (size_t)sz, fp);
-    fclose(fp);
-    return p;
-}
-
 // ---- dtype -------------------------------------------------------------------------------------
 
 static void test_dtype_table(void) {
@@ -481,7 +469,7 @@ static void test_copy_kv(void) {
     gguf_writer_free(w);
     // a full copy is byte-identical to the original (same layout rules as llama.cpp's writer)
     size_t n1 = 0, n2 = 0;
-    uint8_t *a = read_all(src, &n1), *b = read_all(path, &n2);
+    uint8_t *a = (uint8_t *)test_read_file(src, &n1), *b = (uint8_t *)test_read_file(path, &n2);
     CHECK(a && b && n1 == n2 && memcmp(a, b, n1) == 0, "copy differs: %zu vs %zu bytes", n1, n2);
     free(a);
     free(b);
@@ -644,7 +632,7 @@ static void test_corrupt_handmade(void) {
 // Truncates real files at many points: every one must fail cleanly with a message.
 static void truncate_sweep(const char *src, size_t step, size_t upto, int *bad) {
     size_t n = 0;
-    uint8_t *p = read_all(src, &n);
+    uint8_t *p = (uint8_t *)test_read_file(src, &n);
     if (!p) return;
     gguf_file *full = gguf_open(src);
     size_t data_off = full ? full->data_offset : n, need = data_off;   // bytes a valid file must hold
@@ -702,7 +690,7 @@ static void test_fuzz(void) {
     snprintf(rt, sizeof rt, "%s/rt.gguf", g_dir);
     snprintf(path, sizeof path, "%s/fuzz.gguf", g_dir);
     size_t n = 0;
-    uint8_t *orig = read_all(rt, &n), *p = malloc(n ? n : 1);
+    uint8_t *orig = (uint8_t *)test_read_file(rt, &n), *p = malloc(n ? n : 1);
     gguf_file *g = gguf_open(rt);
     size_t hdr = g ? g->data_offset : 0;
     gguf_close(g);

@@ -18,25 +18,11 @@ static uint32_t rnd(void) {
     return (uint32_t)(rng_state >> 33);
 }
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    b[n] = 0;
-    fclose(f);
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 static grammar *load_gbnf(const char *file) {
     char path[512];
     snprintf(path, sizeof path, "tests/grammars/%s", file);
     size_t n;
-    char *src = read_file(path, &n);
+    char *src = test_read_file(path, &n);
     if (!src) {
         CHECK(0, "cannot read %s", path);
         return NULL;
@@ -589,7 +575,7 @@ static void test_fuzz(void) {
         char path[256];
         snprintf(path, sizeof path, "tests/grammars/%s", files[f]);
         size_t n;
-        char *src = read_file(path, &n);
+        char *src = test_read_file(path, &n);
         if (!src) continue;
         char *buf = malloc(n + 1);
         for (int trial = 0; trial < 300; trial++) {
@@ -629,7 +615,7 @@ static void test_fuzz(void) {
         char path[256];
         snprintf(path, sizeof path, "tests/schemas/%s", schema_files[f]);
         size_t n;
-        char *txt = read_file(path, &n);
+        char *txt = test_read_file(path, &n);
         if (!txt) continue;
         for (int trial = 0; trial < 40; trial++) {
             char *b = strdup(txt);

@@ -13,20 +13,6 @@
 #include <jansson.h>
 #include <stdint.h>
 
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) { fclose(f); free(b); return NULL; }
-    fclose(f);
-    b[n] = 0;
-    if (len) *len = (size_t)n;
-    return b;
-}
-
 static void show_diff(const char *what, const char *want, const char *got) {
     size_t i = 0;
     while (want[i] && want[i] == got[i]) i++;
@@ -46,7 +32,7 @@ static void test_reference(json_t *ref) {
         const char *cn = json_string_value(json_object_get(r, "case"));
         char path[512];
         snprintf(path, sizeof path, "tests/templates/%s.jinja", tn);
-        char *src = slurp(path, NULL);
+        char *src = test_read_file(path, NULL);
         snprintf(path, sizeof path, "tests/chat_cases/%s.json", cn);
         json_t *cs = json_load_file(path, 0, NULL);
         CHECK(src && cs, "%s x %s: missing input files", tn, cn);
@@ -218,7 +204,7 @@ static void test_fuzz(void) {
         char path[256];
         snprintf(path, sizeof path, "tests/templates/%s.jinja", names[rnd() % (sizeof names / sizeof *names)]);
         size_t len;
-        char *src = slurp(path, &len);
+        char *src = test_read_file(path, &len);
         if (!src) { bad++; continue; }
         size_t cap = len + 512;
         char *m = malloc(cap + 1);

