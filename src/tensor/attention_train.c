@@ -14,11 +14,11 @@
 // Probabilities are exact zeros outside each row's band, so none of the products needs a mask.
 #include "tensor/attention_train.h"
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/scratch.h"
 #include "tensor/gemm.h"
 #include "tensor/matmul.h"
 
@@ -113,34 +113,6 @@ static int plan_block(int64_t t0, int64_t t1, int64_t S, int64_t q_pos0, const a
 // thread that owns the pool (gemm.c), so with it the reference attention runs instead.
 static bool fast_ok(void) { return gemm_backend_active() != GEMM_BLAS; }
 
-// Backward scratch per calling thread, kept between calls (one training step makes thousands of
-// calls; a fresh T*S buffer each time would page-fault every call). Freed when the thread exits.
-typedef struct { float *buf; size_t cap; } scratch_cache;
-static pthread_key_t g_key;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static void cache_free(void *p) {
-    scratch_cache *c = p;
-    if (c) free(c->buf);
-    free(c);
-}
-static void key_init(void) { (void)pthread_key_create(&g_key, cache_free); }
-
-static float *scratch_get(size_t n) {
-    pthread_once(&g_once, key_init);
-    scratch_cache *c = pthread_getspecific(g_key);
-    if (!c) {
-        c = calloc(1, sizeof *c);
-        if (!c) return NULL;
-        if (pthread_setspecific(g_key, c)) { free(c); return NULL; }
-    }
-    if (c->cap < n) {
-        free(c->buf);
-        c->buf = aligned_alloc(64, (n + 15) / 16 * 16 * sizeof(float));
-        c->cap = c->buf ? n : 0;
-    }
-    return c->buf;
-}
-
 // ---------------------------------------------------------------- forward
 void attention_train_fwd_heads(float *out, float *att, const float *q, const float *k, const float *v,
                                int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
@@ -208,7 +180,7 @@ void attention_train_bwd_kvheads(float *dq, float *dk, float *dv, const float *d
     size_t n_ds = (size_t)BLOCK * (size_t)S;
     float *ds = NULL;   // stays NULL for dv alone
     bool fast = fast_ok();
-    if (fast && need_ds) fast = (ds = scratch_get(cap ? 2 * n_ds : n_ds)) != NULL;
+    if (fast && need_ds) fast = (ds = scratch_floats(SCRATCH_ATTN_TRAIN, cap ? 2 * n_ds : n_ds)) != NULL;
     if (!fast) {
         attention_bwd_kvheads(dq, dk, dv, dout, att, q, k, v, T, S, Hq, Hkv, D, q_pos0, p, g0, g1);
         return;

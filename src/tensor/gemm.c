@@ -1,11 +1,11 @@
 // f32 GEMM dispatch (see gemm.h): own AVX-512 kernel, OpenBLAS, or the plain-C reference.
 #include "tensor/gemm.h"
 #include <cblas.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include "base/error.h"
+#include "base/scratch.h"
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
 
@@ -40,51 +40,11 @@ gemm_backend gemm_backend_active(void) {
 }
 
 // ---------------------------------------------------------------- packing buffers
-// One pair of packing buffers per calling thread and pool slot, kept between calls (a training step
-// makes hundreds of GEMM calls; fresh multi-MiB buffers each time would page-fault every call).
-// Freed when the calling thread exits.
-typedef struct { float *buf; int n_slots; float *bball; size_t bball_cap; } pack_cache;
-static pthread_key_t g_key;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static void cache_free(void *p) {
-    pack_cache *c = p;
-    if (c) { free(c->buf); free(c->bball); }
-    free(c);
-}
-static void key_init(void) { (void)pthread_key_create(&g_key, cache_free); }
-
+// One pair of packing buffers per pool slot, and room for a whole packed op(B), in the calling thread's
+// scratch (base/scratch.h: kept between calls, NULL when out of memory).
 #define SLOT_FLOATS (GEMM_PACK_A + GEMM_PACK_B)
-static pack_cache *cache_get(void) {
-    pthread_once(&g_once, key_init);
-    pack_cache *c = pthread_getspecific(g_key);
-    if (!c) {
-        c = calloc(1, sizeof *c);
-        if (!c) return NULL;
-        if (pthread_setspecific(g_key, c)) { free(c); return NULL; }
-    }
-    return c;
-}
-// Room for a whole packed op(B) of n floats (NULL when out of memory: tasks then pack their own).
-static float *pack_whole_b(size_t n) {
-    pack_cache *c = cache_get();
-    if (!c) return NULL;
-    if (c->bball_cap < n) {
-        free(c->bball);
-        c->bball = aligned_alloc(64, (n + 15) / 16 * 16 * sizeof(float));
-        c->bball_cap = c->bball ? n : 0;
-    }
-    return c->bball;
-}
-static float *pack_buffers(int n_slots) {
-    pack_cache *c = cache_get();
-    if (!c) return NULL;
-    if (c->n_slots < n_slots) {
-        free(c->buf);
-        c->buf = aligned_alloc(64, (size_t)n_slots * SLOT_FLOATS * sizeof(float));
-        c->n_slots = c->buf ? n_slots : 0;
-    }
-    return c->buf;
-}
+static float *pack_whole_b(size_t n) { return scratch_floats(SCRATCH_GEMM_PACKED_B, n); }
+static float *pack_buffers(int n_slots) { return scratch_floats(SCRATCH_GEMM_PACK, (size_t)n_slots * SLOT_FLOATS); }
 
 // ---------------------------------------------------------------- reference
 static inline float op_at(const float *X, int64_t ld, bool t, int64_t r, int64_t c) {
@@ -176,7 +136,6 @@ static void gemm_blas(tpool *pool, bool ta, bool tb, int64_t M, int64_t N, int64
 void gemm_f32_sum(tpool *pool, int64_t M, int64_t N, int n_terms, const gemm_term *terms, float beta, float *C,
                   int64_t ldc) {
     if (M <= 0 || N <= 0) return;
-    if (n_terms > GEMM_MAX_TERMS) n_terms = GEMM_MAX_TERMS;   // (callers pass at most a few)
     int64_t K = 0;
     for (int i = 0; i < n_terms; i++) K += terms[i].K > 0 ? terms[i].K : 0;
     gemm_backend be = gemm_backend_active();
@@ -210,7 +169,7 @@ void gemm_f32_sum(tpool *pool, int64_t M, int64_t N, int n_terms, const gemm_ter
     }
     // Tasks splitting M would each pack all of op(B) (a transposing copy for X·W^T): pack it once,
     // over the pool, when it is small enough to keep (<= 16 MiB).
-    if (!j.ref && K > 0 && n_chunks > 1 && nth > 1 && j.split_m) {
+    if (!j.ref && K > 0 && n_chunks > 1 && nth > 1 && j.split_m && n_terms <= GEMM_MAX_TERMS) {
         int64_t npad = (N + 31) / 32 * 32;
         float *all;
         if (npad * K <= ((int64_t)1 << 22) && (all = pack_whole_b((size_t)(npad * K)))) {

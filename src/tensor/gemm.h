@@ -30,7 +30,8 @@ void gemm_f32(tpool *pool, bool ta, bool tb, int64_t M, int64_t N, int64_t K, co
 // A sum of products into one C: C (M, N) = beta * C + sum_i op(A_i) · op(B_i), each term with its own K,
 // transposes and strides (as gemm_f32). The k-loop runs through the terms in turn, so C is read and
 // written once, not once per term: e.g. a LoRA layer's X·W^T + (s·X·A^T)·B^T, whose rank-r term alone
-// would cost a whole pass over C. At most GEMM_MAX_TERMS terms.
+// would cost a whole pass over C. Up to GEMM_MAX_TERMS terms share one packing of op(B) across the
+// pool's tasks; more still give the right sum, each task packing its own.
 typedef struct { bool ta, tb; int64_t K; const float *A; int64_t lda; const float *B; int64_t ldb; } gemm_term;
 enum { GEMM_MAX_TERMS = 4 };
 void gemm_f32_sum(tpool *pool, int64_t M, int64_t N, int n_terms, const gemm_term *terms, float beta, float *C,
