@@ -336,6 +336,144 @@ static void check_kernels512(void) {
     }
 }
 
+// ---------------------------------------------------------------- r16: weights packed at load
+// Kernel twins: the SIMD pack is bit-identical to the scalar one and holds exactly the weights' levels and
+// scales; the r16 tile (TT 1..8) and decode kernels equal their scalar twin within 1e-5 * sum|w*x|, and
+// equal the packed-panel tile (the prefill path over unpacked weights) bit for bit.
+static void check_r16_kernels(void) {
+    isa_force(isa_detect());
+    const mm_kernels512 *k5 = mm_kernels512_active();
+    if (!k5) { SKIP("no AVX-512 on this CPU: r16 kernel twins not run"); return; }
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0};
+    for (int d = 0; d < 2; d++) {
+        dtype t = rt[d];
+        const char *tn = dtype_get(t)->name;
+        const int64_t K = 320, nb = K / 32, NP = 3;   // 3 panels, the last with 5 rows
+        const int64_t N = 16 * (NP - 1) + 5;
+        wmat w = make_w(t, N, K);
+        size_t rb = dtype_row_bytes(t, K), psz = (size_t)nb * mm_r16_block_bytes(t);
+        uint8_t *p = aligned_alloc(64, psz * NP), *q = aligned_alloc(64, psz * NP);
+        memset(p, 0x55, psz * NP); memset(q, 0xAA, psz * NP);
+        for (int64_t i = 0; i < NP; i++) {
+            int nr = N - 16 * i < 16 ? (int)(N - 16 * i) : 16;
+            mm_r16_pack_ref(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, p + i * psz);
+            k5->r16_pack(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, q + i * psz);
+        }
+        CHECK(memcmp(p, q, psz * NP) == 0, "r16 pack %s: SIMD differs from scalar", tn);
+        CHECK(mm_pack_bytes(t, N, K) == psz * NP, "mm_pack_bytes %s", tn);
+        uint8_t *m = aligned_alloc(64, psz * NP);
+        CHECK(mm_pack(NULL, w.W, t, N, K, m) == 0 && memcmp(m, p, psz * NP) == 0, "mm_pack %s = panel by panel", tn);
+        free(m);
+        // the packed bytes decode to the dequantized weights (zero past row N)
+        int ok = 1;
+        for (int64_t i = 0; i < NP; i++)
+            for (int l = 0; l < 16; l++)
+                for (int64_t kk = 0; kk < K; kk++) {
+                    const uint8_t *blk = p + i * psz + (kk / 32) * mm_r16_block_bytes(t);
+                    int e = (int)(kk % 32), lv;
+                    uint16_t h;
+                    if (t == DT_Q4_0) {
+                        lv = ((blk[64 * ((e & 15) / 4) + 4 * l + e % 4] >> (e < 16 ? 0 : 4)) & 0xF) - 8;
+                        memcpy(&h, blk + 256 + 2 * l, 2);
+                    } else {
+                        lv = blk[64 * (e / 4) + 4 * l + e % 4] - 128;
+                        memcpy(&h, blk + 512 + 2 * l, 2);
+                    }
+                    int64_t row = 16 * i + l;
+                    ok &= f16_to_f32(h) * (float)lv == (row < N ? w.Wf[row * K + kk] : 0.f);
+                }
+        CHECK(ok, "r16 pack %s: unpacked values differ from the dequantized weights", tn);
+        // activations (seeded blk_q8a rows)
+        const int TT = 8;
+        float *x = malloc(sizeof(float) * TT * K);
+        for (int64_t i = 0; i < TT * K; i++) x[i] = rndn();
+        blk_q8a *xa = malloc(sizeof(blk_q8a) * TT * nb);
+        for (int r = 0; r < TT; r++) {
+            quantize_row_q8a(x + r * K, xa + r * nb, K);
+            mm_q8a_seed(t, xa + r * nb, nb);
+        }
+        size_t xs = sizeof(blk_q8a) * nb;
+        uint8_t *panel = aligned_alloc(64, (size_t)nb * mm_panel_block_bytes(t));
+        for (int64_t i = 0; i < NP; i++) {
+            int nr = N - 16 * i < 16 ? (int)(N - 16 * i) : 16;
+            mm_pack_panel(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, panel);
+            for (int tt = 1; tt <= TT; tt++) {
+                float os[8 * 16], ov[8 * 16], op[8 * 16];
+                mm_r16_tile_ref(t, p + i * psz, K, xa, xs, tt, os, 16, 16, NULL, 0);
+                k5->r16_tile(t, q + i * psz, K, xa, xs, tt, ov, 16, 16, NULL, 0);
+                k5->tile_q32(t, panel, K, xa, xs, tt, op, 16, 16, NULL, 0);
+                int bad = 0, same = 1;
+                for (int r = 0; r < tt; r++)
+                    for (int l = 0; l < 16; l++) {
+                        int64_t row = 16 * i + l;
+                        double sc = 0;
+                        for (int64_t kk = 0; kk < K && row < N; kk++) sc += fabs((double)w.Wf[row * K + kk] * x[r * K + kk]);
+                        bad += !close_rel(ov[r * 16 + l], os[r * 16 + l], sc);
+                        same &= ov[r * 16 + l] == op[r * 16 + l];
+                    }
+                CHECK(bad == 0, "r16 tile %s panel %ld TT=%d: %d outputs differ from the twin", tn, (long)i, tt, bad);
+                CHECK(same, "r16 tile %s panel %ld TT=%d: not the bits of the packed-panel tile", tn, (long)i, tt);
+            }
+        }
+        // decode over all panels at once = the tile with one activation row, bit for bit
+        float od[16 * NP], ot[16];
+        k5->r16_dec(t, q, NP, K, xa, od);
+        int same = 1;
+        for (int64_t i = 0; i < NP; i++) {
+            k5->r16_tile(t, q + i * psz, K, xa, xs, 1, ot, 16, 16, NULL, 0);
+            for (int l = 0; l < 16; l++) same &= od[16 * i + l] == ot[l];
+        }
+        CHECK(same, "r16 decode %s: differs from the one-row tile", tn);
+        free(panel); free(x); free(xa); free(p); free(q);
+        free_w(&w);
+    }
+    CHECK(mm_pack_bytes(DT_Q4_K, 16, 256) == 0 && mm_pack_bytes(DT_Q8_0, 16, 48) == 0, "no packed form");
+    uint8_t dummy[64];
+    CHECK(mm_pack(NULL, dummy, DT_F16, 1, 32, dummy) == -1, "mm_pack: unsupported dtype is an error");
+}
+
+// mm_matmul_multi with packed copies (mm_out.Wp): prefill (T >= 2) bit-identical to the unpacked product,
+// decode bit-identical to the same row inside a prefill, and close to the unpacked decode; threads, bias,
+// partial panels, several tasks per thread (N = 300). Without AVX-512 the copy is ignored (mm_pack_bytes is 0 there, nothing to pack).
+static void check_packed_products(tpool *pool2) {
+    isa_force(isa_detect());
+    if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0};
+    static const int64_t Ns[] = {37, 300};
+    for (int d = 0; d < 2; d++)
+        for (int ni = 0; ni < 2; ni++) {
+            dtype t = rt[d];
+            const char *tn = dtype_get(t)->name;
+            const int64_t N = Ns[ni], K = 256, T = 9;
+            wmat w = make_w(t, N, K);
+            void *Wp = aligned_alloc(64, mm_pack_bytes(t, N, K));
+            CHECK(mm_pack(pool2, w.W, t, N, K, Wp) == 0);
+            float *X = malloc(sizeof(float) * T * K), *bias = malloc(sizeof(float) * N);
+            for (int64_t i = 0; i < T * K; i++) X[i] = rndn();
+            for (int64_t i = 0; i < N; i++) bias[i] = rndn();
+            float *Yu = malloc(sizeof(float) * T * N), *Yp = malloc(sizeof(float) * T * N), *Yd = malloc(sizeof(float) * N);
+            mm_out ou = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yu};
+            mm_out op = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yp, .Wp = Wp};
+            CHECK(mm_matmul_multi(NULL, 1, &ou, K, X, T) == 0 && mm_matmul_multi(pool2, 1, &op, K, X, T) == 0);
+            CHECK(memcmp(Yu, Yp, sizeof(float) * T * N) == 0, "packed prefill %s N=%ld: not the unpacked bits", tn, (long)N);
+            int same = 1, close = 1;
+            for (int64_t r = 0; r < T; r++) {
+                mm_out od = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yd, .Wp = Wp};
+                CHECK(mm_matmul_multi(r % 2 ? pool2 : NULL, 1, &od, K, X + r * K, 1) == 0);
+                for (int64_t n = 0; n < N; n++) {
+                    same &= Yd[n] == Yp[r * N + n];
+                    double sc = 0;
+                    for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)w.Wf[n * K + kk] * X[r * K + kk]);
+                    close &= fabs((double)Yd[n] - Yu[r * N + n]) <= 1e-5 * sc + 1e-6;
+                }
+            }
+            CHECK(same, "packed decode %s N=%ld: differs from the same row in a prefill", tn, (long)N);
+            CHECK(close, "packed decode %s N=%ld: outside 1e-5 of the unpacked product", tn, (long)N);
+            free(X); free(bias); free(Yu); free(Yp); free(Yd); free(Wp);
+            free_w(&w);
+        }
+}
+
 // ---------------------------------------------------------------- thread pool
 typedef struct { atomic_int *hits; atomic_int bad_thread; int nth; atomic_long sum; } pool_ctx;
 static void count_task(void *ctx, int64_t task, int thread) {
@@ -514,6 +652,8 @@ int main(void) {
     check_matmul_type(DT_Q4_0, 300, 256, pool2);   // several tasks per thread
     check_wgrad(pool2);
     check_multi(pool2);
+    check_r16_kernels();
+    check_packed_products(pool2);
     check_membw(pool2);
     // errors, not crashes
     float x[64] = {0}, y[64];

@@ -73,7 +73,7 @@ int cmd_bench(int argc, char **argv) {
     }
     if (!model) { fprintf(stderr, "sllm bench: -m MODEL is required (see sllm bench --help)\n"); return 2; }
     cli_model cm;
-    if (!cli_model_open("bench", model, false, (int)threads, &cm)) return 1;
+    if (!cli_model_open("bench", model, false, true, (int)threads, &cm)) return 1;
     const int V = cm.m->hp.n_vocab;
     int32_t *prompt = malloc((size_t)P * sizeof *prompt);
     float *logits = malloc((size_t)V * sizeof *logits);

@@ -146,7 +146,7 @@ int cmd_chat(int argc, char **argv) {
         goto done;
     }
 
-    if (!cli_model_open("chat", model, true, (int)threads, &cm)) goto done;
+    if (!cli_model_open("chat", model, true, true, (int)threads, &cm)) goto done;
     if (chat_model_init(&chm, cm.m, cm.t, tsrc) != SLLM_OK) { fprintf(stderr, "sllm chat: %s\n", sllm_last_error()); goto done; }
     have_chm = true;
     if (chat_session_new(&chm, (int)ctx, cm.pool, &cs) != SLLM_OK) { fprintf(stderr, "sllm chat: %s\n", sllm_last_error()); goto done; }

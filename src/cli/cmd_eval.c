@@ -232,7 +232,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!model || !data) { fprintf(stderr, "sllm eval: need --model BASE and --data FILE (see sllm eval --help)\n"); return 2; }
     cli_model cm;
-    if (!cli_model_open("eval", model, true, (int)threads, &cm)) return 1;
+    if (!cli_model_open("eval", model, true, true, (int)threads, &cm)) return 1;
     int rc = 1;
     ds_source *src = NULL;
     ds_corpus *corp = NULL;

@@ -34,7 +34,7 @@ int cmd_info(int argc, char **argv) {
     }
     if (!path) { fprintf(stderr, "sllm info: MODEL is required (see sllm info --help)\n"); return 2; }
     cli_model cm;
-    if (!cli_model_open("info", path, false, 1, &cm)) return 1;
+    if (!cli_model_open("info", path, false, false, 1, &cm)) return 1;
     const sllm_model *m = cm.m;
     const model_hparams *hp = &m->hp;
     model_info_t mi;

@@ -44,7 +44,7 @@ int cmd_perplexity(int argc, char **argv) {
     char *text = cli_read_file("perplexity", file, &len);
     if (!text) return 1;
     cli_model cm;
-    if (!cli_model_open("perplexity", model, true, (int)threads, &cm)) { free(text); return 1; }
+    if (!cli_model_open("perplexity", model, true, true, (int)threads, &cm)) { free(text); return 1; }
     int rc = 1, n = 0;
     int32_t *ids = NULL;
     float *logits = NULL;

@@ -180,7 +180,7 @@ int cmd_run(int argc, char **argv) {
     else plen = strlen(prompt);
 
     cli_model cm;
-    if (!cli_model_open("run", model, true, (int)threads, &cm)) { free(fbuf); return 1; }
+    if (!cli_model_open("run", model, true, true, (int)threads, &cm)) { free(fbuf); return 1; }
     int rc = 1;
     int32_t *ids = NULL; int n_ids = 0;
     model_session *s = NULL;

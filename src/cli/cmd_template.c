@@ -77,7 +77,7 @@ int cmd_template(int argc, char **argv) {
         size_t n;
         if (!(src = cli_read_file("template", tfile, &n))) { json_decref(extra); goto done; }
     } else {
-        if (!cli_model_open("template", model, true, 1, &cm)) { json_decref(extra); goto done; }
+        if (!cli_model_open("template", model, true, false, 1, &cm)) { json_decref(extra); goto done; }
         if (chat_model_init(&chm, cm.m, cm.t, NULL) != SLLM_OK) { json_decref(extra); goto err; }
         have_chm = true;
         const char *s = use_tools && json_array_size(use_tools) && chm.template_tools ? chm.template_tools : chm.template_src;

@@ -34,7 +34,7 @@ int cmd_tokenize(int argc, char **argv) {
     if (file) { if (!(buf = cli_read_file("tokenize", file, &len))) return 1; text = buf; }
     else len = strlen(text);
     cli_model cm;
-    if (!cli_model_open("tokenize", model, true, 1, &cm)) { free(buf); return 1; }
+    if (!cli_model_open("tokenize", model, true, false, 1, &cm)) { free(buf); return 1; }
     int32_t *ids = NULL; int n = 0, rc = 0;
     if (tok_encode(cm.t, text, len, bos, special, &ids, &n) != SLLM_OK) {
         fprintf(stderr, "sllm tokenize: %s\n", sllm_last_error());

@@ -5,7 +5,7 @@
 #include "cli/common.h"
 #include "gen/generate.h"
 
-bool cli_model_open(const char *cmd, const char *path, bool want_tok, int threads, cli_model *out) {
+bool cli_model_open(const char *cmd, const char *path, bool want_tok, bool infer, int threads, cli_model *out) {
     memset(out, 0, sizeof *out);
     if (model_load(path, &out->m) != SLLM_OK) {
         fprintf(stderr, "sllm %s: %s\n", cmd, sllm_last_error());
@@ -17,6 +17,8 @@ bool cli_model_open(const char *cmd, const char *path, bool want_tok, int thread
         return false;
     }
     out->pool = tpool_new(threads);
+    if (infer && model_pack(out->m, out->pool) != SLLM_OK)   // not fatal: the model runs unpacked
+        fprintf(stderr, "sllm %s: warning: %s\n", cmd, sllm_last_error());
     return true;
 }
 

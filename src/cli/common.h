@@ -13,7 +13,8 @@ typedef struct {
 } cli_model;
 
 // Loads MODEL (and its tokenizer when want_tok). Prints "sllm CMD: <error>" and returns false on error.
-bool cli_model_open(const char *cmd, const char *path, bool want_tok, int threads, cli_model *out);
+// infer: the model will run forward passes (weights packed for this CPU's kernels, model_pack).
+bool cli_model_open(const char *cmd, const char *path, bool want_tok, bool infer, int threads, cli_model *out);
 void cli_model_close(cli_model *cm);
 // Reads a whole file into a NUL-terminated buffer; prints an error naming the file on failure.
 char *cli_read_file(const char *cmd, const char *path, size_t *len);

@@ -380,7 +380,10 @@ gguf_file *gguf_open(const char *path) {
             if (got != (size_t)st.st_size) { munmap(m, (size_t)st.st_size); m = MAP_FAILED; }
         }
     }
-    if (m == MAP_FAILED) m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+        m = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+        f->file_mapped = m != MAP_FAILED;
+    }
     close(fd);
     if (m == MAP_FAILED) {
         err_set(SLLM_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
@@ -395,6 +398,15 @@ gguf_file *gguf_open(const char *path) {
         return NULL;
     }
     return f;
+}
+
+void gguf_release(const gguf_file *f, const void *p, size_t n) {
+    if (!f || !f->file_mapped || !p || !n) return;
+    uintptr_t lo = (uintptr_t)p, hi = lo + n, base = (uintptr_t)f->map, pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+    if (lo < base || hi > base + f->map_size) return;
+    lo = (lo + pg - 1) & ~(pg - 1);
+    hi &= ~(pg - 1);
+    if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
 
 void gguf_close(gguf_file *f) {

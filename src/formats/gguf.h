@@ -45,11 +45,15 @@ typedef struct gguf_file {
     gguf_tensor *tensors;
     const uint8_t *map; size_t map_size;
     size_t data_offset;
+    bool file_mapped;       // map is a mapping of the file (not the SLLM_HUGEPAGES private copy)
 } gguf_file;
 
 // Opens and validates `path`. On error returns NULL and sllm_last_error() names file and field.
 gguf_file *gguf_open(const char *path);
 void gguf_close(gguf_file *f);
+// Drops the whole pages of [p, p + n) (inside the mapping) from this process when the mapping is the
+// file's: they stay in the page cache and come back on the next read. No-op otherwise.
+void gguf_release(const gguf_file *f, const void *p, size_t n);
 
 const gguf_kv *gguf_find(const gguf_file *f, const char *key);          // NULL if absent
 const gguf_tensor *gguf_find_tensor(const gguf_file *f, const char *name);

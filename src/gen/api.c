@@ -9,7 +9,11 @@
 struct sllm_tokenizer { tok *t; };
 struct sllm_session { model_session *s; tpool *pool; };
 
-int sllm_model_load(const char *path, sllm_model **out) { return model_load(path, out); }
+int sllm_model_load(const char *path, sllm_model **out) {
+    int rc = model_load(path, out);
+    if (rc == SLLM_OK && model_pack(*out, NULL) != SLLM_OK) err_clear();   // runs unpacked then
+    return rc;
+}
 void sllm_model_free(sllm_model *m) { model_free(m); }
 int sllm_model_n_vocab(const sllm_model *m) { return m->hp.n_vocab; }
 int sllm_model_n_ctx_train(const sllm_model *m) { return m->hp.n_ctx_train; }

@@ -17,7 +17,8 @@
 // Every matmul goes through this helper, which also adds the attached LoRA adapters' terms (model/lora.h);
 // with none attached it is the plain product.
 static int mm(const model_session *s, const mweight *w, const float *X, int T, const mweight *bias, float *Y) {
-    int rc = mm_matmul(s->pool, w->data, w->type, w->rows, w->cols, X, T, bias ? bias->data : NULL, Y);
+    mm_out o = {.W = w->data, .wt = w->type, .N = w->rows, .bias = bias ? bias->data : NULL, .Y = Y, .Wp = w->packed};
+    int rc = mm_matmul_multi(s->pool, 1, &o, w->cols, X, T);
     if (rc) {
         const dtype_info *di = dtype_get(w->type);
         return err_set(SLLM_ERR_UNSUPPORTED, "%s: matmul with a %s weight (%lld x %lld) failed", s->m->path,
@@ -37,7 +38,7 @@ static int mm_multi(const model_session *s, int n, const mweight *const *w, cons
     for (int i = 0; fuse && i < n; i++) {
         fuse = w[i]->cols == w[0]->cols;
         o[i] = (mm_out){.W = w[i]->data, .wt = w[i]->type, .N = w[i]->rows,
-                        .bias = b[i] && b[i]->data ? b[i]->data : NULL, .Y = Y[i]};
+                        .bias = b[i] && b[i]->data ? b[i]->data : NULL, .Y = Y[i], .Wp = w[i]->packed};
     }
     if (!fuse || mm_matmul_multi(s->pool, n, o, w[0]->cols, X, T)) {
         for (int i = 0; i < n; i++) {

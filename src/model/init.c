@@ -132,7 +132,7 @@ int model_init(const model_init_opts *o, sllm_model **out) {
                     float base = is_norm ? 1.0f : 0.0f;
                     v[i] = o->perturb ? base + rng_normal(&rng) * (is_norm ? 0.1f : std) : base;
                 }
-                *w = (mweight){v, DT_F32, 1, cols};
+                *w = MWEIGHT(v, DT_F32, 1, cols);
                 continue;
             }
             dtype ty = o->type;
@@ -147,7 +147,7 @@ int model_init(const model_init_opts *o, sllm_model **out) {
                 for (int64_t i = 0; i < cols; i++) row[i] = rng_normal(&rng) * std;
                 quantize_row(ty, row, d + rb * (size_t)r, cols);
             }
-            *w = (mweight){d, ty, rows, cols};
+            *w = MWEIGHT(d, ty, rows, cols);
         }
     }
     free(row);

@@ -312,7 +312,7 @@ int lora_merge(sllm_model *m, const lora_adapter *ad, float scale) {
                 for (int64_t k = 0; k < p->K; k++) row[k] += b * a[k];
             }
         }
-        *w = (mweight){d, DT_F32, p->N, p->K};
+        *w = MWEIGHT(d, DT_F32, p->N, p->K);
     }
     model_bind_views(m);   // GPT-2's q/k/v views of the (new) fused weight
     for (int i = 0; i < m->n_lora; i++)

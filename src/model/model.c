@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "base/bigmem.h"
 #include "base/error.h"
 #include "tensor/quant.h"
 
@@ -27,6 +28,7 @@ void *model_own(sllm_model *m, void *p) {
 void model_free(sllm_model *m) {
     if (!m) return;
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    bigmem_free(m->packed_mem);
     free(m->owned);
     free(m->layers);
     free(m->path);
@@ -143,15 +145,15 @@ void model_bind_views(sllm_model *m) {
             const mweight *f = &w[TR_ATTN_QKV];
             size_t rb = dtype_row_bytes(f->type, f->cols);
             const char *base = f->data;
-            w[TR_ATTN_Q] = (mweight){base, f->type, qd, f->cols};
-            w[TR_ATTN_K] = (mweight){base + rb * (size_t)qd, f->type, kd, f->cols};
-            w[TR_ATTN_V] = (mweight){base + rb * (size_t)(qd + kd), f->type, kd, f->cols};
+            w[TR_ATTN_Q] = MWEIGHT(base, f->type, qd, f->cols);
+            w[TR_ATTN_K] = MWEIGHT(base + rb * (size_t)qd, f->type, kd, f->cols);
+            w[TR_ATTN_V] = MWEIGHT(base + rb * (size_t)(qd + kd), f->type, kd, f->cols);
         }
         if (w[TR_ATTN_QKV_B].data) {
             const float *b = w[TR_ATTN_QKV_B].data;
-            w[TR_ATTN_Q_B] = (mweight){b, DT_F32, 1, qd};
-            w[TR_ATTN_K_B] = (mweight){b + qd, DT_F32, 1, kd};
-            w[TR_ATTN_V_B] = (mweight){b + qd + kd, DT_F32, 1, kd};
+            w[TR_ATTN_Q_B] = MWEIGHT(b, DT_F32, 1, qd);
+            w[TR_ATTN_K_B] = MWEIGHT(b + qd, DT_F32, 1, kd);
+            w[TR_ATTN_V_B] = MWEIGHT(b + qd + kd, DT_F32, 1, kd);
         }
     }
 }
@@ -301,9 +303,9 @@ static int gguf_bind(sllm_model *m, const gguf_file *f) {
                 const void *d = gt->type == DT_F32 ? gt->data : vec_f32(m, gt->data, gt->type, cols, 0);
                 if (!d) return err_set(SLLM_ERR_UNSUPPORTED, "%s: tensor '%s': cannot convert %s to f32", f->path, name,
                                        di->name);
-                *w = (mweight){d, DT_F32, 1, cols};
+                *w = MWEIGHT(d, DT_F32, 1, cols);
             } else {
-                *w = (mweight){gt->data, gt->type, rows, cols};
+                *w = MWEIGHT(gt->data, gt->type, rows, cols);
             }
         }
     }
@@ -526,7 +528,7 @@ static int hf_bind(sllm_model *m, const st_file *st, const char *dir) {
                 float add = m->arch->hf_norm_plus_one && role_is_norm(t->role) ? 1.0f : 0.0f;
                 const void *d = s->type == DT_F32 && add == 0 ? s->data : vec_f32(m, s->data, s->type, cols, add);
                 if (!d) return err_set(SLLM_ERR_UNSUPPORTED, "%s: tensor '%s': cannot convert to f32", dir, name);
-                *w = (mweight){d, DT_F32, 1, cols};
+                *w = MWEIGHT(d, DT_F32, 1, cols);
             } else if (t->hf_transposed) {
                 // Conv1D (in, out) -> (out, in): the one place loading copies a matrix.
                 size_t es = dtype_row_bytes(s->type, 1);
@@ -536,9 +538,9 @@ static int hf_bind(sllm_model *m, const st_file *st, const char *dir) {
                 const uint8_t *src = s->data;
                 for (int64_t r = 0; r < rows; r++)
                     for (int64_t k = 0; k < cols; k++) memcpy(d + (size_t)(r * cols + k) * es, src + (size_t)(k * rows + r) * es, es);
-                *w = (mweight){d, s->type, rows, cols};
+                *w = MWEIGHT(d, s->type, rows, cols);
             } else {
-                *w = (mweight){s->data, s->type, rows, cols};
+                *w = MWEIGHT(s->data, s->type, rows, cols);
             }
         }
     }

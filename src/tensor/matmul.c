@@ -367,6 +367,53 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, si
         }
 }
 
+bool mm_r16_supported(dtype t) { return t == DT_Q4_0 || t == DT_Q8_0; }
+size_t mm_r16_block_bytes(dtype t) { return t == DT_Q4_0 ? 288 : 544; }
+
+void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    const size_t pb = mm_r16_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
+    const int q4 = t == DT_Q4_0, qbytes = q4 ? 16 : 32;
+    for (int64_t b = 0; b < K / 32; b++) {
+        uint8_t *dst = (uint8_t *)panel + b * pb;
+        uint16_t *d = (uint16_t *)(dst + (q4 ? 256 : 512));
+        for (int l = 0; l < 16; l++) {
+            const uint8_t *src = l < nrows ? (const uint8_t *)W + l * rb + b * bb : NULL;
+            for (int e = 0; e < qbytes; e++) {
+                // zero rows: level 0 (Q8_0 stores it as 128) and scale 0
+                uint8_t v = src ? src[2 + e] : 0;
+                dst[64 * (e / 4) + 4 * l + (e % 4)] = q4 ? v : (uint8_t)(v ^ 0x80);
+            }
+            if (src) memcpy(&d[l], src, 2);
+            else d[l] = 0;
+        }
+    }
+}
+
+void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+                     size_t ldy, int nvalid, const float *bias, int acc) {
+    const size_t pb = mm_r16_block_bytes(t);
+    const int q4 = t == DT_Q4_0;
+    for (int r = 0; r < TT; r++)
+        for (int l = 0; l < nvalid; l++) {
+            const blk_q8a *xr = XROW(x, xs, r);
+            float s = 0;
+            for (int64_t b = 0; b < K / 32; b++) {
+                const uint8_t *p = (const uint8_t *)panel + b * pb;
+                int isum = xr[b].seed;
+                for (int e = 0; e < 32; e++) {
+                    int lv = q4 ? (p[64 * ((e & 15) / 4) + 4 * l + (e % 4)] >> (e < 16 ? 0 : 4)) & 0xF
+                                : p[64 * (e / 4) + 4 * l + (e % 4)];
+                    isum += lv * xr[b].qs[e];
+                }
+                uint16_t h;
+                memcpy(&h, p + (q4 ? 256 : 512) + 2 * l, 2);
+                s += f16_to_f32(h) * xr[b].d * (float)isum;
+            }
+            float *o = y + r * ldy + l;
+            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
+        }
+}
+
 size_t mm_packx_floats(int64_t T, int64_t K) {
     return (size_t)((T + MM_GEMM_TB - 1) / MM_GEMM_TB) * MM_GEMM_TB * (size_t)K;
 }
@@ -454,7 +501,7 @@ static int act_kind_of(dtype t) {
 }
 
 // Which loop runs the product: the generic per-row dot kernels, or one of the 512-bit paths.
-typedef enum { PATH_DOT, PATH_XD, PATH_DEC_F16, PATH_PANEL, PATH_F32TILE } mm_path;
+typedef enum { PATH_DOT, PATH_XD, PATH_DEC_F16, PATH_PANEL, PATH_F32TILE, PATH_R16 } mm_path;
 
 typedef struct {
     mm_dot_fn dot;
@@ -462,6 +509,7 @@ typedef struct {
     mm_path path;
     dtype wt;
     const char *W;
+    const char *Wp;       // r16 copy of W (PATH_R16)
     size_t wrow_bytes;
     int64_t N, K, T;
     const void *xa;       // activations (f32 X or quantized rows)
@@ -487,7 +535,7 @@ static void quant_task(void *ctx, int64_t t, int thread) {
     if (j->kind == ACT_Q8A) {
         if (j->k5) j->k5->q8a_quantize(x, dst, j->K);
         else quantize_row_q8a(x, dst, j->K);
-        if (j->path == PATH_PANEL) mm_q8a_seed(j->wt, dst, j->K / 32);
+        if (j->path == PATH_PANEL || j->path == PATH_R16) mm_q8a_seed(j->wt, dst, j->K / 32);
     } else quantize_row(DT_Q8_K, x, dst, j->K);
 }
 
@@ -518,6 +566,30 @@ static void mm_task(void *ctx, int64_t task, int thread) {
             int cnt = n1 - n < 64 ? (int)(n1 - n) : 64;
             f(j->K, j->W + (size_t)n * j->wrow_bytes, j->wrow_bytes, cnt, j->xa, out);
             store_out(j, 0, n, cnt, out, 1);
+        }
+        return;
+    }
+    if (j->path == PATH_R16) {
+        const size_t psz = (size_t)(j->K / 32) * mm_r16_block_bytes(j->wt);   // bytes per panel
+        const char *P = j->Wp + (size_t)(n0 / 16) * psz;
+        if (j->T == 1) {
+            // decode: the task's panels as one stream into the thread's scratch, then to Y
+            float *out = (float *)(j->scratch + (size_t)thread * j->scratch_bytes);
+            int64_t np = (n1 - n0 + 15) / 16;
+            size_t pre = np * psz < DEC_PROLOGUE ? np * psz : DEC_PROLOGUE;
+            for (size_t o = 0; o < pre; o += 64) __builtin_prefetch(P + o, 0, 3);
+            j->k5->r16_dec(j->wt, P, np, j->K, (const blk_q8a *)j->xa, out);
+            store_out(j, 0, n0, (int)(n1 - n0), out, 1);
+            return;
+        }
+        for (int64_t n = n0; n < n1; n += 16, P += psz) {
+            int nr = n1 - n < 16 ? (int)(n1 - n) : 16;
+            for (int64_t t0 = 0; t0 < j->T; t0 += MM_TILE_T) {
+                int TT = j->T - t0 < MM_TILE_T ? (int)(j->T - t0) : MM_TILE_T;
+                j->k5->r16_tile(j->wt, P, j->K, (const blk_q8a *)((const char *)j->xa + (size_t)t0 * j->xstride),
+                                j->xstride, TT, j->Y + t0 * j->N + n, (size_t)j->N, nr, j->bias ? j->bias + n : NULL,
+                                j->acc);
+            }
         }
         return;
     }
@@ -567,9 +639,9 @@ static void mm_task(void *ctx, int64_t task, int thread) {
 // Sets up one product: checks the arguments, picks the path, and (unless `share` already holds the
 // activations in the form this job needs) quantizes / packs X into a buffer returned in *owned.
 // prev[0..nprev): the jobs prepared before this one in the same call, whose activations it may reuse.
-static int job_prepare(mm_job *j, tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *X,
-                       int64_t T, const float *bias, float *Y, int acc, const mm_job *prev, int nprev,
-                       void **owned) {
+static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dtype wt, int64_t N, int64_t K,
+                       const float *X, int64_t T, const float *bias, float *Y, int acc, const mm_job *prev,
+                       int nprev, void **owned) {
     *owned = NULL;
     memset(j, 0, sizeof *j);
     int kind = act_kind_of(wt);
@@ -579,12 +651,14 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, dtype wt, int64_t 
     j->k5 = mm_kernels512_active();
     j->wt = wt;
     j->W = W;
+    j->Wp = Wp;
     j->wrow_bytes = dtype_row_bytes(wt, K);
     j->N = N; j->K = K; j->T = T; j->bias = bias; j->Y = Y; j->acc = acc;
     j->X = X; j->kind = kind;
     j->path = PATH_DOT;
     if (j->k5) {
-        if (T == 1 && mm_xd_supported(wt)) j->path = PATH_XD;
+        if (Wp && mm_r16_supported(wt)) j->path = PATH_R16;
+        else if (T == 1 && mm_xd_supported(wt)) j->path = PATH_XD;
         else if (T == 1 && wt == DT_F16) j->path = PATH_DEC_F16;
         else if (T >= MM_PACK_MIN_T && mm_panel_supported(wt)) j->path = PATH_PANEL;
         else if (T >= MM_PACK_MIN_T && kind == ACT_F32) j->path = PATH_F32TILE;
@@ -595,7 +669,7 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, dtype wt, int64_t 
     for (int i = 0; i < nprev; i++) {
         const mm_job *o = &prev[i];
         if (o->xa && o->path == j->path && o->kind == kind && o->X == X && o->T == T && o->K == K &&
-            (o->wt == wt || (j->path != PATH_XD && j->path != PATH_PANEL))) {
+            (o->wt == wt || (j->path != PATH_XD && j->path != PATH_PANEL && j->path != PATH_R16))) {
             j->xa = o->xa;
             j->xq = o->xq;
             j->xstride = o->xstride;
@@ -632,7 +706,9 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, dtype wt, int64_t 
 static int64_t job_split(mm_job *j, int nth) {
     if (j->N == 0 || j->T == 0) return 0;
     int64_t rpt;
-    if (j->path == PATH_PANEL || j->path == PATH_F32TILE) {
+    if (j->path == PATH_R16 && j->T > 1) {
+        rpt = 16;   // one panel per task, tiled over the activation rows
+    } else if (j->path == PATH_PANEL || j->path == PATH_F32TILE) {
         // one 16-row panel (or MM_GEMM_NR f32 rows) per task, held in a per-thread scratch
         rpt = j->path == PATH_PANEL ? 16 : MM_GEMM_NR;
         j->scratch_bytes = j->path == PATH_PANEL ? ALIGN64((size_t)(j->K / 32) * mm_panel_block_bytes(j->wt))
@@ -645,6 +721,7 @@ static int64_t job_split(mm_job *j, int nth) {
         if (j->T > 4 && rpt > cap) rpt = cap;
         rpt = (rpt + 15) / 16 * 16;
         if (rpt < 16) rpt = 16;
+        if (j->path == PATH_R16) j->scratch_bytes = ALIGN64((size_t)rpt * sizeof(float));   // decode outputs
     }
     j->rows_per_task = rpt;
     return (j->N + rpt - 1) / rpt;
@@ -672,7 +749,7 @@ static int matmul_run(tpool *pool, int n, const mm_out *outs, int64_t K, const f
     int nth = tpool_size(pool), rc = 0;
     size_t scratch = 0;
     for (int i = 0; i < n && !rc; i++) {
-        rc = job_prepare(&jobs[i], pool, outs[i].W, outs[i].wt, outs[i].N, K, X, T, outs[i].bias, outs[i].Y, acc,
+        rc = job_prepare(&jobs[i], pool, outs[i].W, outs[i].Wp, outs[i].wt, outs[i].N, K, X, T, outs[i].bias, outs[i].Y, acc,
                          jobs, i, &owned[i]);
         if (rc) n = i;   // release what was prepared
         else {
@@ -709,6 +786,33 @@ int mm_matmul_acc(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, co
 
 int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T) {
     return matmul_run(pool, n, outs, K, X, T, 0);
+}
+
+// ---------------------------------------------------------------- weights packed at load
+size_t mm_pack_bytes(dtype wt, int64_t N, int64_t K) {
+    if (!mm_kernels512_active() || !mm_r16_supported(wt) || N <= 0 || K <= 0 || K % 32) return 0;
+    return (size_t)((N + 15) / 16) * (size_t)(K / 32) * mm_r16_block_bytes(wt);
+}
+
+typedef struct { const char *W; dtype wt; int64_t N, K; char *dst; size_t rb, psz; int64_t per; } pack_job;
+
+static void pack_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const pack_job *p = ctx;
+    const mm_kernels512 *k5 = mm_kernels512_active();
+    for (int64_t i = task * p->per; i < (task + 1) * p->per && 16 * i < p->N; i++) {
+        int nr = p->N - 16 * i < 16 ? (int)(p->N - 16 * i) : 16;
+        k5->r16_pack(p->wt, p->W + (size_t)(16 * i) * p->rb, p->rb, nr, p->K, p->dst + (size_t)i * p->psz);
+    }
+}
+
+int mm_pack(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, void *dst) {
+    if (!mm_pack_bytes(wt, N, K) || !W || !dst) return -1;
+    int64_t np = (N + 15) / 16;
+    pack_job p = {.W = W, .wt = wt, .N = N, .K = K, .dst = dst, .rb = dtype_row_bytes(wt, K),
+                  .psz = (size_t)(K / 32) * mm_r16_block_bytes(wt), .per = 64};
+    tpool_run(pool, (np + p.per - 1) / p.per, pack_task, &p);
+    return 0;
 }
 
 // ---------------------------------------------------------------- backward products

@@ -21,8 +21,17 @@ int mm_matmul(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K,
 // mm_matmul would give it. Returns 0, or -1 on a bad argument / unsupported dtype / no memory (nothing
 // is then guaranteed about the Y_i).
 #define MM_MULTI_MAX 4
-typedef struct { const void *W; dtype wt; int64_t N; const float *bias; float *Y; } mm_out;
+// Wp: optional copy of W in this CPU's packed layout (mm_pack); used where given and NULL otherwise.
+typedef struct { const void *W; dtype wt; int64_t N; const float *bias; float *Y; const void *Wp; } mm_out;
 int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T);
+// Weights repacked once for this CPU's kernels (Q4_0 / Q8_0 with AVX-512: 16 rows interleaved per
+// panel, the bytes of the source rows reordered so a task's rows are one linear stream; see
+// tensor/matmul_kernels.h). mm_pack_bytes: the size of the packed copy of an (N, K) weight, 0 when this
+// CPU has no packed form for wt. mm_pack writes it (dst 64-byte aligned), split over the pool; 0 or -1.
+// Products given the copy (mm_out.Wp) have the bits of the unpacked packed-panel prefill for every T
+// (decode included), so a prompt gives the same logits one token at a time or in one batch.
+size_t mm_pack_bytes(dtype wt, int64_t N, int64_t K);
+int mm_pack(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, void *dst);
 // Same but accumulates: Y += X · W^T (used by LoRA and backward passes).
 int mm_matmul_acc(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K,
                   const float *X, int64_t T, float *Y);

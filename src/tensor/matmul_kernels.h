@@ -61,6 +61,29 @@ typedef void (*mm_tile_fn)(dtype t, const void *panel, int64_t K, const blk_q8a 
 void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc);
 
+// ---- weights repacked once at load: "r16" (Q4_0, Q8_0; mm_pack in matmul.h) ----
+// Panel p holds weight rows 16p..16p+15 (rows past N are zero blocks) and its K/32 blocks one after the
+// other, PB = mm_r16_block_bytes(t) bytes each; panels follow each other, so the rows a task owns are
+// one linear stream (the hardware prefetcher follows it; the decode kernel adds an L2 prefetch).
+//   Q8_0 (PB 544): u8 lv[8][64], lv[j][4l + i] = level of row l, element 4j + i, plus 128 (the panel
+//                  layout above), then f16 d[16] (row scales, raw bits)
+//   Q4_0 (PB 288): u8 nb[4][64], nb[j][4l + i] = byte 4j + i of row l's qs (low nibble: element 4j + i,
+//                  high nibble: element 16 + 4j + i), then f16 d[16]
+// Exactly the bytes of the 16 source rows (16 x 34 / 16 x 18), so a decode step reads what it read
+// before, but without the per-block scale shuffles: ~2.5 (Q8_0) / ~5 (Q4_0) vector ops per 64 bytes.
+// Activations are blk_q8a rows seeded with -off * sum (mm_q8a_seed), as for the panel tiles, and the
+// arithmetic is the panel tiles' (integer block sums, then one multiply and one FMA per block), so a
+// product over r16 weights has the bits of the packed-panel prefill, for any T.
+bool mm_r16_supported(dtype t);
+size_t mm_r16_block_bytes(dtype t);
+// One panel from nrows (<= 16) source rows wrow_bytes apart.
+void mm_r16_pack_ref(dtype t, const void *W, size_t wrow_bytes, int nrows, int64_t K, void *panel);
+// As mm_tile_q32_ref, over one r16 panel.
+void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+                     size_t ldy, int nvalid, const float *bias, int acc);
+// Decode: out[16 * i + l] = dot(row l of panel i, x) for np consecutive panels (one activation row).
+typedef void (*mm_r16_dec_fn)(dtype t, const void *panels, int64_t np, int64_t K, const blk_q8a *x, float *out);
+
 // ---- f32 GEMM (prefill of F32 / F16 / BF16 weights) ----
 // The activations are packed once per call into blocks of MM_GEMM_TB rows, k-major: Xp[tb][k][MM_GEMM_TB]
 // (rows past T are zero), so a register tile of MM_GEMM_NR weight rows x MM_GEMM_TB activation rows does
@@ -87,6 +110,9 @@ typedef struct {
     mm_packx_fn packx;
     mm_f32gemm_fn f32gemm;
     mm_tof32_fn tof32;
+    void (*r16_pack)(dtype t, const void *W, size_t wrow_bytes, int nrows, int64_t K, void *panel);
+    mm_tile_fn r16_tile;
+    mm_r16_dec_fn r16_dec;
 } mm_kernels512;
 // Fills the table for ISA_AVX512 (matmul_avx512.c).
 void mm_kernels512_avx512(mm_kernels512 *k);

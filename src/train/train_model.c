@@ -791,7 +791,7 @@ static int make_full_params(train_model *tm) {
                     bigmem_free(g);
                     return err_set(SLLM_ERR_UNSUPPORTED, "train: %s: dtype %d cannot be dequantized", name, (int)w->type);
                 }
-            *w = (mweight){d, DT_F32, rows, cols};
+            *w = MWEIGHT(d, DT_F32, rows, cols);
             if (lay) tm->gl[(size_t)il * TR_COUNT + t->role] = g;
             else tm->gg[t->role] = g;
             int rc = add_param(tm, tm->names[k], d, g, rows, cols, !arch_role_is_vector(t->role), t->role, lay ? il : -1, 0);
