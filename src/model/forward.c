@@ -110,6 +110,23 @@ static void attn_task(void *ctx, int64_t task, int thread) {
                   j->p0 + t0 - s0, &j->ap);
 }
 
+// Decode (T = 1): task = one KV head with all the query heads that read it, so each cache block is
+// streamed once per step, not once per query head (and from two threads). Per head the arithmetic is
+// attn_task's (attention_fwd treats a run of query heads one by one), so the bits are the same.
+static void attn_decode_task(void *ctx, int64_t kvh, int thread) {
+    (void)thread;
+    const attn_job *j = ctx;
+    const model_session *s = j->s;
+    int D = j->D;
+    const float *K = j->kc + (size_t)kvh * (size_t)s->n_ctx * (size_t)D;
+    const float *V = j->vc + (size_t)kvh * (size_t)s->n_ctx * (size_t)D;
+    int64_t s0 = 0;
+    if (j->ap.window > 0 && j->p0 - j->ap.window + 1 > 0) s0 = j->p0 - j->ap.window + 1;
+    size_t off = (size_t)kvh * (size_t)j->group * (size_t)D;   // qh / oh (Hq, 1, D)
+    attention_fwd(s->oh + off, NULL, s->qh + off, K + s0 * D, V + s0 * D, 1, j->p0 + 1 - s0, j->group, 1, D,
+                  j->p0 - s0, &j->ap);
+}
+
 static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     const sllm_model *m = s->m;
     const model_hparams *hp = &m->hp;
@@ -159,7 +176,8 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     job.ap.doc_start = NULL;
     job.chunk = T < 16 ? T : 16;
     job.n_chunks = (T + job.chunk - 1) / job.chunk;
-    tpool_run(s->pool, (int64_t)Hq * job.n_chunks, attn_task, &job);
+    if (T == 1) tpool_run(s->pool, Hkv, attn_decode_task, &job);
+    else tpool_run(s->pool, (int64_t)Hq * job.n_chunks, attn_task, &job);
     // oh (Hq, T, D) -> att (T, Hq*D)
     for (int t = 0; t < T; t++)
         for (int h = 0; h < Hq; h++)

@@ -462,11 +462,14 @@ static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const blk_q8a
 INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, float *out, const int q4) {
     const size_t pb = q4 ? 288 : 544;
     const int64_t nb = K / 32;
-    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD;   // (an integer: it runs past the end of the weights)
+    // (integers: the prefetch runs up to the end of this call's panels, not into rows another thread
+    // may be reading)
+    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + (size_t)np * (size_t)nb * pb;
     for (int64_t i = 0; i < np; i++) {
         __m512 acc = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++, p += pb) {
-            for (; pf < (uintptr_t)p + pb + R16_PF_AHEAD; pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T2);
+            uintptr_t to = (uintptr_t)p + pb + R16_PF_AHEAD;
+            for (to = to < end ? to : end; pf < to; pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T2);
             __m512i w[8];
             __m512 dw;
             r16_block(p, q4, w, &dw);
