@@ -373,7 +373,7 @@ static void check_attns(void) {
 // SIMD kernels against their scalar twins on odd head sizes, key counts and strides.
 static void test_attn_kernels(void) {
     const attn_kernels *ref = attn_kernels_for(ISA_SCALAR);
-    int Ds[] = {1, 5, 8, 16, 17, 64, 72, 128, 200, 256}, ns[] = {1, 3, 4, 7, 130};
+    int Ds[] = {1, 5, 8, 16, 17, 64, 72, 128, 200, 256}, ns[] = {1, 3, 4, 7, 16, 35, 130};
     for (int lvl = ISA_AVX2; lvl <= (int)isa_detect(); lvl++) {
         const attn_kernels *kn = attn_kernels_for(lvl);
         double worst = 0;
@@ -392,6 +392,21 @@ static void test_attn_kernels(void) {
                 free(q); free(k); free(pr); free(s1); free(s2); free(o1); free(o2);
             }
         CHECK(worst < 1e-5, "attention kernels isa %d vs scalar: relative error %.3g", lvl, worst);
+        // exp of the shifted scores: the polynomial against libm within 1e-6 relative per element and in
+        // the sum; below -87 both give exactly 0 (no denormal weights)
+        for (int n = 1; n <= 70; n += 23) {
+            float *x = rnd(n, 60.0f, 0), *e1, *e2;
+            for (int i = 0; i < n; i++) x[i] = 0.25f - fabsf(x[i]);   // scores at or below their max
+            x[0] = -200.0f;                       // far below: 0
+            if (n > 1) x[1] = -86.5f;             // just above the cut (-87): a small normal number
+            if (n > 2) x[2] = 0.25f;              // the max itself: 1
+            e1 = dup_f(x, n); e2 = dup_f(x, n);
+            double s1 = ref->expsum(e1, n, 0.25f), s2 = kn->expsum(e2, n, 0.25f);
+            int ok = e1[0] == 0.0f && e2[0] == 0.0f && fabs(s2 - s1) <= 1e-6 * fabs(s1) + 1e-30;
+            for (int i = 0; i < n; i++) ok &= fabs((double)e2[i] - e1[i]) <= 1e-6 * fabs(e1[i]) + 1e-44 && (e2[i] == 0 || e2[i] >= 1e-38f);
+            CHECK(ok, "attention expsum isa %d n=%d: differs from libm expf (sum %.9g vs %.9g)", lvl, n, s2, s1);
+            free(x); free(e1); free(e2);
+        }
     }
     if (isa_detect() < ISA_AVX512) SKIP("attention kernels: this CPU lacks AVX-512 (or AVX2); those twins untested");
 }

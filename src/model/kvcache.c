@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/error.h"
+#include "base/bigmem.h"
 #include "model/model.h"
 
 static size_t layer_kv_floats(const model_session *s) {
@@ -16,7 +17,7 @@ float *model_session_v(model_session *s, int layer) { return model_session_k(s, 
 
 void model_session_free(model_session *s) {
     if (!s) return;
-    free(s->kv);
+    bigmem_free(s->kv);
     free(s->x); free(s->xn); free(s->q); free(s->k); free(s->v); free(s->att); free(s->o);
     free(s->qh); free(s->oh); free(s->ff_a); free(s->ff_b); free(s->logits_tmp);
     free(s->pos); free(s->rope_tmp);
@@ -35,7 +36,8 @@ int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, 
     size_t B = (size_t)n_batch, C = (size_t)h->n_embd, D = (size_t)h->head_dim;
     size_t qd = (size_t)h->n_head * D, kd = (size_t)h->n_head_kv * D;
     size_t ff = (size_t)h->n_ff;
-    s->kv = calloc(2 * (size_t)h->n_layer * layer_kv_floats(s), sizeof(float));
+    // huge pages: decode streams the whole cache every step (4 KiB pages cost a TLB miss per 8 rows)
+    s->kv = bigmem_calloc(2 * (size_t)h->n_layer * layer_kv_floats(s) * sizeof(float));
     s->x = malloc(B * C * sizeof(float));
     s->xn = malloc(B * C * sizeof(float));
     s->o = malloc(B * C * sizeof(float));

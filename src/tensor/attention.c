@@ -59,6 +59,16 @@ static void attn_accum_ref(float *o, const float *p, const float *v, int64_t ks,
     for (int i = 0; i < n; i++) axpy_f32(o, p[i], v + (int64_t)i * ks, D);
 }
 
+static double attn_expsum_ref(float *sc, int n, float m) {
+    double s = 0.0;
+    for (int i = 0; i < n; i++) {
+        float x = sc[i] - m;
+        sc[i] = x >= -87.0f ? expf(x) : 0.0f;   // no denormal weights (see attention_avx2.c)
+        s += sc[i];
+    }
+    return s;
+}
+
 static attn_kernels g_tab[3];
 static atomic_int g_tab_ready;
 
@@ -66,7 +76,7 @@ const attn_kernels *attn_kernels_for(int isa) {
     if (!atomic_load_explicit(&g_tab_ready, memory_order_acquire)) {
         // Idempotent: concurrent first callers build identical tables.
         attn_kernels t[3];
-        t[0] = (attn_kernels){attn_scores_ref, attn_accum_ref};
+        t[0] = (attn_kernels){attn_scores_ref, attn_accum_ref, attn_expsum_ref};
         t[1] = t[2] = t[0];
         isa_level d = isa_detect();
         if (d >= ISA_AVX2) { attn_kernels_avx2(&t[1]); t[2] = t[1]; }
@@ -144,9 +154,7 @@ static void attend_online(const attn_kernels *kn, float *o, const float *q, int 
                 }
                 m[j] = bm;
             }
-            double bl = 0.0;
-            for (int i = 0; i < n; i++) { sc[i] = expf(sc[i] - m[j]); bl += sc[i]; }
-            l[j] += bl;
+            l[j] += kn->expsum(sc, n, m[j]);
             kn->accum(oj, sc, v + b0 * ks, ks, n, D);
         }
     }

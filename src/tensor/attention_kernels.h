@@ -10,6 +10,9 @@ typedef struct {
     void (*scores)(float *sc, const float *q, const float *k, int64_t ks, int n, int D);
     // o[0..D) += sum_{i<n} p[i] * v[i*ks .. i*ks + D)
     void (*accum)(float *o, const float *p, const float *v, int64_t ks, int n, int D);
+    // sc[i] = exp(sc[i] - m) for i < n (the SIMD versions: a degree-7 polynomial, tensor/simd_exp.h);
+    // returns the sum
+    double (*expsum)(float *sc, int n, float m);
 } attn_kernels;
 
 // Table for a level of isa_level (tensor/matmul.h): 0 scalar, 1 AVX2, 2 AVX-512; levels this CPU
