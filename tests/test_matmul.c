@@ -429,18 +429,19 @@ static void check_r16_kernels(void) {
     }
     CHECK(mm_pack_bytes(DT_Q4_K, 16, 256) == 0 && mm_pack_bytes(DT_Q8_0, 16, 48) == 0, "no packed form");
     uint8_t dummy[64];
-    CHECK(mm_pack(NULL, dummy, DT_F16, 1, 32, dummy) == -1, "mm_pack: unsupported dtype is an error");
+    CHECK(mm_pack(NULL, dummy, DT_Q4_K, 1, 256, dummy) == -1, "mm_pack: unsupported dtype is an error");
 }
 
 // mm_matmul_multi with packed copies (mm_out.Wp): prefill (T >= 2) bit-identical to the unpacked product,
-// decode bit-identical to the same row inside a prefill, and close to the unpacked decode; threads, bias,
+// decode bit-identical to the same row inside a prefill (F16, a plain copy: to the unpacked decode), and
+// close to the unpacked decode; threads, bias,
 // partial panels, several tasks per thread (N = 300). Without AVX-512 the copy is ignored (mm_pack_bytes is 0 there, nothing to pack).
 static void check_packed_products(tpool *pool2) {
     isa_force(isa_detect());
     if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q8_0};
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_F16};   // F16: a same-layout copy
     static const int64_t Ns[] = {37, 300};
-    for (int d = 0; d < 2; d++)
+    for (int d = 0; d < 3; d++)
         for (int ni = 0; ni < 2; ni++) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;
@@ -456,18 +457,24 @@ static void check_packed_products(tpool *pool2) {
             mm_out op = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yp, .Wp = Wp};
             CHECK(mm_matmul_multi(NULL, 1, &ou, K, X, T) == 0 && mm_matmul_multi(pool2, 1, &op, K, X, T) == 0);
             CHECK(memcmp(Yu, Yp, sizeof(float) * T * N) == 0, "packed prefill %s N=%ld: not the unpacked bits", tn, (long)N);
+            if (t == DT_F16) CHECK(memcmp(Wp, w.W, mm_pack_bytes(t, N, K)) == 0, "F16 packed copy differs");
             int same = 1, close = 1;
+            float *Yd0 = malloc(sizeof(float) * N);
             for (int64_t r = 0; r < T; r++) {
                 mm_out od = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yd, .Wp = Wp};
                 CHECK(mm_matmul_multi(r % 2 ? pool2 : NULL, 1, &od, K, X + r * K, 1) == 0);
+                // r16: the bits of the same row inside a prefill; F16 (same layout, same decode kernel):
+                // the bits of the unpacked decode
+                if (t == DT_F16) CHECK(mm_matmul(NULL, w.W, t, N, K, X + r * K, 1, bias, Yd0) == 0);
                 for (int64_t n = 0; n < N; n++) {
-                    same &= Yd[n] == Yp[r * N + n];
+                    same &= Yd[n] == (t == DT_F16 ? Yd0[n] : Yp[r * N + n]);
                     double sc = 0;
                     for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)w.Wf[n * K + kk] * X[r * K + kk]);
                     close &= fabs((double)Yd[n] - Yu[r * N + n]) <= 1e-5 * sc + 1e-6;
                 }
             }
-            CHECK(same, "packed decode %s N=%ld: differs from the same row in a prefill", tn, (long)N);
+            CHECK(same, "packed decode %s N=%ld: differs from the same row in a prefill (F16: from the unpacked decode)", tn, (long)N);
+            free(Yd0);
             CHECK(close, "packed decode %s N=%ld: outside 1e-5 of the unpacked product", tn, (long)N);
             free(X); free(bias); free(Yu); free(Yp); free(Yd); free(Wp);
             free_w(&w);

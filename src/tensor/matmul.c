@@ -650,7 +650,8 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dt
     j->dot = kernels()->dot[wt];
     j->k5 = mm_kernels512_active();
     j->wt = wt;
-    j->W = W;
+    // F16's packed form is a copy with the same layout (on huge pages): read it in place of W
+    j->W = Wp && wt == DT_F16 ? Wp : W;
     j->Wp = Wp;
     j->wrow_bytes = dtype_row_bytes(wt, K);
     j->N = N; j->K = K; j->T = T; j->bias = bias; j->Y = Y; j->acc = acc;
@@ -798,7 +799,9 @@ int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const flo
 
 // ---------------------------------------------------------------- weights packed at load
 size_t mm_pack_bytes(dtype wt, int64_t N, int64_t K) {
-    if (!mm_kernels512_active() || !mm_r16_supported(wt) || N <= 0 || K <= 0 || K % 32) return 0;
+    if (!mm_kernels512_active() || N <= 0 || K <= 0) return 0;
+    if (wt == DT_F16) return (size_t)N * (size_t)K * 2;   // same layout: a copy on huge pages (see mm_pack)
+    if (!mm_r16_supported(wt) || K % 32) return 0;
     return (size_t)((N + 15) / 16) * (size_t)(K / 32) * mm_r16_block_bytes(wt);
 }
 
@@ -808,6 +811,11 @@ static void pack_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const pack_job *p = ctx;
     const mm_kernels512 *k5 = mm_kernels512_active();
+    if (p->wt == DT_F16) {   // rows [16 * per * task, ...) copied as they are
+        int64_t r0 = 16 * p->per * task, r1 = r0 + 16 * p->per < p->N ? r0 + 16 * p->per : p->N;
+        memcpy(p->dst + (size_t)r0 * p->rb, p->W + (size_t)r0 * p->rb, (size_t)(r1 - r0) * p->rb);
+        return;
+    }
     for (int64_t i = task * p->per; i < (task + 1) * p->per && 16 * i < p->N; i++) {
         int nr = p->N - 16 * i < 16 ? (int)(p->N - 16 * i) : 16;
         k5->r16_pack(p->wt, p->W + (size_t)(16 * i) * p->rb, p->rb, nr, p->K, p->dst + (size_t)i * p->psz);
@@ -818,7 +826,7 @@ int mm_pack(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, void *ds
     if (!mm_pack_bytes(wt, N, K) || !W || !dst) return -1;
     int64_t np = (N + 15) / 16;
     pack_job p = {.W = W, .wt = wt, .N = N, .K = K, .dst = dst, .rb = dtype_row_bytes(wt, K),
-                  .psz = (size_t)(K / 32) * mm_r16_block_bytes(wt), .per = 64};
+                  .psz = wt == DT_F16 ? 0 : (size_t)(K / 32) * mm_r16_block_bytes(wt), .per = 64};
     tpool_run(pool, (np + p.per - 1) / p.per, pack_task, &p);
     return 0;
 }
