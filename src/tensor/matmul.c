@@ -550,6 +550,16 @@ static inline void store_out(const mm_job *j, int64_t t, int64_t n0, int cnt, co
 
 #define DEC_PROLOGUE 4096   // bytes
 
+// One panel of 16 weight rows (outputs n0.., nr of them valid) against every activation row, in tiles of
+// at most MM_TILE_T rows.
+static void tile_rows(const mm_job *j, mm_tile_fn f, const void *panel, int64_t n0, int nr) {
+    for (int64_t t0 = 0; t0 < j->T; t0 += MM_TILE_T) {
+        int TT = j->T - t0 < MM_TILE_T ? (int)(j->T - t0) : MM_TILE_T;
+        f(j->wt, panel, j->K, (const blk_q8a *)((const char *)j->xa + (size_t)t0 * j->xstride), j->xstride, TT,
+          j->Y + t0 * j->N + n0, (size_t)j->N, nr, j->bias ? j->bias + n0 : NULL, j->acc);
+    }
+}
+
 static void mm_task(void *ctx, int64_t task, int thread) {
     const mm_job *j = ctx;
     int64_t n0 = task * j->rows_per_task, n1 = n0 + j->rows_per_task;
@@ -582,15 +592,8 @@ static void mm_task(void *ctx, int64_t task, int thread) {
             store_out(j, 0, n0, (int)(n1 - n0), out, 1);
             return;
         }
-        for (int64_t n = n0; n < n1; n += 16, P += psz) {
-            int nr = n1 - n < 16 ? (int)(n1 - n) : 16;
-            for (int64_t t0 = 0; t0 < j->T; t0 += MM_TILE_T) {
-                int TT = j->T - t0 < MM_TILE_T ? (int)(j->T - t0) : MM_TILE_T;
-                j->k5->r16_tile(j->wt, P, j->K, (const blk_q8a *)((const char *)j->xa + (size_t)t0 * j->xstride),
-                                j->xstride, TT, j->Y + t0 * j->N + n, (size_t)j->N, nr, j->bias ? j->bias + n : NULL,
-                                j->acc);
-            }
-        }
+        for (int64_t n = n0; n < n1; n += 16, P += psz)
+            tile_rows(j, j->k5->r16_tile, P, n, n1 - n < 16 ? (int)(n1 - n) : 16);
         return;
     }
     if (j->path == PATH_PANEL) {
@@ -598,12 +601,7 @@ static void mm_task(void *ctx, int64_t task, int thread) {
         char *panel = j->scratch + (size_t)thread * j->scratch_bytes;
         int nr = (int)(n1 - n0);
         j->k5->pack(j->wt, j->W + (size_t)n0 * j->wrow_bytes, j->wrow_bytes, nr, j->K, panel);
-        for (int64_t t0 = 0; t0 < j->T; t0 += MM_TILE_T) {
-            int TT = j->T - t0 < MM_TILE_T ? (int)(j->T - t0) : MM_TILE_T;
-            j->k5->tile_q32(j->wt, panel, j->K, (const blk_q8a *)((const char *)j->xa + (size_t)t0 * j->xstride),
-                            j->xstride, TT, j->Y + t0 * j->N + n0, (size_t)j->N, nr, j->bias ? j->bias + n0 : NULL,
-                            j->acc);
-        }
+        tile_rows(j, j->k5->tile_q32, panel, n0, nr);
         return;
     }
     if (j->path == PATH_F32TILE) {

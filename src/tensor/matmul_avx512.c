@@ -290,6 +290,18 @@ static void pack_panel_avx512(dtype t, const void *W, size_t rb, int nrows, int6
 }
 
 // ---------------------------------------------------------------- prefill: packed panel x TT activation rows
+// A tile's results straight into Y: 16 consecutive outputs (nvalid of them kept) of one activation row
+// per register, plus bias, or added to what Y holds.
+INLINE void tile_store(const __m512 *acc, const int TT, float *y, size_t ldy, int nvalid, const float *bias, int accum) {
+    const __mmask16 m = (__mmask16)((1u << nvalid) - 1);
+    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias) : _mm512_setzero_ps();
+    for (int r = 0; r < TT; r++) {
+        float *o = y + r * ldy;
+        __m512 v = accum ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), acc[r]) : _mm512_add_ps(acc[r], bv);
+        _mm512_mask_storeu_ps(o, m, v);
+    }
+}
+
 // Per block: the panel's 8 level registers (16 rows x 4 elements each) stay in registers while each
 // activation row adds its 8 broadcast words through vpdpbusd into a seeded int32 accumulator, then one
 // multiply (row scales x the row's x scale) and one FMA per (block, activation row).
@@ -326,31 +338,25 @@ INLINE void tile_q32(const void *panel, int64_t K, const blk_q8a *x, size_t xs, 
             if (hm) acc[r] = _mm512_fmadd_ps(_mm512_load_ps((const float *)(p + 576)), _mm512_set1_ps(xb->s), acc[r]);
         }
     }
-    // results straight into Y: 16 consecutive outputs of one activation row per register
-    const __mmask16 m = (__mmask16)((1u << nvalid) - 1);
-    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias) : _mm512_setzero_ps();
-    for (int r = 0; r < TT; r++) {
-        float *o = y + r * ldy;
-        __m512 v = accum ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), acc[r]) : _mm512_add_ps(acc[r], bv);
-        _mm512_mask_storeu_ps(o, m, v);
-    }
+    tile_store(acc, TT, y, ldy, nvalid, bias, accum);
 }
 
-#define TILE_CASES(hm) \
+// The tile kernels take TT (1..MM_TILE_T) as a compile-time constant: one instantiation per value.
+#define TT_CASES(fn, ...) \
     switch (TT) { \
-    case 1: tile_q32(panel, K, x, xs, 1, y, ldy, nvalid, bias, acc, hm); break; \
-    case 2: tile_q32(panel, K, x, xs, 2, y, ldy, nvalid, bias, acc, hm); break; \
-    case 3: tile_q32(panel, K, x, xs, 3, y, ldy, nvalid, bias, acc, hm); break; \
-    case 4: tile_q32(panel, K, x, xs, 4, y, ldy, nvalid, bias, acc, hm); break; \
-    case 5: tile_q32(panel, K, x, xs, 5, y, ldy, nvalid, bias, acc, hm); break; \
-    case 6: tile_q32(panel, K, x, xs, 6, y, ldy, nvalid, bias, acc, hm); break; \
-    case 7: tile_q32(panel, K, x, xs, 7, y, ldy, nvalid, bias, acc, hm); break; \
-    default: tile_q32(panel, K, x, xs, 8, y, ldy, nvalid, bias, acc, hm); break; \
+    case 1: fn(panel, K, x, xs, 1, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
+    case 2: fn(panel, K, x, xs, 2, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
+    case 3: fn(panel, K, x, xs, 3, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
+    case 4: fn(panel, K, x, xs, 4, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
+    case 5: fn(panel, K, x, xs, 5, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
+    case 6: fn(panel, K, x, xs, 6, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
+    case 7: fn(panel, K, x, xs, 7, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
+    default: fn(panel, K, x, xs, 8, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
     }
 static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
                             size_t ldy, int nvalid, const float *bias, int acc) {
-    if (t == DT_Q4_1 || t == DT_Q5_1) { TILE_CASES(1) }
-    else { TILE_CASES(0) }
+    if (t == DT_Q4_1 || t == DT_Q5_1) { TT_CASES(tile_q32, 1) }
+    else { TT_CASES(tile_q32, 0) }
 }
 
 // ---------------------------------------------------------------- r16: weights repacked at load
@@ -428,30 +434,13 @@ INLINE void r16_tile(const void *panel, int64_t K, const blk_q8a *x, size_t xs, 
 #pragma GCC unroll 8
         for (int r = 0; r < TT; r++) acc[r] = r16_row(w, dw, xr[r] + b, acc[r]);
     }
-    const __mmask16 m = (__mmask16)((1u << nvalid) - 1);
-    const __m512 bv = bias ? _mm512_maskz_loadu_ps(m, bias) : _mm512_setzero_ps();
-    for (int r = 0; r < TT; r++) {
-        float *o = y + r * ldy;
-        __m512 v = accum ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, o), acc[r]) : _mm512_add_ps(acc[r], bv);
-        _mm512_mask_storeu_ps(o, m, v);
-    }
+    tile_store(acc, TT, y, ldy, nvalid, bias, accum);
 }
 
-#define R16_CASES(q4) \
-    switch (TT) { \
-    case 1: r16_tile(panel, K, x, xs, 1, y, ldy, nvalid, bias, acc, q4); break; \
-    case 2: r16_tile(panel, K, x, xs, 2, y, ldy, nvalid, bias, acc, q4); break; \
-    case 3: r16_tile(panel, K, x, xs, 3, y, ldy, nvalid, bias, acc, q4); break; \
-    case 4: r16_tile(panel, K, x, xs, 4, y, ldy, nvalid, bias, acc, q4); break; \
-    case 5: r16_tile(panel, K, x, xs, 5, y, ldy, nvalid, bias, acc, q4); break; \
-    case 6: r16_tile(panel, K, x, xs, 6, y, ldy, nvalid, bias, acc, q4); break; \
-    case 7: r16_tile(panel, K, x, xs, 7, y, ldy, nvalid, bias, acc, q4); break; \
-    default: r16_tile(panel, K, x, xs, 8, y, ldy, nvalid, bias, acc, q4); break; \
-    }
 static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
                             size_t ldy, int nvalid, const float *bias, int acc) {
-    if (t == DT_Q4_0) { R16_CASES(1) }
-    else { R16_CASES(0) }
+    if (t == DT_Q4_0) { TT_CASES(r16_tile, 1) }
+    else { TT_CASES(r16_tile, 0) }
 }
 
 // Decode over consecutive panels: one linear stream, prefetched R16_PF_AHEAD bytes ahead into L2 (an L1
