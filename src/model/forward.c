@@ -91,23 +91,30 @@ typedef struct {
     attn_params ap;
 } attn_job;
 
-// task = (query head h, chunk of queries [t0, t1)). Keys outside the band the queries can see are
-// skipped by offsetting the key pointer: positions shift equally for queries and keys.
-static void attn_task(void *ctx, int64_t task, int thread) {
-    (void)thread;
-    const attn_job *j = ctx;
+// Query heads [h0, h0 + nh) (all reading one KV head) for queries [t0, t1) against that head's (S, D)
+// cache block. Keys outside the band the queries can see are skipped by offsetting the key pointer:
+// positions shift equally for queries and keys. nh > 1 only with one query (qh rows of consecutive heads
+// are then adjacent).
+static void attend_heads(const attn_job *j, int h0, int nh, int t0, int t1) {
     const model_session *s = j->s;
-    int h = (int)(task / j->n_chunks), c = (int)(task % j->n_chunks);
-    int t0 = c * j->chunk, t1 = t0 + j->chunk < j->T ? t0 + j->chunk : j->T;
-    int kvh = h / j->group, D = j->D;
+    int kvh = h0 / j->group, D = j->D;
     const float *K = j->kc + (size_t)kvh * (size_t)s->n_ctx * (size_t)D;
     const float *V = j->vc + (size_t)kvh * (size_t)s->n_ctx * (size_t)D;
     int64_t s_end = j->p0 + t1;
     int64_t s0 = 0;
     if (j->ap.window > 0 && j->p0 + t0 - j->ap.window + 1 > 0) s0 = j->p0 + t0 - j->ap.window + 1;
-    size_t off = ((size_t)h * (size_t)j->T + (size_t)t0) * (size_t)D;
-    attention_fwd(s->oh + off, NULL, s->qh + off, K + s0 * D, V + s0 * D, t1 - t0, s_end - s0, 1, 1, D,
+    size_t off = ((size_t)h0 * (size_t)j->T + (size_t)t0) * (size_t)D;
+    attention_fwd(s->oh + off, NULL, s->qh + off, K + s0 * D, V + s0 * D, t1 - t0, s_end - s0, nh, 1, D,
                   j->p0 + t0 - s0, &j->ap);
+}
+
+// task = (query head h, chunk of queries [t0, t1)).
+static void attn_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const attn_job *j = ctx;
+    int h = (int)(task / j->n_chunks), c = (int)(task % j->n_chunks);
+    int t0 = c * j->chunk, t1 = t0 + j->chunk < j->T ? t0 + j->chunk : j->T;
+    attend_heads(j, h, 1, t0, t1);
 }
 
 // Decode (T = 1): task = one KV head with all the query heads that read it, so each cache block is
@@ -116,15 +123,7 @@ static void attn_task(void *ctx, int64_t task, int thread) {
 static void attn_decode_task(void *ctx, int64_t kvh, int thread) {
     (void)thread;
     const attn_job *j = ctx;
-    const model_session *s = j->s;
-    int D = j->D;
-    const float *K = j->kc + (size_t)kvh * (size_t)s->n_ctx * (size_t)D;
-    const float *V = j->vc + (size_t)kvh * (size_t)s->n_ctx * (size_t)D;
-    int64_t s0 = 0;
-    if (j->ap.window > 0 && j->p0 - j->ap.window + 1 > 0) s0 = j->p0 - j->ap.window + 1;
-    size_t off = (size_t)kvh * (size_t)j->group * (size_t)D;   // qh / oh (Hq, 1, D)
-    attention_fwd(s->oh + off, NULL, s->qh + off, K + s0 * D, V + s0 * D, 1, j->p0 + 1 - s0, j->group, 1, D,
-                  j->p0 - s0, &j->ap);
+    attend_heads(j, (int)kvh * j->group, j->group, 0, 1);
 }
 
 static int layer_forward(model_session *s, int il, int T, int64_t p0) {
