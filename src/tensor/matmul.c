@@ -389,29 +389,32 @@ void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, vo
     }
 }
 
+// The r16 blocks re-encoded as packed-panel blocks (the same levels, the f16 scales widened), then the
+// panel twin: the two layouts hold the same numbers, so one reference serves both.
 void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc) {
-    const size_t pb = mm_r16_block_bytes(t);
+    const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
     const int q4 = t == DT_Q4_0;
-    for (int r = 0; r < TT; r++)
-        for (int l = 0; l < nvalid; l++) {
-            const blk_q8a *xr = XROW(x, xs, r);
-            float s = 0;
-            for (int64_t b = 0; b < K / 32; b++) {
-                const uint8_t *p = (const uint8_t *)panel + b * pb;
-                int isum = xr[b].seed;
-                for (int e = 0; e < 32; e++) {
-                    int lv = q4 ? (p[64 * ((e & 15) / 4) + 4 * l + (e % 4)] >> (e < 16 ? 0 : 4)) & 0xF
-                                : p[64 * (e / 4) + 4 * l + (e % 4)];
-                    isum += lv * xr[b].qs[e];
-                }
-                uint16_t h;
-                memcpy(&h, p + (q4 ? 256 : 512) + 2 * l, 2);
-                s += f16_to_f32(h) * xr[b].d * (float)isum;
-            }
-            float *o = y + r * ldy + l;
-            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
+    uint8_t *pp = malloc((size_t)(K / 32) * qb);
+    if (!pp) {   // (tests only: an unusable result rather than a silent one)
+        for (int r = 0; r < TT; r++)
+            for (int l = 0; l < nvalid; l++) y[r * ldy + l] = NAN;
+        return;
+    }
+    for (int64_t b = 0; b < K / 32; b++) {
+        const uint8_t *src = (const uint8_t *)panel + b * pb;
+        uint8_t *dst = pp + b * qb;
+        for (int j = 0; j < 8; j++)   // lv[j]: elements 4j..4j+3; Q4_0 keeps 16..31 in the high nibbles
+            for (int i = 0; i < 64; i++)
+                dst[64 * j + i] = q4 ? (uint8_t)((src[64 * (j & 3) + i] >> (j < 4 ? 0 : 4)) & 0xF) : src[64 * j + i];
+        for (int l = 0; l < 16; l++) {
+            uint16_t h;
+            memcpy(&h, src + (q4 ? 256 : 512) + 2 * l, 2);
+            ((float *)(dst + 512))[l] = f16_to_f32(h);
         }
+    }
+    mm_tile_q32_ref(t, pp, K, x, xs, TT, y, ldy, nvalid, bias, acc);
+    free(pp);
 }
 
 size_t mm_packx_floats(int64_t T, int64_t K) {
@@ -550,6 +553,13 @@ static inline void store_out(const mm_job *j, int64_t t, int64_t n0, int cnt, co
 
 #define DEC_PROLOGUE 4096   // bytes
 
+// The decode kernels prefetch a fixed distance ahead along a task's weights; its first lines are
+// requested here so the stream does not start cold (a few % of decode at 2 threads).
+static void prefetch_start(const char *p, size_t bytes) {
+    size_t pre = bytes < DEC_PROLOGUE ? bytes : DEC_PROLOGUE;
+    for (size_t o = 0; o < pre; o += 64) __builtin_prefetch(p + o, 0, 3);
+}
+
 // One panel of 16 weight rows (outputs n0.., nr of them valid) against every activation row, in tiles of
 // at most MM_TILE_T rows.
 static void tile_rows(const mm_job *j, mm_tile_fn f, const void *panel, int64_t n0, int nr) {
@@ -568,10 +578,7 @@ static void mm_task(void *ctx, int64_t task, int thread) {
         // decode: this task's rows streamed in order, 64 outputs at a time
         mm_xd_dot_fn f = j->path == PATH_XD ? j->k5->xd_dot[j->wt] : j->k5->dec_f16;
         float out[64];
-        // The kernels prefetch a fixed distance ahead along the rows; the task's first lines are
-        // requested here so its stream does not start cold (a few % of decode at 2 threads).
-        size_t tb = (size_t)(n1 - n0) * j->wrow_bytes, pre = tb < DEC_PROLOGUE ? tb : DEC_PROLOGUE;
-        for (size_t o = 0; o < pre; o += 64) __builtin_prefetch(j->W + (size_t)n0 * j->wrow_bytes + o, 0, 3);
+        prefetch_start(j->W + (size_t)n0 * j->wrow_bytes, (size_t)(n1 - n0) * j->wrow_bytes);
         for (int64_t n = n0; n < n1; n += 64) {
             int cnt = n1 - n < 64 ? (int)(n1 - n) : 64;
             f(j->K, j->W + (size_t)n * j->wrow_bytes, j->wrow_bytes, cnt, j->xa, out);
@@ -586,8 +593,7 @@ static void mm_task(void *ctx, int64_t task, int thread) {
             // decode: the task's panels as one stream into the thread's scratch, then to Y
             float *out = (float *)(j->scratch + (size_t)thread * j->scratch_bytes);
             int64_t np = (n1 - n0 + 15) / 16;
-            size_t pre = np * psz < DEC_PROLOGUE ? np * psz : DEC_PROLOGUE;
-            for (size_t o = 0; o < pre; o += 64) __builtin_prefetch(P + o, 0, 3);
+            prefetch_start(P, (size_t)np * psz);
             j->k5->r16_dec(j->wt, P, np, j->K, (const blk_q8a *)j->xa, out);
             store_out(j, 0, n0, (int)(n1 - n0), out, 1);
             return;

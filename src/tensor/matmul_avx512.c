@@ -302,40 +302,67 @@ INLINE void tile_store(const __m512 *acc, const int TT, float *y, size_t ldy, in
     }
 }
 
-// Per block: the panel's 8 level registers (16 rows x 4 elements each) stay in registers while each
-// activation row adds its 8 broadcast words through vpdpbusd into a seeded int32 accumulator, then one
-// multiply (row scales x the row's x scale) and one FMA per (block, activation row).
-INLINE void tile_q32(const void *panel, int64_t K, const blk_q8a *x, size_t xs, const int TT, float *y, size_t ldy,
-                     int nvalid, const float *bias, int accum, const int hm) {
-    const size_t pb = hm ? 640 : 576;
+// Block layouts a tile reads: the packed panel (levels as bytes, f32 scales, and f32 minimums for
+// Q4_1 / Q5_1) and the r16 weights packed at load (tensor/matmul_kernels.h).
+enum { FMT_PANEL, FMT_PANEL_MIN, FMT_R16_Q8, FMT_R16_Q4 };
+INLINE size_t fmt_block_bytes(const int fmt) {
+    return fmt == FMT_PANEL ? 576 : fmt == FMT_PANEL_MIN ? 640 : fmt == FMT_R16_Q8 ? 544 : 288;
+}
+
+// The 8 level registers of one block (register j: 4 elements 4j..4j+3 of each of 16 rows, paired with
+// activation word j) and its 16 row scales.
+INLINE void tile_block(const uint8_t *p, const int fmt, __m512i w[8], __m512 *dw) {
+    if (fmt == FMT_R16_Q4) {
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        for (int j = 0; j < 4; j++) {
+            __m512i v = _mm512_loadu_si512((const void *)(p + 64 * j));
+            w[j] = _mm512_and_si512(v, m4);
+            w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+        *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 256)));
+        return;
+    }
+    for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const void *)(p + 64 * j));
+    *dw = fmt == FMT_R16_Q8 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 512)))
+                            : _mm512_loadu_ps((const float *)(p + 512));
+}
+
+// One activation row against one block's registers: two chains of 4 vpdpbusd seeded with the row's
+// -off * sum (the latency would otherwise serialise the row's 8 products), then one multiply (row
+// scales x the row's x scale) and one FMA.
+INLINE __m512 tile_row(const __m512i w[8], __m512 dw, const blk_q8a *xb, __m512 acc) {
+    const int32_t *q = (const int32_t *)xb->qs;
+    __m512i s = _mm512_set1_epi32(xb->seed), u = _mm512_setzero_si512();
+    s = _mm512_dpbusd_epi32(s, w[0], _mm512_set1_epi32(q[0]));
+    u = _mm512_dpbusd_epi32(u, w[1], _mm512_set1_epi32(q[1]));
+    s = _mm512_dpbusd_epi32(s, w[2], _mm512_set1_epi32(q[2]));
+    u = _mm512_dpbusd_epi32(u, w[3], _mm512_set1_epi32(q[3]));
+    s = _mm512_dpbusd_epi32(s, w[4], _mm512_set1_epi32(q[4]));
+    u = _mm512_dpbusd_epi32(u, w[5], _mm512_set1_epi32(q[5]));
+    s = _mm512_dpbusd_epi32(s, w[6], _mm512_set1_epi32(q[6]));
+    u = _mm512_dpbusd_epi32(u, w[7], _mm512_set1_epi32(q[7]));
+    s = _mm512_add_epi32(s, u);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
+}
+
+// Per block the 8 level registers stay live while each of the TT activation rows adds its products;
+// the minimum term of Q4_1 / Q5_1 panels is one more FMA per (block, row).
+INLINE void tile(const void *panel, int64_t K, const blk_q8a *x, size_t xs, const int TT, float *y, size_t ldy,
+                 int nvalid, const float *bias, int accum, const int fmt) {
+    const size_t pb = fmt_block_bytes(fmt);
     const blk_q8a *xr[MM_TILE_T];
     __m512 acc[MM_TILE_T];
     for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
-    const int64_t nb = K / 32;
-    for (int64_t b = 0; b < nb; b++) {
+    for (int64_t b = 0; b < K / 32; b++) {
         const uint8_t *p = (const uint8_t *)panel + b * pb;
-        __m512i w0 = _mm512_load_si512((const void *)p), w1 = _mm512_load_si512((const void *)(p + 64));
-        __m512i w2 = _mm512_load_si512((const void *)(p + 128)), w3 = _mm512_load_si512((const void *)(p + 192));
-        __m512i w4 = _mm512_load_si512((const void *)(p + 256)), w5 = _mm512_load_si512((const void *)(p + 320));
-        __m512i w6 = _mm512_load_si512((const void *)(p + 384)), w7 = _mm512_load_si512((const void *)(p + 448));
-        __m512 dw = _mm512_load_ps((const float *)(p + 512));
+        __m512i w[8];
+        __m512 dw;
+        tile_block(p, fmt, w, &dw);
 #pragma GCC unroll 8
         for (int r = 0; r < TT; r++) {
-            const blk_q8a *xb = xr[r] + b;
-            const int32_t *q = (const int32_t *)xb->qs;
-            // two chains of 4 (the vpdpbusd latency would otherwise serialise each row's 8 products)
-            __m512i s = _mm512_set1_epi32(xb->seed), u = _mm512_setzero_si512();
-            s = _mm512_dpbusd_epi32(s, w0, _mm512_set1_epi32(q[0]));
-            u = _mm512_dpbusd_epi32(u, w1, _mm512_set1_epi32(q[1]));
-            s = _mm512_dpbusd_epi32(s, w2, _mm512_set1_epi32(q[2]));
-            u = _mm512_dpbusd_epi32(u, w3, _mm512_set1_epi32(q[3]));
-            s = _mm512_dpbusd_epi32(s, w4, _mm512_set1_epi32(q[4]));
-            u = _mm512_dpbusd_epi32(u, w5, _mm512_set1_epi32(q[5]));
-            s = _mm512_dpbusd_epi32(s, w6, _mm512_set1_epi32(q[6]));
-            u = _mm512_dpbusd_epi32(u, w7, _mm512_set1_epi32(q[7]));
-            s = _mm512_add_epi32(s, u);
-            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc[r]);
-            if (hm) acc[r] = _mm512_fmadd_ps(_mm512_load_ps((const float *)(p + 576)), _mm512_set1_ps(xb->s), acc[r]);
+            acc[r] = tile_row(w, dw, xr[r] + b, acc[r]);
+            if (fmt == FMT_PANEL_MIN)
+                acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps((const float *)(p + 576)), _mm512_set1_ps(xr[r][b].s), acc[r]);
         }
     }
     tile_store(acc, TT, y, ldy, nvalid, bias, accum);
@@ -355,8 +382,8 @@ INLINE void tile_q32(const void *panel, int64_t K, const blk_q8a *x, size_t xs, 
     }
 static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
                             size_t ldy, int nvalid, const float *bias, int acc) {
-    if (t == DT_Q4_1 || t == DT_Q5_1) { TT_CASES(tile_q32, 1) }
-    else { TT_CASES(tile_q32, 0) }
+    if (t == DT_Q4_1 || t == DT_Q5_1) { TT_CASES(tile, FMT_PANEL_MIN) }
+    else { TT_CASES(tile, FMT_PANEL) }
 }
 
 // ---------------------------------------------------------------- r16: weights repacked at load
@@ -388,42 +415,9 @@ static void r16_pack_avx512(dtype t, const void *W, size_t rb, int nrows, int64_
     }
 }
 
-// The 8 level registers of one r16 block (register j pairs with activation word j) and its 16 scales.
-INLINE void r16_block(const uint8_t *p, const int q4, __m512i w[8], __m512 *dw) {
-    if (q4) {
-        const __m512i m4 = _mm512_set1_epi8(0x0F);
-        for (int j = 0; j < 4; j++) {
-            __m512i v = _mm512_loadu_si512((const void *)(p + 64 * j));
-            w[j] = _mm512_and_si512(v, m4);
-            w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
-        }
-        *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 256)));
-    } else {
-        for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const void *)(p + 64 * j));
-        *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 512)));
-    }
-}
-
-// One activation row against one block's registers: two chains of 4 vpdpbusd (as tile_q32), then the
-// scale-and-accumulate.
-INLINE __m512 r16_row(const __m512i w[8], __m512 dw, const blk_q8a *xb, __m512 acc) {
-    const int32_t *q = (const int32_t *)xb->qs;
-    __m512i s = _mm512_set1_epi32(xb->seed), u = _mm512_setzero_si512();
-    s = _mm512_dpbusd_epi32(s, w[0], _mm512_set1_epi32(q[0]));
-    u = _mm512_dpbusd_epi32(u, w[1], _mm512_set1_epi32(q[1]));
-    s = _mm512_dpbusd_epi32(s, w[2], _mm512_set1_epi32(q[2]));
-    u = _mm512_dpbusd_epi32(u, w[3], _mm512_set1_epi32(q[3]));
-    s = _mm512_dpbusd_epi32(s, w[4], _mm512_set1_epi32(q[4]));
-    u = _mm512_dpbusd_epi32(u, w[5], _mm512_set1_epi32(q[5]));
-    s = _mm512_dpbusd_epi32(s, w[6], _mm512_set1_epi32(q[6]));
-    u = _mm512_dpbusd_epi32(u, w[7], _mm512_set1_epi32(q[7]));
-    s = _mm512_add_epi32(s, u);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
-}
-
 // Decode, one Q4_0 block against one activation row: the high nibbles are masked in place (16x their
 // value; the sum is shifted back once) and the 8 products run as 4 chains of 2, so a block is 13 ALU
-// ops and a dependency chain of 2 `vpdpbusd`: ~1.7x the rate of r16_block + r16_row with the weights in
+// ops and a dependency chain of 2 `vpdpbusd`: ~1.7x the rate of tile_block + tile_row with the weights in
 // L2, the same integer sum and the same float steps (so the bits of the tile).
 INLINE __m512 r16_q4_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), mF0 = _mm512_set1_epi8((char)0xF0);
@@ -457,26 +451,10 @@ INLINE __m512 r16_q8_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
 }
 
-INLINE void r16_tile(const void *panel, int64_t K, const blk_q8a *x, size_t xs, const int TT, float *y, size_t ldy,
-                     int nvalid, const float *bias, int accum, const int q4) {
-    const size_t pb = q4 ? 288 : 544;
-    const blk_q8a *xr[MM_TILE_T];
-    __m512 acc[MM_TILE_T];
-    for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
-    for (int64_t b = 0; b < K / 32; b++) {
-        __m512i w[8];
-        __m512 dw;
-        r16_block((const uint8_t *)panel + b * pb, q4, w, &dw);
-#pragma GCC unroll 8
-        for (int r = 0; r < TT; r++) acc[r] = r16_row(w, dw, xr[r] + b, acc[r]);
-    }
-    tile_store(acc, TT, y, ldy, nvalid, bias, accum);
-}
-
 static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
                             size_t ldy, int nvalid, const float *bias, int acc) {
-    if (t == DT_Q4_0) { TT_CASES(r16_tile, 1) }
-    else { TT_CASES(r16_tile, 0) }
+    if (t == DT_Q4_0) { TT_CASES(tile, FMT_R16_Q4) }
+    else { TT_CASES(tile, FMT_R16_Q8) }
 }
 
 // Decode over consecutive panels: one linear stream, prefetched R16_PF_AHEAD bytes ahead into L2 (an L1
@@ -485,7 +463,7 @@ static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const blk_q8a
 // against 21-24 with L1 prefetches, bare read loop 27-30).
 #define R16_PF_AHEAD 8192
 INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, float *out, const int q4) {
-    const size_t pb = q4 ? 288 : 544;
+    const size_t pb = fmt_block_bytes(q4 ? FMT_R16_Q4 : FMT_R16_Q8);
     const int64_t nb = K / 32;
     // (integers: the prefetch runs up to the end of this call's panels, not into rows another thread
     // may be reading)

@@ -78,7 +78,7 @@ bool mm_r16_supported(dtype t);
 size_t mm_r16_block_bytes(dtype t);
 // One panel from nrows (<= 16) source rows wrow_bytes apart.
 void mm_r16_pack_ref(dtype t, const void *W, size_t wrow_bytes, int nrows, int64_t K, void *panel);
-// As mm_tile_q32_ref, over one r16 panel.
+// As mm_tile_q32_ref, over one r16 panel (it re-encodes the panel and calls mm_tile_q32_ref).
 void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc);
 // Decode: out[16 * i + l] = dot(row l of panel i, x) for np consecutive panels (one activation row).
