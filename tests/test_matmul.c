@@ -417,7 +417,7 @@ static void check_r16_kernels(void) {
         }
         // decode over all panels at once = the tile with one activation row, bit for bit
         float od[16 * NP], ot[16];
-        k5->r16_dec(t, q, NP, K, xa, od);
+        k5->r16_dec(t, q, NP, K, xa, od, (size_t)NP * psz);
         int same = 1;
         for (int64_t i = 0; i < NP; i++) {
             k5->r16_tile(t, q + i * psz, K, xa, xs, 1, ot, 16, 16, NULL, 0);
@@ -479,6 +479,54 @@ static void check_packed_products(tpool *pool2) {
             free(X); free(bias); free(Yu); free(Yp); free(Yd); free(Wp);
             free_w(&w);
         }
+}
+
+// Decode split (matmul.c dec_run): one range of rows per thread, the rest taken from the back of other
+// ranges. Every output row is computed by one kernel call on its own, so any number of threads (more
+// than the cores here: ranges get stolen) gives the bits of the one-thread product, and no row is missed
+// (Y starts as NaN). Packed Q4_0 / Q8_0 / F16 and an unpacked xd type in one dispatch, N not a multiple
+// of 16, sizes that give several claims per range.
+static void check_decode_split(void) {
+    isa_force(isa_detect());
+    static const dtype dt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K};
+    static const int64_t Ns[] = {1000, 33, 517, 200};
+    const int64_t K = 512;
+    wmat w[4];
+    void *Wp[4] = {0};
+    float *Y1[4], *Yt[4], *X = malloc(sizeof(float) * K);
+    for (int64_t i = 0; i < K; i++) X[i] = rndn();
+    mm_out o1[4], ot[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = make_w(dt[i], Ns[i], K);
+        size_t pb = mm_pack_bytes(dt[i], Ns[i], K);
+        if (pb) {
+            Wp[i] = aligned_alloc(64, (pb + 63) / 64 * 64);
+            CHECK(mm_pack(NULL, w[i].W, dt[i], Ns[i], K, Wp[i]) == 0);
+        }
+        Y1[i] = malloc(sizeof(float) * Ns[i]);
+        Yt[i] = malloc(sizeof(float) * Ns[i]);
+        o1[i] = (mm_out){.W = w[i].W, .wt = dt[i], .N = Ns[i], .Y = Y1[i], .Wp = Wp[i]};
+        ot[i] = o1[i];
+        ot[i].Y = Yt[i];
+    }
+    CHECK(mm_matmul_multi(NULL, 4, o1, K, X, 1) == 0);
+    static const int nths[] = {2, 3, 5, 8};
+    for (int a = 0; a < 4; a++) {
+        tpool *p = tpool_new(nths[a]);
+        for (int rep = 0; rep < 20; rep++) {
+            for (int i = 0; i < 4; i++)
+                for (int64_t r = 0; r < Ns[i]; r++) Yt[i][r] = NAN;
+            int n = 1 + rep % 4;   // 1..4 products per dispatch
+            CHECK(mm_matmul_multi(p, n, ot, K, X, 1) == 0);
+            int same = 1;
+            for (int i = 0; i < n; i++) same &= memcmp(Y1[i], Yt[i], sizeof(float) * Ns[i]) == 0;
+            if (!same) { CHECK(same, "decode split, %d threads, %d products: not the one-thread bits", nths[a], n); break; }
+            if (rep == 19) CHECK(same);
+        }
+        tpool_free(p);
+    }
+    for (int i = 0; i < 4; i++) { free_w(&w[i]); free(Wp[i]); free(Y1[i]); free(Yt[i]); }
+    free(X);
 }
 
 // ---------------------------------------------------------------- thread pool
@@ -661,6 +709,7 @@ int main(void) {
     check_multi(pool2);
     check_r16_kernels();
     check_packed_products(pool2);
+    check_decode_split();
     check_membw(pool2);
     // errors, not crashes
     float x[64] = {0}, y[64];

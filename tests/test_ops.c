@@ -339,6 +339,14 @@ static void check_ropes(void) {
         }
         check_arr(c->name, "y", y, n);
         check_arr(c->name, "dx", dx, n);
+        // the inference path: tables once per step, then the rotation: rope_fwd_factors' bits
+        int half = (c->p.n_rot <= 0 || c->p.n_rot > c->D ? c->D : c->p.n_rot) / 2;
+        float *cs = malloc(sizeof(float) * (size_t)(c->T * half)), *sn = malloc(sizeof(float) * (size_t)(c->T * half));
+        float *yt = dup_f(c->x, n);
+        rope_table(c->pos, c->T, c->D, &c->p, c->ff, cs, sn);
+        rope_fwd_table(yt, c->T, c->H, c->D, &c->p, cs, sn);
+        CHECK(memcmp(yt, y, sizeof(float) * (size_t)n) == 0, "%s: rope_fwd_table differs from rope_fwd", c->name);
+        free(cs); free(sn); free(yt);
         free(y); free(dx);
     }
 }

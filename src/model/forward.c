@@ -61,28 +61,6 @@ static void norm(const sllm_model *m, float *y, const float *x, const mweight *w
     else layernorm_fwd(y, NULL, NULL, x, w->data, b ? b->data : NULL, T, C, m->hp.norm_eps);
 }
 
-// RoPE with llama.cpp's per-frequency divisors (GGUF rope_freqs.weight, llama3 scaling baked in).
-// ops.h's rope_fwd takes no divisors, so this path forms the angles itself, in double like rope.c.
-static void rope_factors_fwd(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p,
-                             const float *factors, float *inv_freq) {
-    int n_rot = (p->n_rot <= 0 || p->n_rot > D ? D : p->n_rot) & ~1, half = n_rot / 2;
-    double fscale = p->freq_scale > 0 ? p->freq_scale : 1.0;
-    for (int i = 0; i < half; i++)
-        inv_freq[i] = (float)(pow((double)p->base, -(double)(2 * i) / (double)n_rot) / (double)factors[i] * fscale);
-    for (int64_t t = 0; t < T; t++)
-        for (int i = 0; i < half; i++) {
-            double a = (double)pos[t] * (double)inv_freq[i];
-            float c = (float)cos(a), sn = (float)sin(a);
-            for (int h = 0; h < H; h++) {
-                float *xh = x + (t * H + h) * (int64_t)D;
-                int i0 = p->style == ROPE_NEOX ? i : 2 * i, i1 = p->style == ROPE_NEOX ? i + half : 2 * i + 1;
-                float x0 = xh[i0], x1 = xh[i1];
-                xh[i0] = x0 * c - x1 * sn;
-                xh[i1] = x0 * sn + x1 * c;
-            }
-        }
-}
-
 typedef struct {
     const model_session *s;
     const float *kc, *vc;        // this layer's cache
@@ -146,15 +124,11 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
         rmsnorm_fwd(s->q, NULL, s->q, w[TR_ATTN_Q_NORM].data, 0.0f, (int64_t)T * Hq, D, hp->norm_eps);
         rmsnorm_fwd(s->k, NULL, s->k, w[TR_ATTN_K_NORM].data, 0.0f, (int64_t)T * Hkv, D, hp->norm_eps);
     }
-    if (m->arch->rope) {
+    if (m->arch->rope) {   // from the step's tables (forward_step)
         const rope_params *rp = L->swa ? &hp->rope_local : &hp->rope;
-        if (m->rope_factors && !L->swa) {
-            rope_factors_fwd(s->q, s->pos, T, Hq, D, rp, m->rope_factors, s->rope_tmp);
-            rope_factors_fwd(s->k, s->pos, T, Hkv, D, rp, m->rope_factors, s->rope_tmp);
-        } else {
-            rope_fwd(s->q, s->pos, T, Hq, D, rp);
-            rope_fwd(s->k, s->pos, T, Hkv, D, rp);
-        }
+        const float *cs = s->rope_cs[L->swa], *sn = s->rope_sn[L->swa];
+        rope_fwd_table(s->q, T, Hq, D, rp, cs, sn);
+        rope_fwd_table(s->k, T, Hkv, D, rp, cs, sn);
     }
     // append k, v to the cache: (T, Hkv, D) -> (Hkv, n_ctx, D) at rows p0..p0+T-1
     float *kc = model_session_k(s, il), *vc = model_session_v(s, il);
@@ -231,6 +205,11 @@ static int forward_step(model_session *s, const int32_t *ids, int T, float *logi
             float *xt = s->x + (size_t)t * C;
             for (int i = 0; i < C; i++) xt[i] += s->xn[i];
         }
+    }
+    if (m->arch->rope) {   // cos / sin of this step's positions, for every layer (GGUF rope_freqs: global layers)
+        rope_table(s->pos, T, hp->head_dim, &hp->rope, m->rope_factors, s->rope_cs[0], s->rope_sn[0]);
+        if (hp->swa_window > 0)
+            rope_table(s->pos, T, hp->head_dim, &hp->rope_local, NULL, s->rope_cs[1], s->rope_sn[1]);
     }
     int rc;
     for (int il = 0; il < hp->n_layer; il++)

@@ -20,7 +20,8 @@ void model_session_free(model_session *s) {
     bigmem_free(s->kv);
     free(s->x); free(s->xn); free(s->q); free(s->k); free(s->v); free(s->att); free(s->o);
     free(s->qh); free(s->oh); free(s->ff_a); free(s->ff_b); free(s->logits_tmp);
-    free(s->pos); free(s->rope_tmp);
+    free(s->pos);
+    for (int i = 0; i < 2; i++) { free(s->rope_cs[i]); free(s->rope_sn[i]); }
     free(s);
 }
 
@@ -51,9 +52,13 @@ int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, 
     s->ff_b = malloc(B * ff * sizeof(float));
     s->logits_tmp = malloc((size_t)h->n_vocab * sizeof(float));
     s->pos = malloc(B * sizeof(int32_t));
-    s->rope_tmp = malloc((D / 2 + 1) * sizeof(float));
+    for (int i = 0; i < 2; i++) {
+        s->rope_cs[i] = malloc(B * (D / 2 + 1) * sizeof(float));
+        s->rope_sn[i] = malloc(B * (D / 2 + 1) * sizeof(float));
+    }
     if (!s->kv || !s->x || !s->xn || !s->o || !s->q || !s->att || !s->qh || !s->oh || !s->k || !s->v || !s->ff_a ||
-        !s->ff_b || !s->logits_tmp || !s->pos || !s->rope_tmp) {
+        !s->ff_b || !s->logits_tmp || !s->pos || !s->rope_cs[0] || !s->rope_sn[0] || !s->rope_cs[1] ||
+        !s->rope_sn[1]) {
         model_session_free(s);
         return err_set(SLLM_ERR_NOMEM, "session: out of memory for a %d-token KV cache (%zu bytes)", n_ctx,
                        model_kv_bytes(m, n_ctx));

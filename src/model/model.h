@@ -120,7 +120,7 @@ typedef struct model_session {
     // scratch for n_batch rows, allocated once
     float *x, *xn, *q, *k, *v, *att, *o, *qh, *oh, *ff_a, *ff_b, *logits_tmp;
     int32_t *pos;
-    float *rope_tmp;             // (n_rot/2) inverse frequencies with rope factors
+    float *rope_cs[2], *rope_sn[2];   // (n_batch, n_rot/2) rope tables of the step: global, local layers
 } model_session;
 
 // n_ctx: KV capacity in tokens (<= 0: the model's training context, capped at 4096);

@@ -574,30 +574,9 @@ static void mm_task(void *ctx, int64_t task, int thread) {
     const mm_job *j = ctx;
     int64_t n0 = task * j->rows_per_task, n1 = n0 + j->rows_per_task;
     if (n1 > j->N) n1 = j->N;
-    if (j->path == PATH_XD || j->path == PATH_DEC_F16) {
-        // decode: this task's rows streamed in order, 64 outputs at a time
-        mm_xd_dot_fn f = j->path == PATH_XD ? j->k5->xd_dot[j->wt] : j->k5->dec_f16;
-        float out[64];
-        prefetch_start(j->W + (size_t)n0 * j->wrow_bytes, (size_t)(n1 - n0) * j->wrow_bytes);
-        for (int64_t n = n0; n < n1; n += 64) {
-            int cnt = n1 - n < 64 ? (int)(n1 - n) : 64;
-            f(j->K, j->W + (size_t)n * j->wrow_bytes, j->wrow_bytes, cnt, j->xa, out);
-            store_out(j, 0, n, cnt, out, 1);
-        }
-        return;
-    }
-    if (j->path == PATH_R16) {
+    if (j->path == PATH_R16) {   // prefill over the packed panels (decode: dec_task)
         const size_t psz = (size_t)(j->K / 32) * mm_r16_block_bytes(j->wt);   // bytes per panel
         const char *P = j->Wp + (size_t)(n0 / 16) * psz;
-        if (j->T == 1) {
-            // decode: the task's panels as one stream into the thread's scratch, then to Y
-            float *out = (float *)(j->scratch + (size_t)thread * j->scratch_bytes);
-            int64_t np = (n1 - n0 + 15) / 16;
-            prefetch_start(P, (size_t)np * psz);
-            j->k5->r16_dec(j->wt, P, np, j->K, (const blk_q8a *)j->xa, out);
-            store_out(j, 0, n0, (int)(n1 - n0), out, 1);
-            return;
-        }
         for (int64_t n = n0; n < n1; n += 16, P += psz)
             tile_rows(j, j->k5->r16_tile, P, n, n1 - n < 16 ? (int)(n1 - n) : 16);
         return;
@@ -720,24 +699,142 @@ static int64_t job_split(mm_job *j, int nth) {
                                                  : ALIGN64((size_t)j->K * MM_GEMM_NR * sizeof(float));
     } else {
         // Rows per task: multiples of 16 (64-byte lines of Y never shared between threads), aiming for
-        // ~8 tasks per thread for balance while keeping a task's weight chunk within L2 for prefill.
-        // Decode: each task is a fresh stream whose first lines arrive cold, so the small matrices of
-        // a small model (0.5-4 MB) go in 2 tasks per thread, and only large ones get up to 8 (Qwen3-0.6B
-        // Q4_0, the products alone at 2 threads: ~76% -> ~80% of the read bandwidth).
+        // ~8 tasks per thread for balance while keeping a task's weight chunk within L2.
         int64_t per = 8;
-        if (j->T == 1) {
-            per = (int64_t)(((double)j->N * (double)j->wrow_bytes) / ((double)nth * (4 << 20)));
-            per = per < 2 ? 2 : per > 8 ? 8 : per;
-        }
         rpt = (j->N + per * nth - 1) / (per * nth);
         int64_t cap = (int64_t)((512 * 1024) / (j->wrow_bytes ? j->wrow_bytes : 1));
         if (j->T > 4 && rpt > cap) rpt = cap;
         rpt = (rpt + 15) / 16 * 16;
         if (rpt < 16) rpt = 16;
-        if (j->path == PATH_R16) j->scratch_bytes = ALIGN64((size_t)rpt * sizeof(float));   // decode outputs
     }
     j->rows_per_task = rpt;
     return (j->N + rpt - 1) / rpt;
+}
+
+// ---------------------------------------------------------------- decode: the split across threads
+// With one activation row a product streams its weights once, so the split decides how busy the memory
+// pipe stays. Each thread owns one contiguous range of the dispatch's rows (all its products' rows laid
+// end to end, in units of 16 rows) and streams it front to back in chunks; a thread done with its own
+// range takes pieces from the back of the fullest other range (half of what is left there, at most a
+// chunk). So each thread reads one long stream per dispatch, and the threads finish within a small
+// piece of each other. (Before: fixed tasks claimed from a counter. The last task of each dispatch left
+// the other thread idle for half a task on average, ~10% of decode time at 2 threads, and smaller tasks
+// each restart the stream cold.)
+#define DEC_UNIT 16                  // rows per unit of the split (one r16 panel)
+#define DEC_CHUNK_BYTES (32 << 10)   // weight bytes per claim, about
+#define DEC_CHUNK_MAX 64             // units per claim at most (the output buffer is on the stack)
+
+typedef struct { _Alignas(64) _Atomic uint64_t fb; } dec_range;   // front | back << 32, in global units
+
+typedef struct {
+    const mm_job *jobs;
+    int n, nr;
+    int64_t ustart[MM_MULTI_MAX + 1];   // first global unit of each product
+    int64_t chunk;                      // units per claim
+    dec_range *r;                       // nr ranges, range i is task i
+} dec_sched;
+
+// Rows [n0, n1) of one product (n1 - n0 <= DEC_UNIT * DEC_CHUNK_MAX); the kernel may prefetch up to row
+// pf_row. cold: the first read of a new stream, whose first lines are requested at once.
+static void dec_rows(const mm_job *j, int64_t n0, int64_t n1, int64_t pf_row, bool cold) {
+    float out[DEC_UNIT * DEC_CHUNK_MAX];
+    if (j->path == PATH_R16) {
+        const size_t psz = (size_t)(j->K / 32) * mm_r16_block_bytes(j->wt);   // bytes per panel
+        const char *P = j->Wp + (size_t)(n0 / 16) * psz;
+        int64_t np = (n1 - n0 + 15) / 16, npf = (pf_row - n0 + 15) / 16;
+        if (cold) prefetch_start(P, (size_t)np * psz);
+        j->k5->r16_dec(j->wt, P, np, j->K, (const blk_q8a *)j->xa, out, (size_t)npf * psz);
+        store_out(j, 0, n0, (int)(n1 - n0), out, 1);
+        return;
+    }
+    // PATH_XD / PATH_DEC_F16: rows in order, 64 outputs per kernel call
+    mm_xd_dot_fn f = j->path == PATH_XD ? j->k5->xd_dot[j->wt] : j->k5->dec_f16;
+    if (cold) prefetch_start(j->W + (size_t)n0 * j->wrow_bytes, (size_t)(n1 - n0) * j->wrow_bytes);
+    for (int64_t n = n0; n < n1; n += 64) {
+        int cnt = n1 - n < 64 ? (int)(n1 - n) : 64;
+        f(j->K, j->W + (size_t)n * j->wrow_bytes, j->wrow_bytes, cnt, j->xa, out);
+        store_out(j, 0, n, cnt, out, 1);
+    }
+}
+
+// Global units [u0, u1), split at product boundaries; prefetching may run to unit pf_u.
+static void dec_units(const dec_sched *d, int64_t u0, int64_t u1, int64_t pf_u, bool cold) {
+    int i = 0;
+    while (u0 < u1) {
+        while (u0 >= d->ustart[i + 1]) i++;
+        const mm_job *j = &d->jobs[i];
+        int64_t e = u1 < d->ustart[i + 1] ? u1 : d->ustart[i + 1];
+        int64_t pe = pf_u < d->ustart[i + 1] ? pf_u : d->ustart[i + 1];
+        int64_t n1 = (e - d->ustart[i]) * DEC_UNIT, pf = (pe - d->ustart[i]) * DEC_UNIT;
+        dec_rows(j, (u0 - d->ustart[i]) * DEC_UNIT, n1 < j->N ? n1 : j->N, pf < j->N ? pf : j->N, cold);
+        cold = true;   // the next product is a new stream
+        u0 = e;
+    }
+}
+
+#define RANGE(f, b) ((uint64_t)(f) | (uint64_t)(b) << 32)
+
+static void dec_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    const dec_sched *d = ctx;
+    dec_range *own = &d->r[task];
+    bool cold = true;
+    for (;;) {   // own range, from the front
+        uint64_t v = atomic_load_explicit(&own->fb, memory_order_acquire);
+        int64_t f = (int64_t)(v & 0xffffffffu), b = (int64_t)(v >> 32);
+        if (f >= b) break;
+        int64_t c = b - f < d->chunk ? b - f : d->chunk;
+        if (!atomic_compare_exchange_weak_explicit(&own->fb, &v, RANGE(f + c, b), memory_order_acq_rel,
+                                                   memory_order_relaxed))
+            continue;
+        dec_units(d, f, f + c, b, cold);
+        cold = false;
+    }
+    for (;;) {   // then pieces from the back of the fullest other range
+        dec_range *vr = NULL;
+        int64_t most = 0;
+        for (int i = 0; i < d->nr; i++) {
+            uint64_t v = atomic_load_explicit(&d->r[i].fb, memory_order_relaxed);
+            int64_t left = (int64_t)(v >> 32) - (int64_t)(v & 0xffffffffu);
+            if (left > most) { most = left; vr = &d->r[i]; }
+        }
+        if (!vr) return;
+        uint64_t v = atomic_load_explicit(&vr->fb, memory_order_acquire);
+        int64_t f = (int64_t)(v & 0xffffffffu), b = (int64_t)(v >> 32);
+        if (f >= b) continue;
+        int64_t c = (b - f + 1) / 2;
+        if (c > d->chunk) c = d->chunk;
+        if (atomic_compare_exchange_weak_explicit(&vr->fb, &v, RANGE(f, b - c), memory_order_acq_rel,
+                                                  memory_order_relaxed))
+            dec_units(d, b - c, b, b, true);
+    }
+}
+
+static bool is_decode(const mm_job *j) {
+    return j->T == 1 && (j->path == PATH_R16 || j->path == PATH_XD || j->path == PATH_DEC_F16);
+}
+
+// All n products in one dispatch of one task per range.
+static int dec_run(tpool *pool, const mm_job *jobs, int n) {
+    dec_sched d = {.jobs = jobs, .n = n};
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        d.ustart[i + 1] = d.ustart[i] + (jobs[i].N + DEC_UNIT - 1) / DEC_UNIT;
+        bytes += (size_t)jobs[i].N * jobs[i].wrow_bytes;
+    }
+    int64_t units = d.ustart[n];
+    if (units == 0) return 0;
+    if (units > 0xffffffffLL) return -1;
+    d.chunk = (int64_t)(DEC_CHUNK_BYTES / (bytes / (size_t)units + 1));
+    d.chunk = d.chunk < 1 ? 1 : d.chunk > DEC_CHUNK_MAX ? DEC_CHUNK_MAX : d.chunk;
+    int nth = tpool_size(pool);
+    d.nr = units < nth ? (int)units : nth;
+    if (!(d.r = aligned_alloc(64, (size_t)d.nr * sizeof *d.r))) return -1;
+    for (int i = 0; i < d.nr; i++)
+        atomic_init(&d.r[i].fb, RANGE(units * i / d.nr, units * (i + 1) / d.nr));
+    tpool_run(pool, d.nr, dec_task, &d);
+    free(d.r);
+    return 0;
 }
 
 // Several products in one thread-pool dispatch: task ranges of the jobs laid end to end.
@@ -756,32 +853,35 @@ static void multi_task(void *ctx, int64_t task, int thread) {
 
 static int matmul_run(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T, int acc) {
     if (n <= 0 || n > MM_MULTI_MAX || !outs) return -1;
-    mm_job jobs[MM_MULTI_MAX];
+    mm_job prep[MM_MULTI_MAX], jobs[MM_MULTI_MAX], dec[MM_MULTI_MAX];
     void *owned[MM_MULTI_MAX] = {0};
-    multi_job mj = {.jobs = jobs, .n = n};
-    int nth = tpool_size(pool), rc = 0;
+    multi_job mj = {.jobs = jobs};
+    int nth = tpool_size(pool), rc = 0, np = 0, nd = 0;
+    for (; np < n && !rc; np++)
+        rc = job_prepare(&prep[np], pool, outs[np].W, outs[np].Wp, outs[np].wt, outs[np].N, K, X, T, outs[np].bias,
+                         outs[np].Y, acc, prep, np, &owned[np]);
+    // one activation row: the decode split (dec_run); otherwise tasks of rows
     size_t scratch = 0;
-    for (int i = 0; i < n && !rc; i++) {
-        rc = job_prepare(&jobs[i], pool, outs[i].W, outs[i].Wp, outs[i].wt, outs[i].N, K, X, T, outs[i].bias, outs[i].Y, acc,
-                         jobs, i, &owned[i]);
-        if (rc) n = i;   // release what was prepared
-        else {
-            mj.start[i + 1] = mj.start[i] + job_split(&jobs[i], nth);
-            if (jobs[i].scratch_bytes > scratch) scratch = jobs[i].scratch_bytes;
-        }
+    for (int i = 0; i < np && !rc; i++) {
+        if (is_decode(&prep[i])) { dec[nd++] = prep[i]; continue; }
+        jobs[mj.n] = prep[i];
+        mj.start[mj.n + 1] = mj.start[mj.n] + job_split(&jobs[mj.n], nth);
+        if (jobs[mj.n].scratch_bytes > scratch) scratch = jobs[mj.n].scratch_bytes;
+        mj.n++;
     }
+    if (!rc && nd) rc = dec_run(pool, dec, nd);
     char *sbuf = NULL;
     if (!rc && scratch) {
         // one per-thread scratch for all jobs (a thread runs one task at a time), with a common stride
         if (!(sbuf = aligned_alloc(64, scratch * (size_t)nth))) rc = -1;
-        for (int i = 0; i < n; i++) { jobs[i].scratch = sbuf; jobs[i].scratch_bytes = scratch; }
+        for (int i = 0; i < mj.n; i++) { jobs[i].scratch = sbuf; jobs[i].scratch_bytes = scratch; }
     }
-    if (!rc && mj.start[n] > 0) {
-        if (n == 1) tpool_run(pool, mj.start[1], mm_task, &jobs[0]);
-        else tpool_run(pool, mj.start[n], multi_task, &mj);
+    if (!rc && mj.start[mj.n] > 0) {
+        if (mj.n == 1) tpool_run(pool, mj.start[1], mm_task, &jobs[0]);
+        else tpool_run(pool, mj.start[mj.n], multi_task, &mj);
     }
     free(sbuf);
-    for (int i = 0; i < n; i++) free(owned[i]);
+    for (int i = 0; i < np; i++) free(owned[i]);
     return rc;
 }
 

@@ -462,12 +462,12 @@ static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const blk_q8a
 // leaves them to the demand loads, which then hit L2: streaming 1 GiB with 2 threads, 24-26 GB/s
 // against 21-24 with L1 prefetches, bare read loop 27-30).
 #define R16_PF_AHEAD 8192
-INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, float *out, const int q4) {
+INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, float *out, size_t pf_bytes,
+                    const int q4) {
     const size_t pb = fmt_block_bytes(q4 ? FMT_R16_Q4 : FMT_R16_Q8);
     const int64_t nb = K / 32;
-    // (integers: the prefetch runs up to the end of this call's panels, not into rows another thread
-    // may be reading)
-    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + (size_t)np * (size_t)nb * pb;
+    // (integers: the prefetch stops at pf_bytes, not in rows another thread may be reading)
+    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
     for (int64_t i = 0; i < np; i++) {
         __m512 acc = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++, p += pb) {
@@ -478,9 +478,10 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
         _mm512_storeu_ps(out + 16 * i, acc);
     }
 }
-static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, const blk_q8a *x, float *out) {
-    if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, 1);
-    else r16_dec(panels, np, K, x, out, 0);
+static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, const blk_q8a *x, float *out,
+                           size_t pf_bytes) {
+    if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, 1);
+    else r16_dec(panels, np, K, x, out, pf_bytes, 0);
 }
 
 // ---------------------------------------------------------------- prefill: f32 GEMM

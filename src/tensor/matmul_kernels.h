@@ -82,7 +82,10 @@ void mm_r16_pack_ref(dtype t, const void *W, size_t wrow_bytes, int nrows, int64
 void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc);
 // Decode: out[16 * i + l] = dot(row l of panel i, x) for np consecutive panels (one activation row).
-typedef void (*mm_r16_dec_fn)(dtype t, const void *panels, int64_t np, int64_t K, const blk_q8a *x, float *out);
+// The kernel prefetches ahead of its reads, but never past pf_bytes from `panels` (>= the np panels:
+// the caller's later panels may follow, rows another thread reads may not).
+typedef void (*mm_r16_dec_fn)(dtype t, const void *panels, int64_t np, int64_t K, const blk_q8a *x, float *out,
+                              size_t pf_bytes);
 
 // ---- f32 GEMM (prefill of F32 / F16 / BF16 weights) ----
 // The activations are packed once per call into blocks of MM_GEMM_TB rows, k-major: Xp[tb][k][MM_GEMM_TB]

@@ -41,6 +41,12 @@ void rope_fwd_factors(float *x, const int32_t *pos, int64_t T, int H, int D, con
 void rope_bwd_factors(float *dx, const int32_t *pos, int64_t T, int H, int D, const rope_params *p,
                       const float *freq_factors);
 
+// The same rotation from tables formed once per step and reused by every layer: cs / sn (T, n_rot/2
+// rotated dims, see rope_params) = cos / sin of pos[t] x frequency i (ff as freq_factors, may be NULL);
+// rope_fwd_table(x, ...) then equals rope_fwd_factors(x, pos, ..., ff) bit for bit.
+void rope_table(const int32_t *pos, int64_t T, int D, const rope_params *p, const float *ff, float *cs, float *sn);
+void rope_fwd_table(float *x, int64_t T, int H, int D, const rope_params *p, const float *cs, const float *sn);
+
 // ---- activations (elementwise over n) ----
 // SwiGLU: out = silu(gate) * up ; GeGLU-tanh: out = gelu_tanh(gate) * up
 void swiglu_fwd(float *out, const float *gate, const float *up, int64_t n);

@@ -42,44 +42,76 @@ void rope_inv_freq(const rope_params *p, float *inv_freq) {
     for (int i = 0; i < n_rot / 2; i++) inv_freq[i] = (float)inv_freq_f64(p, n_rot, i);
 }
 
+// Rotates heads [0, H) of one position's x (H, D) by the angles of frequencies [i0, i0 + n) (cos cs,
+// sin sn).
+static void rotate_heads(float *x, int H, int D, rope_style style, int half, int i0, int n, const float *cs,
+                         const float *sn) {
+    for (int h = 0; h < H; h++) {
+        float *xh = x + h * (int64_t)D;
+        if (style == ROPE_NEOX) {
+            float *x0 = xh + i0, *x1 = xh + half + i0;
+            for (int i = 0; i < n; i++) {
+                float a = x0[i], b = x1[i];
+                x0[i] = a * cs[i] - b * sn[i];
+                x1[i] = a * sn[i] + b * cs[i];
+            }
+        } else {
+            float *xp = xh + 2 * i0;
+            for (int i = 0; i < n; i++) {
+                float a = xp[2 * i], b = xp[2 * i + 1];
+                xp[2 * i] = a * cs[i] - b * sn[i];
+                xp[2 * i + 1] = a * sn[i] + b * cs[i];
+            }
+        }
+    }
+}
+
+// Frequencies [i0, i0 + n) with linear scaling and the divisors ff (may be NULL).
+static void freqs(const rope_params *p, int n_rot, const float *ff, int i0, int n, double *freq) {
+    double fscale = p->freq_scale > 0 ? p->freq_scale : 1.0;
+    for (int i = 0; i < n; i++) freq[i] = inv_freq_f64(p, n_rot, i0 + i) * fscale / (ff ? (double)ff[i0 + i] : 1.0);
+}
+
 // Rotates every head of x (T, H, D) by angle sign * pos * freq; sign -1 is the inverse (backward).
 // ff (n_rot/2, may be NULL) divides each frequency, as GGUF's rope_freqs.weight does in llama.cpp.
 static void rope_apply(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p,
                        const float *ff, double sign) {
     int n_rot = rope_dims(p, D), half = n_rot / 2;
-    double fscale = p->freq_scale > 0 ? p->freq_scale : 1.0;
     double freq[ROPE_CHUNK];
     float cs[ROPE_CHUNK], sn[ROPE_CHUNK];
     for (int i0 = 0; i0 < half; i0 += ROPE_CHUNK) {
         int n = half - i0 < ROPE_CHUNK ? half - i0 : ROPE_CHUNK;
-        for (int i = 0; i < n; i++)
-            freq[i] = inv_freq_f64(p, n_rot, i0 + i) * fscale / (ff ? (double)ff[i0 + i] : 1.0);
+        freqs(p, n_rot, ff, i0, n, freq);
         for (int64_t t = 0; t < T; t++) {
             for (int i = 0; i < n; i++) {
                 double a = (double)pos[t] * freq[i];
                 cs[i] = (float)cos(a);
                 sn[i] = (float)(sign * sin(a));
             }
-            for (int h = 0; h < H; h++) {
-                float *xh = x + (t * H + h) * (int64_t)D;
-                if (p->style == ROPE_NEOX) {
-                    float *x0 = xh + i0, *x1 = xh + half + i0;
-                    for (int i = 0; i < n; i++) {
-                        float a = x0[i], b = x1[i];
-                        x0[i] = a * cs[i] - b * sn[i];
-                        x1[i] = a * sn[i] + b * cs[i];
-                    }
-                } else {
-                    float *xp = xh + 2 * i0;
-                    for (int i = 0; i < n; i++) {
-                        float a = xp[2 * i], b = xp[2 * i + 1];
-                        xp[2 * i] = a * cs[i] - b * sn[i];
-                        xp[2 * i + 1] = a * sn[i] + b * cs[i];
-                    }
-                }
-            }
+            rotate_heads(x + t * H * (int64_t)D, H, D, p->style, half, i0, n, cs, sn);
         }
     }
+}
+
+void rope_table(const int32_t *pos, int64_t T, int D, const rope_params *p, const float *ff, float *cs, float *sn) {
+    int n_rot = rope_dims(p, D), half = n_rot / 2;
+    double freq[ROPE_CHUNK];
+    for (int i0 = 0; i0 < half; i0 += ROPE_CHUNK) {
+        int n = half - i0 < ROPE_CHUNK ? half - i0 : ROPE_CHUNK;
+        freqs(p, n_rot, ff, i0, n, freq);
+        for (int64_t t = 0; t < T; t++)
+            for (int i = 0; i < n; i++) {
+                double a = (double)pos[t] * freq[i];
+                cs[t * half + i0 + i] = (float)cos(a);
+                sn[t * half + i0 + i] = (float)sin(a);
+            }
+    }
+}
+
+void rope_fwd_table(float *x, int64_t T, int H, int D, const rope_params *p, const float *cs, const float *sn) {
+    int half = rope_dims(p, D) / 2;
+    for (int64_t t = 0; t < T; t++)
+        rotate_heads(x + t * H * (int64_t)D, H, D, p->style, half, 0, half, cs + t * half, sn + t * half);
 }
 
 void rope_fwd(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p) {
