@@ -14,11 +14,39 @@
 #include "tensor/matmul.h"
 #include "tensor/quant.h"
 
+// Decode: the products after stage `st` of layer il (0 q/k/v, 1 o, 2 gate/up or up, 3 down; layer
+// n_layer: the output head), as a hint to warm their weights (mm_matmul_multi_next). n = 0: none.
+typedef struct { mm_out o[3]; mm_next nx; } next_products;
+
+static const mm_next *next_of(const sllm_model *m, int il, int st, int T, next_products *np) {
+    const mweight *w[3] = {0};
+    int n = 0;
+    if (T != 1) return NULL;
+    if (++st == 4) { st = 0; il++; }
+    if (il == m->hp.n_layer) {
+        w[n++] = &m->g[TR_OUTPUT];
+    } else {
+        const mweight *L = m->layers[il].w;
+        if (st == 0) { w[0] = &L[TR_ATTN_Q]; w[1] = &L[TR_ATTN_K]; w[2] = &L[TR_ATTN_V]; n = 3; }
+        else if (st == 1) w[n++] = &L[TR_ATTN_OUT];
+        else if (st == 2 && m->arch->act == ACT_GELU) w[n++] = &L[TR_FFN_UP];
+        else if (st == 2) { w[0] = &L[TR_FFN_GATE]; w[1] = &L[TR_FFN_UP]; n = 2; }
+        else w[n++] = &L[TR_FFN_DOWN];
+    }
+    for (int i = 0; i < n; i++) {
+        if (!w[i]->data) return NULL;
+        np->o[i] = (mm_out){.W = w[i]->data, .wt = w[i]->type, .N = w[i]->rows, .Wp = w[i]->packed};
+    }
+    np->nx = (mm_next){.n = n, .outs = np->o, .K = w[0]->cols};
+    return &np->nx;
+}
+
 // Every matmul goes through this helper, which also adds the attached LoRA adapters' terms (model/lora.h);
-// with none attached it is the plain product.
-static int mm(const model_session *s, const mweight *w, const float *X, int T, const mweight *bias, float *Y) {
+// with none attached it is the plain product. next: the products that follow (a hint, may be NULL).
+static int mm(const model_session *s, const mweight *w, const float *X, int T, const mweight *bias, float *Y,
+              const mm_next *next) {
     mm_out o = {.W = w->data, .wt = w->type, .N = w->rows, .bias = bias ? bias->data : NULL, .Y = Y, .Wp = w->packed};
-    int rc = mm_matmul_multi(s->pool, 1, &o, w->cols, X, T);
+    int rc = mm_matmul_multi_next(s->pool, 1, &o, w->cols, X, T, next);
     if (rc) {
         const dtype_info *di = dtype_get(w->type);
         return err_set(SLLM_ERR_UNSUPPORTED, "%s: matmul with a %s weight (%lld x %lld) failed", s->m->path,
@@ -32,7 +60,7 @@ static int mm(const model_session *s, const mweight *w, const float *X, int T, c
 // dispatch for all of them (mm_matmul_multi gives each output the bits mm_matmul would), then the
 // LoRA terms per weight. On failure the products run one by one, so the error names the weight.
 static int mm_multi(const model_session *s, int n, const mweight *const *w, const mweight *const *b,
-                    float *const *Y, const float *X, int T) {
+                    float *const *Y, const float *X, int T, const mm_next *next) {
     mm_out o[MM_MULTI_MAX] = {{0}};
     bool fuse = n >= 1 && n <= MM_MULTI_MAX;   // and one K for all (always, for one layer's projections)
     for (int i = 0; fuse && i < n; i++) {
@@ -40,9 +68,9 @@ static int mm_multi(const model_session *s, int n, const mweight *const *w, cons
         o[i] = (mm_out){.W = w[i]->data, .wt = w[i]->type, .N = w[i]->rows,
                         .bias = b[i] && b[i]->data ? b[i]->data : NULL, .Y = Y[i], .Wp = w[i]->packed};
     }
-    if (!fuse || mm_matmul_multi(s->pool, n, o, w[0]->cols, X, T)) {
+    if (!fuse || mm_matmul_multi_next(s->pool, n, o, w[0]->cols, X, T, next)) {
         for (int i = 0; i < n; i++) {
-            int rc = mm(s, w[i], X, T, b[i], Y[i]);
+            int rc = mm(s, w[i], X, T, b[i], Y[i], NULL);
             if (rc) return rc;
         }
         return SLLM_OK;
@@ -118,7 +146,7 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
         const mweight *pw[3] = {&w[TR_ATTN_Q], &w[TR_ATTN_K], &w[TR_ATTN_V]};
         const mweight *pb[3] = {&w[TR_ATTN_Q_B], &w[TR_ATTN_K_B], &w[TR_ATTN_V_B]};
         float *py[3] = {s->q, s->k, s->v};
-        if ((rc = mm_multi(s, 3, pw, pb, py, s->xn, T))) return rc;
+        if ((rc = mm_multi(s, 3, pw, pb, py, s->xn, T, NULL))) return rc;
     }
     if (m->arch->qk_norm) {
         rmsnorm_fwd(s->q, NULL, s->q, w[TR_ATTN_Q_NORM].data, 0.0f, (int64_t)T * Hq, D, hp->norm_eps);
@@ -155,7 +183,8 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     for (int t = 0; t < T; t++)
         for (int h = 0; h < Hq; h++)
             memcpy(s->att + ((size_t)t * Hq + h) * D, s->oh + ((size_t)h * T + t) * D, (size_t)D * sizeof(float));
-    if ((rc = mm(s, &w[TR_ATTN_OUT], s->att, T, &w[TR_ATTN_OUT_B], s->o))) return rc;   // o (T, C)
+    next_products np;
+    if ((rc = mm(s, &w[TR_ATTN_OUT], s->att, T, &w[TR_ATTN_OUT_B], s->o, next_of(m, il, 1, T, &np)))) return rc;   // o (T, C)
     if (m->arch->post_norms) rmsnorm_fwd(s->o, NULL, s->o, w[TR_POST_ATTN_NORM].data, 0.0f, T, C, hp->norm_eps);
     int64_t n = (int64_t)T * C;
     for (int64_t i = 0; i < n; i++) s->x[i] += s->o[i];
@@ -164,16 +193,16 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     norm(m, s->xn, s->x, &w[TR_FFN_NORM], &w[TR_FFN_NORM_B], T, C);
     int64_t nf = (int64_t)T * hp->n_ff;
     if (m->arch->act == ACT_GELU) {
-        if ((rc = mm(s, &w[TR_FFN_UP], s->xn, T, &w[TR_FFN_UP_B], s->ff_a))) return rc;   // (T, F)
+        if ((rc = mm(s, &w[TR_FFN_UP], s->xn, T, &w[TR_FFN_UP_B], s->ff_a, next_of(m, il, 2, T, &np)))) return rc;   // (T, F)
         gelu_fwd(s->ff_b, s->ff_a, nf);
     } else {
         const mweight *pw[2] = {&w[TR_FFN_GATE], &w[TR_FFN_UP]}, *pb[2] = {NULL, NULL};
         float *py[2] = {s->ff_a, s->ff_b};
-        if ((rc = mm_multi(s, 2, pw, pb, py, s->xn, T))) return rc;   // gate, up (T, F)
+        if ((rc = mm_multi(s, 2, pw, pb, py, s->xn, T, next_of(m, il, 2, T, &np)))) return rc;   // gate, up (T, F)
         if (m->arch->act == ACT_GEGLU) geglu_fwd(s->ff_b, s->ff_a, s->ff_b, nf);
         else swiglu_fwd(s->ff_b, s->ff_a, s->ff_b, nf);
     }
-    if ((rc = mm(s, &w[TR_FFN_DOWN], s->ff_b, T, &w[TR_FFN_DOWN_B], s->o))) return rc;   // (T, C)
+    if ((rc = mm(s, &w[TR_FFN_DOWN], s->ff_b, T, &w[TR_FFN_DOWN_B], s->o, next_of(m, il, 3, T, &np)))) return rc;   // (T, C)
     if (m->arch->post_norms) rmsnorm_fwd(s->o, NULL, s->o, w[TR_POST_FFN_NORM].data, 0.0f, T, C, hp->norm_eps);
     for (int64_t i = 0; i < n; i++) s->x[i] += s->o[i];
     return SLLM_OK;
@@ -219,7 +248,7 @@ static int forward_step(model_session *s, const int32_t *ids, int T, float *logi
     // final norm + head over all rows, or over the last row only
     int r0 = all_logits ? 0 : T - 1, nr = all_logits ? T : 1;
     norm(m, s->xn, s->x + (size_t)r0 * C, &m->g[TR_OUTPUT_NORM], &m->g[TR_OUTPUT_NORM_B], nr, C);
-    if ((rc = mm(s, &m->g[TR_OUTPUT], s->xn, nr, NULL, logits))) return rc;   // (nr, V)
+    if ((rc = mm(s, &m->g[TR_OUTPUT], s->xn, nr, NULL, logits, NULL))) return rc;   // (nr, V)
     if (hp->final_softcap > 0) {
         float cap = hp->final_softcap;
         int64_t nl = (int64_t)nr * hp->n_vocab;

@@ -732,6 +732,8 @@ typedef struct {
     int64_t ustart[MM_MULTI_MAX + 1];   // first global unit of each product
     int64_t chunk;                      // units per claim
     dec_range *r;                       // nr ranges, range i is task i
+    const mm_next *next;                // products of the next dispatch (may be NULL)
+    int nthreads;
 } dec_sched;
 
 // Rows [n0, n1) of one product (n1 - n0 <= DEC_UNIT * DEC_CHUNK_MAX); the kernel may prefetch up to row
@@ -774,6 +776,36 @@ static void dec_units(const dec_sched *d, int64_t u0, int64_t u1, int64_t pf_u, 
 
 #define RANGE(f, b) ((uint64_t)(f) | (uint64_t)(b) << 32)
 
+#define DEC_WARM_BYTES (32 << 10)
+
+// Bytes of one unit of a product's weights as the decode reads them, and where they start.
+static const char *dec_base(const mm_out *o, int64_t K, size_t *ubytes) {
+    if (o->Wp && mm_r16_supported(o->wt)) {
+        *ubytes = (size_t)(K / 32) * mm_r16_block_bytes(o->wt);
+        return o->Wp;
+    }
+    *ubytes = DEC_UNIT * dtype_row_bytes(o->wt, K);
+    return o->Wp && o->wt == DT_F16 ? o->Wp : o->W;
+}
+
+// The first DEC_WARM_BYTES of range `task` of the next dispatch (dec_run's split of its products), into
+// L2: while the caller works between the dispatches, this thread's memory pipe keeps streaming.
+static void dec_warm(const mm_next *nx, int64_t task, int nth) {
+    int64_t us[MM_MULTI_MAX + 1] = {0}, units;
+    int n = nx->n < MM_MULTI_MAX ? nx->n : MM_MULTI_MAX;
+    for (int i = 0; i < n; i++) us[i + 1] = us[i] + (nx->outs[i].N + DEC_UNIT - 1) / DEC_UNIT;
+    if ((units = us[n]) == 0) return;
+    int nr = units < nth ? (int)units : nth;
+    if (task >= nr) return;
+    int64_t u = units * task / nr;
+    int i = 0;
+    while (u >= us[i + 1]) i++;
+    size_t ub;
+    const char *p = dec_base(&nx->outs[i], nx->K, &ub) + (size_t)(u - us[i]) * ub;
+    size_t left = (size_t)(us[i + 1] - u) * ub, bytes = left < DEC_WARM_BYTES ? left : DEC_WARM_BYTES;
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);   // prefetcht1: L2
+}
+
 static void dec_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const dec_sched *d = ctx;
@@ -798,7 +830,7 @@ static void dec_task(void *ctx, int64_t task, int thread) {
             int64_t left = (int64_t)(v >> 32) - (int64_t)(v & 0xffffffffu);
             if (left > most) { most = left; vr = &d->r[i]; }
         }
-        if (!vr) return;
+        if (!vr) break;
         uint64_t v = atomic_load_explicit(&vr->fb, memory_order_acquire);
         int64_t f = (int64_t)(v & 0xffffffffu), b = (int64_t)(v >> 32);
         if (f >= b) continue;
@@ -808,6 +840,7 @@ static void dec_task(void *ctx, int64_t task, int thread) {
                                                   memory_order_relaxed))
             dec_units(d, b - c, b, b, true);
     }
+    if (d->next) dec_warm(d->next, task, d->nthreads);
 }
 
 static bool is_decode(const mm_job *j) {
@@ -815,8 +848,8 @@ static bool is_decode(const mm_job *j) {
 }
 
 // All n products in one dispatch of one task per range.
-static int dec_run(tpool *pool, const mm_job *jobs, int n) {
-    dec_sched d = {.jobs = jobs, .n = n};
+static int dec_run(tpool *pool, const mm_job *jobs, int n, const mm_next *next) {
+    dec_sched d = {.jobs = jobs, .n = n, .next = next, .nthreads = tpool_size(pool)};
     size_t bytes = 0;
     for (int i = 0; i < n; i++) {
         d.ustart[i + 1] = d.ustart[i] + (jobs[i].N + DEC_UNIT - 1) / DEC_UNIT;
@@ -851,7 +884,8 @@ static void multi_task(void *ctx, int64_t task, int thread) {
     mm_task(&mj->jobs[i], task - mj->start[i], thread);
 }
 
-static int matmul_run(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T, int acc) {
+static int matmul_run(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T, int acc,
+                      const mm_next *next) {
     if (n <= 0 || n > MM_MULTI_MAX || !outs) return -1;
     mm_job prep[MM_MULTI_MAX], jobs[MM_MULTI_MAX], dec[MM_MULTI_MAX];
     void *owned[MM_MULTI_MAX] = {0};
@@ -869,7 +903,7 @@ static int matmul_run(tpool *pool, int n, const mm_out *outs, int64_t K, const f
         if (jobs[mj.n].scratch_bytes > scratch) scratch = jobs[mj.n].scratch_bytes;
         mj.n++;
     }
-    if (!rc && nd) rc = dec_run(pool, dec, nd);
+    if (!rc && nd) rc = dec_run(pool, dec, nd, next);
     char *sbuf = NULL;
     if (!rc && scratch) {
         // one per-thread scratch for all jobs (a thread runs one task at a time), with a common stride
@@ -888,17 +922,22 @@ static int matmul_run(tpool *pool, int n, const mm_out *outs, int64_t K, const f
 int mm_matmul(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *X, int64_t T,
               const float *bias, float *Y) {
     mm_out o = {.W = W, .wt = wt, .N = N, .bias = bias, .Y = Y};
-    return matmul_run(pool, 1, &o, K, X, T, 0);
+    return matmul_run(pool, 1, &o, K, X, T, 0, NULL);
 }
 
 int mm_matmul_acc(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, const float *X, int64_t T,
                   float *Y) {
     mm_out o = {.W = W, .wt = wt, .N = N, .Y = Y};
-    return matmul_run(pool, 1, &o, K, X, T, 1);
+    return matmul_run(pool, 1, &o, K, X, T, 1, NULL);
 }
 
 int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T) {
-    return matmul_run(pool, n, outs, K, X, T, 0);
+    return matmul_run(pool, n, outs, K, X, T, 0, NULL);
+}
+
+int mm_matmul_multi_next(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T,
+                         const mm_next *next) {
+    return matmul_run(pool, n, outs, K, X, T, 0, next && next->n > 0 && next->outs ? next : NULL);
 }
 
 // ---------------------------------------------------------------- weights packed at load

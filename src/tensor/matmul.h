@@ -24,6 +24,13 @@ int mm_matmul(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K,
 // Wp: optional copy of W in this CPU's packed layout (mm_pack); used where given and NULL otherwise.
 typedef struct { const void *W; dtype wt; int64_t N; const float *bias; float *Y; const void *Wp; } mm_out;
 int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T);
+// Decode (T == 1): the products the caller runs next (W, wt, N, Wp of each; after this dispatch and
+// some single-threaded work). Each thread, done with its part of this dispatch, requests the first
+// bytes of the part of `next` it will most likely stream, so that dispatch does not start cold while
+// the caller does the work between the two. A hint only: results do not depend on it.
+typedef struct { int n; const mm_out *outs; int64_t K; } mm_next;
+int mm_matmul_multi_next(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T,
+                         const mm_next *next);
 // Weights repacked once for this CPU's kernels (Q4_0 / Q8_0 with AVX-512: 16 rows interleaved per
 // panel, the bytes of the source rows reordered so a task's rows are one linear stream; see
 // tensor/matmul_kernels.h; F16: the same rows copied, so that they sit on the caller's huge pages
