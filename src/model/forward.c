@@ -91,11 +91,42 @@ static void norm(const sllm_model *m, float *y, const float *x, const mweight *w
 
 typedef struct {
     const model_session *s;
-    const float *kc, *vc;        // this layer's cache
+    const model_layer *L;
+    float *kc, *vc;              // this layer's cache
+    const float *qh;             // queries (Hq, T, D)
+    float *oh;                   // outputs (Hq, T, D)
     int T, chunk, n_chunks, group, D;
     int64_t p0;
     attn_params ap;
 } attn_job;
+
+// q/k norms (qk_norm archs) and rope of query heads [q0, q1) and KV heads [k0, k1) of the T new rows
+// (q (T, Hq, D), k (T, Hkv, D); with T > 1 only all heads at once), then those KV heads' k and v rows
+// appended to the cache, (T, Hkv, D) -> (Hkv, n_ctx, D) at positions p0...
+static void qk_prepare(const attn_job *j, int q0, int q1, int k0, int k1) {
+    const model_session *s = j->s;
+    const sllm_model *m = s->m;
+    const model_hparams *hp = &m->hp;
+    const model_layer *L = j->L;
+    int T = j->T, D = j->D, Hkv = hp->n_head_kv;
+    float *q = s->q + (size_t)q0 * D, *k = s->k + (size_t)k0 * D;
+    if (m->arch->qk_norm) {
+        rmsnorm_fwd(q, NULL, q, L->w[TR_ATTN_Q_NORM].data, 0.0f, (int64_t)T * (q1 - q0), D, hp->norm_eps);
+        rmsnorm_fwd(k, NULL, k, L->w[TR_ATTN_K_NORM].data, 0.0f, (int64_t)T * (k1 - k0), D, hp->norm_eps);
+    }
+    if (m->arch->rope) {   // from the step's tables (forward_step)
+        const rope_params *rp = L->swa ? &hp->rope_local : &hp->rope;
+        const float *cs = s->rope_cs[L->swa], *sn = s->rope_sn[L->swa];
+        rope_fwd_table(q, T, q1 - q0, D, rp, cs, sn);
+        rope_fwd_table(k, T, k1 - k0, D, rp, cs, sn);
+    }
+    for (int t = 0; t < T; t++)
+        for (int h = k0; h < k1; h++) {
+            size_t dst = ((size_t)h * (size_t)s->n_ctx + (size_t)(j->p0 + t)) * (size_t)D;
+            memcpy(j->kc + dst, s->k + ((size_t)t * Hkv + h) * D, (size_t)D * sizeof(float));
+            memcpy(j->vc + dst, s->v + ((size_t)t * Hkv + h) * D, (size_t)D * sizeof(float));
+        }
+}
 
 // Query heads [h0, h0 + nh) (all reading one KV head) for queries [t0, t1) against that head's (S, D)
 // cache block. Keys outside the band the queries can see are skipped by offsetting the key pointer:
@@ -110,7 +141,7 @@ static void attend_heads(const attn_job *j, int h0, int nh, int t0, int t1) {
     int64_t s0 = 0;
     if (j->ap.window > 0 && j->p0 + t0 - j->ap.window + 1 > 0) s0 = j->p0 + t0 - j->ap.window + 1;
     size_t off = ((size_t)h0 * (size_t)j->T + (size_t)t0) * (size_t)D;
-    attention_fwd(s->oh + off, NULL, s->qh + off, K + s0 * D, V + s0 * D, t1 - t0, s_end - s0, nh, 1, D,
+    attention_fwd(j->oh + off, NULL, j->qh + off, K + s0 * D, V + s0 * D, t1 - t0, s_end - s0, nh, 1, D,
                   j->p0 + t0 - s0, &j->ap);
 }
 
@@ -124,12 +155,17 @@ static void attn_task(void *ctx, int64_t task, int thread) {
 }
 
 // Decode (T = 1): task = one KV head with all the query heads that read it, so each cache block is
-// streamed once per step, not once per query head (and from two threads). Per head the arithmetic is
-// attn_task's (attention_fwd treats a run of query heads one by one), so the bits are the same.
+// streamed once per step, not once per query head (and from two threads). The task also prepares its
+// heads' new rows (norms, rope, cache append: the step's single-threaded work between the q/k/v
+// product and attention, now split over the threads). Per head the arithmetic is the prefill's
+// (attention_fwd treats a run of query heads one by one, norms and rope work row by row), so the bits
+// are the same.
 static void attn_decode_task(void *ctx, int64_t kvh, int thread) {
     (void)thread;
     const attn_job *j = ctx;
-    attend_heads(j, (int)kvh * j->group, j->group, 0, 1);
+    int h = (int)kvh;
+    qk_prepare(j, h * j->group, (h + 1) * j->group, h, h + 1);
+    attend_heads(j, h * j->group, j->group, 0, 1);
 }
 
 static int layer_forward(model_session *s, int il, int T, int64_t p0) {
@@ -148,41 +184,33 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
         float *py[3] = {s->q, s->k, s->v};
         if ((rc = mm_multi(s, 3, pw, pb, py, s->xn, T, NULL))) return rc;
     }
-    if (m->arch->qk_norm) {
-        rmsnorm_fwd(s->q, NULL, s->q, w[TR_ATTN_Q_NORM].data, 0.0f, (int64_t)T * Hq, D, hp->norm_eps);
-        rmsnorm_fwd(s->k, NULL, s->k, w[TR_ATTN_K_NORM].data, 0.0f, (int64_t)T * Hkv, D, hp->norm_eps);
-    }
-    if (m->arch->rope) {   // from the step's tables (forward_step)
-        const rope_params *rp = L->swa ? &hp->rope_local : &hp->rope;
-        const float *cs = s->rope_cs[L->swa], *sn = s->rope_sn[L->swa];
-        rope_fwd_table(s->q, T, Hq, D, rp, cs, sn);
-        rope_fwd_table(s->k, T, Hkv, D, rp, cs, sn);
-    }
-    // append k, v to the cache: (T, Hkv, D) -> (Hkv, n_ctx, D) at rows p0..p0+T-1
-    float *kc = model_session_k(s, il), *vc = model_session_v(s, il);
-    for (int t = 0; t < T; t++)
-        for (int j = 0; j < Hkv; j++) {
-            size_t dst = ((size_t)j * (size_t)s->n_ctx + (size_t)(p0 + t)) * (size_t)D;
-            memcpy(kc + dst, s->k + ((size_t)t * Hkv + j) * D, (size_t)D * sizeof(float));
-            memcpy(vc + dst, s->v + ((size_t)t * Hkv + j) * D, (size_t)D * sizeof(float));
-        }
-    // q (T, Hq, D) -> qh (Hq, T, D)
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < Hq; h++)
-            memcpy(s->qh + ((size_t)h * T + t) * D, s->q + ((size_t)t * Hq + h) * D, (size_t)D * sizeof(float));
-    attn_job job = {.s = s, .kc = kc, .vc = vc, .T = T, .group = Hq / Hkv, .D = D, .p0 = p0};
+    attn_job job = {.s = s, .L = L, .kc = model_session_k(s, il), .vc = model_session_v(s, il), .T = T,
+                    .group = Hq / Hkv, .D = D, .p0 = p0};
     job.ap.scale = hp->attn_scale;
     job.ap.window = L->swa ? hp->swa_window : 0;
     job.ap.softcap = 0;
     job.ap.doc_start = NULL;
-    job.chunk = T < 16 ? T : 16;
-    job.n_chunks = (T + job.chunk - 1) / job.chunk;
-    if (T == 1) tpool_run(s->pool, Hkv, attn_decode_task, &job);
-    else tpool_run(s->pool, (int64_t)Hq * job.n_chunks, attn_task, &job);
-    // oh (Hq, T, D) -> att (T, Hq*D)
-    for (int t = 0; t < T; t++)
-        for (int h = 0; h < Hq; h++)
-            memcpy(s->att + ((size_t)t * Hq + h) * D, s->oh + ((size_t)h * T + t) * D, (size_t)D * sizeof(float));
+    if (T == 1) {
+        // one row: q (1, Hq, D) is already (Hq, 1, D), and the outputs land in att's layout
+        job.qh = s->q;
+        job.oh = s->att;
+        tpool_run(s->pool, Hkv, attn_decode_task, &job);
+    } else {
+        qk_prepare(&job, 0, Hq, 0, Hkv);
+        // q (T, Hq, D) -> qh (Hq, T, D)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < Hq; h++)
+                memcpy(s->qh + ((size_t)h * T + t) * D, s->q + ((size_t)t * Hq + h) * D, (size_t)D * sizeof(float));
+        job.qh = s->qh;
+        job.oh = s->oh;
+        job.chunk = T < 16 ? T : 16;
+        job.n_chunks = (T + job.chunk - 1) / job.chunk;
+        tpool_run(s->pool, (int64_t)Hq * job.n_chunks, attn_task, &job);
+        // oh (Hq, T, D) -> att (T, Hq*D)
+        for (int t = 0; t < T; t++)
+            for (int h = 0; h < Hq; h++)
+                memcpy(s->att + ((size_t)t * Hq + h) * D, s->oh + ((size_t)h * T + t) * D, (size_t)D * sizeof(float));
+    }
     next_products np;
     if ((rc = mm(s, &w[TR_ATTN_OUT], s->att, T, &w[TR_ATTN_OUT_B], s->o, next_of(m, il, 1, T, &np)))) return rc;   // o (T, C)
     if (m->arch->post_norms) rmsnorm_fwd(s->o, NULL, s->o, w[TR_POST_ATTN_NORM].data, 0.0f, T, C, hp->norm_eps);
