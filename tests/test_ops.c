@@ -703,6 +703,57 @@ static void test_rope_identities(void) {
     free(x); free(y); free(xp); free(yn);
 }
 
+// Decode split over runs of keys (attention_decode_part + attention_decode_merge) against attention_fwd
+// for the same query row: GQA groups 1, 2, 4, the last position with and without a sliding window,
+// splits into 1..5 runs including empty ones, softcap; within 1e-6 relative (the split only changes the
+// summation order).
+static void test_attention_decode_split(void) {
+    static const struct { int Hq, Hkv, D, S, window; float softcap; } C[] = {
+        {6, 6, 20, 37, 0, 0}, {8, 4, 32, 150, 0, 0}, {8, 2, 64, 70, 16, 0}, {4, 1, 48, 33, 0, 30.0f}, {16, 8, 128, 129, 0, 0},
+    };
+    for (size_t c = 0; c < sizeof C / sizeof C[0]; c++) {
+        int Hq = C[c].Hq, Hkv = C[c].Hkv, D = C[c].D, S = C[c].S;
+        attn_params p = {1.0f / sqrtf((float)D), C[c].window, C[c].softcap, NULL};
+        float *q = rnd(Hq * D, 1.5f, 0), *k = rnd((int64_t)S * Hkv * D, 1.5f, 0), *v = rnd((int64_t)S * Hkv * D, 1.0f, 0);
+        float *want = malloc(sizeof(float) * Hq * D), *got = malloc(sizeof(float) * Hq * D);
+        attention_fwd(want, NULL, q, k, v, 1, S, Hq, Hkv, D, S - 1, &p);
+        int64_t lo = C[c].window > 0 ? S - C[c].window : 0, hi = S - 1;
+        for (int runs = 1; runs <= 5; runs++) {
+            float *o[5], *m[5];
+            double *l[5];
+            for (int r = 0; r < runs; r++) {
+                // uneven runs; with 5 runs over a short band some are empty
+                int64_t a = r == 0 ? lo : lo + (hi - lo + 1) * r * r / (runs * runs), b = lo + (hi - lo + 1) * (r + 1) * (r + 1) / (runs * runs);
+                if (runs == 5 && r == 1) b = a;   // an empty run
+                o[r] = malloc(sizeof(float) * Hq * D); m[r] = malloc(sizeof(float) * Hq); l[r] = malloc(sizeof(double) * Hq);
+                attention_decode_part(o[r], m[r], l[r], q, k, v, Hq, Hkv, D, a, b - 1, &p);
+                if (runs == 5 && r == 1) CHECK(l[r][0] == 0.0 && m[r][0] == -INFINITY, "empty run: l %g m %g", l[r][0], m[r][0]);
+            }
+            if (runs == 5) {   // runs 1 and 2 together cover what run 2 would have
+                int64_t a = lo + (hi - lo + 1) * 1 / 25, b = lo + (hi - lo + 1) * 9 / 25;
+                attention_decode_part(o[2], m[2], l[2], q, k, v, Hq, Hkv, D, a, b - 1, &p);
+            }
+            attention_decode_merge(got, (const float *const *)o, (const float *const *)m, (const double *const *)l, runs, Hq, D);
+            double e = rel_err(got, want, Hq * D);
+            CHECK(e < 1e-6, "decode split case %zu, %d runs: rel err %.3g", c, runs, e);
+            for (int r = 0; r < runs; r++) { free(o[r]); free(m[r]); free(l[r]); }
+        }
+        free(q); free(k); free(v); free(want); free(got);
+    }
+    // no visible key at all: zeros
+    float q[8] = {1}, k[8] = {1}, o[8], out[8];
+    float m;
+    double l;
+    attn_params p = {1.0f, 0, 0, NULL};
+    attention_decode_part(o, &m, &l, q, k, k, 1, 1, 8, 1, 0, &p);
+    const float *op[1] = {o}, *mp[1] = {&m};
+    const double *lp[1] = {&l};
+    attention_decode_merge(out, op, mp, lp, 1, 1, 8);
+    int zero = 1;
+    for (int i = 0; i < 8; i++) zero &= out[i] == 0.0f;
+    CHECK(zero, "decode split with no visible key: not zeros");
+}
+
 static void test_attention_consistency(void) {
     enum { T = 9, Hq = 6, Hkv = 3, D = 20 };
     int32_t doc[T] = {0, 0, 0, 0, 4, 4, 4, 4, 4};
@@ -817,6 +868,7 @@ int main(void) {
     test_finite_differences();
     test_rope_identities();
     test_attention_consistency();
+    test_attention_decode_split();
     test_edges();
     if (!getenv("SLLM_ASAN")) bench_attention();
     free_cases();

@@ -92,80 +92,87 @@ static void norm(const sllm_model *m, float *y, const float *x, const mweight *w
 typedef struct {
     const model_session *s;
     const model_layer *L;
-    float *kc, *vc;              // this layer's cache
-    const float *qh;             // queries (Hq, T, D)
-    float *oh;                   // outputs (Hq, T, D)
-    int T, chunk, n_chunks, group, D;
-    int64_t p0;
+    float *kc, *vc;              // this layer's cache, rows (n_ctx, Hkv, D)
+    int T, chunk, n_chunks, Hq, Hkv, D;
+    int n_runs;                  // decode: key runs (tasks)
+    int64_t p0, s0;              // first new position; decode: first visible key
     attn_params ap;
 } attn_job;
 
-// q/k norms (qk_norm archs) and rope of query heads [q0, q1) and KV heads [k0, k1) of the T new rows
-// (q (T, Hq, D), k (T, Hkv, D); with T > 1 only all heads at once), then those KV heads' k and v rows
-// appended to the cache, (T, Hkv, D) -> (Hkv, n_ctx, D) at positions p0...
-static void qk_prepare(const attn_job *j, int q0, int q1, int k0, int k1) {
-    const model_session *s = j->s;
-    const sllm_model *m = s->m;
+// q/k norms (qk_norm archs) and rope of n rows of D (T positions of n / T heads), from x into y (may
+// be x), with the norm weight `nw`.
+static void rotate_rows(const attn_job *j, float *y, const float *x, int T, int H, const mweight *nw) {
+    const sllm_model *m = j->s->m;
     const model_hparams *hp = &m->hp;
-    const model_layer *L = j->L;
-    int T = j->T, D = j->D, Hkv = hp->n_head_kv;
-    float *q = s->q + (size_t)q0 * D, *k = s->k + (size_t)k0 * D;
-    if (m->arch->qk_norm) {
-        rmsnorm_fwd(q, NULL, q, L->w[TR_ATTN_Q_NORM].data, 0.0f, (int64_t)T * (q1 - q0), D, hp->norm_eps);
-        rmsnorm_fwd(k, NULL, k, L->w[TR_ATTN_K_NORM].data, 0.0f, (int64_t)T * (k1 - k0), D, hp->norm_eps);
-    }
+    int D = j->D;
+    if (m->arch->qk_norm) rmsnorm_fwd(y, NULL, x, nw->data, 0.0f, (int64_t)T * H, D, hp->norm_eps);
+    else if (y != x) memcpy(y, x, (size_t)T * H * D * sizeof(float));
     if (m->arch->rope) {   // from the step's tables (forward_step)
-        const rope_params *rp = L->swa ? &hp->rope_local : &hp->rope;
-        const float *cs = s->rope_cs[L->swa], *sn = s->rope_sn[L->swa];
-        rope_fwd_table(q, T, q1 - q0, D, rp, cs, sn);
-        rope_fwd_table(k, T, k1 - k0, D, rp, cs, sn);
+        const rope_params *rp = j->L->swa ? &hp->rope_local : &hp->rope;
+        rope_fwd_table(y, T, H, D, rp, j->s->rope_cs[j->L->swa], j->s->rope_sn[j->L->swa]);
     }
-    for (int t = 0; t < T; t++)
-        for (int h = k0; h < k1; h++) {
-            size_t dst = ((size_t)h * (size_t)s->n_ctx + (size_t)(j->p0 + t)) * (size_t)D;
-            memcpy(j->kc + dst, s->k + ((size_t)t * Hkv + h) * D, (size_t)D * sizeof(float));
-            memcpy(j->vc + dst, s->v + ((size_t)t * Hkv + h) * D, (size_t)D * sizeof(float));
-        }
 }
 
-// Query heads [h0, h0 + nh) (all reading one KV head) for queries [t0, t1) against that head's (S, D)
-// cache block. Keys outside the band the queries can see are skipped by offsetting the key pointer:
-// positions shift equally for queries and keys. nh > 1 only with one query (qh rows of consecutive heads
-// are then adjacent).
-static void attend_heads(const attn_job *j, int h0, int nh, int t0, int t1) {
+// The T new rows' k (normed and rotated in place) and v appended to the cache at positions p0...
+static void append_kv(const attn_job *j) {
     const model_session *s = j->s;
-    int kvh = h0 / j->group, D = j->D;
-    const float *K = j->kc + (size_t)kvh * (size_t)s->n_ctx * (size_t)D;
-    const float *V = j->vc + (size_t)kvh * (size_t)s->n_ctx * (size_t)D;
-    int64_t s_end = j->p0 + t1;
-    int64_t s0 = 0;
-    if (j->ap.window > 0 && j->p0 + t0 - j->ap.window + 1 > 0) s0 = j->p0 + t0 - j->ap.window + 1;
-    size_t off = ((size_t)h0 * (size_t)j->T + (size_t)t0) * (size_t)D;
-    attention_fwd(j->oh + off, NULL, j->qh + off, K + s0 * D, V + s0 * D, t1 - t0, s_end - s0, nh, 1, D,
-                  j->p0 + t0 - s0, &j->ap);
+    size_t row = (size_t)j->Hkv * j->D;
+    rotate_rows(j, s->k, s->k, j->T, j->Hkv, &j->L->w[TR_ATTN_K_NORM]);
+    memcpy(j->kc + (size_t)j->p0 * row, s->k, (size_t)j->T * row * sizeof(float));
+    memcpy(j->vc + (size_t)j->p0 * row, s->v, (size_t)j->T * row * sizeof(float));
 }
 
-// task = (query head h, chunk of queries [t0, t1)).
+// Prefill: task = (query head h, chunk of queries [t0, t1)), q and outputs in their (T, Hq, D) rows.
+// Keys outside the band the chunk can see are skipped by offsetting the cache pointers: positions
+// shift equally for queries and keys.
 static void attn_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const attn_job *j = ctx;
+    const model_session *s = j->s;
     int h = (int)(task / j->n_chunks), c = (int)(task % j->n_chunks);
     int t0 = c * j->chunk, t1 = t0 + j->chunk < j->T ? t0 + j->chunk : j->T;
-    attend_heads(j, h, 1, t0, t1);
+    int64_t s0 = 0;
+    if (j->ap.window > 0 && j->p0 + t0 - j->ap.window + 1 > 0) s0 = j->p0 + t0 - j->ap.window + 1;
+    size_t row = (size_t)j->Hkv * j->D, qoff = (size_t)t0 * j->Hq * j->D;
+    attention_fwd_heads(s->att + qoff, NULL, s->q + qoff, j->kc + s0 * row, j->vc + s0 * row, t1 - t0,
+                        j->p0 + t1 - s0, j->Hq, j->Hkv, j->D, j->p0 + t0 - s0, &j->ap, h, h + 1);
 }
 
-// Decode (T = 1): task = one KV head with all the query heads that read it, so each cache block is
-// streamed once per step, not once per query head (and from two threads). The task also prepares its
-// heads' new rows (norms, rope, cache append: the step's single-threaded work between the q/k/v
-// product and attention, now split over the threads). Per head the arithmetic is the prefill's
-// (attention_fwd treats a run of query heads one by one, norms and rope work row by row), so the bits
-// are the same.
-static void attn_decode_task(void *ctx, int64_t kvh, int thread) {
+// Decode (T = 1): task r = the r-th run of the visible keys [s0, p0], every head: the cache rows of a
+// run (all heads of consecutive positions) are one contiguous stream per K and V, split evenly over
+// the threads; attention_decode_merge then combines the runs. Each task rotates its own copy of the
+// query (the heads' norms and rope: cheap, and no single-threaded step between the q/k/v product and
+// attention); the last run holds the new position, so its task appends the new k / v row first.
+static void attn_decode_task(void *ctx, int64_t r, int thread) {
     (void)thread;
     const attn_job *j = ctx;
-    int h = (int)kvh;
-    qk_prepare(j, h * j->group, (h + 1) * j->group, h, h + 1);
-    attend_heads(j, h * j->group, j->group, 0, 1);
+    const model_session *s = j->s;
+    size_t hd = (size_t)j->Hq * j->D;
+    float *q = s->dec_f + (size_t)r * (2 * hd + (size_t)j->Hq), *o = q + hd, *m = o + hd;
+    rotate_rows(j, q, s->q, 1, j->Hq, &j->L->w[TR_ATTN_Q_NORM]);
+    if (r == j->n_runs - 1) append_kv(j);
+    int64_t n = j->p0 + 1 - j->s0, a = j->s0 + n * r / j->n_runs, b = j->s0 + n * (r + 1) / j->n_runs;
+    attention_decode_part(o, m, s->dec_l + (size_t)r * j->Hq, q, j->kc, j->vc, j->Hq, j->Hkv, j->D, a, b - 1,
+                          &j->ap);
+}
+
+static void attention_decode(model_session *s, attn_job *j) {
+    int nth = tpool_size(s->pool);
+    int64_t n = j->p0 + 1 - j->s0;
+    // runs of at least ~64 keys: shorter ones cost more in setup and merging than they save
+    j->n_runs = (int)(n / 64 < nth ? n / 64 : nth);
+    if (j->n_runs < 1) j->n_runs = 1;
+    if (j->n_runs > s->dec_runs) j->n_runs = s->dec_runs;
+    tpool_run(s->pool, j->n_runs, attn_decode_task, j);
+    size_t hd = (size_t)j->Hq * j->D;
+    const float *o[MAX_RUNS], *m[MAX_RUNS];
+    const double *l[MAX_RUNS];
+    for (int r = 0; r < j->n_runs; r++) {
+        o[r] = s->dec_f + (size_t)r * (2 * hd + (size_t)j->Hq) + hd;
+        m[r] = o[r] + hd;
+        l[r] = s->dec_l + (size_t)r * j->Hq;
+    }
+    attention_decode_merge(s->att, o, m, l, j->n_runs, j->Hq, j->D);
 }
 
 static int layer_forward(model_session *s, int il, int T, int64_t p0) {
@@ -184,32 +191,21 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
         float *py[3] = {s->q, s->k, s->v};
         if ((rc = mm_multi(s, 3, pw, pb, py, s->xn, T, NULL))) return rc;
     }
-    attn_job job = {.s = s, .L = L, .kc = model_session_k(s, il), .vc = model_session_v(s, il), .T = T,
-                    .group = Hq / Hkv, .D = D, .p0 = p0};
+    attn_job job = {.s = s, .L = L, .kc = model_session_k(s, il), .vc = model_session_v(s, il), .T = T, .Hq = Hq,
+                    .Hkv = Hkv, .D = D, .p0 = p0};
     job.ap.scale = hp->attn_scale;
     job.ap.window = L->swa ? hp->swa_window : 0;
     job.ap.softcap = 0;
     job.ap.doc_start = NULL;
     if (T == 1) {
-        // one row: q (1, Hq, D) is already (Hq, 1, D), and the outputs land in att's layout
-        job.qh = s->q;
-        job.oh = s->att;
-        tpool_run(s->pool, Hkv, attn_decode_task, &job);
+        if (job.ap.window > 0 && p0 - job.ap.window + 1 > 0) job.s0 = p0 - job.ap.window + 1;
+        attention_decode(s, &job);   // att (1, Hq*D)
     } else {
-        qk_prepare(&job, 0, Hq, 0, Hkv);
-        // q (T, Hq, D) -> qh (Hq, T, D)
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < Hq; h++)
-                memcpy(s->qh + ((size_t)h * T + t) * D, s->q + ((size_t)t * Hq + h) * D, (size_t)D * sizeof(float));
-        job.qh = s->qh;
-        job.oh = s->oh;
+        rotate_rows(&job, s->q, s->q, T, Hq, &w[TR_ATTN_Q_NORM]);
+        append_kv(&job);
         job.chunk = T < 16 ? T : 16;
         job.n_chunks = (T + job.chunk - 1) / job.chunk;
-        tpool_run(s->pool, (int64_t)Hq * job.n_chunks, attn_task, &job);
-        // oh (Hq, T, D) -> att (T, Hq*D)
-        for (int t = 0; t < T; t++)
-            for (int h = 0; h < Hq; h++)
-                memcpy(s->att + ((size_t)t * Hq + h) * D, s->oh + ((size_t)h * T + t) * D, (size_t)D * sizeof(float));
+        tpool_run(s->pool, (int64_t)Hq * job.n_chunks, attn_task, &job);   // att (T, Hq*D)
     }
     next_products np;
     if ((rc = mm(s, &w[TR_ATTN_OUT], s->att, T, &w[TR_ATTN_OUT_B], s->o, next_of(m, il, 1, T, &np)))) return rc;   // o (T, C)

@@ -1,7 +1,8 @@
 // A session: the per-layer f32 KV cache of one sequence plus every scratch buffer the forward pass
 // needs for n_batch rows, allocated once so decoding a token allocates nothing.
-// Cache layout per layer: K (Hkv, n_ctx, D) then V (Hkv, n_ctx, D) — head-major, so the keys of one
-// KV head are a contiguous (S, D) block that attention reads without strides.
+// Cache layout per layer: K (n_ctx, Hkv, D) then V (n_ctx, Hkv, D) — position-major, so a prefill
+// appends one block and a decode step's run of positions (every head) is one contiguous stream per
+// K and V: the threads split the keys, not the heads (see forward.c attention_decode).
 #include <stdlib.h>
 #include <string.h>
 #include "base/error.h"
@@ -20,7 +21,7 @@ void model_session_free(model_session *s) {
     bigmem_free(s->kv);
     free(s->x); free(s->xn); free(s->q); free(s->k); free(s->v); free(s->att); free(s->o);
     free(s->qh); free(s->oh); free(s->ff_a); free(s->ff_b); free(s->logits_tmp);
-    free(s->pos);
+    free(s->pos); free(s->dec_f); free(s->dec_l);
     for (int i = 0; i < 2; i++) { free(s->rope_cs[i]); free(s->rope_sn[i]); }
     free(s);
 }
@@ -52,12 +53,15 @@ int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, 
     s->ff_b = malloc(B * ff * sizeof(float));
     s->logits_tmp = malloc((size_t)h->n_vocab * sizeof(float));
     s->pos = malloc(B * sizeof(int32_t));
+    s->dec_runs = tpool_size(pool) < MAX_RUNS ? tpool_size(pool) : MAX_RUNS;
+    s->dec_f = malloc((size_t)s->dec_runs * (2 * (size_t)h->n_head * D + (size_t)h->n_head) * sizeof(float));
+    s->dec_l = malloc((size_t)s->dec_runs * (size_t)h->n_head * sizeof(double));
     for (int i = 0; i < 2; i++) {
         s->rope_cs[i] = malloc(B * (D / 2 + 1) * sizeof(float));
         s->rope_sn[i] = malloc(B * (D / 2 + 1) * sizeof(float));
     }
     if (!s->kv || !s->x || !s->xn || !s->o || !s->q || !s->att || !s->qh || !s->oh || !s->k || !s->v || !s->ff_a ||
-        !s->ff_b || !s->logits_tmp || !s->pos || !s->rope_cs[0] || !s->rope_sn[0] || !s->rope_cs[1] ||
+        !s->ff_b || !s->logits_tmp || !s->pos || !s->dec_f || !s->dec_l || !s->rope_cs[0] || !s->rope_sn[0] || !s->rope_cs[1] ||
         !s->rope_sn[1]) {
         model_session_free(s);
         return err_set(SLLM_ERR_NOMEM, "session: out of memory for a %d-token KV cache (%zu bytes)", n_ctx,

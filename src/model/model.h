@@ -112,15 +112,21 @@ int model_save_gguf(const sllm_model *m, const char *path, int out_type, const g
 int model_save_hf(const sllm_model *m, const char *dir, int out_type);
 
 // ---- session: KV cache + scratch, see kvcache.c / forward.c ----
+#define MAX_RUNS 64              // decode attention: most key runs (threads) per step
 typedef struct model_session {
     const sllm_model *m;
     tpool *pool;                 // not owned; NULL = single thread
     int n_ctx, n_batch, n_past;
-    float *kv;                   // per layer: K (Hkv, n_ctx, D) then V (Hkv, n_ctx, D)
+    float *kv;                   // per layer: K (n_ctx, Hkv, D) then V (n_ctx, Hkv, D)
     // scratch for n_batch rows, allocated once
     float *x, *xn, *q, *k, *v, *att, *o, *qh, *oh, *ff_a, *ff_b, *logits_tmp;
     int32_t *pos;
     float *rope_cs[2], *rope_sn[2];   // (n_batch, n_rot/2) rope tables of the step: global, local layers
+    // decode attention, per key run (at most dec_runs = the pool's threads): rotated q (Hq, D), output
+    // (Hq, D), max (Hq) in dec_f; sums (Hq) in dec_l
+    float *dec_f;
+    double *dec_l;
+    int dec_runs;
 } model_session;
 
 // n_ctx: KV capacity in tokens (<= 0: the model's training context, capped at 4096);

@@ -193,6 +193,59 @@ void attention_fwd_heads(float *out, float *att, const float *q, const float *k,
     }
 }
 
+// Keys per block of the decode parts (each head's scores of a block stay on the stack).
+#define DEC_BLOCK 32
+
+void attention_decode_part(float *o, float *m, double *l, const float *q, const float *k, const float *v, int Hq,
+                           int Hkv, int D, int64_t lo, int64_t hi, const attn_params *p) {
+    const attn_kernels *kn = attn_kernels_active();
+    const int G = Hq / Hkv;
+    const int64_t ks = (int64_t)Hkv * D;
+    float sc[DEC_BLOCK];
+    memset(o, 0, (size_t)Hq * D * sizeof(float));
+    for (int h = 0; h < Hq; h++) { m[h] = -INFINITY; l[h] = 0.0; }
+    // blocks outside, heads inside: a block's rows (every head of DEC_BLOCK positions, adjacent in the
+    // cache) are read from memory once and reused from L2 by the heads that follow
+    for (int64_t b0 = lo; b0 <= hi; b0 += DEC_BLOCK) {
+        int n = (int)(hi - b0 + 1 < DEC_BLOCK ? hi - b0 + 1 : DEC_BLOCK);
+        for (int h = 0; h < Hq; h++) {
+            const float *kb = k + b0 * ks + (int64_t)(h / G) * D, *vb = v + b0 * ks + (int64_t)(h / G) * D;
+            float *oh = o + (int64_t)h * D;
+            kn->scores(sc, q + (int64_t)h * D, kb, ks, n, D);
+            float bm = finish_scores(sc, n, p);
+            if (bm > m[h]) {
+                if (m[h] != -INFINITY) {
+                    float f = expf(m[h] - bm);
+                    l[h] *= f;
+                    scale_f32(oh, f, D);
+                }
+                m[h] = bm;
+            }
+            l[h] += kn->expsum(sc, n, m[h]);
+            kn->accum(oh, sc, vb, ks, n, D);
+        }
+    }
+}
+
+void attention_decode_merge(float *out, const float *const *o, const float *const *m, const double *const *l, int n,
+                            int Hq, int D) {
+    for (int h = 0; h < Hq; h++) {
+        float mx = -INFINITY;
+        for (int i = 0; i < n; i++) mx = m[i][h] > mx ? m[i][h] : mx;
+        float *oh = out + (int64_t)h * D;
+        memset(oh, 0, (size_t)D * sizeof(float));
+        if (mx == -INFINITY) continue;   // no visible key
+        double sum = 0.0;
+        for (int i = 0; i < n; i++) {
+            if (l[i][h] == 0.0) continue;
+            float f = expf(m[i][h] - mx);
+            sum += l[i][h] * f;
+            axpy_f32(oh, f, o[i] + (int64_t)h * D, D);
+        }
+        scale_f32(oh, (float)(1.0 / sum), D);
+    }
+}
+
 void attention_fwd(float *out, float *att, const float *q, const float *k, const float *v,
                    int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p) {
     attention_fwd_heads(out, att, q, k, v, T, S, Hq, Hkv, D, q_pos0, p, 0, Hq);

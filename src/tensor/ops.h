@@ -92,6 +92,15 @@ void attention_bwd_kvheads(float *dq, float *dk, float *dv, const float *dout, c
                            const float *q, const float *k, const float *v,
                            int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
                            int g0, int g1);
+// Decode split over runs of keys (one query row; the runs go to different threads, then merge):
+// attention_decode_part takes q (Hq, D) against keys / values [lo, hi] of a cache of rows (S, Hkv, D)
+// and leaves, per q head, the running max m, the sum l of exp(score - m) and the unnormalized output
+// o = sum exp(score - m) v (m = -inf, l = 0, o = 0 for an empty run). attention_decode_merge combines
+// n such parts into out (Hq, D), the softmax-weighted sum over all the runs' keys.
+void attention_decode_part(float *o, float *m, double *l, const float *q, const float *k, const float *v, int Hq,
+                           int Hkv, int D, int64_t lo, int64_t hi, const attn_params *p);
+void attention_decode_merge(float *out, const float *const *o, const float *const *m, const double *const *l, int n,
+                            int Hq, int D);
 
 // ---- softmax / loss ----
 void softmax_inplace(float *x, int64_t n);
