@@ -7,6 +7,53 @@
 
 static bool only_even(void *ctx, int32_t id) { (void)ctx; return id % 2 == 0; }
 static bool none(void *ctx, int32_t id) { (void)ctx; (void)id; return false; }
+static bool all(void *ctx, int32_t id) { (void)ctx; (void)id; return true; }
+
+// A vocabulary-sized row: without a filter the sampler picks its top candidates straight from the
+// logits (a heap over one pass); an allow-all filter takes the path that fills and selects all of
+// them. Both must give the same candidates in the same order (ties included: many equal logits,
+// lower id first), the same picks for the same seed, and probabilities against a double-precision
+// softmax within 1e-5.
+static void check_large_vocab(void) {
+    enum { V = 151936 };
+    float *base = malloc(sizeof(float) * V), *l = malloc(sizeof(float) * V);
+    uint64_t st = 7;
+    for (int i = 0; i < V; i++) {
+        st = st * 6364136223846793005ULL + 1442695040888963407ULL;
+        base[i] = (float)((st >> 40) % 2000) * 0.01f - 10.0f;   // 2000 levels: many exact ties
+    }
+    double mx = -1e30, z = 0;
+    for (int i = 0; i < V; i++) mx = base[i] > mx ? base[i] : mx;
+    for (int i = 0; i < V; i++) z += exp((double)base[i] - mx);
+    static const struct { float temp; int top_k; } C[] = {{0, 0}, {0.8f, 40}, {1.0f, 200}};
+    for (int c = 0; c < 3; c++) {
+        sample_params p; sample_params_default(&p);
+        p.temp = C[c].temp; p.top_k = C[c].top_k; p.top_p = 1.0f; p.min_p = 0; p.seed = 11;
+        sampler *a = sampler_new(&p, V), *b = sampler_new(&p, V);
+        int same = 1, order = 1, close = 1;
+        for (int step = 0; step < 20; step++) {
+            memcpy(l, base, sizeof(float) * V);
+            int32_t ia = sampler_sample(a, l, NULL, NULL);
+            memcpy(l, base, sizeof(float) * V);
+            int32_t ib = sampler_sample(b, l, all, NULL);
+            same &= ia == ib;
+            sample_cand ta[40], tb[40];
+            int na = sampler_top_probs(a, ta, 40), nb = sampler_top_probs(b, tb, 40);
+            order &= na == nb && na == 40;
+            for (int i = 0; i < na && i < nb; i++) {
+                order &= ta[i].id == tb[i].id && ta[i].logit == tb[i].logit;
+                if (i) order &= ta[i - 1].logit > ta[i].logit || (ta[i - 1].logit == ta[i].logit && ta[i - 1].id < ta[i].id);
+                double want = exp((double)base[ta[i].id] - mx) / z;
+                close &= fabs(ta[i].p - want) <= 1e-5 * want;
+            }
+        }
+        CHECK(same, "large vocab, temp %.1f top_k %d: picks differ between the direct and the full path", C[c].temp, C[c].top_k);
+        CHECK(order, "large vocab, temp %.1f top_k %d: candidates differ or are out of order", C[c].temp, C[c].top_k);
+        CHECK(close, "large vocab, temp %.1f top_k %d: probabilities off the double softmax", C[c].temp, C[c].top_k);
+        sampler_free(a); sampler_free(b);
+    }
+    free(base); free(l);
+}
 
 int main(void) {
     enum { V = 8 };
@@ -118,5 +165,6 @@ int main(void) {
     memcpy(l, base, sizeof l);
     CHECK(sampler_sample(s, l, none, NULL) == -1);
     sampler_free(s);
+    check_large_vocab();
     return test_report();
 }

@@ -51,6 +51,11 @@ static ce_row_fn ce_row_kernel(void) {
     return isa >= ISA_AVX512 ? ce_row_avx512 : isa >= ISA_AVX2 ? ce_row_avx2 : ce_row_ref;
 }
 
+double logsumexp_f32(const float *x, int64_t n) {
+    if (n <= 0) return -INFINITY;
+    return ce_row_kernel()(NULL, x, n, 0, 1.0f) + (double)x[0];   // (lse - x[0]) + x[0]
+}
+
 // Per counted row: loss = logsumexp(z) - z[target]; dz = (softmax(z) - onehot(target)) * grad_scale.
 // Rows with target < 0 (or >= V, which no valid batch holds) are skipped and their dlogits zeroed.
 // dlogits is written (=), not accumulated: it is the start of the backward pass.
