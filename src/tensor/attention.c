@@ -129,6 +129,25 @@ static void attend_store(const attn_kernels *kn, float *o, float *row, const flo
     }
 }
 
+// One head's online-softmax step over a block of n keys: its scores (in sc), the running max m (the
+// output o and the sum l rescaled when it grows), then l += the block's exp sum and o += its
+// probability-weighted values.
+static void online_block(const attn_kernels *kn, float *sc, float *o, float *m, double *l, const float *q,
+                         const float *k, const float *v, int64_t ks, int n, int D, const attn_params *p) {
+    kn->scores(sc, q, k, ks, n, D);
+    float bm = finish_scores(sc, n, p);
+    if (bm > *m) {
+        if (*m != -INFINITY) {
+            float f = expf(*m - bm);
+            *l *= f;
+            scale_f32(o, f, D);
+        }
+        *m = bm;
+    }
+    *l += kn->expsum(sc, n, *m);
+    kn->accum(o, sc, v, ks, n, D);
+}
+
 // One query row for a run of nh consecutive q heads sharing one kv head, without storing
 // probabilities: online softmax over blocks of keys, accumulating straight into each head's output
 // and rescaling it whenever that head's running max grows. Heads loop inside the key-block loop so a
@@ -142,21 +161,9 @@ static void attend_online(const attn_kernels *kn, float *o, const float *q, int 
     for (int j = 0; j < nh; j++) { m[j] = -INFINITY; l[j] = 0.0; }
     for (int64_t b0 = lo; b0 <= hi; b0 += SCORE_BLOCK) {
         int n = (int)(hi - b0 + 1 < SCORE_BLOCK ? hi - b0 + 1 : SCORE_BLOCK);
-        for (int j = 0; j < nh; j++) {
-            float *oj = o + (int64_t)j * D;
-            kn->scores(sc, q + (int64_t)j * D, k + b0 * ks, ks, n, D);
-            float bm = finish_scores(sc, n, p);
-            if (bm > m[j]) {
-                if (m[j] != -INFINITY) {
-                    float f = expf(m[j] - bm);
-                    l[j] *= f;
-                    scale_f32(oj, f, D);
-                }
-                m[j] = bm;
-            }
-            l[j] += kn->expsum(sc, n, m[j]);
-            kn->accum(oj, sc, v + b0 * ks, ks, n, D);
-        }
+        for (int j = 0; j < nh; j++)
+            online_block(kn, sc, o + (int64_t)j * D, &m[j], &l[j], q + (int64_t)j * D, k + b0 * ks, v + b0 * ks, ks, n,
+                         D, p);
     }
     for (int j = 0; j < nh; j++)
         if (l[j] > 0) scale_f32(o + (int64_t)j * D, (float)(1.0 / l[j]), D);
@@ -209,20 +216,8 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
     for (int64_t b0 = lo; b0 <= hi; b0 += DEC_BLOCK) {
         int n = (int)(hi - b0 + 1 < DEC_BLOCK ? hi - b0 + 1 : DEC_BLOCK);
         for (int h = 0; h < Hq; h++) {
-            const float *kb = k + b0 * ks + (int64_t)(h / G) * D, *vb = v + b0 * ks + (int64_t)(h / G) * D;
-            float *oh = o + (int64_t)h * D;
-            kn->scores(sc, q + (int64_t)h * D, kb, ks, n, D);
-            float bm = finish_scores(sc, n, p);
-            if (bm > m[h]) {
-                if (m[h] != -INFINITY) {
-                    float f = expf(m[h] - bm);
-                    l[h] *= f;
-                    scale_f32(oh, f, D);
-                }
-                m[h] = bm;
-            }
-            l[h] += kn->expsum(sc, n, m[h]);
-            kn->accum(oh, sc, vb, ks, n, D);
+            int64_t off = b0 * ks + (int64_t)(h / G) * D;
+            online_block(kn, sc, o + (int64_t)h * D, &m[h], &l[h], q + (int64_t)h * D, k + off, v + off, ks, n, D, p);
         }
     }
 }
