@@ -3,8 +3,9 @@
 //
 // Per layer:  x += o_proj(attn(rope(qk_norm(q, k)), v))     [Gemma: post-attention norm on the branch]
 //             x += ffn(norm(x))                             [Gemma: post-FFN norm on the branch]
-// Attention runs per query head (and per chunk of queries) over the thread pool, each task calling
-// attention_fwd on one head's contiguous (T, D) queries against its KV head's (S, D) cache block.
+// Prefill attention runs per query head (and per chunk of queries) over the thread pool on the (T, Hq, D)
+// query rows against the position-major (S, Hkv, D) cache; a decode step splits the visible keys into
+// one run per thread and merges the runs' partial softmaxes (attention_decode).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,17 +144,27 @@ static void attn_task(void *ctx, int64_t task, int thread) {
 // the threads; attention_decode_merge then combines the runs. Each task rotates its own copy of the
 // query (the heads' norms and rope: cheap, and no single-threaded step between the q/k/v product and
 // attention); the last run holds the new position, so its task appends the new k / v row first.
+// Run r's scratch in the session: rotated query q (Hq, D), partial output o (Hq, D), max m (Hq), sum l (Hq).
+static float *dec_slot(const model_session *s, const attn_job *j, int64_t r, float **o, float **m, double **l) {
+    size_t hd = (size_t)j->Hq * j->D;
+    float *q = s->dec_f + (size_t)r * (2 * hd + (size_t)j->Hq);
+    *o = q + hd;
+    *m = q + 2 * hd;
+    *l = s->dec_l + (size_t)r * j->Hq;
+    return q;
+}
+
 static void attn_decode_task(void *ctx, int64_t r, int thread) {
     (void)thread;
     const attn_job *j = ctx;
     const model_session *s = j->s;
-    size_t hd = (size_t)j->Hq * j->D;
-    float *q = s->dec_f + (size_t)r * (2 * hd + (size_t)j->Hq), *o = q + hd, *m = o + hd;
+    float *o, *m;
+    double *l;
+    float *q = dec_slot(s, j, r, &o, &m, &l);
     rotate_rows(j, q, s->q, 1, j->Hq, &j->L->w[TR_ATTN_Q_NORM]);
     if (r == j->n_runs - 1) append_kv(j);
     int64_t n = j->p0 + 1 - j->s0, a = j->s0 + n * r / j->n_runs, b = j->s0 + n * (r + 1) / j->n_runs;
-    attention_decode_part(o, m, s->dec_l + (size_t)r * j->Hq, q, j->kc, j->vc, j->Hq, j->Hkv, j->D, a, b - 1,
-                          &j->ap);
+    attention_decode_part(o, m, l, q, j->kc, j->vc, j->Hq, j->Hkv, j->D, a, b - 1, &j->ap);
 }
 
 static void attention_decode(model_session *s, attn_job *j) {
@@ -164,15 +175,11 @@ static void attention_decode(model_session *s, attn_job *j) {
     if (j->n_runs < 1) j->n_runs = 1;
     if (j->n_runs > s->dec_runs) j->n_runs = s->dec_runs;
     tpool_run(s->pool, j->n_runs, attn_decode_task, j);
-    size_t hd = (size_t)j->Hq * j->D;
-    const float *o[MAX_RUNS], *m[MAX_RUNS];
-    const double *l[MAX_RUNS];
-    for (int r = 0; r < j->n_runs; r++) {
-        o[r] = s->dec_f + (size_t)r * (2 * hd + (size_t)j->Hq) + hd;
-        m[r] = o[r] + hd;
-        l[r] = s->dec_l + (size_t)r * j->Hq;
-    }
-    attention_decode_merge(s->att, o, m, l, j->n_runs, j->Hq, j->D);
+    float *o[MAX_RUNS], *m[MAX_RUNS];
+    double *l[MAX_RUNS];
+    for (int r = 0; r < j->n_runs; r++) dec_slot(s, j, r, &o[r], &m[r], &l[r]);
+    attention_decode_merge(s->att, (const float *const *)o, (const float *const *)m, (const double *const *)l,
+                           j->n_runs, j->Hq, j->D);
 }
 
 static int layer_forward(model_session *s, int il, int T, int64_t p0) {

@@ -20,7 +20,7 @@ void model_session_free(model_session *s) {
     if (!s) return;
     bigmem_free(s->kv);
     free(s->x); free(s->xn); free(s->q); free(s->k); free(s->v); free(s->att); free(s->o);
-    free(s->qh); free(s->oh); free(s->ff_a); free(s->ff_b); free(s->logits_tmp);
+    free(s->ff_a); free(s->ff_b); free(s->logits_tmp);
     free(s->pos); free(s->dec_f); free(s->dec_l);
     for (int i = 0; i < 2; i++) { free(s->rope_cs[i]); free(s->rope_sn[i]); }
     free(s);
@@ -45,8 +45,6 @@ int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, 
     s->o = malloc(B * C * sizeof(float));
     s->q = malloc(B * qd * sizeof(float));
     s->att = malloc(B * qd * sizeof(float));
-    s->qh = malloc(B * qd * sizeof(float));
-    s->oh = malloc(B * qd * sizeof(float));
     s->k = malloc(B * kd * sizeof(float));
     s->v = malloc(B * kd * sizeof(float));
     s->ff_a = malloc(B * ff * sizeof(float));
@@ -60,7 +58,7 @@ int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, 
         s->rope_cs[i] = malloc(B * (D / 2 + 1) * sizeof(float));
         s->rope_sn[i] = malloc(B * (D / 2 + 1) * sizeof(float));
     }
-    if (!s->kv || !s->x || !s->xn || !s->o || !s->q || !s->att || !s->qh || !s->oh || !s->k || !s->v || !s->ff_a ||
+    if (!s->kv || !s->x || !s->xn || !s->o || !s->q || !s->att || !s->k || !s->v || !s->ff_a ||
         !s->ff_b || !s->logits_tmp || !s->pos || !s->dec_f || !s->dec_l || !s->rope_cs[0] || !s->rope_sn[0] || !s->rope_cs[1] ||
         !s->rope_sn[1]) {
         model_session_free(s);

@@ -119,7 +119,7 @@ typedef struct model_session {
     int n_ctx, n_batch, n_past;
     float *kv;                   // per layer: K (n_ctx, Hkv, D) then V (n_ctx, Hkv, D)
     // scratch for n_batch rows, allocated once
-    float *x, *xn, *q, *k, *v, *att, *o, *qh, *oh, *ff_a, *ff_b, *logits_tmp;
+    float *x, *xn, *q, *k, *v, *att, *o, *ff_a, *ff_b, *logits_tmp;
     int32_t *pos;
     float *rope_cs[2], *rope_sn[2];   // (n_batch, n_rot/2) rope tables of the step: global, local layers
     // decode attention, per key run (at most dec_runs = the pool's threads): rotated q (Hq, D), output
