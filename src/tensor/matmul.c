@@ -700,8 +700,7 @@ static int64_t job_split(mm_job *j, int nth) {
     } else {
         // Rows per task: multiples of 16 (64-byte lines of Y never shared between threads), aiming for
         // ~8 tasks per thread for balance while keeping a task's weight chunk within L2.
-        int64_t per = 8;
-        rpt = (j->N + per * nth - 1) / (per * nth);
+        rpt = (j->N + 8 * nth - 1) / (8 * nth);
         int64_t cap = (int64_t)((512 * 1024) / (j->wrow_bytes ? j->wrow_bytes : 1));
         if (j->T > 4 && rpt > cap) rpt = cap;
         rpt = (rpt + 15) / 16 * 16;
@@ -726,9 +725,20 @@ static int64_t job_split(mm_job *j, int nth) {
 
 typedef struct { _Alignas(64) _Atomic uint64_t fb; } dec_range;   // front | back << 32, in global units
 
+// The split of a dispatch (dec_run), also used to warm the next one (dec_warm): product i's units start
+// at us[i] (us[n] = all units); nth threads get min(units, nth) ranges, range r starting at unit
+// units * r / nr.
+static int64_t dec_layout(const int64_t *N, int n, int64_t us[MM_MULTI_MAX + 1]) {
+    us[0] = 0;
+    for (int i = 0; i < n; i++) us[i + 1] = us[i] + (N[i] + DEC_UNIT - 1) / DEC_UNIT;
+    return us[n];
+}
+static int dec_ranges(int64_t units, int nth) { return units < nth ? (int)units : nth; }
+static int64_t dec_range_start(int64_t units, int64_t r, int nr) { return units * r / nr; }
+
 typedef struct {
     const mm_job *jobs;
-    int n, nr;
+    int nr;
     int64_t ustart[MM_MULTI_MAX + 1];   // first global unit of each product
     int64_t chunk;                      // units per claim
     dec_range *r;                       // nr ranges, range i is task i
@@ -791,13 +801,14 @@ static const char *dec_base(const mm_out *o, int64_t K, size_t *ubytes) {
 // The first DEC_WARM_BYTES of range `task` of the next dispatch (dec_run's split of its products), into
 // L2: while the caller works between the dispatches, this thread's memory pipe keeps streaming.
 static void dec_warm(const mm_next *nx, int64_t task, int nth) {
-    int64_t us[MM_MULTI_MAX + 1] = {0}, units;
+    int64_t us[MM_MULTI_MAX + 1], N[MM_MULTI_MAX];
     int n = nx->n < MM_MULTI_MAX ? nx->n : MM_MULTI_MAX;
-    for (int i = 0; i < n; i++) us[i + 1] = us[i] + (nx->outs[i].N + DEC_UNIT - 1) / DEC_UNIT;
-    if ((units = us[n]) == 0) return;
-    int nr = units < nth ? (int)units : nth;
+    for (int i = 0; i < n; i++) N[i] = nx->outs[i].N;
+    int64_t units = dec_layout(N, n, us);
+    if (units == 0) return;
+    int nr = dec_ranges(units, nth);
     if (task >= nr) return;
-    int64_t u = units * task / nr;
+    int64_t u = dec_range_start(units, task, nr);
     int i = 0;
     while (u >= us[i + 1]) i++;
     size_t ub;
@@ -849,22 +860,22 @@ static bool is_decode(const mm_job *j) {
 
 // All n products in one dispatch of one task per range.
 static int dec_run(tpool *pool, const mm_job *jobs, int n, const mm_next *next) {
-    dec_sched d = {.jobs = jobs, .n = n, .next = next, .nthreads = tpool_size(pool)};
+    dec_sched d = {.jobs = jobs, .next = next, .nthreads = tpool_size(pool)};
     size_t bytes = 0;
+    int64_t N[MM_MULTI_MAX];
     for (int i = 0; i < n; i++) {
-        d.ustart[i + 1] = d.ustart[i] + (jobs[i].N + DEC_UNIT - 1) / DEC_UNIT;
+        N[i] = jobs[i].N;
         bytes += (size_t)jobs[i].N * jobs[i].wrow_bytes;
     }
-    int64_t units = d.ustart[n];
+    int64_t units = dec_layout(N, n, d.ustart);
     if (units == 0) return 0;
     if (units > 0xffffffffLL) return -1;
     d.chunk = (int64_t)(DEC_CHUNK_BYTES / (bytes / (size_t)units + 1));
     d.chunk = d.chunk < 1 ? 1 : d.chunk > DEC_CHUNK_MAX ? DEC_CHUNK_MAX : d.chunk;
-    int nth = tpool_size(pool);
-    d.nr = units < nth ? (int)units : nth;
+    d.nr = dec_ranges(units, d.nthreads);
     if (!(d.r = aligned_alloc(64, (size_t)d.nr * sizeof *d.r))) return -1;
     for (int i = 0; i < d.nr; i++)
-        atomic_init(&d.r[i].fb, RANGE(units * i / d.nr, units * (i + 1) / d.nr));
+        atomic_init(&d.r[i].fb, RANGE(dec_range_start(units, i, d.nr), dec_range_start(units, i + 1, d.nr)));
     tpool_run(pool, d.nr, dec_task, &d);
     free(d.r);
     return 0;
