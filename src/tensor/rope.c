@@ -72,6 +72,15 @@ static void freqs(const rope_params *p, int n_rot, const float *ff, int i0, int 
     for (int i = 0; i < n; i++) freq[i] = inv_freq_f64(p, n_rot, i0 + i) * fscale / (ff ? (double)ff[i0 + i] : 1.0);
 }
 
+// cos / sign * sin of pos * freq[i] for i < n (angles in double, see the top of the file).
+static void angles(int32_t pos, const double *freq, int n, double sign, float *cs, float *sn) {
+    for (int i = 0; i < n; i++) {
+        double a = (double)pos * freq[i];
+        cs[i] = (float)cos(a);
+        sn[i] = (float)(sign * sin(a));
+    }
+}
+
 // Rotates every head of x (T, H, D) by angle sign * pos * freq; sign -1 is the inverse (backward).
 // ff (n_rot/2, may be NULL) divides each frequency, as GGUF's rope_freqs.weight does in llama.cpp.
 static void rope_apply(float *x, const int32_t *pos, int64_t T, int H, int D, const rope_params *p,
@@ -83,11 +92,7 @@ static void rope_apply(float *x, const int32_t *pos, int64_t T, int H, int D, co
         int n = half - i0 < ROPE_CHUNK ? half - i0 : ROPE_CHUNK;
         freqs(p, n_rot, ff, i0, n, freq);
         for (int64_t t = 0; t < T; t++) {
-            for (int i = 0; i < n; i++) {
-                double a = (double)pos[t] * freq[i];
-                cs[i] = (float)cos(a);
-                sn[i] = (float)(sign * sin(a));
-            }
+            angles(pos[t], freq, n, sign, cs, sn);
             rotate_heads(x + t * H * (int64_t)D, H, D, p->style, half, i0, n, cs, sn);
         }
     }
@@ -99,12 +104,7 @@ void rope_table(const int32_t *pos, int64_t T, int D, const rope_params *p, cons
     for (int i0 = 0; i0 < half; i0 += ROPE_CHUNK) {
         int n = half - i0 < ROPE_CHUNK ? half - i0 : ROPE_CHUNK;
         freqs(p, n_rot, ff, i0, n, freq);
-        for (int64_t t = 0; t < T; t++)
-            for (int i = 0; i < n; i++) {
-                double a = (double)pos[t] * freq[i];
-                cs[t * half + i0 + i] = (float)cos(a);
-                sn[t * half + i0 + i] = (float)sin(a);
-            }
+        for (int64_t t = 0; t < T; t++) angles(pos[t], freq, n, 1.0, cs + t * half + i0, sn + t * half + i0);
     }
 }
 
