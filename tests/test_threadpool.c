@@ -23,6 +23,45 @@ static void nested_task(void *ctx, int64_t t, int th) {
     __atomic_fetch_add(sum, 1, __ATOMIC_RELAXED);
 }
 
+// Early completion (tpool_task_done): the task is counted done, then goes on with work that must not
+// touch the job (here: a tail counter). Called twice on purpose: the second call must change nothing.
+static atomic_long tail;
+static void early_task(void *ctx, int64_t t, int th) {
+    (void)ctx; (void)th;
+    __atomic_fetch_add(&hits[t], 1, __ATOMIC_RELAXED);
+    atomic_fetch_add(&total, 1);
+    tpool_task_done();
+    tpool_task_done();
+    for (volatile int i = 0; i < (int)(t % 3) * 200; i++) {}
+    atomic_fetch_add(&tail, 1);
+}
+
+// A nested (serial) run's early completions must not count the enclosing task done: the enclosing
+// task's own result, written after the nested run, has to be there when tpool_run returns.
+static int outer_after[8];
+static void outer_task(void *ctx, int64_t t, int th) {
+    (void)ctx; (void)th;
+    tpool_run(g_pool, 3, early_task, NULL);
+    for (volatile int i = 0; i < 20000; i++) {}
+    outer_after[t] = 1;
+}
+
+// A worker that counted its task done holds on until the caller is out of tpool_run: proves the
+// caller does not wait for the rest of an early-completed task.
+static atomic_int job_no, released_no, released_seen;
+static void hold_task(void *ctx, int64_t t, int th) {
+    (void)ctx; (void)t;
+    if (th == 0) return;
+    int mine = atomic_load(&job_no);
+    tpool_task_done();
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    do {
+        if (atomic_load(&released_no) >= mine) { atomic_fetch_add(&released_seen, 1); return; }
+        clock_gettime(CLOCK_MONOTONIC, &b);
+    } while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < 2000000000L);
+}
+
 int main(void) {
     alarm(120);   // a lost wake-up hangs tpool_run: die without a summary line (counted as a failure)
     tpool *p = tpool_new(2);
@@ -49,6 +88,36 @@ int main(void) {
     atomic_store(&total, 0);
     tpool_run(NULL, 5, count_task, NULL);
     CHECK(atomic_load(&total) == 5);
-    tpool_free(p);
+
+    // early completion: back-to-back jobs, each task exactly once, every tail runs
+    atomic_store(&total, 0);
+    bad = expect = 0;
+    for (long i = 0; i < iters / 4; i++) {
+        int n = 2 + (int)(i % 7);
+        for (int k = 0; k < n; k++) hits[k] = 0;
+        tpool_run(p, n, early_task, NULL);
+        expect += n;
+        for (int k = 0; k < n; k++) bad += hits[k] != 1;
+    }
+    CHECK(bad == 0, "early completion: %ld tasks ran a number of times other than once", bad);
+    CHECK(atomic_load(&total) == expect, "early completion: %ld tasks run, %ld expected", (long)atomic_load(&total),
+          expect);
+    long nested_bad = 0;
+    for (int i = 0; i < 2000; i++) {
+        for (int k = 0; k < 8; k++) outer_after[k] = 0;
+        tpool_run(p, 8, outer_task, NULL);
+        for (int k = 0; k < 8; k++) nested_bad += outer_after[k] != 1;
+    }
+    CHECK(nested_bad == 0, "%ld enclosing tasks were counted done by a nested run's tpool_task_done", nested_bad);
+    tpool_task_done();   // outside any task: no effect
+    for (int i = 1; i <= 50; i++) {
+        atomic_store(&job_no, i);
+        tpool_run(p, 2, hold_task, NULL);   // returns while a worker still holds its task
+        atomic_store(&released_no, i);
+    }
+    tpool_free(p);   // joins the workers: every tail has run
+    CHECK(atomic_load(&tail) == expect + 2000L * 8 * 3, "%ld tails ran, %ld expected", (long)atomic_load(&tail),
+          expect + 2000L * 8 * 3);
+    CHECK(atomic_load(&released_seen) > 0, "no worker saw the caller leave tpool_run while it held its task");
     return test_report();
 }

@@ -60,12 +60,29 @@ struct tpool {
 typedef struct { tpool *p; int idx; } worker_arg;
 
 static _Thread_local int tl_in_pool;    // set inside pool workers and the caller during a run
+// The task this thread runs for a pool (tpool_task_done): its pool, its job's task count, and whether
+// it was already counted done. NULL outside pool tasks and inside nested (serial) runs.
+static _Thread_local tpool *tl_task_pool;
+static _Thread_local int64_t tl_task_n;
+static _Thread_local int tl_task_counted;
 
 static void futex_wait(atomic_uint *addr, unsigned val) {
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
 }
 static void futex_wake_all(atomic_uint *addr) {
     syscall(SYS_futex, (unsigned *)addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, NULL, NULL, 0);
+}
+
+static void count_done(tpool *p, int64_t n) {
+    unsigned d = atomic_fetch_add_explicit(&p->s.done, 1, memory_order_seq_cst) + 1;
+    if ((int64_t)d == n && atomic_load_explicit(&p->s.sleeping_caller, memory_order_seq_cst))
+        futex_wake_all(&p->s.done);
+}
+
+void tpool_task_done(void) {
+    if (!tl_task_pool || tl_task_counted) return;
+    tl_task_counted = 1;
+    count_done(tl_task_pool, tl_task_n);
 }
 
 // Claims and runs tasks of job `g` until none is left. A claim succeeds only while the job is current,
@@ -81,10 +98,12 @@ static void run_tasks(tpool *p, unsigned g, int thread) {
         if (!atomic_compare_exchange_weak_explicit(&p->s.claim, &c, c + 1, memory_order_acq_rel,
                                                    memory_order_relaxed))
             continue;
+        tl_task_pool = p;
+        tl_task_n = n;
+        tl_task_counted = 0;
         p->fn(p->ctx, i, thread);
-        unsigned d = atomic_fetch_add_explicit(&p->s.done, 1, memory_order_seq_cst) + 1;
-        if ((int64_t)d == n && atomic_load_explicit(&p->s.sleeping_caller, memory_order_seq_cst))
-            futex_wake_all(&p->s.done);
+        tl_task_pool = NULL;
+        if (!tl_task_counted) count_done(p, n);
     }
 }
 
@@ -174,7 +193,10 @@ void tpool_run(tpool *p, int64_t n_tasks, void (*fn)(void *ctx, int64_t task, in
     // Serial when there is no pool, one task, or when called from inside a running task (nesting would
     // deadlock on the run lock).
     if (!p || p->n <= 1 || n_tasks == 1 || tl_in_pool || n_tasks > 0x7fffffff) {
+        tpool *outer = tl_task_pool;   // a nested run's tasks must not count the enclosing task done
+        tl_task_pool = NULL;
         for (int64_t t = 0; t < n_tasks; t++) fn(ctx, t, 0);
+        tl_task_pool = outer;
         return;
     }
     pthread_mutex_lock(&p->run_lock);

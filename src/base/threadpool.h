@@ -11,4 +11,9 @@ void tpool_free(tpool *p);
 int tpool_size(const tpool *p);
 // Calls fn(ctx, task_index, thread_index) for task_index in [0, n_tasks). pool may be NULL (serial).
 void tpool_run(tpool *p, int64_t n_tasks, void (*fn)(void *ctx, int64_t task, int thread), void *ctx);
+// Called from inside a task: counts it as done now, so tpool_run may return while the rest of the
+// task still runs on this thread as its own business. That rest must not touch the job's context
+// (the caller may have moved on): e.g. a prefetch of memory that outlives the job. No effect outside
+// a pool task (serial runs included) or when called twice.
+void tpool_task_done(void);
 #endif

@@ -744,6 +744,7 @@ typedef struct {
     dec_range *r;                       // nr ranges, range i is task i
     const mm_next *next;                // products of the next dispatch (may be NULL)
     int nthreads;
+    _Alignas(64) atomic_int busy;       // tasks inside their unit loops
 } dec_sched;
 
 // Rows [n0, n1) of one product (n1 - n0 <= DEC_UNIT * DEC_CHUNK_MAX); the kernel may prefetch up to row
@@ -798,30 +799,43 @@ static const char *dec_base(const mm_out *o, int64_t K, size_t *ubytes) {
     return o->Wp && o->wt == DT_F16 ? o->Wp : o->W;
 }
 
-// The first DEC_WARM_BYTES of range `task` of the next dispatch (dec_run's split of its products), into
-// L2: while the caller works between the dispatches, this thread's memory pipe keeps streaming.
-static void dec_warm(const mm_next *nx, int64_t task, int nth) {
+// Where the first DEC_WARM_BYTES of range `task` of the next dispatch (dec_run's split of its
+// products) lie: 0 bytes when that range is empty.
+static size_t dec_warm_target(const mm_next *nx, int64_t task, int nth, const char **p) {
     int64_t us[MM_MULTI_MAX + 1], N[MM_MULTI_MAX];
     int n = nx->n < MM_MULTI_MAX ? nx->n : MM_MULTI_MAX;
     for (int i = 0; i < n; i++) N[i] = nx->outs[i].N;
     int64_t units = dec_layout(N, n, us);
-    if (units == 0) return;
+    if (units == 0) return 0;
     int nr = dec_ranges(units, nth);
-    if (task >= nr) return;
+    if (task >= nr) return 0;
     int64_t u = dec_range_start(units, task, nr);
     int i = 0;
     while (u >= us[i + 1]) i++;
     size_t ub;
-    const char *p = dec_base(&nx->outs[i], nx->K, &ub) + (size_t)(u - us[i]) * ub;
-    size_t left = (size_t)(us[i + 1] - u) * ub, bytes = left < DEC_WARM_BYTES ? left : DEC_WARM_BYTES;
+    *p = dec_base(&nx->outs[i], nx->K, &ub) + (size_t)(u - us[i]) * ub;
+    size_t left = (size_t)(us[i + 1] - u) * ub;
+    return left < DEC_WARM_BYTES ? left : DEC_WARM_BYTES;
+}
+
+// A task done with its units requests the start of its range of the next dispatch into L2, so its
+// memory pipe keeps streaming while the caller does the single-threaded work between the two. A worker
+// first counts its task done (tpool_task_done: the caller need not wait for the prefetch; the target is
+// computed before, as the schedule lives on the caller's stack); the caller prefetches only while
+// another task is still streaming (it would wait anyway) and otherwise returns at once to its own work.
+static void dec_warm(const dec_sched *d, int64_t task, int thread, bool others_busy) {
+    const char *p = NULL;
+    size_t bytes = d->next ? dec_warm_target(d->next, task, d->nthreads, &p) : 0;
+    if (thread != 0) tpool_task_done();
+    else if (!others_busy) return;
     for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);   // prefetcht1: L2
 }
 
 static void dec_task(void *ctx, int64_t task, int thread) {
-    (void)thread;
-    const dec_sched *d = ctx;
+    dec_sched *d = ctx;
     dec_range *own = &d->r[task];
     bool cold = true;
+    atomic_fetch_add_explicit(&d->busy, 1, memory_order_relaxed);
     for (;;) {   // own range, from the front
         uint64_t v = atomic_load_explicit(&own->fb, memory_order_acquire);
         int64_t f = (int64_t)(v & 0xffffffffu), b = (int64_t)(v >> 32);
@@ -851,7 +865,8 @@ static void dec_task(void *ctx, int64_t task, int thread) {
                                                   memory_order_relaxed))
             dec_units(d, b - c, b, b, true);
     }
-    if (d->next) dec_warm(d->next, task, d->nthreads);
+    bool others_busy = atomic_fetch_sub_explicit(&d->busy, 1, memory_order_acq_rel) > 1;
+    dec_warm(d, task, thread, others_busy);
 }
 
 static bool is_decode(const mm_job *j) {
@@ -861,6 +876,7 @@ static bool is_decode(const mm_job *j) {
 // All n products in one dispatch of one task per range.
 static int dec_run(tpool *pool, const mm_job *jobs, int n, const mm_next *next) {
     dec_sched d = {.jobs = jobs, .next = next, .nthreads = tpool_size(pool)};
+    atomic_init(&d.busy, 0);
     size_t bytes = 0;
     int64_t N[MM_MULTI_MAX];
     for (int i = 0; i < n; i++) {
