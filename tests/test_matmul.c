@@ -427,9 +427,95 @@ static void check_r16_kernels(void) {
         free(panel); free(x); free(xa); free(p); free(q);
         free_w(&w);
     }
-    CHECK(mm_pack_bytes(DT_Q4_K, 16, 256) == 0 && mm_pack_bytes(DT_Q8_0, 16, 48) == 0, "no packed form");
+    CHECK(mm_pack_bytes(DT_Q5_K, 16, 256) == 0 && mm_pack_bytes(DT_Q8_0, 16, 48) == 0, "no packed form");
     uint8_t dummy[64];
-    CHECK(mm_pack(NULL, dummy, DT_Q4_K, 1, 256, dummy) == -1, "mm_pack: unsupported dtype is an error");
+    CHECK(mm_pack(NULL, dummy, DT_Q5_K, 1, 256, dummy) == -1, "mm_pack: unsupported dtype is an error");
+}
+
+// r16 Q4_K: the packed bytes hold exactly the weights (every value rebuilt from the panel with the
+// dequantizer's arithmetic equals the dequantized matrix); the tile (TT 1..8) equals its scalar twin
+// within 1e-5 * sum|w*x|; the twin equals the unpacked Q4_K product (the generic dot twin) within the
+// same bound; decode over several panels has the bits of the one-row tile.
+static void check_r16_q4k_kernels(void) {
+    isa_force(isa_detect());
+    const mm_kernels512 *k5 = mm_kernels512_active();
+    if (!k5) { SKIP("no AVX-512 on this CPU: r16 Q4_K kernel twins not run"); return; }
+    const dtype t = DT_Q4_K;
+    const int64_t K = 768, ns = K / 256, NP = 3, N = 16 * (NP - 1) + 7;   // the last panel has 7 rows
+    wmat w = make_w(t, N, K);
+    size_t rb = dtype_row_bytes(t, K), psz = (size_t)(K / 32) * mm_r16_block_bytes(t);
+    CHECK(psz == (size_t)ns * 16 * 144, "r16 Q4_K: a panel holds exactly its 16 rows' bytes");
+    uint8_t *p = aligned_alloc(64, psz * NP), *q = aligned_alloc(64, psz * NP);
+    memset(p, 0x55, psz * NP); memset(q, 0xAA, psz * NP);
+    for (int64_t i = 0; i < NP; i++) {
+        int nr = N - 16 * i < 16 ? (int)(N - 16 * i) : 16;
+        mm_r16_pack_ref(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, p + i * psz);
+        k5->r16_pack(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, q + i * psz);
+    }
+    CHECK(memcmp(p, q, psz * NP) == 0, "r16 pack q4_K: table entry differs from the twin");
+    CHECK(mm_pack_bytes(t, N, K) == psz * NP, "mm_pack_bytes q4_K");
+    uint8_t *m = aligned_alloc(64, psz * NP);
+    CHECK(mm_pack(NULL, w.W, t, N, K, m) == 0 && memcmp(m, p, psz * NP) == 0, "mm_pack q4_K = panel by panel");
+    free(m);
+    int ok = 1;
+    for (int64_t i = 0; i < NP; i++)
+        for (int l = 0; l < 16; l++)
+            for (int64_t s = 0; s < ns; s++) {
+                const uint8_t *sb = p + i * psz + s * 2304;
+                uint8_t sc12[12];
+                uint16_t hd, hm;
+                for (int b = 0; b < 12; b++) sc12[b] = sb[2048 + 16 * b + l];
+                memcpy(&hd, sb + 2240 + 2 * l, 2);
+                memcpy(&hm, sb + 2272 + 2 * l, 2);
+                float d = f16_to_f32(hd), dmin = f16_to_f32(hm);
+                for (int e = 0; e < 256; e++) {
+                    int j = e / 32, by = 32 * (j / 2) + e % 32, sc, mn;   // qs byte of element e
+                    uint8_t v = sb[512 * (by / 32) + 64 * ((by % 32) / 4) + 4 * l + by % 4];
+                    q4k_scale_min(j, sc12, &sc, &mn);
+                    float val = (d * sc) * ((j & 1) ? v >> 4 : v & 0xF) - dmin * mn;
+                    int64_t row = 16 * i + l;
+                    ok &= val == (row < N ? w.Wf[row * K + 256 * s + e] : 0.f);
+                }
+            }
+    CHECK(ok, "r16 pack q4_K: values rebuilt from the panel differ from the dequantized weights");
+    const int TT = 8;
+    float *x = malloc(sizeof(float) * TT * K);
+    for (int64_t i = 0; i < TT * K; i++) x[i] = rndn();
+    size_t xs = sizeof(blk_q8_K) * ns;
+    blk_q8_K *xk = malloc(xs * TT);
+    for (int r = 0; r < TT; r++) quantize_row(DT_Q8_K, x + r * K, xk + r * ns, K);
+    // the unpacked product over the same quantized activations (scalar twins: isa 0)
+    float *yu = malloc(sizeof(float) * TT * N);
+    isa_force(ISA_SCALAR);
+    for (int r = 0; r < TT; r++) CHECK(mm_matmul(NULL, w.W, t, N, K, x + r * K, 1, NULL, yu + r * N) == 0);
+    isa_force(isa_detect());
+    int bad = 0, badu = 0;
+    for (int64_t i = 0; i < NP; i++)
+        for (int tt = 1; tt <= TT; tt++) {
+            float os[8 * 16], ov[8 * 16];
+            mm_r16_tile_ref(t, p + i * psz, K, xk, xs, tt, os, 16, 16, NULL, 0);
+            k5->r16_tile(t, q + i * psz, K, xk, xs, tt, ov, 16, 16, NULL, 0);
+            for (int r = 0; r < tt; r++)
+                for (int l = 0; l < 16; l++) {
+                    int64_t row = 16 * i + l;
+                    double sc = 0;
+                    for (int64_t kk = 0; kk < K && row < N; kk++) sc += fabs((double)w.Wf[row * K + kk] * x[r * K + kk]);
+                    bad += !close_rel(ov[r * 16 + l], os[r * 16 + l], sc);
+                    if (tt == TT) badu += row < N ? !close_rel(os[r * 16 + l], yu[r * N + row], sc) : os[r * 16 + l] != 0.f;
+                }
+        }
+    CHECK(bad == 0, "r16 tile q4_K: %d outputs differ from the twin", bad);
+    CHECK(badu == 0, "r16 tile twin q4_K: %d outputs differ from the unpacked Q4_K product", badu);
+    float od[16 * NP], ot[16];
+    k5->r16_dec(t, q, NP, K, xk, od, (size_t)NP * psz);
+    int same = 1;
+    for (int64_t i = 0; i < NP; i++) {
+        k5->r16_tile(t, q + i * psz, K, xk, xs, 1, ot, 16, 16, NULL, 0);
+        for (int l = 0; l < 16; l++) same &= od[16 * i + l] == ot[l];
+    }
+    CHECK(same, "r16 decode q4_K: differs from the one-row tile");
+    free(x); free(xk); free(yu); free(p); free(q);
+    free_w(&w);
 }
 
 // mm_matmul_multi with packed copies (mm_out.Wp): prefill (T >= 2) bit-identical to the unpacked product,
@@ -439,9 +525,9 @@ static void check_r16_kernels(void) {
 static void check_packed_products(tpool *pool2) {
     isa_force(isa_detect());
     if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_F16};   // F16: a same-layout copy
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K};   // F16: a same-layout copy
     static const int64_t Ns[] = {37, 300};
-    for (int d = 0; d < 3; d++)
+    for (int d = 0; d < 4; d++)
         for (int ni = 0; ni < 2; ni++) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;
@@ -456,7 +542,18 @@ static void check_packed_products(tpool *pool2) {
             mm_out ou = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yu};
             mm_out op = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yp, .Wp = Wp};
             CHECK(mm_matmul_multi(NULL, 1, &ou, K, X, T) == 0 && mm_matmul_multi(pool2, 1, &op, K, X, T) == 0);
-            CHECK(memcmp(Yu, Yp, sizeof(float) * T * N) == 0, "packed prefill %s N=%ld: not the unpacked bits", tn, (long)N);
+            if (t != DT_Q4_K) {
+                CHECK(memcmp(Yu, Yp, sizeof(float) * T * N) == 0, "packed prefill %s N=%ld: not the unpacked bits", tn, (long)N);
+            } else {   // Q4_K: the unpacked product sums in another order (per-row dot kernels)
+                int cl = 1;
+                for (int64_t r = 0; r < T; r++)
+                    for (int64_t n = 0; n < N; n++) {
+                        double sc = 0;
+                        for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)w.Wf[n * K + kk] * X[r * K + kk]);
+                        cl &= fabs((double)Yp[r * N + n] - Yu[r * N + n]) <= 1e-5 * sc + 1e-6;
+                    }
+                CHECK(cl, "packed prefill %s N=%ld: outside 1e-5 of the unpacked product", tn, (long)N);
+            }
             if (t == DT_F16) CHECK(memcmp(Wp, w.W, mm_pack_bytes(t, N, K)) == 0, "F16 packed copy differs");
             int same = 1, close = 1;
             float *Yd0 = malloc(sizeof(float) * N);
@@ -708,6 +805,7 @@ int main(void) {
     check_wgrad(pool2);
     check_multi(pool2);
     check_r16_kernels();
+    check_r16_q4k_kernels();
     check_packed_products(pool2);
     check_decode_split();
     check_membw(pool2);

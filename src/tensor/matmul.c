@@ -348,7 +348,7 @@ void mm_q8a_seed(dtype t, blk_q8a *x, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) x[i].seed = -off * x[i].sum;
 }
 
-void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc) {
     size_t pb = mm_panel_block_bytes(t);
     for (int r = 0; r < TT; r++)
@@ -367,10 +367,65 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, si
         }
 }
 
-bool mm_r16_supported(dtype t) { return t == DT_Q4_0 || t == DT_Q8_0; }
-size_t mm_r16_block_bytes(dtype t) { return t == DT_Q4_0 ? 288 : 544; }
+bool mm_r16_supported(dtype t) { return t == DT_Q4_0 || t == DT_Q8_0 || t == DT_Q4_K; }
+size_t mm_r16_block_bytes(dtype t) { return t == DT_Q8_0 ? 544 : 288; }
+
+// Q4_K r16 (layout in matmul_kernels.h): where byte e (0..127) of row l's qs goes in a super-block.
+static inline size_t q4k_qs_at(int e, int l) { return (size_t)(512 * (e / 32) + 64 * ((e % 32) / 4) + 4 * l + e % 4); }
+#define Q4K_SB 2304            // bytes of a 16-row super-block
+#define Q4K_SC 2048            // offset of the transposed scale bytes
+#define Q4K_D (2048 + 192)     // offset of the f16 d[16], then dmin[16]
+
+static void r16_pack_q4k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    for (int64_t s = 0; s < K / 256; s++) {
+        uint8_t *dst = (uint8_t *)panel + s * Q4K_SB;
+        for (int l = 0; l < 16; l++) {   // rows past nrows: zero levels, scales and d (they add 0)
+            const blk_q4_K *b = l < nrows ? (const blk_q4_K *)((const char *)W + l * rb) + s : NULL;
+            for (int e = 0; e < 128; e++) dst[q4k_qs_at(e, l)] = b ? b->qs[e] : 0;
+            for (int i = 0; i < 12; i++) dst[Q4K_SC + 16 * i + l] = b ? b->scales[i] : 0;
+            uint16_t d = b ? b->d : 0, dm = b ? b->dmin : 0;
+            memcpy(dst + Q4K_D + 2 * l, &d, 2);
+            memcpy(dst + Q4K_D + 32 + 2 * l, &dm, 2);
+        }
+    }
+}
+
+// The Q4_K twin of the r16 tile and decode kernels: per super-block and row the exact integer sums, then
+// the two float steps in the kernels' order.
+static void r16_tile_q4k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
+                             int nvalid, const float *bias, int acc) {
+    for (int r = 0; r < TT; r++)
+        for (int l = 0; l < nvalid; l++) {
+            float s = 0;
+            for (int64_t sb = 0; sb < K / 256; sb++) {
+                const uint8_t *p = (const uint8_t *)panel + sb * Q4K_SB;
+                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
+                uint8_t sc12[12];
+                for (int i = 0; i < 12; i++) sc12[i] = p[Q4K_SC + 16 * i + l];
+                int sumi = 0, summ = 0;
+                for (int j = 0; j < 8; j++) {
+                    int sc, m, dot = 0;
+                    q4k_scale_min(j, sc12, &sc, &m);
+                    for (int e = 0; e < 32; e++) {
+                        uint8_t v = p[q4k_qs_at(32 * (j / 2) + e, l)];
+                        dot += ((j & 1) ? v >> 4 : v & 0xF) * xb->qs[32 * j + e];
+                    }
+                    sumi += sc * dot;
+                    summ += m * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+                }
+                uint16_t d, dm;
+                memcpy(&d, p + Q4K_D + 2 * l, 2);
+                memcpy(&dm, p + Q4K_D + 32 + 2 * l, 2);
+                s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
+                s = fmaf(-(float)summ, f16_to_f32(dm) * xb->d, s);
+            }
+            float *o = y + r * ldy + l;
+            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
+        }
+}
 
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    if (t == DT_Q4_K) { r16_pack_q4k(W, rb, nrows, K, panel); return; }
     const size_t pb = mm_r16_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
     const int q4 = t == DT_Q4_0, qbytes = q4 ? 16 : 32;
     for (int64_t b = 0; b < K / 32; b++) {
@@ -391,8 +446,9 @@ void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, vo
 
 // The r16 blocks re-encoded as packed-panel blocks (the same levels, the f16 scales widened), then the
 // panel twin: the two layouts hold the same numbers, so one reference serves both.
-void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc) {
+    if (t == DT_Q4_K) { r16_tile_q4k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
     const int q4 = t == DT_Q4_0;
     uint8_t *pp = malloc((size_t)(K / 32) * qb);
@@ -565,7 +621,7 @@ static void prefetch_start(const char *p, size_t bytes) {
 static void tile_rows(const mm_job *j, mm_tile_fn f, const void *panel, int64_t n0, int nr) {
     for (int64_t t0 = 0; t0 < j->T; t0 += MM_TILE_T) {
         int TT = j->T - t0 < MM_TILE_T ? (int)(j->T - t0) : MM_TILE_T;
-        f(j->wt, panel, j->K, (const blk_q8a *)((const char *)j->xa + (size_t)t0 * j->xstride), j->xstride, TT,
+        f(j->wt, panel, j->K, (const char *)j->xa + (size_t)t0 * j->xstride, j->xstride, TT,
           j->Y + t0 * j->N + n0, (size_t)j->N, nr, j->bias ? j->bias + n0 : NULL, j->acc);
     }
 }
@@ -756,7 +812,7 @@ static void dec_rows(const mm_job *j, int64_t n0, int64_t n1, int64_t pf_row, bo
         const char *P = j->Wp + (size_t)(n0 / 16) * psz;
         int64_t np = (n1 - n0 + 15) / 16, npf = (pf_row - n0 + 15) / 16;
         if (cold) prefetch_start(P, (size_t)np * psz);
-        j->k5->r16_dec(j->wt, P, np, j->K, (const blk_q8a *)j->xa, out, (size_t)npf * psz);
+        j->k5->r16_dec(j->wt, P, np, j->K, j->xa, out, (size_t)npf * psz);
         store_out(j, 0, n0, (int)(n1 - n0), out, 1);
         return;
     }

@@ -380,7 +380,7 @@ INLINE void tile(const void *panel, int64_t K, const blk_q8a *x, size_t xs, cons
     case 7: fn(panel, K, x, xs, 7, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
     default: fn(panel, K, x, xs, 8, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
     }
-static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                             size_t ldy, int nvalid, const float *bias, int acc) {
     if (t == DT_Q4_1 || t == DT_Q5_1) { TT_CASES(tile, FMT_PANEL_MIN) }
     else { TT_CASES(tile, FMT_PANEL) }
@@ -390,6 +390,7 @@ static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const blk_q8a
 // (layout in tensor/matmul_kernels.h.) Packing: the same 16x4 dword transpose as the panels, Q4_0 keeps
 // the nibble bytes as they are, Q8_0 flips the sign bit (level + 128).
 static void r16_pack_avx512(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    if (t == DT_Q4_K) { mm_r16_pack_ref(t, W, rb, nrows, K, panel); return; }   // byte moves: the twin
     static const uint8_t zero[64];
     const int q4 = t == DT_Q4_0;
     const size_t bb = (size_t)dtype_get(t)->block_bytes, pb = mm_r16_block_bytes(t);
@@ -451,17 +452,141 @@ INLINE __m512 r16_q8_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
 }
 
-static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
-                            size_t ldy, int nvalid, const float *bias, int acc) {
-    if (t == DT_Q4_0) { TT_CASES(tile, FMT_R16_Q4) }
-    else { TT_CASES(tile, FMT_R16_Q8) }
-}
-
-// Decode over consecutive panels: one linear stream, prefetched R16_PF_AHEAD bytes ahead into L2 (an L1
+// The r16 decode kernels read their panels as one linear stream, prefetched R16_PF_AHEAD bytes ahead into L2 (an L1
 // prefetch would hold one of the core's few L1 miss slots for a whole memory round trip; an L2 one
 // leaves them to the demand loads, which then hit L2: streaming 1 GiB with 2 threads, 24-26 GB/s
 // against 21-24 with L1 prefetches, bare read loop 27-30).
 #define R16_PF_AHEAD 8192
+
+// ---------------------------------------------------------------- r16 Q4_K (layout in matmul_kernels.h)
+// A 16-row super-block: 4 groups of 8 nibble registers (low nibbles: sub-block 2g, high: 2g + 1, masked
+// in place as 16x their value and shifted back once), the 6-bit scales and mins unpacked from the
+// transposed scale bytes for all 16 rows at once (byte lanes, then widened to 32 bits).
+#define Q4K_SB 2304
+#define Q4K_SC 2048
+#define Q4K_D (2048 + 192)
+
+// Scale (m = 0) or min (m = 1) of sub-block j of the 16 rows, as bytes.
+INLINE __m128i q4k_scale8(const uint8_t *p, const int j, const int m) {
+    const uint8_t *s = p + Q4K_SC;
+    const __m128i m63 = _mm_set1_epi8(63), m0F = _mm_set1_epi8(0x0F), m30 = _mm_set1_epi8(0x30);
+#define S16(i) _mm_loadu_si128((const __m128i *)(s + 16 * (i)))
+    if (j < 4) return _mm_and_si128(S16(j + 4 * m), m63);
+    __m128i lo = m ? _mm_and_si128(_mm_srli_epi16(S16(j + 4), 4), m0F) : _mm_and_si128(S16(j + 4), m0F);
+    return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(S16(j - 4 + 4 * m), 2), m30));
+#undef S16
+}
+INLINE __m512i q4k_scale32(const uint8_t *p, const int j, const int m) { return _mm512_cvtepu8_epi32(q4k_scale8(p, j, m)); }
+
+// sum_j m_j * bsum_j of the 16 rows in f32: every product and partial sum is an integer below 2^24, so
+// this is exact (the same value as the integer sum).
+INLINE void q4k_mins(const uint8_t *p, __m512 mf[8]) {
+    for (int j = 0; j < 8; j++) mf[j] = _mm512_cvtepi32_ps(q4k_scale32(p, j, 1));
+}
+INLINE __m512 q4k_summ(const __m512 mf[8], const blk_q8_K *xb) {
+    __m512 s = _mm512_setzero_ps();
+    for (int j = 0; j < 8; j++)
+        s = _mm512_fmadd_ps(mf[j], _mm512_set1_ps((float)(xb->bsums[2 * j] + xb->bsums[2 * j + 1])), s);
+    return s;
+}
+
+// The two float steps that end a super-block (the twin's order).
+INLINE __m512 q4k_finish(const uint8_t *p, __m512i sumi, __m512 summ, float dx, __m512 acc) {
+    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + Q4K_D)));
+    __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + Q4K_D + 32)));
+    __m512 vx = _mm512_set1_ps(dx);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, vx), acc);
+    return _mm512_fnmadd_ps(summ, _mm512_mul_ps(dm, vx), acc);
+}
+
+// Decode, one super-block against one activation row; prefetches run ahead group by group.
+INLINE __m512 r16_q4k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uintptr_t *pf, uintptr_t end) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), mF0 = _mm512_set1_epi8((char)0xF0);
+    const int32_t *q = (const int32_t *)xb->qs;
+    __m512i sumi = _mm512_setzero_si512();
+    for (int g = 0; g < 4; g++) {
+        const uint8_t *w = p + 512 * g;
+        uintptr_t to = (uintptr_t)w + 576 + R16_PF_AHEAD;
+        for (to = to < end ? to : end; *pf < to; *pf += 64) _mm_prefetch((const char *)*pf, _MM_HINT_T2);
+        __m512i l0 = _mm512_setzero_si512(), l1 = l0, h0 = l0, h1 = l0;
+        for (int j = 0; j < 8; j += 2) {
+            __m512i a = _mm512_loadu_si512((const void *)(w + 64 * j)), b = _mm512_loadu_si512((const void *)(w + 64 * j + 64));
+            l0 = _mm512_dpbusd_epi32(l0, _mm512_and_si512(a, m4), _mm512_set1_epi32(q[16 * g + j]));
+            l1 = _mm512_dpbusd_epi32(l1, _mm512_and_si512(b, m4), _mm512_set1_epi32(q[16 * g + j + 1]));
+            h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(a, mF0), _mm512_set1_epi32(q[16 * g + 8 + j]));
+            h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(b, mF0), _mm512_set1_epi32(q[16 * g + 8 + j + 1]));
+        }
+        __m512i lo = _mm512_add_epi32(l0, l1), hi = _mm512_srai_epi32(_mm512_add_epi32(h0, h1), 4);
+        sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(_mm512_mullo_epi32(lo, q4k_scale32(p, 2 * g, 0)),
+                                                       _mm512_mullo_epi32(hi, q4k_scale32(p, 2 * g + 1, 0))));
+    }
+    __m512 mf[8];
+    q4k_mins(p, mf);
+    return q4k_finish(p, sumi, q4k_summ(mf, xb), xb->d, acc);
+}
+
+static void r16_dec_q4k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
+    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
+    for (int64_t i = 0; i < np; i++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t s = 0; s < K / 256; s++, p += Q4K_SB) acc = r16_q4k_sb1(p, x + s, acc, &pf, end);
+        _mm512_storeu_ps(out + 16 * i, acc);
+    }
+}
+
+// Prefill: per super-block and nibble half, 8 weight registers stay live while each of the TT activation
+// rows adds its 8 products (two chains of 4) and scales the sub-block's integer sum; the mins' term and
+// the float steps once per (super-block, row).
+INLINE void r16_q4k_tile(const void *panel, int64_t K, const void *x, size_t xs, const int TT, float *y, size_t ldy,
+                         int nvalid, const float *bias, int accum) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F), mF0 = _mm512_set1_epi8((char)0xF0);
+    const blk_q8_K *xr[MM_TILE_T];
+    __m512 acc[MM_TILE_T];
+    for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
+    for (int64_t sb = 0; sb < K / 256; sb++) {
+        const uint8_t *p = (const uint8_t *)panel + sb * Q4K_SB;
+        __m512i sumi[MM_TILE_T];
+        for (int r = 0; r < TT; r++) sumi[r] = _mm512_setzero_si512();
+        for (int g = 0; g < 4; g++)
+            for (int h = 0; h < 2; h++) {
+                __m512i w[8];
+                for (int j = 0; j < 8; j++)
+                    w[j] = _mm512_and_si512(_mm512_loadu_si512((const void *)(p + 512 * g + 64 * j)), h ? mF0 : m4);
+                __m512i sc = q4k_scale32(p, 2 * g + h, 0);
+#pragma GCC unroll 8
+                for (int r = 0; r < TT; r++) {
+                    const int32_t *q = (const int32_t *)xr[r][sb].qs + 16 * g + 8 * h;
+                    __m512i a = _mm512_setzero_si512(), b = a;
+                    a = _mm512_dpbusd_epi32(a, w[0], _mm512_set1_epi32(q[0]));
+                    b = _mm512_dpbusd_epi32(b, w[1], _mm512_set1_epi32(q[1]));
+                    a = _mm512_dpbusd_epi32(a, w[2], _mm512_set1_epi32(q[2]));
+                    b = _mm512_dpbusd_epi32(b, w[3], _mm512_set1_epi32(q[3]));
+                    a = _mm512_dpbusd_epi32(a, w[4], _mm512_set1_epi32(q[4]));
+                    b = _mm512_dpbusd_epi32(b, w[5], _mm512_set1_epi32(q[5]));
+                    a = _mm512_dpbusd_epi32(a, w[6], _mm512_set1_epi32(q[6]));
+                    b = _mm512_dpbusd_epi32(b, w[7], _mm512_set1_epi32(q[7]));
+                    __m512i t = _mm512_add_epi32(a, b);
+                    if (h) t = _mm512_srai_epi32(t, 4);
+                    sumi[r] = _mm512_add_epi32(sumi[r], _mm512_mullo_epi32(t, sc));
+                }
+            }
+        __m512 mf[8];
+        q4k_mins(p, mf);
+        for (int r = 0; r < TT; r++) acc[r] = q4k_finish(p, sumi[r], q4k_summ(mf, &xr[r][sb]), xr[r][sb].d, acc[r]);
+    }
+    tile_store(acc, TT, y, ldy, nvalid, bias, accum);
+}
+#define r16_q4k_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, unused) \
+    r16_q4k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
+
+static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
+                            size_t ldy, int nvalid, const float *bias, int acc) {
+    if (t == DT_Q4_K) { TT_CASES(r16_q4k_tile_case, 0) }
+    else if (t == DT_Q4_0) { TT_CASES(tile, FMT_R16_Q4) }
+    else { TT_CASES(tile, FMT_R16_Q8) }
+}
+
+// Decode over consecutive panels: one linear stream (see R16_PF_AHEAD).
 INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, float *out, size_t pf_bytes,
                     const int q4) {
     const size_t pb = fmt_block_bytes(q4 ? FMT_R16_Q4 : FMT_R16_Q8);
@@ -478,9 +603,10 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
         _mm512_storeu_ps(out + 16 * i, acc);
     }
 }
-static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, const blk_q8a *x, float *out,
+static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, const void *x, float *out,
                            size_t pf_bytes) {
-    if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, 1);
+    if (t == DT_Q4_K) r16_dec_q4k(panels, np, K, x, out, pf_bytes);
+    else if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, 1);
     else r16_dec(panels, np, K, x, out, pf_bytes, 0);
 }
 

@@ -56,12 +56,13 @@ void mm_pack_panel(dtype t, const void *W, size_t wrow_bytes, int nrows, int64_t
 void mm_q8a_seed(dtype t, blk_q8a *x, int64_t nb);
 // With d = dot(panel row l, activation row r) for r < TT (<= MM_TILE_T, activation rows xs bytes apart)
 // and l < nvalid: y[r*ldy + l] = acc ? y[r*ldy + l] + d : d + (bias ? bias[l] : 0).
-typedef void (*mm_tile_fn)(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+// x: activation rows xs bytes apart, blk_q8a (blk_q8_K for Q4_K r16 panels).
+typedef void (*mm_tile_fn)(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                            size_t ldy, int nvalid, const float *bias, int acc);
-void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc);
 
-// ---- weights repacked once at load: "r16" (Q4_0, Q8_0; mm_pack in matmul.h) ----
+// ---- weights repacked once at load: "r16" (Q4_0, Q8_0, Q4_K; mm_pack in matmul.h) ----
 // Panel p holds weight rows 16p..16p+15 (rows past N are zero blocks) and its K/32 blocks one after the
 // other, PB = mm_r16_block_bytes(t) bytes each; panels follow each other, so the rows a task owns are
 // one linear stream (the hardware prefetcher follows it; the decode kernel adds an L2 prefetch).
@@ -69,22 +70,32 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, si
 //                  layout above), then f16 d[16] (row scales, raw bits)
 //   Q4_0 (PB 288): u8 nb[4][64], nb[j][4l + i] = byte 4j + i of row l's qs (low nibble: element 4j + i,
 //                  high nibble: element 16 + 4j + i), then f16 d[16]
-// Exactly the bytes of the 16 source rows (16 x 34 / 16 x 18), so a decode step reads what it read
-// before, but without the per-block scale shuffles: ~2.5 (Q8_0) / ~5 (Q4_0) vector ops per 64 bytes.
-// Activations are blk_q8a rows seeded with -off * sum (mm_q8a_seed), as for the panel tiles, and the
-// arithmetic is the panel tiles' (integer block sums, then one multiply and one FMA per block), so a
-// product over r16 weights has the bits of the packed-panel prefill, for any T.
+//   Q4_K (2304 bytes per 256-column super-block s, i.e. 288 per 32 columns):
+//                  u8 qs[4][8][64], qs[g][j][4l + i] = byte 32g + 4j + i of row l's qs (low nibble:
+//                  element 64g + 4j + i, high nibble: element 64g + 32 + 4j + i), then
+//                  u8 sc[12][16], sc[i][l] = row l's packed 6-bit scales/mins byte i, then
+//                  f16 d[16], f16 dmin[16]
+// Exactly the bytes of the 16 source rows (16 x 34 / 16 x 18 / 16 x 144), so a decode step reads what it
+// read before, but without the per-block scale shuffles: ~2.5 (Q8_0) / ~5 (Q4_0) vector ops per 64 bytes.
+// Activations of Q4_0 / Q8_0 are blk_q8a rows seeded with -off * sum (mm_q8a_seed), as for the panel
+// tiles, and the arithmetic is the panel tiles' (integer block sums, then one multiply and one FMA per
+// block), so a product over r16 weights has the bits of the packed-panel prefill, for any T. Q4_K takes
+// blk_q8_K rows; per super-block and row the integer sums sumi = sum_j sc_j * dot_j and
+// summ = sum_j m_j * bsum_j are exact, then acc += sumi * (d * dx), acc -= summ * (dmin * dx): the decode
+// kernel and the tile do exactly these steps, so Q4_K decode too has the bits of its row in a prefill.
 bool mm_r16_supported(dtype t);
+// Bytes of a panel per 32 columns (a panel of K columns is K / 32 times this).
 size_t mm_r16_block_bytes(dtype t);
 // One panel from nrows (<= 16) source rows wrow_bytes apart.
 void mm_r16_pack_ref(dtype t, const void *W, size_t wrow_bytes, int nrows, int64_t K, void *panel);
-// As mm_tile_q32_ref, over one r16 panel (it re-encodes the panel and calls mm_tile_q32_ref).
-void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const blk_q8a *x, size_t xs, int TT, float *y,
+// As mm_tile_q32_ref, over one r16 panel (Q4_0 / Q8_0: it re-encodes the panel and calls
+// mm_tile_q32_ref; Q4_K: the integer sums above, element by element).
+void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc);
 // Decode: out[16 * i + l] = dot(row l of panel i, x) for np consecutive panels (one activation row).
 // The kernel prefetches ahead of its reads, but never past pf_bytes from `panels` (>= the np panels:
 // the caller's later panels may follow, rows another thread reads may not).
-typedef void (*mm_r16_dec_fn)(dtype t, const void *panels, int64_t np, int64_t K, const blk_q8a *x, float *out,
+typedef void (*mm_r16_dec_fn)(dtype t, const void *panels, int64_t np, int64_t K, const void *x, float *out,
                               size_t pf_bytes);
 
 // ---- f32 GEMM (prefill of F32 / F16 / BF16 weights) ----
