@@ -432,19 +432,42 @@ static void check_r16_kernels(void) {
     CHECK(mm_pack(NULL, dummy, DT_Q5_K, 1, 256, dummy) == -1, "mm_pack: unsupported dtype is an error");
 }
 
-// r16 Q4_K: the packed bytes hold exactly the weights (every value rebuilt from the panel with the
-// dequantizer's arithmetic equals the dequantized matrix); the tile (TT 1..8) equals its scalar twin
-// within 1e-5 * sum|w*x|; the twin equals the unpacked Q4_K product (the generic dot twin) within the
-// same bound; decode over several panels has the bits of the one-row tile.
-static void check_r16_q4k_kernels(void) {
+// Value of element e of row l in one r16 super-block of a K-quant, with the dequantizer's arithmetic.
+static float r16k_value(dtype t, const uint8_t *sb, int l, int e) {
+    uint16_t hd;
+    if (t == DT_Q4_K) {
+        uint8_t sc12[12];
+        uint16_t hm;
+        for (int b = 0; b < 12; b++) sc12[b] = sb[2048 + 16 * b + l];
+        memcpy(&hd, sb + 2240 + 2 * l, 2);
+        memcpy(&hm, sb + 2272 + 2 * l, 2);
+        int j = e / 32, by = 32 * (j / 2) + e % 32, sc, mn;   // qs byte of element e
+        uint8_t v = sb[512 * (by / 32) + 64 * ((by % 32) / 4) + 4 * l + by % 4];
+        q4k_scale_min(j, sc12, &sc, &mn);
+        return (f16_to_f32(hd) * sc) * ((j & 1) ? v >> 4 : v & 0xF) - f16_to_f32(hm) * mn;
+    }
+    // Q6_K: quarter c of half h, position k: ql byte 64h + 32(c & 1) + k, qh byte 32h + k
+    int h = e / 128, c = (e % 128) / 32, k = e % 32, qlb = 64 * h + 32 * (c & 1) + k, qhb = 32 * h + k;
+    uint8_t ql = sb[512 * (qlb / 32) + 64 * ((qlb % 32) / 4) + 4 * l + qlb % 4];
+    uint8_t qh = sb[2048 + 512 * (qhb / 32) + 64 * ((qhb % 32) / 4) + 4 * l + qhb % 4];
+    int q = ((c < 2 ? ql & 0xF : ql >> 4) | (((qh >> (2 * c)) & 3) << 4)) - 32;
+    memcpy(&hd, sb + 3328 + 2 * l, 2);
+    return f16_to_f32(hd) * (int8_t)sb[3072 + 16 * (e / 16) + l] * q;
+}
+
+// r16 K-quants (Q4_K, Q6_K): the packed bytes hold exactly the weights (every value rebuilt from the
+// panel with the dequantizer's arithmetic equals the dequantized matrix); the tile (TT 1..8) equals its
+// scalar twin within 1e-5 * sum|w*x|; the twin equals the unpacked product (the generic dot twin) within
+// the same bound; decode over several panels has the bits of the one-row tile.
+static void check_r16_kquant_kernels(dtype t) {
     isa_force(isa_detect());
     const mm_kernels512 *k5 = mm_kernels512_active();
-    if (!k5) { SKIP("no AVX-512 on this CPU: r16 Q4_K kernel twins not run"); return; }
-    const dtype t = DT_Q4_K;
+    const char *tn = dtype_get(t)->name;
+    if (!k5) { SKIP("no AVX-512 on this CPU: r16 %s kernel twins not run", tn); return; }
     const int64_t K = 768, ns = K / 256, NP = 3, N = 16 * (NP - 1) + 7;   // the last panel has 7 rows
     wmat w = make_w(t, N, K);
-    size_t rb = dtype_row_bytes(t, K), psz = (size_t)(K / 32) * mm_r16_block_bytes(t);
-    CHECK(psz == (size_t)ns * 16 * 144, "r16 Q4_K: a panel holds exactly its 16 rows' bytes");
+    size_t rb = dtype_row_bytes(t, K), psz = (size_t)(K / 32) * mm_r16_block_bytes(t), sbb = psz / (size_t)ns;
+    CHECK(psz == (size_t)ns * 16 * dtype_get(t)->block_bytes, "r16 %s: a panel holds exactly its 16 rows' bytes", tn);
     uint8_t *p = aligned_alloc(64, psz * NP), *q = aligned_alloc(64, psz * NP);
     memset(p, 0x55, psz * NP); memset(q, 0xAA, psz * NP);
     for (int64_t i = 0; i < NP; i++) {
@@ -452,32 +475,20 @@ static void check_r16_q4k_kernels(void) {
         mm_r16_pack_ref(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, p + i * psz);
         k5->r16_pack(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, q + i * psz);
     }
-    CHECK(memcmp(p, q, psz * NP) == 0, "r16 pack q4_K: table entry differs from the twin");
-    CHECK(mm_pack_bytes(t, N, K) == psz * NP, "mm_pack_bytes q4_K");
+    CHECK(memcmp(p, q, psz * NP) == 0, "r16 pack %s: table entry differs from the twin", tn);
+    CHECK(mm_pack_bytes(t, N, K) == psz * NP, "mm_pack_bytes %s", tn);
     uint8_t *m = aligned_alloc(64, psz * NP);
-    CHECK(mm_pack(NULL, w.W, t, N, K, m) == 0 && memcmp(m, p, psz * NP) == 0, "mm_pack q4_K = panel by panel");
+    CHECK(mm_pack(NULL, w.W, t, N, K, m) == 0 && memcmp(m, p, psz * NP) == 0, "mm_pack %s = panel by panel", tn);
     free(m);
     int ok = 1;
     for (int64_t i = 0; i < NP; i++)
         for (int l = 0; l < 16; l++)
-            for (int64_t s = 0; s < ns; s++) {
-                const uint8_t *sb = p + i * psz + s * 2304;
-                uint8_t sc12[12];
-                uint16_t hd, hm;
-                for (int b = 0; b < 12; b++) sc12[b] = sb[2048 + 16 * b + l];
-                memcpy(&hd, sb + 2240 + 2 * l, 2);
-                memcpy(&hm, sb + 2272 + 2 * l, 2);
-                float d = f16_to_f32(hd), dmin = f16_to_f32(hm);
+            for (int64_t s = 0; s < ns; s++)
                 for (int e = 0; e < 256; e++) {
-                    int j = e / 32, by = 32 * (j / 2) + e % 32, sc, mn;   // qs byte of element e
-                    uint8_t v = sb[512 * (by / 32) + 64 * ((by % 32) / 4) + 4 * l + by % 4];
-                    q4k_scale_min(j, sc12, &sc, &mn);
-                    float val = (d * sc) * ((j & 1) ? v >> 4 : v & 0xF) - dmin * mn;
                     int64_t row = 16 * i + l;
-                    ok &= val == (row < N ? w.Wf[row * K + 256 * s + e] : 0.f);
+                    ok &= r16k_value(t, p + i * psz + s * sbb, l, e) == (row < N ? w.Wf[row * K + 256 * s + e] : 0.f);
                 }
-            }
-    CHECK(ok, "r16 pack q4_K: values rebuilt from the panel differ from the dequantized weights");
+    CHECK(ok, "r16 pack %s: values rebuilt from the panel differ from the dequantized weights", tn);
     const int TT = 8;
     float *x = malloc(sizeof(float) * TT * K);
     for (int64_t i = 0; i < TT * K; i++) x[i] = rndn();
@@ -504,8 +515,8 @@ static void check_r16_q4k_kernels(void) {
                     if (tt == TT) badu += row < N ? !close_rel(os[r * 16 + l], yu[r * N + row], sc) : os[r * 16 + l] != 0.f;
                 }
         }
-    CHECK(bad == 0, "r16 tile q4_K: %d outputs differ from the twin", bad);
-    CHECK(badu == 0, "r16 tile twin q4_K: %d outputs differ from the unpacked Q4_K product", badu);
+    CHECK(bad == 0, "r16 tile %s: %d outputs differ from the twin", tn, bad);
+    CHECK(badu == 0, "r16 tile twin %s: %d outputs differ from the unpacked product", tn, badu);
     float od[16 * NP], ot[16];
     k5->r16_dec(t, q, NP, K, xk, od, (size_t)NP * psz);
     int same = 1;
@@ -513,7 +524,7 @@ static void check_r16_q4k_kernels(void) {
         k5->r16_tile(t, q + i * psz, K, xk, xs, 1, ot, 16, 16, NULL, 0);
         for (int l = 0; l < 16; l++) same &= od[16 * i + l] == ot[l];
     }
-    CHECK(same, "r16 decode q4_K: differs from the one-row tile");
+    CHECK(same, "r16 decode %s: differs from the one-row tile", tn);
     free(x); free(xk); free(yu); free(p); free(q);
     free_w(&w);
 }
@@ -525,9 +536,9 @@ static void check_r16_q4k_kernels(void) {
 static void check_packed_products(tpool *pool2) {
     isa_force(isa_detect());
     if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K};   // F16: a same-layout copy
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K, DT_Q6_K};   // F16: a same-layout copy
     static const int64_t Ns[] = {37, 300};
-    for (int d = 0; d < 4; d++)
+    for (int d = 0; d < 5; d++)
         for (int ni = 0; ni < 2; ni++) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;
@@ -542,9 +553,9 @@ static void check_packed_products(tpool *pool2) {
             mm_out ou = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yu};
             mm_out op = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yp, .Wp = Wp};
             CHECK(mm_matmul_multi(NULL, 1, &ou, K, X, T) == 0 && mm_matmul_multi(pool2, 1, &op, K, X, T) == 0);
-            if (t != DT_Q4_K) {
+            if (t != DT_Q4_K && t != DT_Q6_K) {
                 CHECK(memcmp(Yu, Yp, sizeof(float) * T * N) == 0, "packed prefill %s N=%ld: not the unpacked bits", tn, (long)N);
-            } else {   // Q4_K: the unpacked product sums in another order (per-row dot kernels)
+            } else {   // K-quants: the unpacked product sums in another order (per-row dot kernels)
                 int cl = 1;
                 for (int64_t r = 0; r < T; r++)
                     for (int64_t n = 0; n < N; n++) {
@@ -805,7 +816,8 @@ int main(void) {
     check_wgrad(pool2);
     check_multi(pool2);
     check_r16_kernels();
-    check_r16_q4k_kernels();
+    check_r16_kquant_kernels(DT_Q4_K);
+    check_r16_kquant_kernels(DT_Q6_K);
     check_packed_products(pool2);
     check_decode_split();
     check_membw(pool2);

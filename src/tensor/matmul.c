@@ -367,8 +367,8 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
         }
 }
 
-bool mm_r16_supported(dtype t) { return t == DT_Q4_0 || t == DT_Q8_0 || t == DT_Q4_K; }
-size_t mm_r16_block_bytes(dtype t) { return t == DT_Q8_0 ? 544 : 288; }
+bool mm_r16_supported(dtype t) { return t == DT_Q4_0 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q6_K; }
+size_t mm_r16_block_bytes(dtype t) { return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : 288; }
 
 // Q4_K r16 (layout in matmul_kernels.h): where byte e (0..127) of row l's qs goes in a super-block.
 static inline size_t q4k_qs_at(int e, int l) { return (size_t)(512 * (e / 32) + 64 * ((e % 32) / 4) + 4 * l + e % 4); }
@@ -424,8 +424,61 @@ static void r16_tile_q4k_ref(const void *panel, int64_t K, const void *x, size_t
         }
 }
 
+// Q6_K r16 (layout in matmul_kernels.h): where byte e of row l's ql (0..127) / qh (0..63) goes.
+static inline size_t q6k_ql_at(int e, int l) { return (size_t)(512 * (e / 32) + 64 * ((e % 32) / 4) + 4 * l + e % 4); }
+static inline size_t q6k_qh_at(int e, int l) { return (size_t)(2048 + 512 * (e / 32) + 64 * ((e % 32) / 4) + 4 * l + e % 4); }
+#define Q6K_SB 3360
+#define Q6K_SC 3072            // int8 scales[16][16]
+#define Q6K_D (3072 + 256)     // f16 d[16]
+
+static void r16_pack_q6k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    for (int64_t s = 0; s < K / 256; s++) {
+        uint8_t *dst = (uint8_t *)panel + s * Q6K_SB;
+        for (int l = 0; l < 16; l++) {
+            const blk_q6_K *b = l < nrows ? (const blk_q6_K *)((const char *)W + l * rb) + s : NULL;
+            for (int e = 0; e < 128; e++) dst[q6k_ql_at(e, l)] = b ? b->ql[e] : 0;
+            for (int e = 0; e < 64; e++) dst[q6k_qh_at(e, l)] = b ? b->qh[e] : 0;
+            for (int i = 0; i < 16; i++) dst[Q6K_SC + 16 * i + l] = b ? (uint8_t)b->scales[i] : 0;
+            uint16_t d = b ? b->d : 0;
+            memcpy(dst + Q6K_D + 2 * l, &d, 2);
+        }
+    }
+}
+
+// Level (0..63) of element e (0..255) of row l in a Q6_K r16 super-block.
+static int q6k_level(const uint8_t *p, int e, int l) {
+    int h = e / 128, r = e % 128, c = r / 32, k = r % 32;   // quarter c of half h, position k
+    uint8_t ql = p[q6k_ql_at(64 * h + 32 * (c & 1) + k, l)], qh = p[q6k_qh_at(32 * h + k, l)];
+    return ((c < 2 ? ql & 0xF : ql >> 4) | (((qh >> (2 * c)) & 3) << 4));
+}
+
+// The Q6_K twin: per super-block and row sumi = sum_j sc_j * (dot_j - 32 * bsum_j), exact, then one FMA.
+static void r16_tile_q6k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
+                             int nvalid, const float *bias, int acc) {
+    for (int r = 0; r < TT; r++)
+        for (int l = 0; l < nvalid; l++) {
+            float s = 0;
+            for (int64_t sb = 0; sb < K / 256; sb++) {
+                const uint8_t *p = (const uint8_t *)panel + sb * Q6K_SB;
+                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
+                int sumi = 0;
+                for (int j = 0; j < 16; j++) {
+                    int dot = -32 * xb->bsums[j];
+                    for (int e = 16 * j; e < 16 * j + 16; e++) dot += q6k_level(p, e, l) * xb->qs[e];
+                    sumi += (int8_t)p[Q6K_SC + 16 * j + l] * dot;
+                }
+                uint16_t d;
+                memcpy(&d, p + Q6K_D + 2 * l, 2);
+                s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
+            }
+            float *o = y + r * ldy + l;
+            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
+        }
+}
+
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
     if (t == DT_Q4_K) { r16_pack_q4k(W, rb, nrows, K, panel); return; }
+    if (t == DT_Q6_K) { r16_pack_q6k(W, rb, nrows, K, panel); return; }
     const size_t pb = mm_r16_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
     const int q4 = t == DT_Q4_0, qbytes = q4 ? 16 : 32;
     for (int64_t b = 0; b < K / 32; b++) {
@@ -449,6 +502,7 @@ void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, vo
 void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc) {
     if (t == DT_Q4_K) { r16_tile_q4k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
+    if (t == DT_Q6_K) { r16_tile_q6k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
     const int q4 = t == DT_Q4_0;
     uint8_t *pp = malloc((size_t)(K / 32) * qb);

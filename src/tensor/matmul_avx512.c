@@ -390,7 +390,7 @@ static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const void *x
 // (layout in tensor/matmul_kernels.h.) Packing: the same 16x4 dword transpose as the panels, Q4_0 keeps
 // the nibble bytes as they are, Q8_0 flips the sign bit (level + 128).
 static void r16_pack_avx512(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    if (t == DT_Q4_K) { mm_r16_pack_ref(t, W, rb, nrows, K, panel); return; }   // byte moves: the twin
+    if (t == DT_Q4_K || t == DT_Q6_K) { mm_r16_pack_ref(t, W, rb, nrows, K, panel); return; }   // byte moves: the twin
     static const uint8_t zero[64];
     const int q4 = t == DT_Q4_0;
     const size_t bb = (size_t)dtype_get(t)->block_bytes, pb = mm_r16_block_bytes(t);
@@ -579,9 +579,108 @@ INLINE void r16_q4k_tile(const void *panel, int64_t K, const void *x, size_t xs,
 #define r16_q4k_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, unused) \
     r16_q4k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
 
+// ---------------------------------------------------------------- r16 Q6_K (layout in matmul_kernels.h)
+// Per half h of a super-block and word j: one ql register of each 32-byte chunk (A: elements
+// 128h + 4j.., B: 128h + 32 + 4j..) and one qh register give the 6-bit levels of four element sets
+// c = 0..3 (128h + 32c + 4j + i): low / high nibble of A or B, plus 2 bits of qh moved to bits 4-5. A
+// sub-block of 16 elements is 4 words; its products start from -32 * bsum (the level offset) and are
+// scaled by the row's int8 scale in 32-bit integers, so each row's super-block sum is exact.
+#define Q6K_SB 3360
+#define Q6K_QH 2048
+#define Q6K_SC 3072
+#define Q6K_D (3072 + 256)
+
+INLINE __m512i q6k_level(__m512i ql, __m512i qh, const int c) {
+    const __m512i m0F = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    __m512i lo = c < 2 ? ql : _mm512_srli_epi16(ql, 4);
+    __m512i hb = c == 0 ? _mm512_slli_epi16(qh, 4) : c == 1 ? _mm512_slli_epi16(qh, 2) : c == 2 ? qh : _mm512_srli_epi16(qh, 2);
+    // (lo & 0x0F) | (hb & 0x30): ternary logic over (lo, hb, 0x0F), with hb masked first
+    return _mm512_ternarylogic_epi32(lo, _mm512_and_si512(hb, m30), m0F, 0xEC);
+}
+INLINE __m512i q6k_scale32(const uint8_t *p, int j) {
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + Q6K_SC + 16 * j)));
+}
+INLINE __m512 q6k_finish(const uint8_t *p, __m512i sumi, float dx, __m512 acc) {
+    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + Q6K_D)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, _mm512_set1_ps(dx)), acc);
+}
+
+// Decode, one super-block against one activation row.
+INLINE __m512 r16_q6k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uintptr_t *pf, uintptr_t end) {
+    const int32_t *q = (const int32_t *)xb->qs;
+    __m512i sumi = _mm512_setzero_si512();
+    for (int h = 0; h < 2; h++) {
+        uintptr_t to = (uintptr_t)p + 1680 * (h + 1) + R16_PF_AHEAD;
+        for (to = to < end ? to : end; *pf < to; *pf += 64) _mm_prefetch((const char *)*pf, _MM_HINT_T2);
+        __m512i s[8];   // the 8 sub-blocks of this half: 8h + 2c + j / 4
+        for (int k = 0; k < 8; k++) s[k] = _mm512_set1_epi32(-32 * xb->bsums[8 * h + k]);
+        for (int j = 0; j < 8; j++) {
+            __m512i a = _mm512_loadu_si512((const void *)(p + 1024 * h + 64 * j));
+            __m512i b = _mm512_loadu_si512((const void *)(p + 1024 * h + 512 + 64 * j));
+            __m512i hq = _mm512_loadu_si512((const void *)(p + Q6K_QH + 512 * h + 64 * j));
+            for (int c = 0; c < 4; c++)
+                s[2 * c + j / 4] = _mm512_dpbusd_epi32(s[2 * c + j / 4], q6k_level(c & 1 ? b : a, hq, c),
+                                                       _mm512_set1_epi32(q[32 * h + 8 * c + j]));
+        }
+        for (int k = 0; k < 8; k++) sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(s[k], q6k_scale32(p, 8 * h + k)));
+    }
+    return q6k_finish(p, sumi, xb->d, acc);
+}
+
+static void r16_dec_q6k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
+    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
+    for (int64_t i = 0; i < np; i++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t s = 0; s < K / 256; s++, p += Q6K_SB) acc = r16_q6k_sb1(p, x + s, acc, &pf, end);
+        _mm512_storeu_ps(out + 16 * i, acc);
+    }
+}
+
+// Prefill: per (half, element set) the 8 level registers (two sub-blocks) stay live while each activation
+// row adds its products, one seeded chain per sub-block.
+INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs, const int TT, float *y, size_t ldy,
+                         int nvalid, const float *bias, int accum) {
+    const blk_q8_K *xr[MM_TILE_T];
+    __m512 acc[MM_TILE_T];
+    for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
+    for (int64_t sb = 0; sb < K / 256; sb++) {
+        const uint8_t *p = (const uint8_t *)panel + sb * Q6K_SB;
+        __m512i sumi[MM_TILE_T];
+        for (int r = 0; r < TT; r++) sumi[r] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++)
+            for (int c = 0; c < 4; c++) {
+                __m512i w[8];
+                for (int j = 0; j < 8; j++)
+                    w[j] = q6k_level(_mm512_loadu_si512((const void *)(p + 1024 * h + 512 * (c & 1) + 64 * j)),
+                                     _mm512_loadu_si512((const void *)(p + Q6K_QH + 512 * h + 64 * j)), c);
+                const int k0 = 8 * h + 2 * c;   // the two sub-blocks
+                __m512i sc0 = q6k_scale32(p, k0), sc1 = q6k_scale32(p, k0 + 1);
+#pragma GCC unroll 8
+                for (int r = 0; r < TT; r++) {
+                    const int32_t *q = (const int32_t *)xr[r][sb].qs + 32 * h + 8 * c;
+                    __m512i a = _mm512_set1_epi32(-32 * xr[r][sb].bsums[k0]), b = _mm512_set1_epi32(-32 * xr[r][sb].bsums[k0 + 1]);
+                    a = _mm512_dpbusd_epi32(a, w[0], _mm512_set1_epi32(q[0]));
+                    b = _mm512_dpbusd_epi32(b, w[4], _mm512_set1_epi32(q[4]));
+                    a = _mm512_dpbusd_epi32(a, w[1], _mm512_set1_epi32(q[1]));
+                    b = _mm512_dpbusd_epi32(b, w[5], _mm512_set1_epi32(q[5]));
+                    a = _mm512_dpbusd_epi32(a, w[2], _mm512_set1_epi32(q[2]));
+                    b = _mm512_dpbusd_epi32(b, w[6], _mm512_set1_epi32(q[6]));
+                    a = _mm512_dpbusd_epi32(a, w[3], _mm512_set1_epi32(q[3]));
+                    b = _mm512_dpbusd_epi32(b, w[7], _mm512_set1_epi32(q[7]));
+                    sumi[r] = _mm512_add_epi32(sumi[r], _mm512_add_epi32(_mm512_mullo_epi32(a, sc0), _mm512_mullo_epi32(b, sc1)));
+                }
+            }
+        for (int r = 0; r < TT; r++) acc[r] = q6k_finish(p, sumi[r], xr[r][sb].d, acc[r]);
+    }
+    tile_store(acc, TT, y, ldy, nvalid, bias, accum);
+}
+#define r16_q6k_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, unused) \
+    r16_q6k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
+
 static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                             size_t ldy, int nvalid, const float *bias, int acc) {
     if (t == DT_Q4_K) { TT_CASES(r16_q4k_tile_case, 0) }
+    else if (t == DT_Q6_K) { TT_CASES(r16_q6k_tile_case, 0) }
     else if (t == DT_Q4_0) { TT_CASES(tile, FMT_R16_Q4) }
     else { TT_CASES(tile, FMT_R16_Q8) }
 }
@@ -606,6 +705,7 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
 static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, const void *x, float *out,
                            size_t pf_bytes) {
     if (t == DT_Q4_K) r16_dec_q4k(panels, np, K, x, out, pf_bytes);
+    else if (t == DT_Q6_K) r16_dec_q6k(panels, np, K, x, out, pf_bytes);
     else if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, 1);
     else r16_dec(panels, np, K, x, out, pf_bytes, 0);
 }
