@@ -473,6 +473,40 @@ static void test_info_and_init(void) {
 }
 
 
+// sllm quantize q4_k_m: llama.cpp's Q4_K_M recipe. Layers with more bits for 28 layers (Qwen3-0.6B):
+// the first and last eighth and every third between, as llama.cpp's use_more_bits picks them; a written
+// small-llama (2 layers, tied head) holds q6_K in the token embedding (the tied head) and layer 1's
+// attn_v / ffn_down, q4_K everywhere else, and loads back.
+static void test_quant_mix(void) {
+    static const int more28[] = {0, 1, 2, 5, 8, 11, 14, 17, 20, 23, 24, 25, 26, 27};
+    int ok = 1;
+    for (int il = 0, k = 0; il < 28; il++) {
+        bool want = k < 14 && more28[k] == il;
+        if (want) k++;
+        ok &= model_mix_more_bits(il, 28) == want;
+    }
+    CHECK(ok, "model_mix_more_bits(., 28) differs from llama.cpp's use_more_bits");
+    sllm_model *m = NULL, *q = NULL;
+    char path[400];
+    snprintf(path, sizeof path, "%s/mix-q4km.gguf", g_tmp);
+    CHECK(model_init(&(model_init_opts){.preset = "small-llama", .type = DT_F32, .seed = 9}, &m) == SLLM_OK);
+    CHECK(m && model_save_gguf(m, path, MODEL_MIX_Q4_K_M, NULL) == SLLM_OK, "%s", sllm_last_error());
+    CHECK(model_load(path, &q) == SLLM_OK, "%s", sllm_last_error());
+    if (q) {
+        CHECK(q->hp.tied && q->g[TR_TOKEN_EMBD].type == DT_Q6_K, "tied head: q6_K");
+        CHECK(q->layers[0].w[TR_ATTN_V].type == DT_Q4_K && q->layers[0].w[TR_FFN_DOWN].type == DT_Q4_K, "layer 0: q4_K");
+        CHECK(q->layers[1].w[TR_ATTN_V].type == DT_Q6_K && q->layers[1].w[TR_FFN_DOWN].type == DT_Q6_K, "layer 1: q6_K");
+        int rest = 1;
+        for (int il = 0; il < 2; il++) {
+            static const tensor_role r4[] = {TR_ATTN_Q, TR_ATTN_K, TR_ATTN_OUT, TR_FFN_GATE, TR_FFN_UP};
+            for (int i = 0; i < 5; i++) rest &= q->layers[il].w[r4[i]].type == DT_Q4_K;
+        }
+        CHECK(rest, "other matrices: q4_K");
+    }
+    model_free(m);
+    model_free(q);
+}
+
 // Optional: llama.cpp (node-llama-cpp, see ../shared/oracles) loads the GGUFs we write and its greedy
 // steps and top probabilities match ours. Set SLLM_LLAMACPP_ORACLE to a folder holding llamacpp.mjs
 // with node_modules installed. Tiny models get a real vocabulary so llama.cpp accepts the tokenizer.
@@ -627,6 +661,7 @@ int main(void) {
     test_stories();
     test_errors();
     test_info_and_init();
+    test_quant_mix();
     test_packed();
     test_llamacpp_oracle();
     char cmd[400];
