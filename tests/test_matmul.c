@@ -213,6 +213,23 @@ static void check_kernels512(void) {
     const mm_kernels512 *k5 = mm_kernels512_active();
     if (!k5) { SKIP("no AVX-512 on this CPU: 512-bit kernel twins not run"); return; }
     static const int64_t Ks[] = {96, 320, 1024};
+    // Q8_K activations (K-quants): bit-identical to quantize_row, with an all-zero super-block, a tie of
+    // +a and -a for the largest magnitude (the first one sets the sign), and a super-block of denormals
+    {
+        const int64_t K = 1280;
+        float *x = malloc(sizeof(float) * K);
+        for (int64_t i = 0; i < K; i++) x[i] = rndn() * (i % 37 == 0 ? 6 : 1);
+        for (int64_t i = 256; i < 512; i++) x[i] = 0;
+        x[600] = -40.f; x[700] = 40.f;
+        for (int64_t i = 1024; i < 1280; i++) x[i] = (float)(i - 1100) * 1e-40f;
+        blk_q8_K *a = malloc(sizeof(blk_q8_K) * (K / 256)), *b = malloc(sizeof(blk_q8_K) * (K / 256));
+        memset(a, 0x11, sizeof(blk_q8_K) * (K / 256)); memset(b, 0x22, sizeof(blk_q8_K) * (K / 256));
+        quantize_row(DT_Q8_K, x, a, K);
+        k5->q8k_quantize(x, b, K);
+        CHECK(memcmp(a, b, sizeof(blk_q8_K) * (K / 256)) == 0, "q8_K quantizer: SIMD differs from scalar");
+        CHECK(a[2].d > 0, "q8_K: the first of two equal magnitudes (-40) sets the sign");
+        free(x); free(a); free(b);
+    }
     // activation quantizers
     for (size_t ki = 0; ki < 3; ki++) {
         int64_t K = Ks[ki];
@@ -459,12 +476,12 @@ static float r16k_value(dtype t, const uint8_t *sb, int l, int e) {
 // panel with the dequantizer's arithmetic equals the dequantized matrix); the tile (TT 1..8) equals its
 // scalar twin within 1e-5 * sum|w*x|; the twin equals the unpacked product (the generic dot twin) within
 // the same bound; decode over several panels has the bits of the one-row tile.
-static void check_r16_kquant_kernels(dtype t) {
+static void check_r16_kquant_kernels(dtype t, int64_t K) {
     isa_force(isa_detect());
     const mm_kernels512 *k5 = mm_kernels512_active();
     const char *tn = dtype_get(t)->name;
     if (!k5) { SKIP("no AVX-512 on this CPU: r16 %s kernel twins not run", tn); return; }
-    const int64_t K = 768, ns = K / 256, NP = 3, N = 16 * (NP - 1) + 7;   // the last panel has 7 rows
+    const int64_t ns = K / 256, NP = 3, N = 16 * (NP - 1) + 7;   // the last panel has 7 rows
     wmat w = make_w(t, N, K);
     size_t rb = dtype_row_bytes(t, K), psz = (size_t)(K / 32) * mm_r16_block_bytes(t), sbb = psz / (size_t)ns;
     CHECK(psz == (size_t)ns * 16 * dtype_get(t)->block_bytes, "r16 %s: a panel holds exactly its 16 rows' bytes", tn);
@@ -816,8 +833,9 @@ int main(void) {
     check_wgrad(pool2);
     check_multi(pool2);
     check_r16_kernels();
-    check_r16_kquant_kernels(DT_Q4_K);
-    check_r16_kquant_kernels(DT_Q6_K);
+    check_r16_kquant_kernels(DT_Q4_K, 768);
+    check_r16_kquant_kernels(DT_Q4_K, 256 * 130);   // rows longer than the decode kernel's stack of sums
+    check_r16_kquant_kernels(DT_Q6_K, 768);
     check_packed_products(pool2);
     check_decode_split();
     check_membw(pool2);

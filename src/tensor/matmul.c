@@ -649,7 +649,8 @@ static void quant_task(void *ctx, int64_t t, int thread) {
         if (j->k5) j->k5->q8a_quantize(x, dst, j->K);
         else quantize_row_q8a(x, dst, j->K);
         if (j->path == PATH_PANEL || j->path == PATH_R16) mm_q8a_seed(j->wt, dst, j->K / 32);
-    } else quantize_row(DT_Q8_K, x, dst, j->K);
+    } else if (j->k5) j->k5->q8k_quantize(x, dst, j->K);
+    else quantize_row(DT_Q8_K, x, dst, j->K);
 }
 
 // Y[t, n0 + i] = out[i * ostride] (+ bias, or accumulated) for i < cnt.

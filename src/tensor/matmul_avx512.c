@@ -42,6 +42,35 @@ static void q8a_quantize_avx512(const float *x, blk_q8a *y, int64_t n) {
     }
 }
 
+// Q8_K rows (the K-quants' activations), bit-identical to quantize_row(DT_Q8_K): the value of largest
+// magnitude (its first occurrence) sets iscale = -127 / max, levels are round-half-even of iscale * x
+// capped at 127, and each 16-element group's sum goes to bsums.
+static void q8k_quantize_avx512(const float *x, blk_q8_K *y, int64_t n) {
+    for (int64_t i = 0; i < n / 256; i++, x += 256) {
+        __m512 m = _mm512_setzero_ps();
+        for (int j = 0; j < 256; j += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + j)));
+        float amax = _mm512_reduce_max_ps(m);
+        if (!(amax > 0)) {   // all zero (as the twin: d = 0, levels and sums 0)
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        int first = 0;
+        for (int j = 0; j < 256; j += 16) {
+            __mmask16 k = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + j)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+            if (k) { first = j + __builtin_ctz(k); break; }
+        }
+        float iscale = -127.f / x[first];
+        __m512 vs = _mm512_set1_ps(iscale);
+        const __m512i cap = _mm512_set1_epi32(127);
+        for (int j = 0; j < 256; j += 16) {
+            __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(vs, _mm512_loadu_ps(x + j))), cap);
+            _mm_storeu_si128((__m128i *)(y[i].qs + j), _mm512_cvtepi32_epi8(q));
+            y[i].bsums[j / 16] = (int16_t)_mm512_reduce_add_epi32(q);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
 static void xd_quantize_avx512(dtype t, const float *x, int64_t K, void *xd) {
     mm_xd_view v = mm_xd_map(t, K, xd);
     const int off = t == DT_Q4_0 ? 8 : 128, lanes = 16 / v.G;
@@ -466,27 +495,54 @@ INLINE __m512 r16_q8_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
 #define Q4K_SC 2048
 #define Q4K_D (2048 + 192)
 
-// Scale (m = 0) or min (m = 1) of sub-block j of the 16 rows, as bytes.
-INLINE __m128i q4k_scale8(const uint8_t *p, const int j, const int m) {
-    const uint8_t *s = p + Q4K_SC;
-    const __m128i m63 = _mm_set1_epi8(63), m0F = _mm_set1_epi8(0x0F), m30 = _mm_set1_epi8(0x30);
-#define S16(i) _mm_loadu_si128((const __m128i *)(s + 16 * (i)))
-    if (j < 4) return _mm_and_si128(S16(j + 4 * m), m63);
-    __m128i lo = m ? _mm_and_si128(_mm_srli_epi16(S16(j + 4), 4), m0F) : _mm_and_si128(S16(j + 4), m0F);
-    return _mm_or_si128(lo, _mm_and_si128(_mm_srli_epi16(S16(j - 4 + 4 * m), 2), m30));
-#undef S16
+// The 6-bit scales and mins of a super-block's 16 rows, unpacked from the 12 transposed scale bytes with
+// 512-bit byte operations: v[0] holds scales 0..3 (16 bytes each, one per row), v[1] scales 4..7, v[2] /
+// v[3] the mins alike (the format's bit layout: j < 4 in the low 6 bits of bytes j / j + 4, j >= 4 split
+// over the nibbles of bytes j + 4 and the top bits of bytes j - 4 / j).
+INLINE void q4k_scale_regs(const uint8_t *p, __m512i v[4]) {
+    const __m512i m63 = _mm512_set1_epi8(63), m0F = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+    __m512i z0 = _mm512_loadu_si512((const void *)(p + Q4K_SC)), z1 = _mm512_loadu_si512((const void *)(p + Q4K_SC + 64));
+    __m512i z2 = _mm512_loadu_si512((const void *)(p + Q4K_SC + 128));
+    v[0] = _mm512_and_si512(z0, m63);
+    v[2] = _mm512_and_si512(z1, m63);
+    // (a & 0x0F) | (b & 0x30), b pre-masked: ternary logic (A & C) | B
+    v[1] = _mm512_ternarylogic_epi32(z2, _mm512_and_si512(_mm512_srli_epi16(z0, 2), m30), m0F, 0xEC);
+    v[3] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(z2, 4), _mm512_and_si512(_mm512_srli_epi16(z1, 2), m30), m0F, 0xEC);
 }
-INLINE __m512i q4k_scale32(const uint8_t *p, const int j, const int m) { return _mm512_cvtepu8_epi32(q4k_scale8(p, j, m)); }
+// Scale (k = j) or min (k = 8 + j) of sub-block j of the 16 rows as 32-bit lanes; k must be a constant
+// (the lane extract takes an immediate).
+INLINE __m512i q4k_pick(const __m512i v[4], const int k) {
+    const __m512i z = v[k / 4];
+    switch (k & 3) {
+    case 0: return _mm512_cvtepu8_epi32(_mm512_castsi512_si128(z));
+    case 1: return _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(z, 1));
+    case 2: return _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(z, 2));
+    default: return _mm512_cvtepu8_epi32(_mm512_extracti32x4_epi32(z, 3));
+    }
+}
+// The same values through memory, for loops whose index is not a constant: u[16k + l] as q4k_pick(k).
+INLINE void q4k_scales(const uint8_t *p, uint8_t *u) {
+    __m512i v[4];
+    q4k_scale_regs(p, v);
+    for (int i = 0; i < 4; i++) _mm512_store_si512((void *)(u + 64 * i), v[i]);
+}
+INLINE __m512i q4k_load(const uint8_t *u, int k) { return _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(u + 16 * k))); }
+
+// f32 sums of the activation quants per 32-element sub-block (the mins' partners), 8 per super-block.
+INLINE void q8k_bsums32(const blk_q8_K *x, int64_t ns, float *bs) {
+    for (int64_t s = 0; s < ns; s++) {
+        __m256i v = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)x[s].bsums), _mm256_set1_epi16(1));
+        _mm256_storeu_ps(bs + 8 * s, _mm256_cvtepi32_ps(v));
+    }
+}
 
 // sum_j m_j * bsum_j of the 16 rows in f32: every product and partial sum is an integer below 2^24, so
 // this is exact (the same value as the integer sum).
-INLINE void q4k_mins(const uint8_t *p, __m512 mf[8]) {
-    for (int j = 0; j < 8; j++) mf[j] = _mm512_cvtepi32_ps(q4k_scale32(p, j, 1));
-}
-INLINE __m512 q4k_summ(const __m512 mf[8], const blk_q8_K *xb) {
+INLINE __m512 q4k_summ(const __m512i v[4], const float *bs) {
     __m512 s = _mm512_setzero_ps();
-    for (int j = 0; j < 8; j++)
-        s = _mm512_fmadd_ps(mf[j], _mm512_set1_ps((float)(xb->bsums[2 * j] + xb->bsums[2 * j + 1])), s);
+#define Q4K_MIN(j) s = _mm512_fmadd_ps(_mm512_cvtepi32_ps(q4k_pick(v, 8 + (j))), _mm512_set1_ps(bs[j]), s)
+    Q4K_MIN(0); Q4K_MIN(1); Q4K_MIN(2); Q4K_MIN(3); Q4K_MIN(4); Q4K_MIN(5); Q4K_MIN(6); Q4K_MIN(7);
+#undef Q4K_MIN
     return s;
 }
 
@@ -499,37 +555,57 @@ INLINE __m512 q4k_finish(const uint8_t *p, __m512i sumi, __m512 summ, float dx, 
     return _mm512_fnmadd_ps(summ, _mm512_mul_ps(dm, vx), acc);
 }
 
-// Decode, one super-block against one activation row; prefetches run ahead group by group.
-INLINE __m512 r16_q4k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uintptr_t *pf, uintptr_t end) {
+// Decode, group g (sub-blocks 2g, 2g + 1) of a super-block against one activation row: low nibbles and
+// high nibbles (masked in place, 16x their value, shifted back once) in 4 chains of 4 products.
+INLINE __m512i r16_q4k_group1(const uint8_t *w, const int32_t *q, __m512i sclo, __m512i schi) {
     const __m512i m4 = _mm512_set1_epi8(0x0F), mF0 = _mm512_set1_epi8((char)0xF0);
-    const int32_t *q = (const int32_t *)xb->qs;
-    __m512i sumi = _mm512_setzero_si512();
-    for (int g = 0; g < 4; g++) {
-        const uint8_t *w = p + 512 * g;
-        uintptr_t to = (uintptr_t)w + 576 + R16_PF_AHEAD;
-        for (to = to < end ? to : end; *pf < to; *pf += 64) _mm_prefetch((const char *)*pf, _MM_HINT_T2);
-        __m512i l0 = _mm512_setzero_si512(), l1 = l0, h0 = l0, h1 = l0;
-        for (int j = 0; j < 8; j += 2) {
-            __m512i a = _mm512_loadu_si512((const void *)(w + 64 * j)), b = _mm512_loadu_si512((const void *)(w + 64 * j + 64));
-            l0 = _mm512_dpbusd_epi32(l0, _mm512_and_si512(a, m4), _mm512_set1_epi32(q[16 * g + j]));
-            l1 = _mm512_dpbusd_epi32(l1, _mm512_and_si512(b, m4), _mm512_set1_epi32(q[16 * g + j + 1]));
-            h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(a, mF0), _mm512_set1_epi32(q[16 * g + 8 + j]));
-            h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(b, mF0), _mm512_set1_epi32(q[16 * g + 8 + j + 1]));
-        }
-        __m512i lo = _mm512_add_epi32(l0, l1), hi = _mm512_srai_epi32(_mm512_add_epi32(h0, h1), 4);
-        sumi = _mm512_add_epi32(sumi, _mm512_add_epi32(_mm512_mullo_epi32(lo, q4k_scale32(p, 2 * g, 0)),
-                                                       _mm512_mullo_epi32(hi, q4k_scale32(p, 2 * g + 1, 0))));
+    __m512i l0 = _mm512_setzero_si512(), l1 = l0, h0 = l0, h1 = l0;
+    for (int j = 0; j < 8; j += 2) {
+        __m512i a = _mm512_loadu_si512((const void *)(w + 64 * j)), b = _mm512_loadu_si512((const void *)(w + 64 * j + 64));
+        l0 = _mm512_dpbusd_epi32(l0, _mm512_and_si512(a, m4), _mm512_set1_epi32(q[j]));
+        l1 = _mm512_dpbusd_epi32(l1, _mm512_and_si512(b, m4), _mm512_set1_epi32(q[j + 1]));
+        h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(a, mF0), _mm512_set1_epi32(q[8 + j]));
+        h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(b, mF0), _mm512_set1_epi32(q[8 + j + 1]));
     }
-    __m512 mf[8];
-    q4k_mins(p, mf);
-    return q4k_finish(p, sumi, q4k_summ(mf, xb), xb->d, acc);
+    __m512i lo = _mm512_add_epi32(l0, l1), hi = _mm512_srai_epi32(_mm512_add_epi32(h0, h1), 4);
+    return _mm512_add_epi32(_mm512_mullo_epi32(lo, sclo), _mm512_mullo_epi32(hi, schi));
+}
+INLINE void r16_prefetch_to(uintptr_t *pf, uintptr_t to, uintptr_t end) {
+    for (to = to < end ? to : end; *pf < to; *pf += 64) _mm_prefetch((const char *)*pf, _MM_HINT_T2);
 }
 
+// Decode, one super-block against one activation row (bs: its 8 sub-block sums); the prefetch runs
+// ahead group by group. (Groups written out: the scale picks need constant lane indices.)
+INLINE __m512 r16_q4k_sb1(const uint8_t *p, const blk_q8_K *xb, const float *bs, __m512 acc, uintptr_t *pf,
+                          uintptr_t end) {
+    const int32_t *q = (const int32_t *)xb->qs;
+    __m512i v[4];
+    q4k_scale_regs(p, v);
+#define Q4K_GROUP(g) \
+    (r16_prefetch_to(pf, (uintptr_t)p + 576 * ((g) + 1) + R16_PF_AHEAD, end), \
+     r16_q4k_group1(p + 512 * (g), q + 16 * (g), q4k_pick(v, 2 * (g)), q4k_pick(v, 2 * (g) + 1)))
+    __m512i sumi = Q4K_GROUP(0);
+    sumi = _mm512_add_epi32(sumi, Q4K_GROUP(1));
+    sumi = _mm512_add_epi32(sumi, Q4K_GROUP(2));
+    sumi = _mm512_add_epi32(sumi, Q4K_GROUP(3));
+#undef Q4K_GROUP
+    return q4k_finish(p, sumi, q4k_summ(v, bs), xb->d, acc);
+}
+
+#define Q8K_BS_STACK 128   // super-blocks whose sub-block sums live on the stack (K <= 32768)
+
 static void r16_dec_q4k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
+    const int64_t ns = K / 256;
+    float bs[8 * Q8K_BS_STACK];
+    if (ns <= Q8K_BS_STACK) q8k_bsums32(x, ns, bs);
     uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
     for (int64_t i = 0; i < np; i++) {
         __m512 acc = _mm512_setzero_ps();
-        for (int64_t s = 0; s < K / 256; s++, p += Q4K_SB) acc = r16_q4k_sb1(p, x + s, acc, &pf, end);
+        for (int64_t s0 = 0; s0 < ns; s0 += Q8K_BS_STACK) {
+            int64_t s1 = ns - s0 < Q8K_BS_STACK ? ns : s0 + Q8K_BS_STACK;
+            if (ns > Q8K_BS_STACK) q8k_bsums32(x + s0, s1 - s0, bs);   // longer rows: the sums chunk by chunk
+            for (int64_t s = s0; s < s1; s++, p += Q4K_SB) acc = r16_q4k_sb1(p, x + s, bs + 8 * (s - s0), acc, &pf, end);
+        }
         _mm512_storeu_ps(out + 16 * i, acc);
     }
 }
@@ -546,13 +622,15 @@ INLINE void r16_q4k_tile(const void *panel, int64_t K, const void *x, size_t xs,
     for (int64_t sb = 0; sb < K / 256; sb++) {
         const uint8_t *p = (const uint8_t *)panel + sb * Q4K_SB;
         __m512i sumi[MM_TILE_T];
+        _Alignas(64) uint8_t u[256];
+        q4k_scales(p, u);
         for (int r = 0; r < TT; r++) sumi[r] = _mm512_setzero_si512();
         for (int g = 0; g < 4; g++)
             for (int h = 0; h < 2; h++) {
                 __m512i w[8];
                 for (int j = 0; j < 8; j++)
                     w[j] = _mm512_and_si512(_mm512_loadu_si512((const void *)(p + 512 * g + 64 * j)), h ? mF0 : m4);
-                __m512i sc = q4k_scale32(p, 2 * g + h, 0);
+                __m512i sc = q4k_load(u, 2 * g + h);
 #pragma GCC unroll 8
                 for (int r = 0; r < TT; r++) {
                     const int32_t *q = (const int32_t *)xr[r][sb].qs + 16 * g + 8 * h;
@@ -571,8 +649,14 @@ INLINE void r16_q4k_tile(const void *panel, int64_t K, const void *x, size_t xs,
                 }
             }
         __m512 mf[8];
-        q4k_mins(p, mf);
-        for (int r = 0; r < TT; r++) acc[r] = q4k_finish(p, sumi[r], q4k_summ(mf, &xr[r][sb]), xr[r][sb].d, acc[r]);
+        for (int j = 0; j < 8; j++) mf[j] = _mm512_cvtepi32_ps(q4k_load(u, 8 + j));
+        for (int r = 0; r < TT; r++) {
+            float bs[8];
+            q8k_bsums32(&xr[r][sb], 1, bs);
+            __m512 summ = _mm512_setzero_ps();
+            for (int j = 0; j < 8; j++) summ = _mm512_fmadd_ps(mf[j], _mm512_set1_ps(bs[j]), summ);
+            acc[r] = q4k_finish(p, sumi[r], summ, xr[r][sb].d, acc[r]);
+        }
     }
     tile_store(acc, TT, y, ldy, nvalid, bias, accum);
 }
@@ -793,6 +877,7 @@ void mm_kernels512_avx512(mm_kernels512 *k) {
     k->xd_dot[DT_Q8_0] = xd_dot_q8_0_avx512;
     k->dec_f16 = dec_f16_avx512;
     k->q8a_quantize = q8a_quantize_avx512;
+    k->q8k_quantize = q8k_quantize_avx512;
     k->tile_q32 = tile_q32_avx512;
     k->pack = pack_panel_avx512;
     k->packx = packx_avx512;

@@ -119,6 +119,7 @@ typedef struct {
     mm_xd_dot_fn xd_dot[DT_COUNT];
     mm_xd_dot_fn dec_f16;          // decode of F16 rows against f32 x (passed as xd)
     void (*q8a_quantize)(const float *x, blk_q8a *y, int64_t n);
+    void (*q8k_quantize)(const float *x, blk_q8_K *y, int64_t n);   // = quantize_row(DT_Q8_K), bit for bit
     mm_tile_fn tile_q32;
     void (*pack)(dtype t, const void *W, size_t wrow_bytes, int nrows, int64_t K, void *panel);
     mm_packx_fn packx;
