@@ -463,11 +463,10 @@ static float r16k_value(dtype t, const uint8_t *sb, int l, int e) {
         q4k_scale_min(j, sc12, &sc, &mn);
         return (f16_to_f32(hd) * sc) * ((j & 1) ? v >> 4 : v & 0xF) - f16_to_f32(hm) * mn;
     }
-    // Q6_K: quarter c of half h, position k: ql byte 64h + 32(c & 1) + k, qh byte 32h + k
-    int h = e / 128, c = (e % 128) / 32, k = e % 32, qlb = 64 * h + 32 * (c & 1) + k, qhb = 32 * h + k;
-    uint8_t ql = sb[512 * (qlb / 32) + 64 * ((qlb % 32) / 4) + 4 * l + qlb % 4];
-    uint8_t qh = sb[2048 + 512 * (qhb / 32) + 64 * ((qhb % 32) / 4) + 4 * l + qhb % 4];
-    int q = ((c < 2 ? ql & 0xF : ql >> 4) | (((qh >> (2 * c)) & 3) << 4)) - 32;
+    // Q6_K: element 128h + 32c + 4j + i, registers v[h][j][0..2] (layout in matmul_kernels.h)
+    int h = e / 128, c = (e % 128) / 32, j = (e % 32) / 4, i = e % 4;
+    const uint8_t *v = sb + 1536 * h + 192 * j + 4 * l + i;
+    int q = (c < 3 ? v[64 * c] & 63 : (v[0] >> 6) | (v[64] >> 6) << 2 | (v[128] >> 6) << 4) - 32;
     memcpy(&hd, sb + 3328 + 2 * l, 2);
     return f16_to_f32(hd) * (int8_t)sb[3072 + 16 * (e / 16) + l] * q;
 }

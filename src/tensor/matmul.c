@@ -424,20 +424,34 @@ static void r16_tile_q4k_ref(const void *panel, int64_t K, const void *x, size_t
         }
 }
 
-// Q6_K r16 (layout in matmul_kernels.h): where byte e of row l's ql (0..127) / qh (0..63) goes.
-static inline size_t q6k_ql_at(int e, int l) { return (size_t)(512 * (e / 32) + 64 * ((e % 32) / 4) + 4 * l + e % 4); }
-static inline size_t q6k_qh_at(int e, int l) { return (size_t)(2048 + 512 * (e / 32) + 64 * ((e % 32) / 4) + 4 * l + e % 4); }
+// Q6_K r16 (layout in matmul_kernels.h): the three level bytes of (half h, word j, row l, byte i) at
+// q6k_at(h, j, reg, l, i); element 128h + 32c + 4j + i has level c in reg c (c < 3, low 6 bits), level 3
+// in the top 2 bits of all three (bits 0-1 in reg 0, 2-3 in reg 1, 4-5 in reg 2).
+static inline size_t q6k_at(int h, int j, int reg, int l, int i) { return (size_t)(1536 * h + 192 * j + 64 * reg + 4 * l + i); }
 #define Q6K_SB 3360
 #define Q6K_SC 3072            // int8 scales[16][16]
 #define Q6K_D (3072 + 256)     // f16 d[16]
+
+// Level (0..63) of element e of a Q6_K source block (the format's bit layout).
+static int q6k_src_level(const blk_q6_K *b, int e) {
+    int h = e / 128, c = (e % 128) / 32, k = e % 32;
+    uint8_t ql = b->ql[64 * h + 32 * (c & 1) + k], qh = b->qh[32 * h + k];
+    return (c < 2 ? ql & 0xF : ql >> 4) | (((qh >> (2 * c)) & 3) << 4);
+}
 
 static void r16_pack_q6k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
     for (int64_t s = 0; s < K / 256; s++) {
         uint8_t *dst = (uint8_t *)panel + s * Q6K_SB;
         for (int l = 0; l < 16; l++) {
             const blk_q6_K *b = l < nrows ? (const blk_q6_K *)((const char *)W + l * rb) + s : NULL;
-            for (int e = 0; e < 128; e++) dst[q6k_ql_at(e, l)] = b ? b->ql[e] : 0;
-            for (int e = 0; e < 64; e++) dst[q6k_qh_at(e, l)] = b ? b->qh[e] : 0;
+            for (int h = 0; h < 2; h++)
+                for (int j = 0; j < 8; j++)
+                    for (int i = 0; i < 4; i++) {
+                        int e = 128 * h + 4 * j + i, L3 = b ? q6k_src_level(b, e + 96) : 0;
+                        for (int reg = 0; reg < 3; reg++)   // zero rows: level 0, scale 0
+                            dst[q6k_at(h, j, reg, l, i)] =
+                                (uint8_t)((b ? q6k_src_level(b, e + 32 * reg) : 0) | ((L3 >> (2 * reg)) & 3) << 6);
+                    }
             for (int i = 0; i < 16; i++) dst[Q6K_SC + 16 * i + l] = b ? (uint8_t)b->scales[i] : 0;
             uint16_t d = b ? b->d : 0;
             memcpy(dst + Q6K_D + 2 * l, &d, 2);
@@ -447,9 +461,9 @@ static void r16_pack_q6k(const void *W, size_t rb, int nrows, int64_t K, void *p
 
 // Level (0..63) of element e (0..255) of row l in a Q6_K r16 super-block.
 static int q6k_level(const uint8_t *p, int e, int l) {
-    int h = e / 128, r = e % 128, c = r / 32, k = r % 32;   // quarter c of half h, position k
-    uint8_t ql = p[q6k_ql_at(64 * h + 32 * (c & 1) + k, l)], qh = p[q6k_qh_at(32 * h + k, l)];
-    return ((c < 2 ? ql & 0xF : ql >> 4) | (((qh >> (2 * c)) & 3) << 4));
+    int h = e / 128, c = (e % 128) / 32, j = (e % 32) / 4, i = e % 4;
+    if (c < 3) return p[q6k_at(h, j, c, l, i)] & 63;
+    return (p[q6k_at(h, j, 0, l, i)] >> 6) | (p[q6k_at(h, j, 1, l, i)] >> 6) << 2 | (p[q6k_at(h, j, 2, l, i)] >> 6) << 4;
 }
 
 // The Q6_K twin: per super-block and row sumi = sum_j sc_j * (dot_j - 32 * bsum_j), exact, then one FMA.

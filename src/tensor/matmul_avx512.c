@@ -664,22 +664,25 @@ INLINE void r16_q4k_tile(const void *panel, int64_t K, const void *x, size_t xs,
     r16_q4k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
 
 // ---------------------------------------------------------------- r16 Q6_K (layout in matmul_kernels.h)
-// Per half h of a super-block and word j: one ql register of each 32-byte chunk (A: elements
-// 128h + 4j.., B: 128h + 32 + 4j..) and one qh register give the 6-bit levels of four element sets
-// c = 0..3 (128h + 32c + 4j + i): low / high nibble of A or B, plus 2 bits of qh moved to bits 4-5. A
-// sub-block of 16 elements is 4 words; its products start from -32 * bsum (the level offset) and are
-// scaled by the row's int8 scale in 32-bit integers, so each row's super-block sum is exact.
+// Per half h and word j three registers give the levels of the four element sets c (128h + 32c + 4j + i):
+// sets 0..2 are one AND each, set 3 comes out 4x its value (its bits assembled at positions 2-7 with two
+// shifts and two logic ops) and its sums are shifted back once. A sub-block of 16 elements is 4 words;
+// its products start from -32 * bsum (the level offset; x4 for set 3) and are scaled by the row's int8
+// scale in 32-bit integers, so each row's super-block sum is exact.
 #define Q6K_SB 3360
-#define Q6K_QH 2048
 #define Q6K_SC 3072
 #define Q6K_D (3072 + 256)
 
-INLINE __m512i q6k_level(__m512i ql, __m512i qh, const int c) {
-    const __m512i m0F = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    __m512i lo = c < 2 ? ql : _mm512_srli_epi16(ql, 4);
-    __m512i hb = c == 0 ? _mm512_slli_epi16(qh, 4) : c == 1 ? _mm512_slli_epi16(qh, 2) : c == 2 ? qh : _mm512_srli_epi16(qh, 2);
-    // (lo & 0x0F) | (hb & 0x30): ternary logic over (lo, hb, 0x0F), with hb masked first
-    return _mm512_ternarylogic_epi32(lo, _mm512_and_si512(hb, m30), m0F, 0xEC);
+INLINE void q6k_levels(const uint8_t *v, __m512i L[4]) {
+    const __m512i m3F = _mm512_set1_epi8(0x3F), m3C = _mm512_set1_epi8(0x3C), mC0 = _mm512_set1_epi8((char)0xC0);
+    __m512i x = _mm512_loadu_si512((const void *)v), y = _mm512_loadu_si512((const void *)(v + 64));
+    __m512i z = _mm512_loadu_si512((const void *)(v + 128));
+    L[0] = _mm512_and_si512(x, m3F);
+    L[1] = _mm512_and_si512(y, m3F);
+    L[2] = _mm512_and_si512(z, m3F);
+    // 4 * level 3: x bits 6-7 -> 2-3, y bits 6-7 -> 4-5, z bits 6-7 stay
+    __m512i t = _mm512_ternarylogic_epi32(_mm512_srli_epi16(x, 4), _mm512_srli_epi16(y, 2), _mm512_set1_epi8(0x0C), 0xE4);
+    L[3] = _mm512_ternarylogic_epi32(_mm512_and_si512(t, m3C), z, mC0, 0xF8);
 }
 INLINE __m512i q6k_scale32(const uint8_t *p, int j) {
     return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + Q6K_SC + 16 * j)));
@@ -694,20 +697,20 @@ INLINE __m512 r16_q6k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uint
     const int32_t *q = (const int32_t *)xb->qs;
     __m512i sumi = _mm512_setzero_si512();
     for (int h = 0; h < 2; h++) {
-        uintptr_t to = (uintptr_t)p + 1680 * (h + 1) + R16_PF_AHEAD;
-        for (to = to < end ? to : end; *pf < to; *pf += 64) _mm_prefetch((const char *)*pf, _MM_HINT_T2);
-        __m512i s[8];   // the 8 sub-blocks of this half: 8h + 2c + j / 4
-        for (int k = 0; k < 8; k++) s[k] = _mm512_set1_epi32(-32 * xb->bsums[8 * h + k]);
+        r16_prefetch_to(pf, (uintptr_t)p + 1536 * (h + 1) + R16_PF_AHEAD, end);
+        __m512i s[8];   // sub-block 8h + 2c + j / 4 in s[2c + j / 4]
+        for (int k = 0; k < 8; k++) s[k] = _mm512_set1_epi32((k >= 6 ? -128 : -32) * xb->bsums[8 * h + k]);
         for (int j = 0; j < 8; j++) {
-            __m512i a = _mm512_loadu_si512((const void *)(p + 1024 * h + 64 * j));
-            __m512i b = _mm512_loadu_si512((const void *)(p + 1024 * h + 512 + 64 * j));
-            __m512i hq = _mm512_loadu_si512((const void *)(p + Q6K_QH + 512 * h + 64 * j));
+            __m512i L[4];
+            q6k_levels(p + 1536 * h + 192 * j, L);
             for (int c = 0; c < 4; c++)
-                s[2 * c + j / 4] = _mm512_dpbusd_epi32(s[2 * c + j / 4], q6k_level(c & 1 ? b : a, hq, c),
-                                                       _mm512_set1_epi32(q[32 * h + 8 * c + j]));
+                s[2 * c + j / 4] = _mm512_dpbusd_epi32(s[2 * c + j / 4], L[c], _mm512_set1_epi32(q[32 * h + 8 * c + j]));
         }
+        s[6] = _mm512_srai_epi32(s[6], 2);
+        s[7] = _mm512_srai_epi32(s[7], 2);
         for (int k = 0; k < 8; k++) sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(s[k], q6k_scale32(p, 8 * h + k)));
     }
+    r16_prefetch_to(pf, (uintptr_t)p + Q6K_SB + R16_PF_AHEAD, end);
     return q6k_finish(p, sumi, xb->d, acc);
 }
 
@@ -734,15 +737,17 @@ INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs,
         for (int h = 0; h < 2; h++)
             for (int c = 0; c < 4; c++) {
                 __m512i w[8];
-                for (int j = 0; j < 8; j++)
-                    w[j] = q6k_level(_mm512_loadu_si512((const void *)(p + 1024 * h + 512 * (c & 1) + 64 * j)),
-                                     _mm512_loadu_si512((const void *)(p + Q6K_QH + 512 * h + 64 * j)), c);
-                const int k0 = 8 * h + 2 * c;   // the two sub-blocks
+                for (int j = 0; j < 8; j++) {
+                    __m512i L[4];
+                    q6k_levels(p + 1536 * h + 192 * j, L);   // (the unused sets are dead code)
+                    w[j] = L[c];
+                }
+                const int k0 = 8 * h + 2 * c, off = c == 3 ? -128 : -32;   // the two sub-blocks
                 __m512i sc0 = q6k_scale32(p, k0), sc1 = q6k_scale32(p, k0 + 1);
 #pragma GCC unroll 8
                 for (int r = 0; r < TT; r++) {
                     const int32_t *q = (const int32_t *)xr[r][sb].qs + 32 * h + 8 * c;
-                    __m512i a = _mm512_set1_epi32(-32 * xr[r][sb].bsums[k0]), b = _mm512_set1_epi32(-32 * xr[r][sb].bsums[k0 + 1]);
+                    __m512i a = _mm512_set1_epi32(off * xr[r][sb].bsums[k0]), b = _mm512_set1_epi32(off * xr[r][sb].bsums[k0 + 1]);
                     a = _mm512_dpbusd_epi32(a, w[0], _mm512_set1_epi32(q[0]));
                     b = _mm512_dpbusd_epi32(b, w[4], _mm512_set1_epi32(q[4]));
                     a = _mm512_dpbusd_epi32(a, w[1], _mm512_set1_epi32(q[1]));
@@ -751,6 +756,7 @@ INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs,
                     b = _mm512_dpbusd_epi32(b, w[6], _mm512_set1_epi32(q[6]));
                     a = _mm512_dpbusd_epi32(a, w[3], _mm512_set1_epi32(q[3]));
                     b = _mm512_dpbusd_epi32(b, w[7], _mm512_set1_epi32(q[7]));
+                    if (c == 3) { a = _mm512_srai_epi32(a, 2); b = _mm512_srai_epi32(b, 2); }
                     sumi[r] = _mm512_add_epi32(sumi[r], _mm512_add_epi32(_mm512_mullo_epi32(a, sc0), _mm512_mullo_epi32(b, sc1)));
                 }
             }
