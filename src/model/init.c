@@ -6,12 +6,14 @@
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include "base/error.h"
 #include "base/rng.h"
+#include "base/threadpool.h"
 #include "model/model.h"
 #include "tensor/quant.h"
 
@@ -189,24 +191,46 @@ static int64_t perm_src_row(int64_t r, int D, int perm) {
     return r;
 }
 
-// Matrix w in dtype `to`, rows permuted; returns w->data itself when nothing changes.
-static const void *convert_matrix(buflist *b, const mweight *w, dtype to, int perm, int D) {
-    if (to == w->type && perm == PERM_NONE) return w->data;
-    size_t rb_in = dtype_row_bytes(w->type, w->cols), rb = dtype_row_bytes(to, w->cols);
-    uint8_t *d = keep(b, malloc(rb * (size_t)w->rows));
-    float *tmp = malloc((size_t)w->cols * sizeof(float));
-    if (!d || !tmp) { free(tmp); return NULL; }
-    for (int64_t r = 0; r < w->rows; r++) {
-        const uint8_t *src = (const uint8_t *)w->data + rb_in * (size_t)perm_src_row(r, D, perm);
-        if (to == w->type) {
-            memcpy(d + rb * (size_t)r, src, rb);
-        } else if (dequantize_row(w->type, src, tmp, w->cols) || quantize_row(to, tmp, d + rb * (size_t)r, w->cols)) {
-            free(tmp);
-            return NULL;
+typedef struct {
+    const mweight *w;
+    dtype to;
+    int perm, D;
+    uint8_t *dst;
+    size_t rb_in, rb;
+    int64_t rows_per_task;
+    atomic_int failed;
+} convert_job;
+
+// Rows [task * rows_per_task, ...) of a convert_matrix job (quantizing is the slow part of
+// `sllm quantize`: the K-quants search their scales per sub-block, so the rows go to every core).
+static void convert_task(void *ctx, int64_t task, int thread) {
+    (void)thread;
+    convert_job *j = ctx;
+    int64_t r0 = task * j->rows_per_task, r1 = r0 + j->rows_per_task < j->w->rows ? r0 + j->rows_per_task : j->w->rows;
+    float *tmp = j->to == j->w->type ? NULL : malloc((size_t)j->w->cols * sizeof(float));
+    if (j->to != j->w->type && !tmp) { atomic_store(&j->failed, 1); return; }
+    for (int64_t r = r0; r < r1; r++) {
+        const uint8_t *src = (const uint8_t *)j->w->data + j->rb_in * (size_t)perm_src_row(r, j->D, j->perm);
+        if (j->to == j->w->type) memcpy(j->dst + j->rb * (size_t)r, src, j->rb);
+        else if (dequantize_row(j->w->type, src, tmp, j->w->cols) || quantize_row(j->to, tmp, j->dst + j->rb * (size_t)r, j->w->cols)) {
+            atomic_store(&j->failed, 1);
+            break;
         }
     }
     free(tmp);
-    return d;
+}
+
+// Matrix w in dtype `to`, rows permuted (on the threads of `pool`, NULL: this one); returns w->data
+// itself when nothing changes.
+static const void *convert_matrix(buflist *b, tpool *pool, const mweight *w, dtype to, int perm, int D) {
+    if (to == w->type && perm == PERM_NONE) return w->data;
+    convert_job j = {.w = w, .to = to, .perm = perm, .D = D, .rb_in = dtype_row_bytes(w->type, w->cols),
+                     .rb = dtype_row_bytes(to, w->cols), .rows_per_task = 64};
+    j.dst = keep(b, malloc(j.rb * (size_t)w->rows));
+    if (!j.dst) return NULL;
+    atomic_init(&j.failed, 0);
+    tpool_run(pool, (w->rows + j.rows_per_task - 1) / j.rows_per_task, convert_task, &j);
+    return atomic_load(&j.failed) ? NULL : j.dst;
 }
 
 // (rows, cols) -> (cols, rows) in dtype `to` (HF Conv1D layout).
@@ -288,6 +312,7 @@ int model_save_gguf(const sllm_model *m, const char *path, int out_type, const g
         return err_set(SLLM_ERR_ARG, "%s: cannot write weights as dtype %d", path, out_type);
     gguf_writer *w = gguf_writer_new();
     if (!w) return err_set(SLLM_ERR_NOMEM, "%s: out of memory", path);
+    tpool *pool = tpool_new(0);   // all cores for the conversions (NULL: this thread alone)
     buflist bl = {0};
     int rc = SLLM_OK;
     char key[160];
@@ -362,7 +387,7 @@ int model_save_gguf(const sllm_model *m, const char *path, int out_type, const g
             int perm = PERM_NONE;
             if (a->gguf_permutes_qk && m->rope_style != a->gguf_rope && (t->role == TR_ATTN_Q || t->role == TR_ATTN_K))
                 perm = PERM_TO_NORM;
-            const void *d = convert_matrix(&bl, src, to, perm, h->head_dim);
+            const void *d = convert_matrix(&bl, pool, src, to, perm, h->head_dim);
             if (!d) { rc = err_set(SLLM_ERR_UNSUPPORTED, "%s: tensor '%s': cannot convert to %s", path, name, di->name); break; }
             int64_t ne[2] = {src->cols, src->rows};
             gguf_add_tensor(w, name, to, 2, ne, d);
@@ -371,6 +396,7 @@ int model_save_gguf(const sllm_model *m, const char *path, int out_type, const g
     if (!rc) rc = gguf_writer_write(w, path);
     gguf_writer_free(w);
     buflist_free(&bl);
+    tpool_free(pool);
     return rc;
 }
 
@@ -488,7 +514,7 @@ int model_save_hf(const sllm_model *m, const char *dir, int out_type) {
                 shape[0] = src->rows; shape[1] = src->cols;
                 int perm = a->gguf_permutes_qk && m->rope_style == ROPE_NORM &&
                            (t->role == TR_ATTN_Q || t->role == TR_ATTN_K) ? PERM_TO_NEOX : PERM_NONE;
-                d = convert_matrix(&bl, src, to, perm, h->head_dim);
+                d = convert_matrix(&bl, NULL, src, to, perm, h->head_dim);
             }
             if (!d) { rc = err_set(SLLM_ERR_UNSUPPORTED, "%s: tensor '%s': conversion failed", dir, name); break; }
             st_writer_add(w, name, to, nd, shape, d);
