@@ -684,6 +684,14 @@ INLINE void q6k_levels(const uint8_t *v, __m512i L[4]) {
     __m512i t = _mm512_ternarylogic_epi32(_mm512_srli_epi16(x, 4), _mm512_srli_epi16(y, 2), _mm512_set1_epi8(0x0C), 0xE4);
     L[3] = _mm512_ternarylogic_epi32(_mm512_and_si512(t, m3C), z, mC0, 0xF8);
 }
+// The chains' seeds of one activation super-block: out[k] = -32 * bsum_k, out[16 + k] = -128 * bsum_k
+// (set 3, whose levels enter 4x), broadcast from memory by the kernels.
+INLINE void q6k_seeds(const blk_q8_K *xb, int32_t *out) {
+    __m512i b = _mm512_cvtepi16_epi32(_mm256_loadu_si256((const __m256i *)xb->bsums));
+    __m512i s32 = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_slli_epi32(b, 5));
+    _mm512_storeu_si512((void *)out, s32);
+    _mm512_storeu_si512((void *)(out + 16), _mm512_slli_epi32(s32, 2));
+}
 INLINE __m512i q6k_scale32(const uint8_t *p, int j) {
     return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + Q6K_SC + 16 * j)));
 }
@@ -695,11 +703,13 @@ INLINE __m512 q6k_finish(const uint8_t *p, __m512i sumi, float dx, __m512 acc) {
 // Decode, one super-block against one activation row.
 INLINE __m512 r16_q6k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uintptr_t *pf, uintptr_t end) {
     const int32_t *q = (const int32_t *)xb->qs;
+    int32_t seed[32];
+    q6k_seeds(xb, seed);
     __m512i sumi = _mm512_setzero_si512();
     for (int h = 0; h < 2; h++) {
         r16_prefetch_to(pf, (uintptr_t)p + 1536 * (h + 1) + R16_PF_AHEAD, end);
         __m512i s[8];   // sub-block 8h + 2c + j / 4 in s[2c + j / 4]
-        for (int k = 0; k < 8; k++) s[k] = _mm512_set1_epi32((k >= 6 ? -128 : -32) * xb->bsums[8 * h + k]);
+        for (int k = 0; k < 8; k++) s[k] = _mm512_set1_epi32(seed[(k >= 6 ? 16 : 0) + 8 * h + k]);
         for (int j = 0; j < 8; j++) {
             __m512i L[4];
             q6k_levels(p + 1536 * h + 192 * j, L);
@@ -733,7 +743,8 @@ INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs,
     for (int64_t sb = 0; sb < K / 256; sb++) {
         const uint8_t *p = (const uint8_t *)panel + sb * Q6K_SB;
         __m512i sumi[MM_TILE_T];
-        for (int r = 0; r < TT; r++) sumi[r] = _mm512_setzero_si512();
+        int32_t seed[MM_TILE_T][32];
+        for (int r = 0; r < TT; r++) { sumi[r] = _mm512_setzero_si512(); q6k_seeds(&xr[r][sb], seed[r]); }
         for (int h = 0; h < 2; h++)
             for (int c = 0; c < 4; c++) {
                 __m512i w[8];
@@ -742,12 +753,12 @@ INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs,
                     q6k_levels(p + 1536 * h + 192 * j, L);   // (the unused sets are dead code)
                     w[j] = L[c];
                 }
-                const int k0 = 8 * h + 2 * c, off = c == 3 ? -128 : -32;   // the two sub-blocks
+                const int k0 = 8 * h + 2 * c, so = c == 3 ? 16 : 0;   // the two sub-blocks, the seeds' scale
                 __m512i sc0 = q6k_scale32(p, k0), sc1 = q6k_scale32(p, k0 + 1);
 #pragma GCC unroll 8
                 for (int r = 0; r < TT; r++) {
                     const int32_t *q = (const int32_t *)xr[r][sb].qs + 32 * h + 8 * c;
-                    __m512i a = _mm512_set1_epi32(off * xr[r][sb].bsums[k0]), b = _mm512_set1_epi32(off * xr[r][sb].bsums[k0 + 1]);
+                    __m512i a = _mm512_set1_epi32(seed[r][so + k0]), b = _mm512_set1_epi32(seed[r][so + k0 + 1]);
                     a = _mm512_dpbusd_epi32(a, w[0], _mm512_set1_epi32(q[0]));
                     b = _mm512_dpbusd_epi32(b, w[4], _mm512_set1_epi32(q[4]));
                     a = _mm512_dpbusd_epi32(a, w[1], _mm512_set1_epi32(q[1]));
