@@ -444,24 +444,30 @@ static void check_r16_kernels(void) {
         free(panel); free(x); free(xa); free(p); free(q);
         free_w(&w);
     }
-    CHECK(mm_pack_bytes(DT_Q5_K, 16, 256) == 0 && mm_pack_bytes(DT_Q8_0, 16, 48) == 0, "no packed form");
+    CHECK(mm_pack_bytes(DT_Q4_1, 16, 256) == 0 && mm_pack_bytes(DT_Q8_0, 16, 48) == 0, "no packed form");
     uint8_t dummy[64];
-    CHECK(mm_pack(NULL, dummy, DT_Q5_K, 1, 256, dummy) == -1, "mm_pack: unsupported dtype is an error");
+    CHECK(mm_pack(NULL, dummy, DT_Q4_1, 1, 256, dummy) == -1, "mm_pack: unsupported dtype is an error");
 }
 
 // Value of element e of row l in one r16 super-block of a K-quant, with the dequantizer's arithmetic.
 static float r16k_value(dtype t, const uint8_t *sb, int l, int e) {
     uint16_t hd;
-    if (t == DT_Q4_K) {
+    if (t == DT_Q4_K || t == DT_Q5_K) {   // Q5_K: the fifth bits (512 bytes) before the scales
+        const int so = t == DT_Q5_K ? 2560 : 2048;
         uint8_t sc12[12];
         uint16_t hm;
-        for (int b = 0; b < 12; b++) sc12[b] = sb[2048 + 16 * b + l];
-        memcpy(&hd, sb + 2240 + 2 * l, 2);
-        memcpy(&hm, sb + 2272 + 2 * l, 2);
-        int j = e / 32, by = 32 * (j / 2) + e % 32, sc, mn;   // qs byte of element e
+        for (int b = 0; b < 12; b++) sc12[b] = sb[so + 16 * b + l];
+        memcpy(&hd, sb + so + 192 + 2 * l, 2);
+        memcpy(&hm, sb + so + 224 + 2 * l, 2);
+        int j = e / 32, k = e % 32, by = 32 * (j / 2) + k, sc, mn;   // qs byte of element e
         uint8_t v = sb[512 * (by / 32) + 64 * ((by % 32) / 4) + 4 * l + by % 4];
+        int lv = (j & 1) ? v >> 4 : v & 0xF;
+        if (t == DT_Q5_K) {   // group g's bits at {4, 5, 0, 1}[g] (low sub-block) and 2 above (high)
+            static const int pos[4] = {4, 5, 0, 1};
+            lv |= ((sb[2048 + 64 * (k / 4) + 4 * l + k % 4] >> (pos[j / 2] + 2 * (j & 1))) & 1) << 4;
+        }
         q4k_scale_min(j, sc12, &sc, &mn);
-        return (f16_to_f32(hd) * sc) * ((j & 1) ? v >> 4 : v & 0xF) - f16_to_f32(hm) * mn;
+        return (f16_to_f32(hd) * sc) * lv - f16_to_f32(hm) * mn;
     }
     // Q6_K: element 128h + 32c + 4j + i, registers v[h][j][0..2] (layout in matmul_kernels.h)
     int h = e / 128, c = (e % 128) / 32, j = (e % 32) / 4, i = e % 4;
@@ -471,7 +477,7 @@ static float r16k_value(dtype t, const uint8_t *sb, int l, int e) {
     return f16_to_f32(hd) * (int8_t)sb[3072 + 16 * (e / 16) + l] * q;
 }
 
-// r16 K-quants (Q4_K, Q6_K): the packed bytes hold exactly the weights (every value rebuilt from the
+// r16 K-quants (Q4_K, Q5_K, Q6_K): the packed bytes hold exactly the weights (every value rebuilt from the
 // panel with the dequantizer's arithmetic equals the dequantized matrix); the tile (TT 1..8) equals its
 // scalar twin within 1e-5 * sum|w*x|; the twin equals the unpacked product (the generic dot twin) within
 // the same bound; decode over several panels has the bits of the one-row tile.
@@ -552,9 +558,9 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
 static void check_packed_products(tpool *pool2) {
     isa_force(isa_detect());
     if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K, DT_Q6_K};   // F16: a same-layout copy
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K, DT_Q5_K, DT_Q6_K};   // F16: a same-layout copy
     static const int64_t Ns[] = {37, 300};
-    for (int d = 0; d < 5; d++)
+    for (int d = 0; d < 6; d++)
         for (int ni = 0; ni < 2; ni++) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;
@@ -569,7 +575,7 @@ static void check_packed_products(tpool *pool2) {
             mm_out ou = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yu};
             mm_out op = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yp, .Wp = Wp};
             CHECK(mm_matmul_multi(NULL, 1, &ou, K, X, T) == 0 && mm_matmul_multi(pool2, 1, &op, K, X, T) == 0);
-            if (t != DT_Q4_K && t != DT_Q6_K) {
+            if (t != DT_Q4_K && t != DT_Q5_K && t != DT_Q6_K) {
                 CHECK(memcmp(Yu, Yp, sizeof(float) * T * N) == 0, "packed prefill %s N=%ld: not the unpacked bits", tn, (long)N);
             } else {   // K-quants: the unpacked product sums in another order (per-row dot kernels)
                 int cl = 1;
@@ -834,6 +840,7 @@ int main(void) {
     check_r16_kernels();
     check_r16_kquant_kernels(DT_Q4_K, 768);
     check_r16_kquant_kernels(DT_Q4_K, 256 * 130);   // rows longer than the decode kernel's stack of sums
+    check_r16_kquant_kernels(DT_Q5_K, 768);
     check_r16_kquant_kernels(DT_Q6_K, 768);
     check_packed_products(pool2);
     check_decode_split();

@@ -473,7 +473,7 @@ static void test_info_and_init(void) {
 }
 
 
-// sllm quantize q4_k_m: llama.cpp's Q4_K_M recipe. Layers with more bits for 28 layers (Qwen3-0.6B):
+// sllm quantize q4_k_m / q5_k_m: llama.cpp's Q4_K_M / Q5_K_M recipes. Layers with more bits for 28 layers (Qwen3-0.6B):
 // the first and last eighth and every third between, as llama.cpp's use_more_bits picks them; a written
 // small-llama (2 layers, tied head) holds q6_K in the token embedding (the tied head) and layer 1's
 // attn_v / ffn_down, q4_K everywhere else, and loads back.
@@ -503,6 +503,13 @@ static void test_quant_mix(void) {
         }
         CHECK(rest, "other matrices: q4_K");
     }
+    model_free(q);
+    q = NULL;   // q5_k_m: the same recipe over q5_K
+    CHECK(m && model_save_gguf(m, path, MODEL_MIX_Q5_K_M, NULL) == SLLM_OK && model_load(path, &q) == SLLM_OK, "%s",
+          sllm_last_error());
+    CHECK(q && q->g[TR_TOKEN_EMBD].type == DT_Q6_K && q->layers[0].w[TR_ATTN_V].type == DT_Q5_K &&
+              q->layers[1].w[TR_FFN_DOWN].type == DT_Q6_K && q->layers[1].w[TR_FFN_UP].type == DT_Q5_K,
+          "q5_k_m: q6_K / q5_K as the recipe says");
     model_free(m);
     model_free(q);
 }
@@ -604,25 +611,28 @@ static void test_packed(void) {
             model_free(a);
             model_free(b);
         }
-    {   // Q4_K (rows of 256: small-llama): packed prefill within 1e-5 of the unpacked model (the per-row dot
-        // kernels sum in another order), token-by-token decode within 1e-5 of the packed prefill
-        model_init_opts o = {.preset = "small-llama", .type = DT_Q4_K, .seed = 78, .std = 0.15f, .perturb = true};
+    static const dtype ktypes[] = {DT_Q4_K, DT_Q5_K, DT_Q6_K};
+    for (int ki = 0; ki < 3; ki++) {   // K-quants (rows of 256: small-llama): packed prefill within 1e-5 of
+        // the unpacked model (the per-row dot kernels sum in another order), token-by-token decode within
+        // 1e-5 of the packed prefill
+        model_init_opts o = {.preset = "small-llama", .type = ktypes[ki], .seed = 78, .std = 0.15f, .perturb = true};
+        const char *kn = dtype_get(ktypes[ki])->name;
         sllm_model *a = NULL, *b = NULL;
         CHECK(model_init(&o, &a) == SLLM_OK && model_init(&o, &b) == SLLM_OK);
         if (a && b) {
-            CHECK(b->layers[0].w[TR_ATTN_Q].type == DT_Q4_K && model_pack(b, pool) == SLLM_OK && b->layers[0].w[TR_ATTN_Q].packed,
-                  "small-llama q4_K: not packed");
+            CHECK(b->layers[0].w[TR_ATTN_Q].type == ktypes[ki] && model_pack(b, pool) == SLLM_OK && b->layers[0].w[TR_ATTN_Q].packed,
+                  "small-llama %s: not packed", kn);
             size_t n = (size_t)T * a->hp.n_vocab;
             float *la = run_logits(a, g_ids, T, T, NULL), *lb = run_logits(b, g_ids, T, T, pool);
             float *ld = run_logits(b, g_ids, T, 1, pool);
-            CHECK(la && lb && rel_err(lb, la, n) <= 1e-5, "small-llama q4_K: packed prefill vs unpacked rel err %.3g",
-                  la && lb ? rel_err(lb, la, n) : -1.0);
-            CHECK(lb && ld && rel_err(ld, lb, n) <= 1e-5, "small-llama q4_K: packed decode vs prefill rel err %.3g",
-                  lb && ld ? rel_err(ld, lb, n) : -1.0);
+            CHECK(la && lb && rel_err(lb, la, n) <= 1e-5, "small-llama %s: packed prefill vs unpacked rel err %.3g",
+                  kn, la && lb ? rel_err(lb, la, n) : -1.0);
+            CHECK(lb && ld && rel_err(ld, lb, n) <= 1e-5, "small-llama %s: packed decode vs prefill rel err %.3g",
+                  kn, lb && ld ? rel_err(ld, lb, n) : -1.0);
             int same = 1;
             for (int t = 0; lb && ld && t < T; t++)
                 same &= argmax(ld + (size_t)t * a->hp.n_vocab, a->hp.n_vocab) == argmax(lb + (size_t)t * a->hp.n_vocab, a->hp.n_vocab);
-            CHECK(same, "small-llama q4_K: packed decode picks other greedy tokens");
+            CHECK(same, "small-llama %s: packed decode picks other greedy tokens", kn);
             free(la); free(lb); free(ld);
         }
         model_free(a);

@@ -11,12 +11,12 @@ static const char QUANTIZE_HELP[] =
     "usage: sllm quantize IN OUT.gguf TYPE\n"
     "\n"
     "IN is a GGUF file or a Hugging Face directory. TYPE: q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k\n"
-    "f16 bf16 f32, or the mix q4_k_m (llama.cpp's Q4_K_M recipe: q6_k for the output head, or the\n"
-    "token embedding when the head is tied, and for attn_v / ffn_down in the first and last eighth of\n"
-    "the layers and every third layer between; q4_k for every other matrix). Matrices are converted\n"
-    "(from f32/f16/bf16 sources; re-quantizing an already quantized model dequantizes first); norms\n"
-    "and biases stay f32; a matrix whose row length is not a multiple of the quantization block falls\n"
-    "back to f16. Metadata, including the tokenizer, is kept.\n";
+    "f16 bf16 f32, or the mixes q4_k_m / q5_k_m (llama.cpp's Q4_K_M / Q5_K_M recipes: q6_k for the\n"
+    "output head, or the token embedding when the head is tied, and for attn_v / ffn_down in the first\n"
+    "and last eighth of the layers and every third layer between; q4_k / q5_k for every other matrix).\n"
+    "Matrices are converted on every core (from f32/f16/bf16 sources; re-quantizing an already\n"
+    "quantized model dequantizes first); norms and biases stay f32; a matrix whose row length is not\n"
+    "a multiple of the quantization block falls back to f16. Metadata, including the tokenizer, is kept.\n";
 
 int cmd_quantize(int argc, char **argv) {
     const char *pos[3]; int n = 0;
@@ -27,10 +27,10 @@ int cmd_quantize(int argc, char **argv) {
         pos[n++] = argv[i];
     }
     if (n != 3) { fprintf(stderr, "sllm quantize: need IN OUT TYPE (see sllm quantize --help)\n"); return 2; }
-    bool mix = !strcasecmp(pos[2], "q4_k_m");
-    int t = mix ? MODEL_MIX_Q4_K_M : dtype_from_name(pos[2]);
+    int mix = !strcasecmp(pos[2], "q4_k_m") ? MODEL_MIX_Q4_K_M : !strcasecmp(pos[2], "q5_k_m") ? MODEL_MIX_Q5_K_M : 0;
+    int t = mix ? mix : dtype_from_name(pos[2]);
     if (!mix && (t < 0 || !(t == DT_F32 || t == DT_F16 || t == DT_BF16 || dtype_can_quantize((dtype)t)) || t == DT_Q8_K)) {
-        fprintf(stderr, "sllm quantize: unsupported type '%s' (q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k f16 bf16 f32 q4_k_m)\n",
+        fprintf(stderr, "sllm quantize: unsupported type '%s' (q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k f16 bf16 f32 q4_k_m q5_k_m)\n",
                 pos[2]);
         return 2;
     }
@@ -38,7 +38,7 @@ int cmd_quantize(int argc, char **argv) {
     if (model_load(pos[0], &m) != SLLM_OK) { fprintf(stderr, "sllm quantize: %s\n", sllm_last_error()); return 1; }
     int rc = model_save_gguf(m, pos[1], t, m->gguf);
     if (rc != SLLM_OK) fprintf(stderr, "sllm quantize: %s\n", sllm_last_error());
-    else fprintf(stderr, "sllm quantize: wrote %s (%s)\n", pos[1], mix ? "q4_K_M" : dtype_get(t)->name);
+    else fprintf(stderr, "sllm quantize: wrote %s (%s)\n", pos[1], mix == MODEL_MIX_Q4_K_M ? "q4_K_M" : mix ? "q5_K_M" : dtype_get(t)->name);
     model_free(m);
     return rc == SLLM_OK ? 0 : 1;
 }

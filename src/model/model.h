@@ -107,10 +107,11 @@ const char *model_main_dtype(const sllm_model *m);
 // block fall back to f16; HF: f32/f16/bf16). Norms and biases are written f32 in GGUF.
 // llama q/k rows are permuted to match the target's rope convention; Gemma norms get their HF -1.
 // tokenizer_src (may be NULL): its tokenizer.* keys are copied into the GGUF.
-// out_type MODEL_MIX_Q4_K_M: llama.cpp's Q4_K_M recipe (Q6_K for the output head, or the token
-// embedding when the head is tied, and for attn_v / ffn_down of the layers model_mix_more_bits picks;
-// Q4_K for every other matrix).
+// out_type MODEL_MIX_Q4_K_M / MODEL_MIX_Q5_K_M: llama.cpp's Q4_K_M / Q5_K_M recipes (Q6_K for the output
+// head, or the token embedding when the head is tied, and for attn_v / ffn_down of the layers
+// model_mix_more_bits picks; Q4_K / Q5_K for every other matrix).
 #define MODEL_MIX_Q4_K_M 1001
+#define MODEL_MIX_Q5_K_M 1002
 bool model_mix_more_bits(int il, int n_layer);
 int model_save_gguf(const sllm_model *m, const char *path, int out_type, const gguf_file *tokenizer_src);
 // Writes config.json + model.safetensors into dir (created if missing).

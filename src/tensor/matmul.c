@@ -367,8 +367,8 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
         }
 }
 
-bool mm_r16_supported(dtype t) { return t == DT_Q4_0 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q6_K; }
-size_t mm_r16_block_bytes(dtype t) { return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : 288; }
+bool mm_r16_supported(dtype t) { return t == DT_Q4_0 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K; }
+size_t mm_r16_block_bytes(dtype t) { return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : t == DT_Q5_K ? 352 : 288; }
 
 // Q4_K r16 (layout in matmul_kernels.h): where byte e (0..127) of row l's qs goes in a super-block.
 static inline size_t q4k_qs_at(int e, int l) { return (size_t)(512 * (e / 32) + 64 * ((e % 32) / 4) + 4 * l + e % 4); }
@@ -376,46 +376,67 @@ static inline size_t q4k_qs_at(int e, int l) { return (size_t)(512 * (e / 32) + 
 #define Q4K_SC 2048            // offset of the transposed scale bytes
 #define Q4K_D (2048 + 192)     // offset of the f16 d[16], then dmin[16]
 
-static void r16_pack_q4k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+// Q5_K r16: Q4_K's nibbles, then the fifth bits hb[8][64] (word j, row l, byte i: from qh[4j + i]; the
+// bits of group g (sub-blocks 2g, 2g + 1) at positions q5k_pos(g) and q5k_pos(g) + 2), then the scales
+// and d / dmin as Q4_K's, 512 bytes further.
+#define Q5K_SB 2816
+#define Q5K_HB 2048
+static inline int q5k_pos(int g) { return (int[]){4, 5, 0, 1}[g]; }
+
+// Q4_K (q5 = 0) or Q5_K (q5 = 1) rows into one r16 panel.
+static void r16_pack_q45k(const void *W, size_t rb, int nrows, int64_t K, void *panel, int q5) {
+    const size_t sbb = q5 ? Q5K_SB : Q4K_SB, sc_off = q5 ? Q5K_HB + 512 : Q4K_SC;
     for (int64_t s = 0; s < K / 256; s++) {
-        uint8_t *dst = (uint8_t *)panel + s * Q4K_SB;
+        uint8_t *dst = (uint8_t *)panel + s * sbb;
         for (int l = 0; l < 16; l++) {   // rows past nrows: zero levels, scales and d (they add 0)
-            const blk_q4_K *b = l < nrows ? (const blk_q4_K *)((const char *)W + l * rb) + s : NULL;
-            for (int e = 0; e < 128; e++) dst[q4k_qs_at(e, l)] = b ? b->qs[e] : 0;
-            for (int i = 0; i < 12; i++) dst[Q4K_SC + 16 * i + l] = b ? b->scales[i] : 0;
-            uint16_t d = b ? b->d : 0, dm = b ? b->dmin : 0;
-            memcpy(dst + Q4K_D + 2 * l, &d, 2);
-            memcpy(dst + Q4K_D + 32 + 2 * l, &dm, 2);
+            const uint8_t *b = l < nrows ? (const uint8_t *)W + l * rb + s * (q5 ? sizeof(blk_q5_K) : sizeof(blk_q4_K)) : NULL;
+            const blk_q4_K *b4 = (const blk_q4_K *)b;
+            const blk_q5_K *b5 = (const blk_q5_K *)b;
+            const uint8_t *qs = !b ? NULL : q5 ? b5->qs : b4->qs, *scales = !b ? NULL : q5 ? b5->scales : b4->scales;
+            for (int e = 0; e < 128; e++) dst[q4k_qs_at(e, l)] = b ? qs[e] : 0;
+            for (int i = 0; i < 12; i++) dst[sc_off + 16 * i + l] = b ? scales[i] : 0;
+            uint16_t d = !b ? 0 : q5 ? b5->d : b4->d, dm = !b ? 0 : q5 ? b5->dmin : b4->dmin;
+            memcpy(dst + sc_off + 192 + 2 * l, &d, 2);
+            memcpy(dst + sc_off + 192 + 32 + 2 * l, &dm, 2);
+            for (int e = 0; q5 && e < 32; e++) {
+                uint8_t h = b ? b5->qh[e] : 0, v = 0;
+                for (int g = 0; g < 4; g++)
+                    v |= (uint8_t)(((h >> (2 * g)) & 1) << q5k_pos(g) | ((h >> (2 * g + 1)) & 1) << (q5k_pos(g) + 2));
+                dst[Q5K_HB + 64 * (e / 4) + 4 * l + e % 4] = v;
+            }
         }
     }
 }
 
-// The Q4_K twin of the r16 tile and decode kernels: per super-block and row the exact integer sums, then
-// the two float steps in the kernels' order.
-static void r16_tile_q4k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
-                             int nvalid, const float *bias, int acc) {
+// The Q4_K / Q5_K twin of the r16 tile and decode kernels: per super-block and row the exact integer
+// sums, then the two float steps in the kernels' order.
+static void r16_tile_q45k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
+                              int nvalid, const float *bias, int acc, int q5) {
+    const size_t sbb = q5 ? Q5K_SB : Q4K_SB, sc_off = q5 ? Q5K_HB + 512 : Q4K_SC;
     for (int r = 0; r < TT; r++)
         for (int l = 0; l < nvalid; l++) {
             float s = 0;
             for (int64_t sb = 0; sb < K / 256; sb++) {
-                const uint8_t *p = (const uint8_t *)panel + sb * Q4K_SB;
+                const uint8_t *p = (const uint8_t *)panel + sb * sbb;
                 const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
                 uint8_t sc12[12];
-                for (int i = 0; i < 12; i++) sc12[i] = p[Q4K_SC + 16 * i + l];
+                for (int i = 0; i < 12; i++) sc12[i] = p[sc_off + 16 * i + l];
                 int sumi = 0, summ = 0;
                 for (int j = 0; j < 8; j++) {
                     int sc, m, dot = 0;
                     q4k_scale_min(j, sc12, &sc, &m);
                     for (int e = 0; e < 32; e++) {
                         uint8_t v = p[q4k_qs_at(32 * (j / 2) + e, l)];
-                        dot += ((j & 1) ? v >> 4 : v & 0xF) * xb->qs[32 * j + e];
+                        int lv = (j & 1) ? v >> 4 : v & 0xF;
+                        if (q5) lv |= ((p[Q5K_HB + 64 * (e / 4) + 4 * l + e % 4] >> (q5k_pos(j / 2) + 2 * (j & 1))) & 1) << 4;
+                        dot += lv * xb->qs[32 * j + e];
                     }
                     sumi += sc * dot;
                     summ += m * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
                 }
                 uint16_t d, dm;
-                memcpy(&d, p + Q4K_D + 2 * l, 2);
-                memcpy(&dm, p + Q4K_D + 32 + 2 * l, 2);
+                memcpy(&d, p + sc_off + 192 + 2 * l, 2);
+                memcpy(&dm, p + sc_off + 192 + 32 + 2 * l, 2);
                 s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
                 s = fmaf(-(float)summ, f16_to_f32(dm) * xb->d, s);
             }
@@ -491,7 +512,7 @@ static void r16_tile_q6k_ref(const void *panel, int64_t K, const void *x, size_t
 }
 
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    if (t == DT_Q4_K) { r16_pack_q4k(W, rb, nrows, K, panel); return; }
+    if (t == DT_Q4_K || t == DT_Q5_K) { r16_pack_q45k(W, rb, nrows, K, panel, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_pack_q6k(W, rb, nrows, K, panel); return; }
     const size_t pb = mm_r16_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
     const int q4 = t == DT_Q4_0, qbytes = q4 ? 16 : 32;
@@ -515,7 +536,7 @@ void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, vo
 // panel twin: the two layouts hold the same numbers, so one reference serves both.
 void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc) {
-    if (t == DT_Q4_K) { r16_tile_q4k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
+    if (t == DT_Q4_K || t == DT_Q5_K) { r16_tile_q45k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_tile_q6k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
     const int q4 = t == DT_Q4_0;

@@ -419,7 +419,7 @@ static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const void *x
 // (layout in tensor/matmul_kernels.h.) Packing: the same 16x4 dword transpose as the panels, Q4_0 keeps
 // the nibble bytes as they are, Q8_0 flips the sign bit (level + 128).
 static void r16_pack_avx512(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    if (t == DT_Q4_K || t == DT_Q6_K) { mm_r16_pack_ref(t, W, rb, nrows, K, panel); return; }   // byte moves: the twin
+    if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K) { mm_r16_pack_ref(t, W, rb, nrows, K, panel); return; }   // byte moves: the twin
     static const uint8_t zero[64];
     const int q4 = t == DT_Q4_0;
     const size_t bb = (size_t)dtype_get(t)->block_bytes, pb = mm_r16_block_bytes(t);
@@ -493,16 +493,17 @@ INLINE __m512 r16_q8_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
 // transposed scale bytes for all 16 rows at once (byte lanes, then widened to 32 bits).
 #define Q4K_SB 2304
 #define Q4K_SC 2048
-#define Q4K_D (2048 + 192)
+#define Q5K_SB 2816   // Q5_K: the fifth bits (512 bytes) between the nibbles and the scales
+#define Q5K_HB 2048
 
 // The 6-bit scales and mins of a super-block's 16 rows, unpacked from the 12 transposed scale bytes with
 // 512-bit byte operations: v[0] holds scales 0..3 (16 bytes each, one per row), v[1] scales 4..7, v[2] /
 // v[3] the mins alike (the format's bit layout: j < 4 in the low 6 bits of bytes j / j + 4, j >= 4 split
 // over the nibbles of bytes j + 4 and the top bits of bytes j - 4 / j).
-INLINE void q4k_scale_regs(const uint8_t *p, __m512i v[4]) {
+INLINE void q4k_scale_regs(const uint8_t *sc, __m512i v[4]) {
     const __m512i m63 = _mm512_set1_epi8(63), m0F = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
-    __m512i z0 = _mm512_loadu_si512((const void *)(p + Q4K_SC)), z1 = _mm512_loadu_si512((const void *)(p + Q4K_SC + 64));
-    __m512i z2 = _mm512_loadu_si512((const void *)(p + Q4K_SC + 128));
+    __m512i z0 = _mm512_loadu_si512((const void *)sc), z1 = _mm512_loadu_si512((const void *)(sc + 64));
+    __m512i z2 = _mm512_loadu_si512((const void *)(sc + 128));
     v[0] = _mm512_and_si512(z0, m63);
     v[2] = _mm512_and_si512(z1, m63);
     // (a & 0x0F) | (b & 0x30), b pre-masked: ternary logic (A & C) | B
@@ -521,9 +522,9 @@ INLINE __m512i q4k_pick(const __m512i v[4], const int k) {
     }
 }
 // The same values through memory, for loops whose index is not a constant: u[16k + l] as q4k_pick(k).
-INLINE void q4k_scales(const uint8_t *p, uint8_t *u) {
+INLINE void q4k_scales(const uint8_t *sc, uint8_t *u) {
     __m512i v[4];
-    q4k_scale_regs(p, v);
+    q4k_scale_regs(sc, v);
     for (int i = 0; i < 4; i++) _mm512_store_si512((void *)(u + 64 * i), v[i]);
 }
 INLINE __m512i q4k_load(const uint8_t *u, int k) { return _mm512_cvtepu8_epi32(_mm_load_si128((const __m128i *)(u + 16 * k))); }
@@ -546,28 +547,46 @@ INLINE __m512 q4k_summ(const __m512i v[4], const float *bs) {
     return s;
 }
 
-// The two float steps that end a super-block (the twin's order).
-INLINE __m512 q4k_finish(const uint8_t *p, __m512i sumi, __m512 summ, float dx, __m512 acc) {
-    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + Q4K_D)));
-    __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + Q4K_D + 32)));
+// The two float steps that end a super-block (the twin's order); dp: the 16 rows' f16 d, then dmin.
+INLINE __m512 q4k_finish(const uint8_t *dp, __m512i sumi, __m512 summ, float dx, __m512 acc) {
+    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)dp));
+    __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(dp + 32)));
     __m512 vx = _mm512_set1_ps(dx);
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, vx), acc);
     return _mm512_fnmadd_ps(summ, _mm512_mul_ps(dm, vx), acc);
 }
 
-// Decode, group g (sub-blocks 2g, 2g + 1) of a super-block against one activation row: low nibbles and
-// high nibbles (masked in place, 16x their value, shifted back once) in 4 chains of 4 products.
-INLINE __m512i r16_q4k_group1(const uint8_t *w, const int32_t *q, __m512i sclo, __m512i schi) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F), mF0 = _mm512_set1_epi8((char)0xF0);
+// Q5_K: the levels of group g from its nibble register w and fifth-bit register hb (layout in
+// matmul.c): low set (sub-block 2g) as 0..31, high set (2g + 1) as 4x its level. The group's two bits
+// sit at q5k_pos(g) and + 2: one shift brings them to 4 and 6.
+INLINE void q5k_levels(__m512i w, __m512i hb, const int g, __m512i *lo, __m512i *hi4) {
+    __m512i b = g == 0 ? hb : g == 1 ? _mm512_srli_epi16(hb, 1) : g == 2 ? _mm512_slli_epi16(hb, 4) : _mm512_slli_epi16(hb, 3);
+    *lo = _mm512_ternarylogic_epi32(w, _mm512_and_si512(b, _mm512_set1_epi8(0x10)), _mm512_set1_epi8(0x0F), 0xEC);
+    *hi4 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(w, 2), _mm512_and_si512(b, _mm512_set1_epi8(0x40)),
+                                     _mm512_set1_epi8(0x3C), 0xEC);
+}
+// One word j of group g as the two level registers the products take (Q4_K: low nibbles, high masked in
+// place as 16x; Q5_K: q5k_levels, high as 4x).
+INLINE void q45k_word(const uint8_t *p, const int g, int j, const int q5, __m512i *lo, __m512i *hi) {
+    __m512i w = _mm512_loadu_si512((const void *)(p + 512 * g + 64 * j));
+    if (q5) q5k_levels(w, _mm512_loadu_si512((const void *)(p + Q5K_HB + 64 * j)), g, lo, hi);
+    else { *lo = _mm512_and_si512(w, _mm512_set1_epi8(0x0F)); *hi = _mm512_and_si512(w, _mm512_set1_epi8((char)0xF0)); }
+}
+
+// Decode, group g (sub-blocks 2g, 2g + 1) of a super-block against one activation row: low and high sets
+// in 4 chains of 4 products, the high sums shifted back once (by 4 for Q4_K's 16x, 2 for Q5_K's 4x).
+INLINE __m512i r16_q45k_group1(const uint8_t *p, const int g, const int32_t *q, __m512i sclo, __m512i schi, const int q5) {
     __m512i l0 = _mm512_setzero_si512(), l1 = l0, h0 = l0, h1 = l0;
     for (int j = 0; j < 8; j += 2) {
-        __m512i a = _mm512_loadu_si512((const void *)(w + 64 * j)), b = _mm512_loadu_si512((const void *)(w + 64 * j + 64));
-        l0 = _mm512_dpbusd_epi32(l0, _mm512_and_si512(a, m4), _mm512_set1_epi32(q[j]));
-        l1 = _mm512_dpbusd_epi32(l1, _mm512_and_si512(b, m4), _mm512_set1_epi32(q[j + 1]));
-        h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(a, mF0), _mm512_set1_epi32(q[8 + j]));
-        h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(b, mF0), _mm512_set1_epi32(q[8 + j + 1]));
+        __m512i la, ha, lb, hb;
+        q45k_word(p, g, j, q5, &la, &ha);
+        q45k_word(p, g, j + 1, q5, &lb, &hb);
+        l0 = _mm512_dpbusd_epi32(l0, la, _mm512_set1_epi32(q[j]));
+        l1 = _mm512_dpbusd_epi32(l1, lb, _mm512_set1_epi32(q[j + 1]));
+        h0 = _mm512_dpbusd_epi32(h0, ha, _mm512_set1_epi32(q[8 + j]));
+        h1 = _mm512_dpbusd_epi32(h1, hb, _mm512_set1_epi32(q[8 + j + 1]));
     }
-    __m512i lo = _mm512_add_epi32(l0, l1), hi = _mm512_srai_epi32(_mm512_add_epi32(h0, h1), 4);
+    __m512i lo = _mm512_add_epi32(l0, l1), hi = _mm512_srai_epi32(_mm512_add_epi32(h0, h1), q5 ? 2 : 4);
     return _mm512_add_epi32(_mm512_mullo_epi32(lo, sclo), _mm512_mullo_epi32(hi, schi));
 }
 INLINE void r16_prefetch_to(uintptr_t *pf, uintptr_t to, uintptr_t end) {
@@ -576,26 +595,30 @@ INLINE void r16_prefetch_to(uintptr_t *pf, uintptr_t to, uintptr_t end) {
 
 // Decode, one super-block against one activation row (bs: its 8 sub-block sums); the prefetch runs
 // ahead group by group. (Groups written out: the scale picks need constant lane indices.)
-INLINE __m512 r16_q4k_sb1(const uint8_t *p, const blk_q8_K *xb, const float *bs, __m512 acc, uintptr_t *pf,
-                          uintptr_t end) {
+INLINE __m512 r16_q45k_sb1(const uint8_t *p, const blk_q8_K *xb, const float *bs, __m512 acc, uintptr_t *pf,
+                           uintptr_t end, const int q5) {
     const int32_t *q = (const int32_t *)xb->qs;
+    const uint8_t *sc = p + (q5 ? Q5K_HB + 512 : Q4K_SC);
+    const size_t gb = (q5 ? Q5K_SB : Q4K_SB) / 4;   // prefetch step per group
     __m512i v[4];
-    q4k_scale_regs(p, v);
-#define Q4K_GROUP(g) \
-    (r16_prefetch_to(pf, (uintptr_t)p + 576 * ((g) + 1) + R16_PF_AHEAD, end), \
-     r16_q4k_group1(p + 512 * (g), q + 16 * (g), q4k_pick(v, 2 * (g)), q4k_pick(v, 2 * (g) + 1)))
-    __m512i sumi = Q4K_GROUP(0);
-    sumi = _mm512_add_epi32(sumi, Q4K_GROUP(1));
-    sumi = _mm512_add_epi32(sumi, Q4K_GROUP(2));
-    sumi = _mm512_add_epi32(sumi, Q4K_GROUP(3));
-#undef Q4K_GROUP
-    return q4k_finish(p, sumi, q4k_summ(v, bs), xb->d, acc);
+    q4k_scale_regs(sc, v);
+#define Q45K_GROUP(g) \
+    (r16_prefetch_to(pf, (uintptr_t)p + gb * ((g) + 1) + R16_PF_AHEAD, end), \
+     r16_q45k_group1(p, g, q + 16 * (g), q4k_pick(v, 2 * (g)), q4k_pick(v, 2 * (g) + 1), q5))
+    __m512i sumi = Q45K_GROUP(0);
+    sumi = _mm512_add_epi32(sumi, Q45K_GROUP(1));
+    sumi = _mm512_add_epi32(sumi, Q45K_GROUP(2));
+    sumi = _mm512_add_epi32(sumi, Q45K_GROUP(3));
+#undef Q45K_GROUP
+    return q4k_finish(sc + 192, sumi, q4k_summ(v, bs), xb->d, acc);
 }
 
 #define Q8K_BS_STACK 128   // super-blocks whose sub-block sums live on the stack (K <= 32768)
 
-static void r16_dec_q4k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
+INLINE void r16_dec_q45k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes,
+                         const int q5) {
     const int64_t ns = K / 256;
+    const size_t sbb = q5 ? Q5K_SB : Q4K_SB;
     float bs[8 * Q8K_BS_STACK];
     if (ns <= Q8K_BS_STACK) q8k_bsums32(x, ns, bs);
     uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
@@ -604,7 +627,7 @@ static void r16_dec_q4k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K 
         for (int64_t s0 = 0; s0 < ns; s0 += Q8K_BS_STACK) {
             int64_t s1 = ns - s0 < Q8K_BS_STACK ? ns : s0 + Q8K_BS_STACK;
             if (ns > Q8K_BS_STACK) q8k_bsums32(x + s0, s1 - s0, bs);   // longer rows: the sums chunk by chunk
-            for (int64_t s = s0; s < s1; s++, p += Q4K_SB) acc = r16_q4k_sb1(p, x + s, bs + 8 * (s - s0), acc, &pf, end);
+            for (int64_t s = s0; s < s1; s++, p += sbb) acc = r16_q45k_sb1(p, x + s, bs + 8 * (s - s0), acc, &pf, end, q5);
         }
         _mm512_storeu_ps(out + 16 * i, acc);
     }
@@ -613,23 +636,25 @@ static void r16_dec_q4k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K 
 // Prefill: per super-block and nibble half, 8 weight registers stay live while each of the TT activation
 // rows adds its 8 products (two chains of 4) and scales the sub-block's integer sum; the mins' term and
 // the float steps once per (super-block, row).
-INLINE void r16_q4k_tile(const void *panel, int64_t K, const void *x, size_t xs, const int TT, float *y, size_t ldy,
-                         int nvalid, const float *bias, int accum) {
-    const __m512i m4 = _mm512_set1_epi8(0x0F), mF0 = _mm512_set1_epi8((char)0xF0);
+INLINE void r16_q45k_tile(const void *panel, int64_t K, const void *x, size_t xs, const int TT, float *y, size_t ldy,
+                          int nvalid, const float *bias, int accum, const int q5) {
     const blk_q8_K *xr[MM_TILE_T];
     __m512 acc[MM_TILE_T];
     for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
     for (int64_t sb = 0; sb < K / 256; sb++) {
-        const uint8_t *p = (const uint8_t *)panel + sb * Q4K_SB;
+        const uint8_t *p = (const uint8_t *)panel + sb * (q5 ? Q5K_SB : Q4K_SB), *scp = p + (q5 ? Q5K_HB + 512 : Q4K_SC);
         __m512i sumi[MM_TILE_T];
         _Alignas(64) uint8_t u[256];
-        q4k_scales(p, u);
+        q4k_scales(scp, u);
         for (int r = 0; r < TT; r++) sumi[r] = _mm512_setzero_si512();
         for (int g = 0; g < 4; g++)
             for (int h = 0; h < 2; h++) {
                 __m512i w[8];
-                for (int j = 0; j < 8; j++)
-                    w[j] = _mm512_and_si512(_mm512_loadu_si512((const void *)(p + 512 * g + 64 * j)), h ? mF0 : m4);
+                for (int j = 0; j < 8; j++) {
+                    __m512i lo, hi;
+                    q45k_word(p, g, j, q5, &lo, &hi);   // (the unused half is dead code)
+                    w[j] = h ? hi : lo;
+                }
                 __m512i sc = q4k_load(u, 2 * g + h);
 #pragma GCC unroll 8
                 for (int r = 0; r < TT; r++) {
@@ -644,7 +669,7 @@ INLINE void r16_q4k_tile(const void *panel, int64_t K, const void *x, size_t xs,
                     a = _mm512_dpbusd_epi32(a, w[6], _mm512_set1_epi32(q[6]));
                     b = _mm512_dpbusd_epi32(b, w[7], _mm512_set1_epi32(q[7]));
                     __m512i t = _mm512_add_epi32(a, b);
-                    if (h) t = _mm512_srai_epi32(t, 4);
+                    if (h) t = _mm512_srai_epi32(t, q5 ? 2 : 4);
                     sumi[r] = _mm512_add_epi32(sumi[r], _mm512_mullo_epi32(t, sc));
                 }
             }
@@ -655,13 +680,13 @@ INLINE void r16_q4k_tile(const void *panel, int64_t K, const void *x, size_t xs,
             q8k_bsums32(&xr[r][sb], 1, bs);
             __m512 summ = _mm512_setzero_ps();
             for (int j = 0; j < 8; j++) summ = _mm512_fmadd_ps(mf[j], _mm512_set1_ps(bs[j]), summ);
-            acc[r] = q4k_finish(p, sumi[r], summ, xr[r][sb].d, acc[r]);
+            acc[r] = q4k_finish(scp + 192, sumi[r], summ, xr[r][sb].d, acc[r]);
         }
     }
     tile_store(acc, TT, y, ldy, nvalid, bias, accum);
 }
-#define r16_q4k_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, unused) \
-    r16_q4k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
+#define r16_q45k_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, q5) \
+    r16_q45k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, q5)
 
 // ---------------------------------------------------------------- r16 Q6_K (layout in matmul_kernels.h)
 // Per half h and word j three registers give the levels of the four element sets c (128h + 32c + 4j + i):
@@ -780,7 +805,8 @@ INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs,
 
 static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                             size_t ldy, int nvalid, const float *bias, int acc) {
-    if (t == DT_Q4_K) { TT_CASES(r16_q4k_tile_case, 0) }
+    if (t == DT_Q4_K) { TT_CASES(r16_q45k_tile_case, 0) }
+    else if (t == DT_Q5_K) { TT_CASES(r16_q45k_tile_case, 1) }
     else if (t == DT_Q6_K) { TT_CASES(r16_q6k_tile_case, 0) }
     else if (t == DT_Q4_0) { TT_CASES(tile, FMT_R16_Q4) }
     else { TT_CASES(tile, FMT_R16_Q8) }
@@ -805,7 +831,8 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
 }
 static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, const void *x, float *out,
                            size_t pf_bytes) {
-    if (t == DT_Q4_K) r16_dec_q4k(panels, np, K, x, out, pf_bytes);
+    if (t == DT_Q4_K) r16_dec_q45k(panels, np, K, x, out, pf_bytes, 0);
+    else if (t == DT_Q5_K) r16_dec_q45k(panels, np, K, x, out, pf_bytes, 1);
     else if (t == DT_Q6_K) r16_dec_q6k(panels, np, K, x, out, pf_bytes);
     else if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, 1);
     else r16_dec(panels, np, K, x, out, pf_bytes, 0);
