@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make bench: sllm vs llama.cpp on the same machine, in the same run, same threads, same GGUF files.
 # Models: Llama-3.2-1B-shaped and Qwen3-0.6B-shaped (random weights from `sllm init`, real tokenizers
-# when ../shared/fixtures/vocab is present) in F16, Q8_0, Q4_0 and the Q4_K_M mix most downloaded GGUFs
-# use (`sllm quantize ... q4_k_m`: Q4_K with Q6_K for the head and some attn_v / ffn_down); prompt 128,
+# when ../shared/fixtures/vocab is present) in F16, Q8_0, Q4_0 and the Q4_K_M / Q5_K_M mixes most downloaded GGUFs
+# use (`sllm quantize ... q4_k_m`: Q4_K / Q5_K with Q6_K for the head and some attn_v / ffn_down); prompt 128,
 # generation 32.
 # Also measures memory read bandwidth and reports decode as a share of the roofline
 # (tok/s x bytes read per token / bandwidth): each `sllm bench --roofline` measures the bandwidth
@@ -17,7 +17,7 @@ W=$BUILD/bench; mkdir -p "$W"
 TH=${SLLM_THREADS:-$(nproc)}
 P=${BENCH_P:-128}; N=${BENCH_N:-32}; REPS=${BENCH_REPS:-3}
 MODELS=${BENCH_MODELS:-"llama:llama-3.2-1b:llama-bpe qwen3:qwen3-0.6b:qwen2"}
-TYPES=${BENCH_TYPES:-"f16 q8_0 q4_0 q4_k_m"}
+TYPES=${BENCH_TYPES:-"f16 q8_0 q4_0 q4_k_m q5_k_m"}
 FIX=${SLLM_FIXTURES:-../shared/fixtures}
 
 LLB=""
