@@ -558,9 +558,9 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
 static void check_packed_products(tpool *pool2) {
     isa_force(isa_detect());
     if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K, DT_Q5_K, DT_Q6_K};   // F16: a same-layout copy
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_BF16, DT_Q4_K, DT_Q5_K, DT_Q6_K};   // F16 / BF16: copies
     static const int64_t Ns[] = {37, 300};
-    for (int d = 0; d < 6; d++)
+    for (int d = 0; d < 7; d++)
         for (int ni = 0; ni < 2; ni++) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;
@@ -587,17 +587,17 @@ static void check_packed_products(tpool *pool2) {
                     }
                 CHECK(cl, "packed prefill %s N=%ld: outside 1e-5 of the unpacked product", tn, (long)N);
             }
-            if (t == DT_F16) CHECK(memcmp(Wp, w.W, mm_pack_bytes(t, N, K)) == 0, "F16 packed copy differs");
+            if (t == DT_F16 || t == DT_BF16) CHECK(memcmp(Wp, w.W, mm_pack_bytes(t, N, K)) == 0, "%s packed copy differs", tn);
             int same = 1, close = 1;
             float *Yd0 = malloc(sizeof(float) * N);
             for (int64_t r = 0; r < T; r++) {
                 mm_out od = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yd, .Wp = Wp};
                 CHECK(mm_matmul_multi(r % 2 ? pool2 : NULL, 1, &od, K, X + r * K, 1) == 0);
-                // r16: the bits of the same row inside a prefill; F16 (same layout, same decode kernel):
+                // r16: the bits of the same row inside a prefill; F16 / BF16 (same layout, same decode kernel):
                 // the bits of the unpacked decode
-                if (t == DT_F16) CHECK(mm_matmul(NULL, w.W, t, N, K, X + r * K, 1, bias, Yd0) == 0);
+                if (t == DT_F16 || t == DT_BF16) CHECK(mm_matmul(NULL, w.W, t, N, K, X + r * K, 1, bias, Yd0) == 0);
                 for (int64_t n = 0; n < N; n++) {
-                    same &= Yd[n] == (t == DT_F16 ? Yd0[n] : Yp[r * N + n]);
+                    same &= Yd[n] == (t == DT_F16 || t == DT_BF16 ? Yd0[n] : Yp[r * N + n]);
                     double sc = 0;
                     for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)w.Wf[n * K + kk] * X[r * K + kk]);
                     close &= fabs((double)Yd[n] - Yu[r * N + n]) <= 1e-5 * sc + 1e-6;

@@ -573,18 +573,18 @@ static void test_llamacpp_oracle(void) {
 }
 
 // model_pack (weights repacked for this CPU's kernels, used by every inference command): for each
-// architecture in Q8_0, Q4_0 and F16 (a same-layout copy on huge pages), the packed model's prefill logits are bit-identical to the unpacked
+// architecture in Q8_0, Q4_0, F16 and BF16 (same-layout copies on huge pages), the packed model's prefill logits are bit-identical to the unpacked
 // model's (same integer block sums, same f32 order), token-by-token decode stays within 1e-5 of that
 // prefill with the same greedy tokens, and a GGUF-loaded model (whose mapped pages model_pack releases)
 // gives the same logits packed and unpacked. SLLM_PACK=0 leaves a model unpacked.
 static void test_packed(void) {
     if (!mm_pack_bytes(DT_Q8_0, 16, 64)) { SKIP("this CPU has no packed weight layout (no AVX-512): model_pack not run"); return; }
     static const char *presets[] = {"tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3", "tiny-gpt2"};
-    static const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_F16};
+    static const dtype types[] = {DT_Q8_0, DT_Q4_0, DT_F16, DT_BF16};
     tpool *pool = tpool_new(2);
     const int T = 12;
     for (int pi = 0; pi < 5; pi++)
-        for (int ti = 0; ti < 3; ti++) {
+        for (int ti = 0; ti < 4; ti++) {
             const char *pn = presets[pi], *tn = dtype_get(types[ti])->name;
             sllm_model *a = NULL, *b = NULL;
             model_init_opts o = {.preset = pn, .type = types[ti], .seed = 77, .std = 0.15f, .perturb = true};

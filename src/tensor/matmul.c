@@ -780,7 +780,7 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dt
     j->k5 = mm_kernels512_active();
     j->wt = wt;
     // F16's packed form is a copy with the same layout (on huge pages): read it in place of W
-    j->W = Wp && wt == DT_F16 ? Wp : W;
+    j->W = Wp && (wt == DT_F16 || wt == DT_BF16) ? Wp : W;
     j->Wp = Wp;
     j->wrow_bytes = dtype_row_bytes(wt, K);
     j->N = N; j->K = K; j->T = T; j->bias = bias; j->Y = Y; j->acc = acc;
@@ -789,7 +789,7 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dt
     if (j->k5) {
         if (Wp && mm_r16_supported(wt)) j->path = PATH_R16;
         else if (T == 1 && mm_xd_supported(wt)) j->path = PATH_XD;
-        else if (T == 1 && wt == DT_F16) j->path = PATH_DEC_F16;
+        else if (T == 1 && (wt == DT_F16 || wt == DT_BF16)) j->path = PATH_DEC_F16;
         else if (T >= MM_PACK_MIN_T && mm_panel_supported(wt)) j->path = PATH_PANEL;
         else if (T >= MM_PACK_MIN_T && kind == ACT_F32) j->path = PATH_F32TILE;
     }
@@ -907,7 +907,7 @@ static void dec_rows(const mm_job *j, int64_t n0, int64_t n1, int64_t pf_row, bo
         return;
     }
     // PATH_XD / PATH_DEC_F16: rows in order, 64 outputs per kernel call
-    mm_xd_dot_fn f = j->path == PATH_XD ? j->k5->xd_dot[j->wt] : j->k5->dec_f16;
+    mm_xd_dot_fn f = j->path == PATH_XD ? j->k5->xd_dot[j->wt] : j->wt == DT_BF16 ? j->k5->dec_bf16 : j->k5->dec_f16;
     if (cold) prefetch_start(j->W + (size_t)n0 * j->wrow_bytes, (size_t)(n1 - n0) * j->wrow_bytes);
     for (int64_t n = n0; n < n1; n += 64) {
         int cnt = n1 - n < 64 ? (int)(n1 - n) : 64;
@@ -942,7 +942,7 @@ static const char *dec_base(const mm_out *o, int64_t K, size_t *ubytes) {
         return o->Wp;
     }
     *ubytes = DEC_UNIT * dtype_row_bytes(o->wt, K);
-    return o->Wp && o->wt == DT_F16 ? o->Wp : o->W;
+    return o->Wp && (o->wt == DT_F16 || o->wt == DT_BF16) ? o->Wp : o->W;
 }
 
 // Where the first DEC_WARM_BYTES of range `task` of the next dispatch (dec_run's split of its
@@ -1116,7 +1116,7 @@ int mm_matmul_multi_next(tpool *pool, int n, const mm_out *outs, int64_t K, cons
 // ---------------------------------------------------------------- weights packed at load
 size_t mm_pack_bytes(dtype wt, int64_t N, int64_t K) {
     if (!mm_kernels512_active() || N <= 0 || K <= 0) return 0;
-    if (wt == DT_F16) return (size_t)N * (size_t)K * 2;   // same layout: a copy on huge pages (see mm_pack)
+    if (wt == DT_F16 || wt == DT_BF16) return (size_t)N * (size_t)K * 2;   // same layout: a copy on huge pages (see mm_pack)
     if (!mm_r16_supported(wt) || K % 32) return 0;
     return (size_t)((N + 15) / 16) * (size_t)(K / 32) * mm_r16_block_bytes(wt);
 }
@@ -1127,7 +1127,7 @@ static void pack_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const pack_job *p = ctx;
     const mm_kernels512 *k5 = mm_kernels512_active();
-    if (p->wt == DT_F16) {   // rows [16 * per * task, ...) copied as they are
+    if (p->wt == DT_F16 || p->wt == DT_BF16) {   // rows [16 * per * task, ...) copied as they are
         int64_t r0 = 16 * p->per * task, r1 = r0 + 16 * p->per < p->N ? r0 + 16 * p->per : p->N;
         memcpy(p->dst + (size_t)r0 * p->rb, p->W + (size_t)r0 * p->rb, (size_t)(r1 - r0) * p->rb);
         return;
@@ -1142,7 +1142,7 @@ int mm_pack(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, void *ds
     if (!mm_pack_bytes(wt, N, K) || !W || !dst) return -1;
     int64_t np = (N + 15) / 16;
     pack_job p = {.W = W, .wt = wt, .N = N, .K = K, .dst = dst, .rb = dtype_row_bytes(wt, K),
-                  .psz = wt == DT_F16 ? 0 : (size_t)(K / 32) * mm_r16_block_bytes(wt), .per = 64};
+                  .psz = wt == DT_F16 || wt == DT_BF16 ? 0 : (size_t)(K / 32) * mm_r16_block_bytes(wt), .per = 64};
     tpool_run(pool, (np + p.per - 1) / p.per, pack_task, &p);
     return 0;
 }

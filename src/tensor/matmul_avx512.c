@@ -237,7 +237,19 @@ static void xd_dot_q8_0_avx512(int64_t K, const void *w, size_t rb, int64_t nrow
 }
 
 // ---------------------------------------------------------------- decode: F16 x f32
-static void dec_f16_avx512(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xv, float *out) {
+// 16 F16 (bf = 0) or BF16 (bf = 1) weights as f32.
+INLINE __m512 half16(const uint16_t *p, const int bf) {
+    __m256i v = _mm256_loadu_si256((const __m256i *)p);
+    return bf ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(v), 16)) : _mm512_cvtph_ps(v);
+}
+INLINE float half1(uint16_t h, const int bf) {
+    if (!bf) return h2f(h);
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+INLINE void dec_half(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xv, float *out, const int bf) {
     const float *x = xv;
     for (int64_t r = 0; r < nrows; r++) {
         const uint16_t *wr = (const uint16_t *)((const char *)w + r * rb);
@@ -246,17 +258,22 @@ static void dec_f16_avx512(int64_t K, const void *w, size_t rb, int64_t nrows, c
         for (; k + 64 <= K; k += 64) {
             pf_line((const uint8_t *)(wr + k) + DEC_PF_AHEAD);
             pf_line((const uint8_t *)(wr + k) + DEC_PF_AHEAD + 64);
-            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k))), _mm512_loadu_ps(x + k), a0);
-            a1 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k + 16))), _mm512_loadu_ps(x + k + 16), a1);
-            a2 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k + 32))), _mm512_loadu_ps(x + k + 32), a2);
-            a3 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k + 48))), _mm512_loadu_ps(x + k + 48), a3);
+            a0 = _mm512_fmadd_ps(half16(wr + k, bf), _mm512_loadu_ps(x + k), a0);
+            a1 = _mm512_fmadd_ps(half16(wr + k + 16, bf), _mm512_loadu_ps(x + k + 16), a1);
+            a2 = _mm512_fmadd_ps(half16(wr + k + 32, bf), _mm512_loadu_ps(x + k + 32), a2);
+            a3 = _mm512_fmadd_ps(half16(wr + k + 48, bf), _mm512_loadu_ps(x + k + 48), a3);
         }
-        for (; k + 16 <= K; k += 16)
-            a0 = _mm512_fmadd_ps(_mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(wr + k))), _mm512_loadu_ps(x + k), a0);
+        for (; k + 16 <= K; k += 16) a0 = _mm512_fmadd_ps(half16(wr + k, bf), _mm512_loadu_ps(x + k), a0);
         float s = hsum512(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
-        for (; k < K; k++) s += h2f(wr[k]) * x[k];
+        for (; k < K; k++) s += half1(wr[k], bf) * x[k];
         out[r] = s;
     }
+}
+static void dec_f16_avx512(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xv, float *out) {
+    dec_half(K, w, rb, nrows, xv, out, 0);
+}
+static void dec_bf16_avx512(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xv, float *out) {
+    dec_half(K, w, rb, nrows, xv, out, 1);
 }
 
 // ---------------------------------------------------------------- prefill: packing a panel
@@ -920,6 +937,7 @@ void mm_kernels512_avx512(mm_kernels512 *k) {
     k->xd_dot[DT_Q4_0] = xd_dot_q4_0_avx512;
     k->xd_dot[DT_Q8_0] = xd_dot_q8_0_avx512;
     k->dec_f16 = dec_f16_avx512;
+    k->dec_bf16 = dec_bf16_avx512;
     k->q8a_quantize = q8a_quantize_avx512;
     k->q8k_quantize = q8k_quantize_avx512;
     k->tile_q32 = tile_q32_avx512;

@@ -125,6 +125,7 @@ typedef struct {
     mm_xd_quant_fn xd_quantize;
     mm_xd_dot_fn xd_dot[DT_COUNT];
     mm_xd_dot_fn dec_f16;          // decode of F16 rows against f32 x (passed as xd)
+    mm_xd_dot_fn dec_bf16;         // the same for BF16 rows
     void (*q8a_quantize)(const float *x, blk_q8a *y, int64_t n);
     void (*q8k_quantize)(const float *x, blk_q8_K *y, int64_t n);   // = quantize_row(DT_Q8_K), bit for bit
     mm_tile_fn tile_q32;
