@@ -353,6 +353,27 @@ static void check_kernels512(void) {
     }
 }
 
+// The r16 panels of w (N rows, NP panels of psz bytes) by the scalar pack (*p) and the kernel table's (*q):
+// they must be identical, and mm_pack (all panels at once) must give the same bytes.
+static void r16_pack_both(const mm_kernels512 *k5, dtype t, const wmat *w, int64_t N, int64_t K, int64_t NP,
+                          size_t psz, uint8_t **p, uint8_t **q) {
+    const char *tn = dtype_get(t)->name;
+    size_t rb = dtype_row_bytes(t, K), al = (psz * NP + 63) / 64 * 64;   // (aligned_alloc: a multiple of 64)
+    *p = aligned_alloc(64, al);
+    *q = aligned_alloc(64, al);
+    memset(*p, 0x55, psz * NP); memset(*q, 0xAA, psz * NP);
+    for (int64_t i = 0; i < NP; i++) {
+        int nr = N - 16 * i < 16 ? (int)(N - 16 * i) : 16;
+        mm_r16_pack_ref(t, w->W + (size_t)(16 * i) * rb, rb, nr, K, *p + i * psz);
+        k5->r16_pack(t, w->W + (size_t)(16 * i) * rb, rb, nr, K, *q + i * psz);
+    }
+    CHECK(memcmp(*p, *q, psz * NP) == 0, "r16 pack %s: the table's pack differs from the scalar one", tn);
+    CHECK(mm_pack_bytes(t, N, K) == psz * NP, "mm_pack_bytes %s", tn);
+    uint8_t *m = aligned_alloc(64, al);
+    CHECK(mm_pack(NULL, w->W, t, N, K, m) == 0 && memcmp(m, *p, psz * NP) == 0, "mm_pack %s = panel by panel", tn);
+    free(m);
+}
+
 // ---------------------------------------------------------------- r16: weights packed at load
 // Kernel twins: the SIMD pack is bit-identical to the scalar one and holds exactly the weights' levels and
 // scales; the r16 tile (TT 1..8) and decode kernels equal their scalar twin within 1e-5 * sum|w*x|, and
@@ -369,18 +390,8 @@ static void check_r16_kernels(void) {
         const int64_t N = 16 * (NP - 1) + 5;
         wmat w = make_w(t, N, K);
         size_t rb = dtype_row_bytes(t, K), psz = (size_t)nb * mm_r16_block_bytes(t);
-        uint8_t *p = aligned_alloc(64, psz * NP), *q = aligned_alloc(64, psz * NP);
-        memset(p, 0x55, psz * NP); memset(q, 0xAA, psz * NP);
-        for (int64_t i = 0; i < NP; i++) {
-            int nr = N - 16 * i < 16 ? (int)(N - 16 * i) : 16;
-            mm_r16_pack_ref(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, p + i * psz);
-            k5->r16_pack(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, q + i * psz);
-        }
-        CHECK(memcmp(p, q, psz * NP) == 0, "r16 pack %s: SIMD differs from scalar", tn);
-        CHECK(mm_pack_bytes(t, N, K) == psz * NP, "mm_pack_bytes %s", tn);
-        uint8_t *m = aligned_alloc(64, psz * NP);
-        CHECK(mm_pack(NULL, w.W, t, N, K, m) == 0 && memcmp(m, p, psz * NP) == 0, "mm_pack %s = panel by panel", tn);
-        free(m);
+        uint8_t *p, *q;
+        r16_pack_both(k5, t, &w, N, K, NP, psz, &p, &q);
         // the packed bytes decode to the dequantized weights (zero past row N)
         int ok = 1;
         for (int64_t i = 0; i < NP; i++)
@@ -488,20 +499,10 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
     if (!k5) { SKIP("no AVX-512 on this CPU: r16 %s kernel twins not run", tn); return; }
     const int64_t ns = K / 256, NP = 3, N = 16 * (NP - 1) + 7;   // the last panel has 7 rows
     wmat w = make_w(t, N, K);
-    size_t rb = dtype_row_bytes(t, K), psz = (size_t)(K / 32) * mm_r16_block_bytes(t), sbb = psz / (size_t)ns;
+    size_t psz = (size_t)(K / 32) * mm_r16_block_bytes(t), sbb = psz / (size_t)ns;
     CHECK(psz == (size_t)ns * 16 * dtype_get(t)->block_bytes, "r16 %s: a panel holds exactly its 16 rows' bytes", tn);
-    uint8_t *p = aligned_alloc(64, psz * NP), *q = aligned_alloc(64, psz * NP);
-    memset(p, 0x55, psz * NP); memset(q, 0xAA, psz * NP);
-    for (int64_t i = 0; i < NP; i++) {
-        int nr = N - 16 * i < 16 ? (int)(N - 16 * i) : 16;
-        mm_r16_pack_ref(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, p + i * psz);
-        k5->r16_pack(t, w.W + (size_t)(16 * i) * rb, rb, nr, K, q + i * psz);
-    }
-    CHECK(memcmp(p, q, psz * NP) == 0, "r16 pack %s: table entry differs from the twin", tn);
-    CHECK(mm_pack_bytes(t, N, K) == psz * NP, "mm_pack_bytes %s", tn);
-    uint8_t *m = aligned_alloc(64, psz * NP);
-    CHECK(mm_pack(NULL, w.W, t, N, K, m) == 0 && memcmp(m, p, psz * NP) == 0, "mm_pack %s = panel by panel", tn);
-    free(m);
+    uint8_t *p, *q;
+    r16_pack_both(k5, t, &w, N, K, NP, psz, &p, &q);
     int ok = 1;
     for (int64_t i = 0; i < NP; i++)
         for (int l = 0; l < 16; l++)
@@ -566,7 +567,7 @@ static void check_packed_products(tpool *pool2) {
             const char *tn = dtype_get(t)->name;
             const int64_t N = Ns[ni], K = 256, T = 9;
             wmat w = make_w(t, N, K);
-            void *Wp = aligned_alloc(64, mm_pack_bytes(t, N, K));
+            void *Wp = aligned_alloc(64, (mm_pack_bytes(t, N, K) + 63) / 64 * 64);
             CHECK(mm_pack(pool2, w.W, t, N, K, Wp) == 0);
             float *X = malloc(sizeof(float) * T * K), *bias = malloc(sizeof(float) * N);
             for (int64_t i = 0; i < T * K; i++) X[i] = rndn();

@@ -64,8 +64,11 @@ static void q8k_quantize_avx512(const float *x, blk_q8_K *y, int64_t n) {
         const __m512i cap = _mm512_set1_epi32(127);
         for (int j = 0; j < 256; j += 16) {
             __m512i q = _mm512_min_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(vs, _mm512_loadu_ps(x + j))), cap);
-            _mm_storeu_si128((__m128i *)(y[i].qs + j), _mm512_cvtepi32_epi8(q));
-            y[i].bsums[j / 16] = (int16_t)_mm512_reduce_add_epi32(q);
+            __m128i b = _mm512_cvtepi32_epi8(q);
+            _mm_storeu_si128((__m128i *)(y[i].qs + j), b);
+            // summed from the stored int8 levels, as the twin does (a level out of range, from a scale
+            // that overflowed to inf on denormal inputs, wraps the same way in both)
+            y[i].bsums[j / 16] = (int16_t)_mm512_reduce_add_epi32(_mm512_cvtepi8_epi32(b));
         }
         y[i].d = 1 / iscale;
     }
