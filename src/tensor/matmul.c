@@ -367,8 +367,33 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
         }
 }
 
-bool mm_r16_supported(dtype t) { return t == DT_Q4_0 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K; }
-size_t mm_r16_block_bytes(dtype t) { return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : t == DT_Q5_K ? 352 : 288; }
+bool mm_r16_supported(dtype t) {
+    return t == DT_Q4_0 || t == DT_Q5_0 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K;
+}
+size_t mm_r16_block_bytes(dtype t) {
+    return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : t == DT_Q5_K || t == DT_Q5_0 ? 352 : 288;
+}
+
+// Q5_0 r16: Q4_0's nibble registers, then 8 masks of fifth bits (mask j: bit 4l + i = the fifth bit of
+// row l's element 4j + i, elements 16.. in masks 4..7), then f16 d[16].
+static void r16_pack_q5_0(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    for (int64_t b = 0; b < K / 32; b++) {
+        uint8_t *dst = (uint8_t *)panel + b * 352;
+        uint64_t m[8] = {0};
+        for (int l = 0; l < 16; l++) {
+            const blk_q5_0 *s = l < nrows ? (const blk_q5_0 *)((const char *)W + l * rb) + b : NULL;
+            uint32_t qh = 0;
+            if (s) memcpy(&qh, s->qh, 4);
+            for (int e = 0; e < 16; e++) dst[64 * (e / 4) + 4 * l + e % 4] = s ? s->qs[e] : 0;
+            for (int e = 0; e < 32; e++)   // element e: mask e / 4 (low nibbles 0..15, then high 16..31)
+                m[e / 4] |= (uint64_t)((qh >> e) & 1) << (4 * l + e % 4);
+            uint16_t d = s ? s->d : 0;
+            memcpy(dst + 320 + 2 * l, &d, 2);
+        }
+        memcpy(dst + 256, m, 64);
+    }
+}
+
 
 // Q4_K r16 (layout in matmul_kernels.h): where byte e (0..127) of row l's qs goes in a super-block.
 static inline size_t q4k_qs_at(int e, int l) { return (size_t)(512 * (e / 32) + 64 * ((e % 32) / 4) + 4 * l + e % 4); }
@@ -512,6 +537,7 @@ static void r16_tile_q6k_ref(const void *panel, int64_t K, const void *x, size_t
 }
 
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    if (t == DT_Q5_0) { r16_pack_q5_0(W, rb, nrows, K, panel); return; }
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_pack_q45k(W, rb, nrows, K, panel, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_pack_q6k(W, rb, nrows, K, panel); return; }
     const size_t pb = mm_r16_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
@@ -539,7 +565,7 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_tile_q45k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_tile_q6k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
-    const int q4 = t == DT_Q4_0;
+    const int q4 = t == DT_Q4_0 || t == DT_Q5_0, q5 = t == DT_Q5_0;
     uint8_t *pp = malloc((size_t)(K / 32) * qb);
     if (!pp) {   // (tests only: an unusable result rather than a silent one)
         for (int r = 0; r < TT; r++)
@@ -550,11 +576,17 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
         const uint8_t *src = (const uint8_t *)panel + b * pb;
         uint8_t *dst = pp + b * qb;
         for (int j = 0; j < 8; j++)   // lv[j]: elements 4j..4j+3; Q4_0 keeps 16..31 in the high nibbles
-            for (int i = 0; i < 64; i++)
+            for (int i = 0; i < 64; i++) {
                 dst[64 * j + i] = q4 ? (uint8_t)((src[64 * (j & 3) + i] >> (j < 4 ? 0 : 4)) & 0xF) : src[64 * j + i];
+                if (q5) {   // Q5_0: the fifth bit from mask j
+                    uint64_t mk;
+                    memcpy(&mk, src + 256 + 8 * j, 8);
+                    dst[64 * j + i] |= (uint8_t)(((mk >> i) & 1) << 4);
+                }
+            }
         for (int l = 0; l < 16; l++) {
             uint16_t h;
-            memcpy(&h, src + (q4 ? 256 : 512) + 2 * l, 2);
+            memcpy(&h, src + (q5 ? 320 : q4 ? 256 : 512) + 2 * l, 2);
             ((float *)(dst + 512))[l] = f16_to_f32(h);
         }
     }

@@ -353,14 +353,26 @@ INLINE void tile_store(const __m512 *acc, const int TT, float *y, size_t ldy, in
 
 // Block layouts a tile reads: the packed panel (levels as bytes, f32 scales, and f32 minimums for
 // Q4_1 / Q5_1) and the r16 weights packed at load (tensor/matmul_kernels.h).
-enum { FMT_PANEL, FMT_PANEL_MIN, FMT_R16_Q8, FMT_R16_Q4 };
+enum { FMT_PANEL, FMT_PANEL_MIN, FMT_R16_Q8, FMT_R16_Q4, FMT_R16_Q5 };
 INLINE size_t fmt_block_bytes(const int fmt) {
-    return fmt == FMT_PANEL ? 576 : fmt == FMT_PANEL_MIN ? 640 : fmt == FMT_R16_Q8 ? 544 : 288;
+    return fmt == FMT_PANEL ? 576 : fmt == FMT_PANEL_MIN ? 640 : fmt == FMT_R16_Q8 ? 544 : fmt == FMT_R16_Q5 ? 352 : 288;
 }
 
 // The 8 level registers of one block (register j: 4 elements 4j..4j+3 of each of 16 rows, paired with
 // activation word j) and its 16 row scales.
 INLINE void tile_block(const uint8_t *p, const int fmt, __m512i w[8], __m512 *dw) {
+    if (fmt == FMT_R16_Q5) {   // Q4_0's nibbles plus 16 where the block's fifth-bit mask says so
+        const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(16);
+        for (int j = 0; j < 4; j++) {
+            __m512i v = _mm512_loadu_si512((const void *)(p + 64 * j));
+            w[j] = _mm512_and_si512(v, m4);
+            w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+            w[j] = _mm512_mask_add_epi8(w[j], _load_mask64((__mmask64 *)(p + 256 + 8 * j)), w[j], b16);
+            w[j + 4] = _mm512_mask_add_epi8(w[j + 4], _load_mask64((__mmask64 *)(p + 288 + 8 * j)), w[j + 4], b16);
+        }
+        *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 320)));
+        return;
+    }
     if (fmt == FMT_R16_Q4) {
         const __m512i m4 = _mm512_set1_epi8(0x0F);
         for (int j = 0; j < 4; j++) {
@@ -439,7 +451,10 @@ static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const void *x
 // (layout in tensor/matmul_kernels.h.) Packing: the same 16x4 dword transpose as the panels, Q4_0 keeps
 // the nibble bytes as they are, Q8_0 flips the sign bit (level + 128).
 static void r16_pack_avx512(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K) { mm_r16_pack_ref(t, W, rb, nrows, K, panel); return; }   // byte moves: the twin
+    if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K || t == DT_Q5_0) {   // byte and bit moves: the twin
+        mm_r16_pack_ref(t, W, rb, nrows, K, panel);
+        return;
+    }
     static const uint8_t zero[64];
     const int q4 = t == DT_Q4_0;
     const size_t bb = (size_t)dtype_get(t)->block_bytes, pb = mm_r16_block_bytes(t);
@@ -829,13 +844,15 @@ static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const void *x
     else if (t == DT_Q5_K) { TT_CASES(r16_q45k_tile_case, 1) }
     else if (t == DT_Q6_K) { TT_CASES(r16_q6k_tile_case, 0) }
     else if (t == DT_Q4_0) { TT_CASES(tile, FMT_R16_Q4) }
+    else if (t == DT_Q5_0) { TT_CASES(tile, FMT_R16_Q5) }
     else { TT_CASES(tile, FMT_R16_Q8) }
 }
 
 // Decode over consecutive panels: one linear stream (see R16_PF_AHEAD).
+// (Q5_0: the tile's block and row steps with one activation row, which are its bits by construction.)
 INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, float *out, size_t pf_bytes,
-                    const int q4) {
-    const size_t pb = fmt_block_bytes(q4 ? FMT_R16_Q4 : FMT_R16_Q8);
+                    const int fmt) {
+    const size_t pb = fmt_block_bytes(fmt);
     const int64_t nb = K / 32;
     // (integers: the prefetch stops at pf_bytes, not in rows another thread may be reading)
     uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
@@ -844,7 +861,12 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
         for (int64_t b = 0; b < nb; b++, p += pb) {
             uintptr_t to = (uintptr_t)p + pb + R16_PF_AHEAD;
             for (to = to < end ? to : end; pf < to; pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T2);
-            acc = q4 ? r16_q4_row1(p, x + b, acc) : r16_q8_row1(p, x + b, acc);
+            if (fmt == FMT_R16_Q5) {
+                __m512i w[8];
+                __m512 dw;
+                tile_block(p, FMT_R16_Q5, w, &dw);
+                acc = tile_row(w, dw, x + b, acc);
+            } else acc = fmt == FMT_R16_Q4 ? r16_q4_row1(p, x + b, acc) : r16_q8_row1(p, x + b, acc);
         }
         _mm512_storeu_ps(out + 16 * i, acc);
     }
@@ -854,8 +876,9 @@ static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, c
     if (t == DT_Q4_K) r16_dec_q45k(panels, np, K, x, out, pf_bytes, 0);
     else if (t == DT_Q5_K) r16_dec_q45k(panels, np, K, x, out, pf_bytes, 1);
     else if (t == DT_Q6_K) r16_dec_q6k(panels, np, K, x, out, pf_bytes);
-    else if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, 1);
-    else r16_dec(panels, np, K, x, out, pf_bytes, 0);
+    else if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q4);
+    else if (t == DT_Q5_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5);
+    else r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q8);
 }
 
 // ---------------------------------------------------------------- prefill: f32 GEMM
