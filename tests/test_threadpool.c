@@ -48,18 +48,29 @@ static void outer_task(void *ctx, int64_t t, int th) {
 
 // A worker that counted its task done holds on until the caller is out of tpool_run: proves the
 // caller does not wait for the rest of an early-completed task.
-static atomic_int job_no, released_no, released_seen;
+static atomic_int job_no, released_no, released_seen, worker_in;
+static long elapsed_ns(const struct timespec *a) {
+    struct timespec b;
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    return (b.tv_sec - a->tv_sec) * 1000000000L + (b.tv_nsec - a->tv_nsec);
+}
+// Two tasks, one per thread: the caller's task waits (at most 2 s) until the worker holds the other, so
+// a worker that wakes late (a loaded machine, ASan) still gets one; the worker counts its task done and
+// then waits for the caller to leave tpool_run.
 static void hold_task(void *ctx, int64_t t, int th) {
     (void)ctx; (void)t;
-    if (th == 0) return;
     int mine = atomic_load(&job_no);
-    tpool_task_done();
-    struct timespec a, b;
+    struct timespec a;
     clock_gettime(CLOCK_MONOTONIC, &a);
+    if (th == 0) {
+        while (atomic_load(&worker_in) != mine && elapsed_ns(&a) < 2000000000L) {}
+        return;
+    }
+    atomic_store(&worker_in, mine);
+    tpool_task_done();
     do {
         if (atomic_load(&released_no) >= mine) { atomic_fetch_add(&released_seen, 1); return; }
-        clock_gettime(CLOCK_MONOTONIC, &b);
-    } while ((b.tv_sec - a.tv_sec) * 1000000000L + (b.tv_nsec - a.tv_nsec) < 2000000000L);
+    } while (elapsed_ns(&a) < 2000000000L);
 }
 
 int main(void) {
@@ -118,6 +129,7 @@ int main(void) {
     tpool_free(p);   // joins the workers: every tail has run
     CHECK(atomic_load(&tail) == expect + 2000L * 8 * 3, "%ld tails ran, %ld expected", (long)atomic_load(&tail),
           expect + 2000L * 8 * 3);
-    CHECK(atomic_load(&released_seen) > 0, "no worker saw the caller leave tpool_run while it held its task");
+    CHECK(atomic_load(&released_seen) == 50, "a worker saw the caller leave tpool_run while it held its task in %d of 50 jobs",
+          atomic_load(&released_seen));
     return test_report();
 }
