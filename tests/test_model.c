@@ -512,6 +512,18 @@ static void test_quant_mix(void) {
           "q5_k_m: q6_K / q5_K as the recipe says");
     model_free(m);
     model_free(q);
+    // rows of 64 (tiny-llama): llama.cpp's fallbacks, q4_K -> q5_0, q5_K -> q5_1, q6_K -> q8_0
+    m = q = NULL;
+    CHECK(model_init(&(model_init_opts){.preset = "tiny-llama", .type = DT_F32, .seed = 9}, &m) == SLLM_OK);
+    CHECK(m && model_save_gguf(m, path, MODEL_MIX_Q4_K_M, NULL) == SLLM_OK && model_load(path, &q) == SLLM_OK, "%s",
+          sllm_last_error());
+    CHECK(q && q->layers[0].w[TR_ATTN_Q].type == DT_Q5_0 && q->g[TR_TOKEN_EMBD].type == DT_Q8_0, "q4_k_m on rows of 64");
+    model_free(q);
+    q = NULL;
+    CHECK(m && model_save_gguf(m, path, DT_Q5_K, NULL) == SLLM_OK && model_load(path, &q) == SLLM_OK, "%s", sllm_last_error());
+    CHECK(q && q->layers[1].w[TR_FFN_DOWN].type == DT_Q5_1, "q5_k on rows of 128: q5_1");
+    model_free(m);
+    model_free(q);
 }
 
 // Optional: llama.cpp (node-llama-cpp, see ../shared/oracles) loads the GGUFs we write and its greedy

@@ -16,7 +16,8 @@ static const char QUANTIZE_HELP[] =
     "and last eighth of the layers and every third layer between; q4_k / q5_k for every other matrix).\n"
     "Matrices are converted on every core (from f32/f16/bf16 sources; re-quantizing an already\n"
     "quantized model dequantizes first); norms and biases stay f32; a matrix whose row length is not\n"
-    "a multiple of the quantization block falls back to f16. Metadata, including the tokenizer, is kept.\n";
+    "a multiple of the quantization block takes llama.cpp's fallback (q4_k -> q5_0, q5_k -> q5_1,\n"
+    "q6_k -> q8_0), else f16. Metadata, including the tokenizer, is kept.\n";
 
 int cmd_quantize(int argc, char **argv) {
     const char *pos[3]; int n = 0;

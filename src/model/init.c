@@ -305,6 +305,14 @@ static dtype mix_type(int out_type, dtype src_type, tensor_role role, int il, co
     return out_type == MODEL_MIX_Q5_K_M ? DT_Q5_K : DT_Q4_K;
 }
 
+// A dtype whose block divides a row of `cols`: llama.cpp's fallbacks for K-quants on rows that are not a
+// multiple of 256 (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), else F16.
+static dtype fit_type(dtype to, int64_t cols) {
+    if (cols % dtype_get(to)->block == 0) return to;
+    dtype alt = to == DT_Q4_K ? DT_Q5_0 : to == DT_Q5_K ? DT_Q5_1 : to == DT_Q6_K ? DT_Q8_0 : DT_F16;
+    return cols % dtype_get(alt)->block == 0 ? alt : DT_F16;
+}
+
 int model_save_gguf(const sllm_model *m, const char *path, int out_type, const gguf_file *tokenizer_src) {
     const arch_desc *a = m->arch;
     const model_hparams *h = &m->hp;
@@ -381,9 +389,8 @@ int model_save_gguf(const sllm_model *m, const char *path, int out_type, const g
                 gguf_add_tensor(w, name, DT_F32, 1, &src->cols, src->data);
                 continue;
             }
-            dtype to = mix_type(out_type, src->type, t->role, il, h);
+            dtype to = fit_type(mix_type(out_type, src->type, t->role, il, h), src->cols);
             const dtype_info *di = dtype_get(to);
-            if (src->cols % di->block) to = DT_F16;
             int perm = PERM_NONE;
             if (a->gguf_permutes_qk && m->rope_style != a->gguf_rope && (t->role == TR_ATTN_Q || t->role == TR_ATTN_K))
                 perm = PERM_TO_NORM;

@@ -103,8 +103,8 @@ size_t model_kv_bytes(const sllm_model *m, int n_ctx);
 const char *model_main_dtype(const sllm_model *m);
 
 // Writers. out_type: -1 keeps each weight's dtype where the format can store it; otherwise matrices
-// are converted (GGUF: any quantizable dtype, matrices whose row length is not a multiple of the
-// block fall back to f16; HF: f32/f16/bf16). Norms and biases are written f32 in GGUF.
+// are converted (GGUF: any quantizable dtype; a matrix whose row length is not a multiple of the block
+// takes llama.cpp's fallback (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0), else f16; HF: f32/f16/bf16). Norms and biases are written f32 in GGUF.
 // llama q/k rows are permuted to match the target's rope convention; Gemma norms get their HF -1.
 // tokenizer_src (may be NULL): its tokenizer.* keys are copied into the GGUF.
 // out_type MODEL_MIX_Q4_K_M / MODEL_MIX_Q5_K_M: llama.cpp's Q4_K_M / Q5_K_M recipes (Q6_K for the output
