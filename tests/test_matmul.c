@@ -382,8 +382,8 @@ static void check_r16_kernels(void) {
     isa_force(isa_detect());
     const mm_kernels512 *k5 = mm_kernels512_active();
     if (!k5) { SKIP("no AVX-512 on this CPU: r16 kernel twins not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_Q5_0};
-    for (int d = 0; d < 3; d++) {
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_Q5_0, DT_Q5_1};
+    for (int d = 0; d < 4; d++) {
         dtype t = rt[d];
         const char *tn = dtype_get(t)->name;
         const int64_t K = 320, nb = K / 32, NP = 3;   // 3 panels, the last with 5 rows
@@ -403,18 +403,20 @@ static void check_r16_kernels(void) {
                     if (t == DT_Q4_0) {
                         lv = ((blk[64 * ((e & 15) / 4) + 4 * l + e % 4] >> (e < 16 ? 0 : 4)) & 0xF) - 8;
                         memcpy(&h, blk + 256 + 2 * l, 2);
-                    } else if (t == DT_Q5_0) {   // plus the fifth bit: mask e / 4, bit 4l + e % 4
+                    } else if (t == DT_Q5_0 || t == DT_Q5_1) {   // plus the fifth bit: mask e / 4, bit 4l + e % 4
                         uint64_t mk;
                         memcpy(&mk, blk + 256 + 8 * (e / 4), 8);
                         lv = (((blk[64 * ((e & 15) / 4) + 4 * l + e % 4] >> (e < 16 ? 0 : 4)) & 0xF) |
-                              (int)((mk >> (4 * l + e % 4)) & 1) << 4) - 16;
+                              (int)((mk >> (4 * l + e % 4)) & 1) << 4) - (t == DT_Q5_0 ? 16 : 0);
                         memcpy(&h, blk + 320 + 2 * l, 2);
                     } else {
                         lv = blk[64 * (e / 4) + 4 * l + e % 4] - 128;
                         memcpy(&h, blk + 512 + 2 * l, 2);
                     }
                     int64_t row = 16 * i + l;
-                    ok &= f16_to_f32(h) * (float)lv == (row < N ? w.Wf[row * K + kk] : 0.f);
+                    float mn = 0;   // Q5_1: value = d * level + m
+                    if (t == DT_Q5_1) { uint16_t hm; memcpy(&hm, blk + 352 + 2 * l, 2); mn = f16_to_f32(hm); }
+                    ok &= f16_to_f32(h) * (float)lv + mn == (row < N ? w.Wf[row * K + kk] : 0.f);
                 }
         CHECK(ok, "r16 pack %s: unpacked values differ from the dequantized weights", tn);
         // activations (seeded blk_q8a rows)
@@ -565,9 +567,9 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
 static void check_packed_products(tpool *pool2) {
     isa_force(isa_detect());
     if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_Q5_0, DT_F16, DT_BF16, DT_Q4_K, DT_Q5_K, DT_Q6_K};   // F16 / BF16: copies
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_F16, DT_BF16, DT_Q4_K, DT_Q5_K, DT_Q6_K};   // F16 / BF16: copies
     static const int64_t Ns[] = {37, 300};
-    for (int d = 0; d < 8; d++)
+    for (int d = 0; d < 9; d++)
         for (int ni = 0; ni < 2; ni++) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;

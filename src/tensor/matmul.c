@@ -368,27 +368,34 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
 }
 
 bool mm_r16_supported(dtype t) {
-    return t == DT_Q4_0 || t == DT_Q5_0 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K;
+    return t == DT_Q4_0 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K;
 }
 size_t mm_r16_block_bytes(dtype t) {
-    return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : t == DT_Q5_K || t == DT_Q5_0 ? 352 : 288;
+    return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : t == DT_Q5_1 ? 384 : t == DT_Q5_K || t == DT_Q5_0 ? 352 : 288;
 }
 
-// Q5_0 r16: Q4_0's nibble registers, then 8 masks of fifth bits (mask j: bit 4l + i = the fifth bit of
-// row l's element 4j + i, elements 16.. in masks 4..7), then f16 d[16].
-static void r16_pack_q5_0(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+// Q5_0 / Q5_1 r16: Q4_0's nibble registers, then 8 masks of fifth bits (mask j: bit 4l + i = the fifth
+// bit of row l's element 4j + i, elements 16.. in masks 4..7), then f16 d[16] (Q5_1: then f16 m[16]).
+static void r16_pack_q5(const void *W, size_t rb, int nrows, int64_t K, void *panel, int q51) {
+    const size_t bb = q51 ? sizeof(blk_q5_1) : sizeof(blk_q5_0);
     for (int64_t b = 0; b < K / 32; b++) {
-        uint8_t *dst = (uint8_t *)panel + b * 352;
+        uint8_t *dst = (uint8_t *)panel + b * (q51 ? 384 : 352);
         uint64_t m[8] = {0};
         for (int l = 0; l < 16; l++) {
-            const blk_q5_0 *s = l < nrows ? (const blk_q5_0 *)((const char *)W + l * rb) + b : NULL;
+            const uint8_t *s = l < nrows ? (const uint8_t *)W + l * rb + b * bb : NULL;
+            const uint8_t *qs = s ? s + (q51 ? 8 : 6) : NULL;   // d[, m], qh[4], qs[16]
             uint32_t qh = 0;
-            if (s) memcpy(&qh, s->qh, 4);
-            for (int e = 0; e < 16; e++) dst[64 * (e / 4) + 4 * l + e % 4] = s ? s->qs[e] : 0;
+            uint16_t d = 0, mn = 0;
+            if (s) {
+                memcpy(&d, s, 2);
+                if (q51) memcpy(&mn, s + 2, 2);
+                memcpy(&qh, s + (q51 ? 4 : 2), 4);
+            }
+            for (int e = 0; e < 16; e++) dst[64 * (e / 4) + 4 * l + e % 4] = s ? qs[e] : 0;
             for (int e = 0; e < 32; e++)   // element e: mask e / 4 (low nibbles 0..15, then high 16..31)
                 m[e / 4] |= (uint64_t)((qh >> e) & 1) << (4 * l + e % 4);
-            uint16_t d = s ? s->d : 0;
             memcpy(dst + 320 + 2 * l, &d, 2);
+            if (q51) memcpy(dst + 352 + 2 * l, &mn, 2);
         }
         memcpy(dst + 256, m, 64);
     }
@@ -537,7 +544,7 @@ static void r16_tile_q6k_ref(const void *panel, int64_t K, const void *x, size_t
 }
 
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    if (t == DT_Q5_0) { r16_pack_q5_0(W, rb, nrows, K, panel); return; }
+    if (t == DT_Q5_0 || t == DT_Q5_1) { r16_pack_q5(W, rb, nrows, K, panel, t == DT_Q5_1); return; }
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_pack_q45k(W, rb, nrows, K, panel, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_pack_q6k(W, rb, nrows, K, panel); return; }
     const size_t pb = mm_r16_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
@@ -565,7 +572,7 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_tile_q45k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_tile_q6k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
-    const int q4 = t == DT_Q4_0 || t == DT_Q5_0, q5 = t == DT_Q5_0;
+    const int q4 = t == DT_Q4_0 || t == DT_Q5_0 || t == DT_Q5_1, q5 = t == DT_Q5_0 || t == DT_Q5_1;
     uint8_t *pp = malloc((size_t)(K / 32) * qb);
     if (!pp) {   // (tests only: an unusable result rather than a silent one)
         for (int r = 0; r < TT; r++)
@@ -588,6 +595,10 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
             uint16_t h;
             memcpy(&h, src + (q5 ? 320 : q4 ? 256 : 512) + 2 * l, 2);
             ((float *)(dst + 512))[l] = f16_to_f32(h);
+            if (t == DT_Q5_1) {   // the panel's f32 minimums
+                memcpy(&h, src + 352 + 2 * l, 2);
+                ((float *)(dst + 576))[l] = f16_to_f32(h);
+            }
         }
     }
     mm_tile_q32_ref(t, pp, K, x, xs, TT, y, ldy, nvalid, bias, acc);

@@ -353,15 +353,21 @@ INLINE void tile_store(const __m512 *acc, const int TT, float *y, size_t ldy, in
 
 // Block layouts a tile reads: the packed panel (levels as bytes, f32 scales, and f32 minimums for
 // Q4_1 / Q5_1) and the r16 weights packed at load (tensor/matmul_kernels.h).
-enum { FMT_PANEL, FMT_PANEL_MIN, FMT_R16_Q8, FMT_R16_Q4, FMT_R16_Q5 };
+enum { FMT_PANEL, FMT_PANEL_MIN, FMT_R16_Q8, FMT_R16_Q4, FMT_R16_Q5, FMT_R16_Q5_1 };
 INLINE size_t fmt_block_bytes(const int fmt) {
-    return fmt == FMT_PANEL ? 576 : fmt == FMT_PANEL_MIN ? 640 : fmt == FMT_R16_Q8 ? 544 : fmt == FMT_R16_Q5 ? 352 : 288;
+    return fmt == FMT_PANEL ? 576 : fmt == FMT_PANEL_MIN ? 640 : fmt == FMT_R16_Q8 ? 544 : fmt == FMT_R16_Q5 ? 352
+         : fmt == FMT_R16_Q5_1 ? 384 : 288;
+}
+// Formats with a per-block minimum (value = d * level + m): its f32 row vector.
+INLINE bool fmt_has_min(const int fmt) { return fmt == FMT_PANEL_MIN || fmt == FMT_R16_Q5_1; }
+INLINE __m512 fmt_min(const uint8_t *p, const int fmt) {
+    return fmt == FMT_R16_Q5_1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 352))) : _mm512_loadu_ps((const float *)(p + 576));
 }
 
 // The 8 level registers of one block (register j: 4 elements 4j..4j+3 of each of 16 rows, paired with
 // activation word j) and its 16 row scales.
 INLINE void tile_block(const uint8_t *p, const int fmt, __m512i w[8], __m512 *dw) {
-    if (fmt == FMT_R16_Q5) {   // Q4_0's nibbles plus 16 where the block's fifth-bit mask says so
+    if (fmt == FMT_R16_Q5 || fmt == FMT_R16_Q5_1) {   // Q4_0's nibbles plus 16 where the fifth-bit mask says so
         const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(16);
         for (int j = 0; j < 4; j++) {
             __m512i v = _mm512_loadu_si512((const void *)(p + 64 * j));
@@ -422,8 +428,7 @@ INLINE void tile(const void *panel, int64_t K, const blk_q8a *x, size_t xs, cons
 #pragma GCC unroll 8
         for (int r = 0; r < TT; r++) {
             acc[r] = tile_row(w, dw, xr[r] + b, acc[r]);
-            if (fmt == FMT_PANEL_MIN)
-                acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps((const float *)(p + 576)), _mm512_set1_ps(xr[r][b].s), acc[r]);
+            if (fmt_has_min(fmt)) acc[r] = _mm512_fmadd_ps(fmt_min(p, fmt), _mm512_set1_ps(xr[r][b].s), acc[r]);
         }
     }
     tile_store(acc, TT, y, ldy, nvalid, bias, accum);
@@ -451,7 +456,7 @@ static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const void *x
 // (layout in tensor/matmul_kernels.h.) Packing: the same 16x4 dword transpose as the panels, Q4_0 keeps
 // the nibble bytes as they are, Q8_0 flips the sign bit (level + 128).
 static void r16_pack_avx512(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K || t == DT_Q5_0) {   // byte and bit moves: the twin
+    if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K || t == DT_Q5_0 || t == DT_Q5_1) {   // byte and bit moves: the twin
         mm_r16_pack_ref(t, W, rb, nrows, K, panel);
         return;
     }
@@ -845,6 +850,7 @@ static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const void *x
     else if (t == DT_Q6_K) { TT_CASES(r16_q6k_tile_case, 0) }
     else if (t == DT_Q4_0) { TT_CASES(tile, FMT_R16_Q4) }
     else if (t == DT_Q5_0) { TT_CASES(tile, FMT_R16_Q5) }
+    else if (t == DT_Q5_1) { TT_CASES(tile, FMT_R16_Q5_1) }
     else { TT_CASES(tile, FMT_R16_Q8) }
 }
 
@@ -861,11 +867,12 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
         for (int64_t b = 0; b < nb; b++, p += pb) {
             uintptr_t to = (uintptr_t)p + pb + R16_PF_AHEAD;
             for (to = to < end ? to : end; pf < to; pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T2);
-            if (fmt == FMT_R16_Q5) {
+            if (fmt == FMT_R16_Q5 || fmt == FMT_R16_Q5_1) {
                 __m512i w[8];
                 __m512 dw;
-                tile_block(p, FMT_R16_Q5, w, &dw);
+                tile_block(p, fmt, w, &dw);
                 acc = tile_row(w, dw, x + b, acc);
+                if (fmt_has_min(fmt)) acc = _mm512_fmadd_ps(fmt_min(p, fmt), _mm512_set1_ps(x[b].s), acc);
             } else acc = fmt == FMT_R16_Q4 ? r16_q4_row1(p, x + b, acc) : r16_q8_row1(p, x + b, acc);
         }
         _mm512_storeu_ps(out + 16 * i, acc);
@@ -878,6 +885,7 @@ static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, c
     else if (t == DT_Q6_K) r16_dec_q6k(panels, np, K, x, out, pf_bytes);
     else if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q4);
     else if (t == DT_Q5_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5);
+    else if (t == DT_Q5_1) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5_1);
     else r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q8);
 }
 
