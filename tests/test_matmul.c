@@ -374,6 +374,20 @@ static void r16_pack_both(const mm_kernels512 *k5, dtype t, const wmat *w, int64
     free(m);
 }
 
+// Decode over NP panels at once has the bits of the tile with one activation row, panel by panel.
+static void r16_check_dec_is_tile(const mm_kernels512 *k5, dtype t, const uint8_t *q, int64_t NP, size_t psz, int64_t K,
+                                  const void *x, size_t xs) {
+    float *od = malloc(sizeof(float) * 16 * (size_t)NP), ot[16];
+    k5->r16_dec(t, q, NP, K, x, od, (size_t)NP * psz);
+    int same = 1;
+    for (int64_t i = 0; i < NP; i++) {
+        k5->r16_tile(t, q + i * psz, K, x, xs, 1, ot, 16, 16, NULL, 0);
+        for (int l = 0; l < 16; l++) same &= od[16 * i + l] == ot[l];
+    }
+    CHECK(same, "r16 decode %s: differs from the one-row tile", dtype_get(t)->name);
+    free(od);
+}
+
 // ---------------------------------------------------------------- r16: weights packed at load
 // Kernel twins: the SIMD pack is bit-identical to the scalar one and holds exactly the weights' levels and
 // scales; the r16 tile (TT 1..8) and decode kernels equal their scalar twin within 1e-5 * sum|w*x|, and
@@ -451,15 +465,7 @@ static void check_r16_kernels(void) {
                 CHECK(same, "r16 tile %s panel %ld TT=%d: not the bits of the packed-panel tile", tn, (long)i, tt);
             }
         }
-        // decode over all panels at once = the tile with one activation row, bit for bit
-        float od[16 * NP], ot[16];
-        k5->r16_dec(t, q, NP, K, xa, od, (size_t)NP * psz);
-        int same = 1;
-        for (int64_t i = 0; i < NP; i++) {
-            k5->r16_tile(t, q + i * psz, K, xa, xs, 1, ot, 16, 16, NULL, 0);
-            for (int l = 0; l < 16; l++) same &= od[16 * i + l] == ot[l];
-        }
-        CHECK(same, "r16 decode %s: differs from the one-row tile", tn);
+        r16_check_dec_is_tile(k5, t, q, NP, psz, K, xa, xs);
         free(panel); free(x); free(xa); free(p); free(q);
         free_w(&w);
     }
@@ -548,14 +554,7 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
         }
     CHECK(bad == 0, "r16 tile %s: %d outputs differ from the twin", tn, bad);
     CHECK(badu == 0, "r16 tile twin %s: %d outputs differ from the unpacked product", tn, badu);
-    float od[16 * NP], ot[16];
-    k5->r16_dec(t, q, NP, K, xk, od, (size_t)NP * psz);
-    int same = 1;
-    for (int64_t i = 0; i < NP; i++) {
-        k5->r16_tile(t, q + i * psz, K, xk, xs, 1, ot, 16, 16, NULL, 0);
-        for (int l = 0; l < 16; l++) same &= od[16 * i + l] == ot[l];
-    }
-    CHECK(same, "r16 decode %s: differs from the one-row tile", tn);
+    r16_check_dec_is_tile(k5, t, q, NP, psz, K, xk, xs);
     free(x); free(xk); free(yu); free(p); free(q);
     free_w(&w);
 }
