@@ -396,8 +396,8 @@ static void check_r16_kernels(void) {
     isa_force(isa_detect());
     const mm_kernels512 *k5 = mm_kernels512_active();
     if (!k5) { SKIP("no AVX-512 on this CPU: r16 kernel twins not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_Q5_0, DT_Q5_1};
-    for (int d = 0; d < 4; d++) {
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_Q4_1};
+    for (int d = 0; d < 5; d++) {
         dtype t = rt[d];
         const char *tn = dtype_get(t)->name;
         const int64_t K = 320, nb = K / 32, NP = 3;   // 3 panels, the last with 5 rows
@@ -414,8 +414,8 @@ static void check_r16_kernels(void) {
                     const uint8_t *blk = p + i * psz + (kk / 32) * mm_r16_block_bytes(t);
                     int e = (int)(kk % 32), lv;
                     uint16_t h;
-                    if (t == DT_Q4_0) {
-                        lv = ((blk[64 * ((e & 15) / 4) + 4 * l + e % 4] >> (e < 16 ? 0 : 4)) & 0xF) - 8;
+                    if (t == DT_Q4_0 || t == DT_Q4_1) {
+                        lv = ((blk[64 * ((e & 15) / 4) + 4 * l + e % 4] >> (e < 16 ? 0 : 4)) & 0xF) - (t == DT_Q4_0 ? 8 : 0);
                         memcpy(&h, blk + 256 + 2 * l, 2);
                     } else if (t == DT_Q5_0 || t == DT_Q5_1) {   // plus the fifth bit: mask e / 4, bit 4l + e % 4
                         uint64_t mk;
@@ -428,8 +428,12 @@ static void check_r16_kernels(void) {
                         memcpy(&h, blk + 512 + 2 * l, 2);
                     }
                     int64_t row = 16 * i + l;
-                    float mn = 0;   // Q5_1: value = d * level + m
-                    if (t == DT_Q5_1) { uint16_t hm; memcpy(&hm, blk + 352 + 2 * l, 2); mn = f16_to_f32(hm); }
+                    float mn = 0;   // Q4_1 / Q5_1: value = d * level + m
+                    if (t == DT_Q5_1 || t == DT_Q4_1) {
+                        uint16_t hm;
+                        memcpy(&hm, blk + (t == DT_Q5_1 ? 352 : 288) + 2 * l, 2);
+                        mn = f16_to_f32(hm);
+                    }
                     ok &= f16_to_f32(h) * (float)lv + mn == (row < N ? w.Wf[row * K + kk] : 0.f);
                 }
         CHECK(ok, "r16 pack %s: unpacked values differ from the dequantized weights", tn);
@@ -469,9 +473,9 @@ static void check_r16_kernels(void) {
         free(panel); free(x); free(xa); free(p); free(q);
         free_w(&w);
     }
-    CHECK(mm_pack_bytes(DT_Q4_1, 16, 256) == 0 && mm_pack_bytes(DT_Q8_0, 16, 48) == 0, "no packed form");
+    CHECK(mm_pack_bytes(DT_Q2_K, 16, 256) == 0 && mm_pack_bytes(DT_Q8_0, 16, 48) == 0, "no packed form");
     uint8_t dummy[64];
-    CHECK(mm_pack(NULL, dummy, DT_Q4_1, 1, 256, dummy) == -1, "mm_pack: unsupported dtype is an error");
+    CHECK(mm_pack(NULL, dummy, DT_Q2_K, 1, 256, dummy) == -1, "mm_pack: unsupported dtype is an error");
 }
 
 // Value of element e of row l in one r16 super-block of a K-quant, with the dequantizer's arithmetic.
@@ -566,9 +570,9 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
 static void check_packed_products(tpool *pool2) {
     isa_force(isa_detect());
     if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_F16, DT_BF16, DT_Q4_K, DT_Q5_K, DT_Q6_K};   // F16 / BF16: copies
-    static const int64_t Ns[] = {37, 300};
-    for (int d = 0; d < 9; d++)
+    static const dtype rt[] = {DT_Q4_0, DT_Q4_1, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_F16, DT_BF16, DT_Q4_K, DT_Q5_K, DT_Q6_K};
+    static const int64_t Ns[] = {37, 300};   // (F16 / BF16: same-layout copies)
+    for (int d = 0; d < 10; d++)
         for (int ni = 0; ni < 2; ni++) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;

@@ -368,10 +368,26 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
 }
 
 bool mm_r16_supported(dtype t) {
-    return t == DT_Q4_0 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K;
+    return t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q5_K ||
+           t == DT_Q6_K;
 }
 size_t mm_r16_block_bytes(dtype t) {
-    return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : t == DT_Q5_1 ? 384 : t == DT_Q5_K || t == DT_Q5_0 ? 352 : 288;
+    return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : t == DT_Q5_1 ? 384 : t == DT_Q5_K || t == DT_Q5_0 ? 352
+         : t == DT_Q4_1 ? 320 : 288;
+}
+
+// Q4_1 r16: Q4_0's nibble registers, f16 d[16], then f16 m[16].
+static void r16_pack_q4_1(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    for (int64_t b = 0; b < K / 32; b++) {
+        uint8_t *dst = (uint8_t *)panel + b * 320;
+        for (int l = 0; l < 16; l++) {
+            const blk_q4_1 *s = l < nrows ? (const blk_q4_1 *)((const char *)W + l * rb) + b : NULL;
+            for (int e = 0; e < 16; e++) dst[64 * (e / 4) + 4 * l + e % 4] = s ? s->qs[e] : 0;
+            uint16_t d = s ? s->d : 0, mn = s ? s->m : 0;
+            memcpy(dst + 256 + 2 * l, &d, 2);
+            memcpy(dst + 288 + 2 * l, &mn, 2);
+        }
+    }
 }
 
 // Q5_0 / Q5_1 r16: Q4_0's nibble registers, then 8 masks of fifth bits (mask j: bit 4l + i = the fifth
@@ -545,6 +561,7 @@ static void r16_tile_q6k_ref(const void *panel, int64_t K, const void *x, size_t
 
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
     if (t == DT_Q5_0 || t == DT_Q5_1) { r16_pack_q5(W, rb, nrows, K, panel, t == DT_Q5_1); return; }
+    if (t == DT_Q4_1) { r16_pack_q4_1(W, rb, nrows, K, panel); return; }
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_pack_q45k(W, rb, nrows, K, panel, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_pack_q6k(W, rb, nrows, K, panel); return; }
     const size_t pb = mm_r16_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
@@ -572,7 +589,7 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_tile_q45k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_tile_q6k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
-    const int q4 = t == DT_Q4_0 || t == DT_Q5_0 || t == DT_Q5_1, q5 = t == DT_Q5_0 || t == DT_Q5_1;
+    const int q4 = t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1, q5 = t == DT_Q5_0 || t == DT_Q5_1;
     uint8_t *pp = malloc((size_t)(K / 32) * qb);
     if (!pp) {   // (tests only: an unusable result rather than a silent one)
         for (int r = 0; r < TT; r++)
@@ -593,10 +610,10 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
             }
         for (int l = 0; l < 16; l++) {
             uint16_t h;
-            memcpy(&h, src + (q5 ? 320 : q4 ? 256 : 512) + 2 * l, 2);
+            memcpy(&h, src + (q5 ? 320 : q4 ? 256 : 512) + 2 * l, 2);   // (Q4_1: d at 256 as Q4_0's)
             ((float *)(dst + 512))[l] = f16_to_f32(h);
-            if (t == DT_Q5_1) {   // the panel's f32 minimums
-                memcpy(&h, src + 352 + 2 * l, 2);
+            if (t == DT_Q5_1 || t == DT_Q4_1) {   // the panel's f32 minimums
+                memcpy(&h, src + (t == DT_Q5_1 ? 352 : 288) + 2 * l, 2);
                 ((float *)(dst + 576))[l] = f16_to_f32(h);
             }
         }

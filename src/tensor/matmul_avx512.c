@@ -353,15 +353,16 @@ INLINE void tile_store(const __m512 *acc, const int TT, float *y, size_t ldy, in
 
 // Block layouts a tile reads: the packed panel (levels as bytes, f32 scales, and f32 minimums for
 // Q4_1 / Q5_1) and the r16 weights packed at load (tensor/matmul_kernels.h).
-enum { FMT_PANEL, FMT_PANEL_MIN, FMT_R16_Q8, FMT_R16_Q4, FMT_R16_Q5, FMT_R16_Q5_1 };
+enum { FMT_PANEL, FMT_PANEL_MIN, FMT_R16_Q8, FMT_R16_Q4, FMT_R16_Q4_1, FMT_R16_Q5, FMT_R16_Q5_1 };
 INLINE size_t fmt_block_bytes(const int fmt) {
     return fmt == FMT_PANEL ? 576 : fmt == FMT_PANEL_MIN ? 640 : fmt == FMT_R16_Q8 ? 544 : fmt == FMT_R16_Q5 ? 352
-         : fmt == FMT_R16_Q5_1 ? 384 : 288;
+         : fmt == FMT_R16_Q5_1 ? 384 : fmt == FMT_R16_Q4_1 ? 320 : 288;
 }
 // Formats with a per-block minimum (value = d * level + m): its f32 row vector.
-INLINE bool fmt_has_min(const int fmt) { return fmt == FMT_PANEL_MIN || fmt == FMT_R16_Q5_1; }
+INLINE bool fmt_has_min(const int fmt) { return fmt == FMT_PANEL_MIN || fmt == FMT_R16_Q4_1 || fmt == FMT_R16_Q5_1; }
 INLINE __m512 fmt_min(const uint8_t *p, const int fmt) {
-    return fmt == FMT_R16_Q5_1 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 352))) : _mm512_loadu_ps((const float *)(p + 576));
+    if (fmt == FMT_PANEL_MIN) return _mm512_loadu_ps((const float *)(p + 576));
+    return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + (fmt == FMT_R16_Q5_1 ? 352 : 288))));
 }
 
 // The 8 level registers of one block (register j: 4 elements 4j..4j+3 of each of 16 rows, paired with
@@ -379,7 +380,7 @@ INLINE void tile_block(const uint8_t *p, const int fmt, __m512i w[8], __m512 *dw
         *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 320)));
         return;
     }
-    if (fmt == FMT_R16_Q4) {
+    if (fmt == FMT_R16_Q4 || fmt == FMT_R16_Q4_1) {
         const __m512i m4 = _mm512_set1_epi8(0x0F);
         for (int j = 0; j < 4; j++) {
             __m512i v = _mm512_loadu_si512((const void *)(p + 64 * j));
@@ -456,7 +457,7 @@ static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const void *x
 // (layout in tensor/matmul_kernels.h.) Packing: the same 16x4 dword transpose as the panels, Q4_0 keeps
 // the nibble bytes as they are, Q8_0 flips the sign bit (level + 128).
 static void r16_pack_avx512(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K || t == DT_Q5_0 || t == DT_Q5_1) {   // byte and bit moves: the twin
+    if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q4_1) {   // byte moves
         mm_r16_pack_ref(t, W, rb, nrows, K, panel);
         return;
     }
@@ -851,6 +852,7 @@ static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const void *x
     else if (t == DT_Q4_0) { TT_CASES(tile, FMT_R16_Q4) }
     else if (t == DT_Q5_0) { TT_CASES(tile, FMT_R16_Q5) }
     else if (t == DT_Q5_1) { TT_CASES(tile, FMT_R16_Q5_1) }
+    else if (t == DT_Q4_1) { TT_CASES(tile, FMT_R16_Q4_1) }
     else { TT_CASES(tile, FMT_R16_Q8) }
 }
 
@@ -867,7 +869,7 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
         for (int64_t b = 0; b < nb; b++, p += pb) {
             uintptr_t to = (uintptr_t)p + pb + R16_PF_AHEAD;
             for (to = to < end ? to : end; pf < to; pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T2);
-            if (fmt == FMT_R16_Q5 || fmt == FMT_R16_Q5_1) {
+            if (fmt == FMT_R16_Q5 || fmt == FMT_R16_Q5_1 || fmt == FMT_R16_Q4_1) {
                 __m512i w[8];
                 __m512 dw;
                 tile_block(p, fmt, w, &dw);
@@ -886,6 +888,7 @@ static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, c
     else if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q4);
     else if (t == DT_Q5_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5);
     else if (t == DT_Q5_1) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5_1);
+    else if (t == DT_Q4_1) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q4_1);
     else r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q8);
 }
 
