@@ -31,10 +31,10 @@ int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const flo
 typedef struct { int n; const mm_out *outs; int64_t K; } mm_next;
 int mm_matmul_multi_next(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T,
                          const mm_next *next);
-// Weights repacked once for this CPU's kernels (Q4_0 / Q8_0 with AVX-512: 16 rows interleaved per
-// panel, the bytes of the source rows reordered so a task's rows are one linear stream; see
-// tensor/matmul_kernels.h; F16: the same rows copied, so that they sit on the caller's huge pages
-// rather than in a 4 KiB page-cache mapping: decode ~4% faster). mm_pack_bytes: the size of the packed copy of an (N, K) weight, 0 when this
+// Weights repacked once for this CPU's kernels (Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q5_K / Q6_K
+// with AVX-512: 16 rows interleaved per panel, the bytes of the source rows reordered so a task's rows
+// are one linear stream; see tensor/matmul_kernels.h; F16 / BF16: the same rows copied, so that they
+// sit on the caller's huge pages rather than in a 4 KiB page-cache mapping: decode ~4% faster). mm_pack_bytes: the size of the packed copy of an (N, K) weight, 0 when this
 // CPU has no packed form for wt. mm_pack writes it (dst 64-byte aligned), split over the pool; 0 or -1.
 // Products given the copy (mm_out.Wp) have the bits of the unpacked packed-panel prefill for every T
 // (decode included), so a prompt gives the same logits one token at a time or in one batch.

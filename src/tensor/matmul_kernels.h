@@ -62,7 +62,7 @@ typedef void (*mm_tile_fn)(dtype t, const void *panel, int64_t K, const void *x,
 void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc);
 
-// ---- weights repacked once at load: "r16" (Q4_0, Q8_0, Q4_K, Q6_K; mm_pack in matmul.h) ----
+// ---- weights repacked once at load: "r16" (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; mm_pack) ----
 // Panel p holds weight rows 16p..16p+15 (rows past N are zero blocks) and its K/32 blocks one after the
 // other, PB = mm_r16_block_bytes(t) bytes each; panels follow each other, so the rows a task owns are
 // one linear stream (the hardware prefetcher follows it; the decode kernel adds an L2 prefetch).
@@ -70,22 +70,31 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
 //                  layout above), then f16 d[16] (row scales, raw bits)
 //   Q4_0 (PB 288): u8 nb[4][64], nb[j][4l + i] = byte 4j + i of row l's qs (low nibble: element 4j + i,
 //                  high nibble: element 16 + 4j + i), then f16 d[16]
+//   Q4_1 (PB 320): Q4_0's nibble registers, then f16 d[16], f16 m[16] (value = d * q + m)
+//   Q5_0 (PB 352) / Q5_1 (PB 384): Q4_0's nibble registers, then u64 mask[8] (mask j, bit 4l + i: the
+//                  fifth bit of row l's element 4j + i; masks 4..7 for elements 16..31), then f16
+//                  d[16] (Q5_1: then f16 m[16])
 //   Q4_K (2304 bytes per 256-column super-block s, i.e. 288 per 32 columns):
 //                  u8 qs[4][8][64], qs[g][j][4l + i] = byte 32g + 4j + i of row l's qs (low nibble:
 //                  element 64g + 4j + i, high nibble: element 64g + 32 + 4j + i), then
 //                  u8 sc[12][16], sc[i][l] = row l's packed 6-bit scales/mins byte i, then
 //                  f16 d[16], f16 dmin[16]
+//   Q5_K (2816 bytes per super-block, 352 per 32 columns): Q4_K's qs registers, then u8 hb[8][64]
+//                  (word j, row l, byte i: the fifth bits of qh byte 4j + i, group g's two at bit
+//                  {4, 5, 0, 1}[g] and 2 above, so one shift puts them at 4 and 6), then Q4_K's scales
+//                  and d / dmin
 //   Q6_K (3360 bytes per super-block, 420 per 32 columns): for half h (elements 128h..) and word j
 //                  three registers u8 v[h][j][3][64] (v[h][j][r][4l + i], row l, byte i): element
 //                  128h + 32c + 4j + i has its 6-bit level c in the low 6 bits of register c (c < 3) and
 //                  level 3 spread over their top 2 bits (bits 0-1 in register 0, 2-3 in 1, 4-5 in 2),
 //                  so three levels are one AND each and the fourth, scaled by 4, two shifts and two
 //                  logic ops; then i8 scales[16][16] ([sub-block][row]), then f16 d[16]
-// Exactly the bytes of the 16 source rows (16 x 34 / 16 x 18 / 16 x 144 / 16 x 210), so a decode step
+// Exactly the bytes of the 16 source rows (16 x 34 / 18 / 20 / 22 / 24 / 144 / 176 / 210), so a decode step
 // reads what it read before, but without the per-block scale shuffles: ~2.5 (Q8_0) / ~5 (Q4_0) vector ops per 64 bytes.
-// Activations of Q4_0 / Q8_0 are blk_q8a rows seeded with -off * sum (mm_q8a_seed), as for the panel
+// Activations of the 32-blocks are blk_q8a rows seeded with -off * sum (mm_q8a_seed), as for the panel
 // tiles, and the arithmetic is the panel tiles' (integer block sums, then one multiply and one FMA per
-// block), so a product over r16 weights has the bits of the packed-panel prefill, for any T. Q4_K takes
+// block, one more FMA for a minimum), so a product over r16 weights has the bits of the packed-panel
+// prefill, for any T. Q4_K / Q5_K take
 // blk_q8_K rows; per super-block and row the integer sums sumi = sum_j sc_j * dot_j and
 // summ = sum_j m_j * bsum_j are exact, then acc += sumi * (d * dx), acc -= summ * (dmin * dx): the decode
 // kernel and the tile do exactly these steps, so Q4_K decode too has the bits of its row in a prefill.
@@ -95,8 +104,8 @@ bool mm_r16_supported(dtype t);
 size_t mm_r16_block_bytes(dtype t);
 // One panel from nrows (<= 16) source rows wrow_bytes apart.
 void mm_r16_pack_ref(dtype t, const void *W, size_t wrow_bytes, int nrows, int64_t K, void *panel);
-// As mm_tile_q32_ref, over one r16 panel (Q4_0 / Q8_0: it re-encodes the panel and calls
-// mm_tile_q32_ref; Q4_K: the integer sums above, element by element).
+// As mm_tile_q32_ref, over one r16 panel (32-blocks: it re-encodes the panel and calls mm_tile_q32_ref;
+// K-quants: the integer sums above, element by element).
 void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc);
 // Decode: out[16 * i + l] = dot(row l of panel i, x) for np consecutive panels (one activation row).
