@@ -207,6 +207,12 @@ static void check_wgrad(tpool *pool2) {
 
 // ---------------------------------------------------------------- 512-bit kernels vs scalar twins
 static int close_rel(float a, float b, double scale) { return fabs((double)a - b) <= 1e-5 * scale + 1e-6; }
+// sum_k |w[k] * x[k]|: the scale of a product's rounding, for close_rel.
+static double abs_dot(const float *w, const float *x, int64_t K) {
+    double s = 0;
+    for (int64_t k = 0; k < K; k++) s += fabs((double)w[k] * x[k]);
+    return s;
+}
 
 static void check_kernels512(void) {
     isa_force(isa_detect());
@@ -262,9 +268,7 @@ static void check_kernels512(void) {
             k5->xd_dot[xt[d]](K, w.W, rb, N, q, yv);
             int bad = 0;
             for (int64_t n = 0; n < N; n++) {
-                double sc = 0;
-                for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)w.Wf[n * K + kk] * x[kk]);
-                bad += !close_rel(yv[n], ys[n], sc);
+                bad += !close_rel(yv[n], ys[n], abs_dot(w.Wf + n * K, x, K));
             }
             CHECK(bad == 0, "xd decode %s K=%ld: %d rows differ from the twin", dtype_get(xt[d])->name, (long)K, bad);
             free_w(&w);
@@ -313,9 +317,7 @@ static void check_kernels512(void) {
                 int bad = 0;
                 for (int r = 0; r < tt; r++)
                     for (int l = 0; l < 16; l++) {
-                        double sc = 0;
-                        for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)w.Wf[l * K + kk] * x[r * K + kk]);
-                        bad += !close_rel(ov[r * 16 + l], os[r * 16 + l], sc);
+                        bad += !close_rel(ov[r * 16 + l], os[r * 16 + l], abs_dot(w.Wf + l * K, x + r * K, K));
                     }
                 CHECK(bad == 0, "tile %s TT=%d: %d outputs differ from the twin", dtype_get(t)->name, tt, bad);
             }
@@ -460,8 +462,7 @@ static void check_r16_kernels(void) {
                 for (int r = 0; r < tt; r++)
                     for (int l = 0; l < 16; l++) {
                         int64_t row = 16 * i + l;
-                        double sc = 0;
-                        for (int64_t kk = 0; kk < K && row < N; kk++) sc += fabs((double)w.Wf[row * K + kk] * x[r * K + kk]);
+                        double sc = row < N ? abs_dot(w.Wf + row * K, x + r * K, K) : 0;
                         bad += !close_rel(ov[r * 16 + l], os[r * 16 + l], sc);
                         same &= ov[r * 16 + l] == op[r * 16 + l];
                     }
@@ -550,8 +551,7 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
             for (int r = 0; r < tt; r++)
                 for (int l = 0; l < 16; l++) {
                     int64_t row = 16 * i + l;
-                    double sc = 0;
-                    for (int64_t kk = 0; kk < K && row < N; kk++) sc += fabs((double)w.Wf[row * K + kk] * x[r * K + kk]);
+                    double sc = row < N ? abs_dot(w.Wf + row * K, x + r * K, K) : 0;
                     bad += !close_rel(ov[r * 16 + l], os[r * 16 + l], sc);
                     if (tt == TT) badu += row < N ? !close_rel(os[r * 16 + l], yu[r * N + row], sc) : os[r * 16 + l] != 0.f;
                 }
@@ -593,9 +593,7 @@ static void check_packed_products(tpool *pool2) {
                 int cl = 1;
                 for (int64_t r = 0; r < T; r++)
                     for (int64_t n = 0; n < N; n++) {
-                        double sc = 0;
-                        for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)w.Wf[n * K + kk] * X[r * K + kk]);
-                        cl &= fabs((double)Yp[r * N + n] - Yu[r * N + n]) <= 1e-5 * sc + 1e-6;
+                        cl &= close_rel(Yp[r * N + n], Yu[r * N + n], abs_dot(w.Wf + n * K, X + r * K, K));
                     }
                 CHECK(cl, "packed prefill %s N=%ld: outside 1e-5 of the unpacked product", tn, (long)N);
             }
@@ -610,9 +608,7 @@ static void check_packed_products(tpool *pool2) {
                 if (t == DT_F16 || t == DT_BF16) CHECK(mm_matmul(NULL, w.W, t, N, K, X + r * K, 1, bias, Yd0) == 0);
                 for (int64_t n = 0; n < N; n++) {
                     same &= Yd[n] == (t == DT_F16 || t == DT_BF16 ? Yd0[n] : Yp[r * N + n]);
-                    double sc = 0;
-                    for (int64_t kk = 0; kk < K; kk++) sc += fabs((double)w.Wf[n * K + kk] * X[r * K + kk]);
-                    close &= fabs((double)Yd[n] - Yu[r * N + n]) <= 1e-5 * sc + 1e-6;
+                    close &= close_rel(Yd[n], Yu[r * N + n], abs_dot(w.Wf + n * K, X + r * K, K));
                 }
             }
             CHECK(same, "packed decode %s N=%ld: differs from the same row in a prefill (F16: from the unpacked decode)", tn, (long)N);

@@ -296,10 +296,12 @@ bool model_mix_more_bits(int il, int n_layer) {
     return il < n_layer / 8 || il >= 7 * n_layer / 8 || (il - n_layer / 8) % 3 == 2;
 }
 
+static bool is_mix(int out_type) { return out_type == MODEL_MIX_Q4_K_M || out_type == MODEL_MIX_Q5_K_M; }
+
 // Output dtype of one matrix under a mix (MODEL_MIX_*), else out_type itself (-1: keep src_type).
 static dtype mix_type(int out_type, dtype src_type, tensor_role role, int il, const model_hparams *h) {
     if (out_type < 0) return src_type;
-    if (out_type != MODEL_MIX_Q4_K_M && out_type != MODEL_MIX_Q5_K_M) return (dtype)out_type;
+    if (!is_mix(out_type)) return (dtype)out_type;
     if (role == TR_OUTPUT || (role == TR_TOKEN_EMBD && h->tied)) return DT_Q6_K;
     if ((role == TR_ATTN_V || role == TR_FFN_DOWN) && model_mix_more_bits(il, h->n_layer)) return DT_Q6_K;
     return out_type == MODEL_MIX_Q5_K_M ? DT_Q5_K : DT_Q4_K;
@@ -316,7 +318,7 @@ static dtype fit_type(dtype to, int64_t cols) {
 int model_save_gguf(const sllm_model *m, const char *path, int out_type, const gguf_file *tokenizer_src) {
     const arch_desc *a = m->arch;
     const model_hparams *h = &m->hp;
-    if (out_type >= 0 && out_type != MODEL_MIX_Q4_K_M && out_type != MODEL_MIX_Q5_K_M && !dtype_can_quantize((dtype)out_type))
+    if (out_type >= 0 && !is_mix(out_type) && !dtype_can_quantize((dtype)out_type))
         return err_set(SLLM_ERR_ARG, "%s: cannot write weights as dtype %d", path, out_type);
     gguf_writer *w = gguf_writer_new();
     if (!w) return err_set(SLLM_ERR_NOMEM, "%s: out of memory", path);

@@ -317,6 +317,9 @@ int mm_panel_offset(dtype t) {
     return t == DT_Q4_0 ? 8 : t == DT_Q5_0 ? 16 : t == DT_Q8_0 ? 128 : 0;
 }
 
+// Where byte e of row l goes among 16-row registers (panels, r16) of 4 bytes per row: register e / 4, lane l.
+static inline size_t r16_byte_at(int e, int l) { return (size_t)(64 * (e / 4) + 4 * l + e % 4); }
+
 // Unpacking and transposing costs about as much as one pass of the decode kernel over the rows, paid
 // once per prefill call and shared by all T >= MM_PACK_MIN_T activation rows.
 void mm_pack_panel(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
@@ -336,7 +339,7 @@ void mm_pack_panel(dtype t, const void *W, size_t rb, int nrows, int64_t K, void
             int q[32], off;
             float d, m;
             unpack32(t, (const char *)W + l * rb + b * bb, q, &d, &m, &off);
-            for (int e = 0; e < 32; e++) dst[64 * (e / 4) + 4 * l + (e % 4)] = (uint8_t)(q[e] + add);
+            for (int e = 0; e < 32; e++) dst[r16_byte_at(e, l)] = (uint8_t)(q[e] + add);
             dw[l] = d;
             if (has_min(t)) mn[l] = m;
         }
@@ -358,7 +361,7 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
             for (int64_t b = 0; b < K / 32; b++) {
                 const uint8_t *p = (const uint8_t *)panel + b * pb;
                 int isum = xr[b].seed;
-                for (int e = 0; e < 32; e++) isum += p[64 * (e / 4) + 4 * l + (e % 4)] * xr[b].qs[e];
+                for (int e = 0; e < 32; e++) isum += p[r16_byte_at(e, l)] * xr[b].qs[e];
                 s += ((const float *)(p + 512))[l] * xr[b].d * (float)isum;
                 if (has_min(t)) s += ((const float *)(p + 576))[l] * xr[b].s;
             }
@@ -376,64 +379,46 @@ size_t mm_r16_block_bytes(dtype t) {
          : t == DT_Q4_1 ? 320 : 288;
 }
 
-// Q4_1 r16: Q4_0's nibble registers, f16 d[16], then f16 m[16].
-static void r16_pack_q4_1(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+// Q4_1 / Q5_0 / Q5_1 r16: Q4_0's nibble registers, then (Q5_x) 8 masks of fifth bits (mask j: bit 4l + i
+// = the fifth bit of row l's element 4j + i, elements 16.. in masks 4..7), then f16 d[16], then (Q4_1,
+// Q5_1) f16 m[16]. Source blocks: d[, m][, qh[4]], qs[16].
+static void r16_pack_q32_min_hi(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    const int has_min = t != DT_Q5_0, has_qh = t != DT_Q4_1;
+    const size_t bb = (size_t)dtype_get(t)->block_bytes, pb = mm_r16_block_bytes(t), d_off = 256 + (has_qh ? 64 : 0);
+    const size_t qh_src = has_min ? 4 : 2, qs_src = qh_src + (has_qh ? 4 : 0);
     for (int64_t b = 0; b < K / 32; b++) {
-        uint8_t *dst = (uint8_t *)panel + b * 320;
-        for (int l = 0; l < 16; l++) {
-            const blk_q4_1 *s = l < nrows ? (const blk_q4_1 *)((const char *)W + l * rb) + b : NULL;
-            for (int e = 0; e < 16; e++) dst[64 * (e / 4) + 4 * l + e % 4] = s ? s->qs[e] : 0;
-            uint16_t d = s ? s->d : 0, mn = s ? s->m : 0;
-            memcpy(dst + 256 + 2 * l, &d, 2);
-            memcpy(dst + 288 + 2 * l, &mn, 2);
-        }
-    }
-}
-
-// Q5_0 / Q5_1 r16: Q4_0's nibble registers, then 8 masks of fifth bits (mask j: bit 4l + i = the fifth
-// bit of row l's element 4j + i, elements 16.. in masks 4..7), then f16 d[16] (Q5_1: then f16 m[16]).
-static void r16_pack_q5(const void *W, size_t rb, int nrows, int64_t K, void *panel, int q51) {
-    const size_t bb = q51 ? sizeof(blk_q5_1) : sizeof(blk_q5_0);
-    for (int64_t b = 0; b < K / 32; b++) {
-        uint8_t *dst = (uint8_t *)panel + b * (q51 ? 384 : 352);
+        uint8_t *dst = (uint8_t *)panel + b * pb;
         uint64_t m[8] = {0};
-        for (int l = 0; l < 16; l++) {
+        for (int l = 0; l < 16; l++) {   // rows past nrows: level 0, scale 0
             const uint8_t *s = l < nrows ? (const uint8_t *)W + l * rb + b * bb : NULL;
-            const uint8_t *qs = s ? s + (q51 ? 8 : 6) : NULL;   // d[, m], qh[4], qs[16]
             uint32_t qh = 0;
             uint16_t d = 0, mn = 0;
             if (s) {
                 memcpy(&d, s, 2);
-                if (q51) memcpy(&mn, s + 2, 2);
-                memcpy(&qh, s + (q51 ? 4 : 2), 4);
+                if (has_min) memcpy(&mn, s + 2, 2);
+                if (has_qh) memcpy(&qh, s + qh_src, 4);
             }
-            for (int e = 0; e < 16; e++) dst[64 * (e / 4) + 4 * l + e % 4] = s ? qs[e] : 0;
+            for (int e = 0; e < 16; e++) dst[r16_byte_at(e, l)] = s ? s[qs_src + e] : 0;
             for (int e = 0; e < 32; e++)   // element e: mask e / 4 (low nibbles 0..15, then high 16..31)
                 m[e / 4] |= (uint64_t)((qh >> e) & 1) << (4 * l + e % 4);
-            memcpy(dst + 320 + 2 * l, &d, 2);
-            if (q51) memcpy(dst + 352 + 2 * l, &mn, 2);
+            memcpy(dst + d_off + 2 * l, &d, 2);
+            if (has_min) memcpy(dst + d_off + 32 + 2 * l, &mn, 2);
         }
-        memcpy(dst + 256, m, 64);
+        if (has_qh) memcpy(dst + 256, m, 64);
     }
 }
 
-
 // Q4_K r16 (layout in matmul_kernels.h): where byte e (0..127) of row l's qs goes in a super-block.
-static inline size_t q4k_qs_at(int e, int l) { return (size_t)(512 * (e / 32) + 64 * ((e % 32) / 4) + 4 * l + e % 4); }
-#define Q4K_SB 2304            // bytes of a 16-row super-block
-#define Q4K_SC 2048            // offset of the transposed scale bytes
-#define Q4K_D (2048 + 192)     // offset of the f16 d[16], then dmin[16]
+static inline size_t q4k_qs_at(int e, int l) { return (size_t)(512 * (e / 32)) + r16_byte_at(e % 32, l); }
 
 // Q5_K r16: Q4_K's nibbles, then the fifth bits hb[8][64] (word j, row l, byte i: from qh[4j + i]; the
 // bits of group g (sub-blocks 2g, 2g + 1) at positions q5k_pos(g) and q5k_pos(g) + 2), then the scales
 // and d / dmin as Q4_K's, 512 bytes further.
-#define Q5K_SB 2816
-#define Q5K_HB 2048
 static inline int q5k_pos(int g) { return (int[]){4, 5, 0, 1}[g]; }
 
 // Q4_K (q5 = 0) or Q5_K (q5 = 1) rows into one r16 panel.
 static void r16_pack_q45k(const void *W, size_t rb, int nrows, int64_t K, void *panel, int q5) {
-    const size_t sbb = q5 ? Q5K_SB : Q4K_SB, sc_off = q5 ? Q5K_HB + 512 : Q4K_SC;
+    const size_t sbb = q5 ? R16_Q5K_SB : R16_Q4K_SB, sc_off = q5 ? R16_Q5K_SC : R16_Q4K_SC;
     for (int64_t s = 0; s < K / 256; s++) {
         uint8_t *dst = (uint8_t *)panel + s * sbb;
         for (int l = 0; l < 16; l++) {   // rows past nrows: zero levels, scales and d (they add 0)
@@ -450,7 +435,7 @@ static void r16_pack_q45k(const void *W, size_t rb, int nrows, int64_t K, void *
                 uint8_t h = b ? b5->qh[e] : 0, v = 0;
                 for (int g = 0; g < 4; g++)
                     v |= (uint8_t)(((h >> (2 * g)) & 1) << q5k_pos(g) | ((h >> (2 * g + 1)) & 1) << (q5k_pos(g) + 2));
-                dst[Q5K_HB + 64 * (e / 4) + 4 * l + e % 4] = v;
+                dst[R16_Q5K_HB + r16_byte_at(e, l)] = v;
             }
         }
     }
@@ -460,7 +445,7 @@ static void r16_pack_q45k(const void *W, size_t rb, int nrows, int64_t K, void *
 // sums, then the two float steps in the kernels' order.
 static void r16_tile_q45k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
                               int nvalid, const float *bias, int acc, int q5) {
-    const size_t sbb = q5 ? Q5K_SB : Q4K_SB, sc_off = q5 ? Q5K_HB + 512 : Q4K_SC;
+    const size_t sbb = q5 ? R16_Q5K_SB : R16_Q4K_SB, sc_off = q5 ? R16_Q5K_SC : R16_Q4K_SC;
     for (int r = 0; r < TT; r++)
         for (int l = 0; l < nvalid; l++) {
             float s = 0;
@@ -476,7 +461,7 @@ static void r16_tile_q45k_ref(const void *panel, int64_t K, const void *x, size_
                     for (int e = 0; e < 32; e++) {
                         uint8_t v = p[q4k_qs_at(32 * (j / 2) + e, l)];
                         int lv = (j & 1) ? v >> 4 : v & 0xF;
-                        if (q5) lv |= ((p[Q5K_HB + 64 * (e / 4) + 4 * l + e % 4] >> (q5k_pos(j / 2) + 2 * (j & 1))) & 1) << 4;
+                        if (q5) lv |= ((p[R16_Q5K_HB + r16_byte_at(e, l)] >> (q5k_pos(j / 2) + 2 * (j & 1))) & 1) << 4;
                         dot += lv * xb->qs[32 * j + e];
                     }
                     sumi += sc * dot;
@@ -497,9 +482,6 @@ static void r16_tile_q45k_ref(const void *panel, int64_t K, const void *x, size_
 // q6k_at(h, j, reg, l, i); element 128h + 32c + 4j + i has level c in reg c (c < 3, low 6 bits), level 3
 // in the top 2 bits of all three (bits 0-1 in reg 0, 2-3 in reg 1, 4-5 in reg 2).
 static inline size_t q6k_at(int h, int j, int reg, int l, int i) { return (size_t)(1536 * h + 192 * j + 64 * reg + 4 * l + i); }
-#define Q6K_SB 3360
-#define Q6K_SC 3072            // int8 scales[16][16]
-#define Q6K_D (3072 + 256)     // f16 d[16]
 
 // Level (0..63) of element e of a Q6_K source block (the format's bit layout).
 static int q6k_src_level(const blk_q6_K *b, int e) {
@@ -510,7 +492,7 @@ static int q6k_src_level(const blk_q6_K *b, int e) {
 
 static void r16_pack_q6k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
     for (int64_t s = 0; s < K / 256; s++) {
-        uint8_t *dst = (uint8_t *)panel + s * Q6K_SB;
+        uint8_t *dst = (uint8_t *)panel + s * R16_Q6K_SB;
         for (int l = 0; l < 16; l++) {
             const blk_q6_K *b = l < nrows ? (const blk_q6_K *)((const char *)W + l * rb) + s : NULL;
             for (int h = 0; h < 2; h++)
@@ -521,9 +503,9 @@ static void r16_pack_q6k(const void *W, size_t rb, int nrows, int64_t K, void *p
                             dst[q6k_at(h, j, reg, l, i)] =
                                 (uint8_t)((b ? q6k_src_level(b, e + 32 * reg) : 0) | ((L3 >> (2 * reg)) & 3) << 6);
                     }
-            for (int i = 0; i < 16; i++) dst[Q6K_SC + 16 * i + l] = b ? (uint8_t)b->scales[i] : 0;
+            for (int i = 0; i < 16; i++) dst[R16_Q6K_SC + 16 * i + l] = b ? (uint8_t)b->scales[i] : 0;
             uint16_t d = b ? b->d : 0;
-            memcpy(dst + Q6K_D + 2 * l, &d, 2);
+            memcpy(dst + R16_Q6K_D + 2 * l, &d, 2);
         }
     }
 }
@@ -542,16 +524,16 @@ static void r16_tile_q6k_ref(const void *panel, int64_t K, const void *x, size_t
         for (int l = 0; l < nvalid; l++) {
             float s = 0;
             for (int64_t sb = 0; sb < K / 256; sb++) {
-                const uint8_t *p = (const uint8_t *)panel + sb * Q6K_SB;
+                const uint8_t *p = (const uint8_t *)panel + sb * R16_Q6K_SB;
                 const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
                 int sumi = 0;
                 for (int j = 0; j < 16; j++) {
                     int dot = -32 * xb->bsums[j];
                     for (int e = 16 * j; e < 16 * j + 16; e++) dot += q6k_level(p, e, l) * xb->qs[e];
-                    sumi += (int8_t)p[Q6K_SC + 16 * j + l] * dot;
+                    sumi += (int8_t)p[R16_Q6K_SC + 16 * j + l] * dot;
                 }
                 uint16_t d;
-                memcpy(&d, p + Q6K_D + 2 * l, 2);
+                memcpy(&d, p + R16_Q6K_D + 2 * l, 2);
                 s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
             }
             float *o = y + r * ldy + l;
@@ -560,8 +542,7 @@ static void r16_tile_q6k_ref(const void *panel, int64_t K, const void *x, size_t
 }
 
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    if (t == DT_Q5_0 || t == DT_Q5_1) { r16_pack_q5(W, rb, nrows, K, panel, t == DT_Q5_1); return; }
-    if (t == DT_Q4_1) { r16_pack_q4_1(W, rb, nrows, K, panel); return; }
+    if (t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1) { r16_pack_q32_min_hi(t, W, rb, nrows, K, panel); return; }
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_pack_q45k(W, rb, nrows, K, panel, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_pack_q6k(W, rb, nrows, K, panel); return; }
     const size_t pb = mm_r16_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
@@ -574,7 +555,7 @@ void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, vo
             for (int e = 0; e < qbytes; e++) {
                 // zero rows: level 0 (Q8_0 stores it as 128) and scale 0
                 uint8_t v = src ? src[2 + e] : 0;
-                dst[64 * (e / 4) + 4 * l + (e % 4)] = q4 ? v : (uint8_t)(v ^ 0x80);
+                dst[r16_byte_at(e, l)] = q4 ? v : (uint8_t)(v ^ 0x80);
             }
             if (src) memcpy(&d[l], src, 2);
             else d[l] = 0;
@@ -608,12 +589,13 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
                     dst[64 * j + i] |= (uint8_t)(((mk >> i) & 1) << 4);
                 }
             }
+        const size_t d_off = q5 ? 320 : q4 ? 256 : 512;   // f16 d[16], then (Q4_1 / Q5_1) f16 m[16]
         for (int l = 0; l < 16; l++) {
             uint16_t h;
-            memcpy(&h, src + (q5 ? 320 : q4 ? 256 : 512) + 2 * l, 2);   // (Q4_1: d at 256 as Q4_0's)
+            memcpy(&h, src + d_off + 2 * l, 2);
             ((float *)(dst + 512))[l] = f16_to_f32(h);
             if (t == DT_Q5_1 || t == DT_Q4_1) {   // the panel's f32 minimums
-                memcpy(&h, src + (t == DT_Q5_1 ? 352 : 288) + 2 * l, 2);
+                memcpy(&h, src + d_off + 32 + 2 * l, 2);
                 ((float *)(dst + 576))[l] = f16_to_f32(h);
             }
         }
@@ -707,6 +689,10 @@ static int act_kind_of(dtype t) {
     default: return -1;
     }
 }
+
+// F16 / BF16: packed as a plain copy of the rows (same layout, on huge pages) and decoded by dec_f16 /
+// dec_bf16 against f32 activations.
+static bool is_half(dtype t) { return t == DT_F16 || t == DT_BF16; }
 
 // Which loop runs the product: the generic per-row dot kernels, or one of the 512-bit paths.
 typedef enum { PATH_DOT, PATH_XD, PATH_DEC_F16, PATH_PANEL, PATH_F32TILE, PATH_R16 } mm_path;
@@ -839,8 +825,8 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dt
     j->dot = kernels()->dot[wt];
     j->k5 = mm_kernels512_active();
     j->wt = wt;
-    // F16's packed form is a copy with the same layout (on huge pages): read it in place of W
-    j->W = Wp && (wt == DT_F16 || wt == DT_BF16) ? Wp : W;
+    // F16's / BF16's packed form is a copy with the same layout (on huge pages): read it in place of W
+    j->W = Wp && is_half(wt) ? Wp : W;
     j->Wp = Wp;
     j->wrow_bytes = dtype_row_bytes(wt, K);
     j->N = N; j->K = K; j->T = T; j->bias = bias; j->Y = Y; j->acc = acc;
@@ -849,7 +835,7 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dt
     if (j->k5) {
         if (Wp && mm_r16_supported(wt)) j->path = PATH_R16;
         else if (T == 1 && mm_xd_supported(wt)) j->path = PATH_XD;
-        else if (T == 1 && (wt == DT_F16 || wt == DT_BF16)) j->path = PATH_DEC_F16;
+        else if (T == 1 && is_half(wt)) j->path = PATH_DEC_F16;
         else if (T >= MM_PACK_MIN_T && mm_panel_supported(wt)) j->path = PATH_PANEL;
         else if (T >= MM_PACK_MIN_T && kind == ACT_F32) j->path = PATH_F32TILE;
     }
@@ -1002,7 +988,7 @@ static const char *dec_base(const mm_out *o, int64_t K, size_t *ubytes) {
         return o->Wp;
     }
     *ubytes = DEC_UNIT * dtype_row_bytes(o->wt, K);
-    return o->Wp && (o->wt == DT_F16 || o->wt == DT_BF16) ? o->Wp : o->W;
+    return o->Wp && is_half(o->wt) ? o->Wp : o->W;
 }
 
 // Where the first DEC_WARM_BYTES of range `task` of the next dispatch (dec_run's split of its
@@ -1176,7 +1162,7 @@ int mm_matmul_multi_next(tpool *pool, int n, const mm_out *outs, int64_t K, cons
 // ---------------------------------------------------------------- weights packed at load
 size_t mm_pack_bytes(dtype wt, int64_t N, int64_t K) {
     if (!mm_kernels512_active() || N <= 0 || K <= 0) return 0;
-    if (wt == DT_F16 || wt == DT_BF16) return (size_t)N * (size_t)K * 2;   // same layout: a copy on huge pages (see mm_pack)
+    if (is_half(wt)) return (size_t)N * (size_t)K * 2;   // same layout: a copy on huge pages (see mm_pack)
     if (!mm_r16_supported(wt) || K % 32) return 0;
     return (size_t)((N + 15) / 16) * (size_t)(K / 32) * mm_r16_block_bytes(wt);
 }
@@ -1187,7 +1173,7 @@ static void pack_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const pack_job *p = ctx;
     const mm_kernels512 *k5 = mm_kernels512_active();
-    if (p->wt == DT_F16 || p->wt == DT_BF16) {   // rows [16 * per * task, ...) copied as they are
+    if (is_half(p->wt)) {   // rows [16 * per * task, ...) copied as they are
         int64_t r0 = 16 * p->per * task, r1 = r0 + 16 * p->per < p->N ? r0 + 16 * p->per : p->N;
         memcpy(p->dst + (size_t)r0 * p->rb, p->W + (size_t)r0 * p->rb, (size_t)(r1 - r0) * p->rb);
         return;
@@ -1202,7 +1188,7 @@ int mm_pack(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K, void *ds
     if (!mm_pack_bytes(wt, N, K) || !W || !dst) return -1;
     int64_t np = (N + 15) / 16;
     pack_job p = {.W = W, .wt = wt, .N = N, .K = K, .dst = dst, .rb = dtype_row_bytes(wt, K),
-                  .psz = wt == DT_F16 || wt == DT_BF16 ? 0 : (size_t)(K / 32) * mm_r16_block_bytes(wt), .per = 64};
+                  .psz = is_half(wt) ? 0 : (size_t)(K / 32) * mm_r16_block_bytes(wt), .per = 64};
     tpool_run(pool, (np + p.per - 1) / p.per, pack_task, &p);
     return 0;
 }

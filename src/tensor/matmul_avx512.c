@@ -532,10 +532,6 @@ INLINE __m512 r16_q8_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
 // A 16-row super-block: 4 groups of 8 nibble registers (low nibbles: sub-block 2g, high: 2g + 1, masked
 // in place as 16x their value and shifted back once), the 6-bit scales and mins unpacked from the
 // transposed scale bytes for all 16 rows at once (byte lanes, then widened to 32 bits).
-#define Q4K_SB 2304
-#define Q4K_SC 2048
-#define Q5K_SB 2816   // Q5_K: the fifth bits (512 bytes) between the nibbles and the scales
-#define Q5K_HB 2048
 
 // The 6-bit scales and mins of a super-block's 16 rows, unpacked from the 12 transposed scale bytes with
 // 512-bit byte operations: v[0] holds scales 0..3 (16 bytes each, one per row), v[1] scales 4..7, v[2] /
@@ -610,7 +606,7 @@ INLINE void q5k_levels(__m512i w, __m512i hb, const int g, __m512i *lo, __m512i 
 // place as 16x; Q5_K: q5k_levels, high as 4x).
 INLINE void q45k_word(const uint8_t *p, const int g, int j, const int q5, __m512i *lo, __m512i *hi) {
     __m512i w = _mm512_loadu_si512((const void *)(p + 512 * g + 64 * j));
-    if (q5) q5k_levels(w, _mm512_loadu_si512((const void *)(p + Q5K_HB + 64 * j)), g, lo, hi);
+    if (q5) q5k_levels(w, _mm512_loadu_si512((const void *)(p + R16_Q5K_HB + 64 * j)), g, lo, hi);
     else { *lo = _mm512_and_si512(w, _mm512_set1_epi8(0x0F)); *hi = _mm512_and_si512(w, _mm512_set1_epi8((char)0xF0)); }
 }
 
@@ -639,8 +635,8 @@ INLINE void r16_prefetch_to(uintptr_t *pf, uintptr_t to, uintptr_t end) {
 INLINE __m512 r16_q45k_sb1(const uint8_t *p, const blk_q8_K *xb, const float *bs, __m512 acc, uintptr_t *pf,
                            uintptr_t end, const int q5) {
     const int32_t *q = (const int32_t *)xb->qs;
-    const uint8_t *sc = p + (q5 ? Q5K_HB + 512 : Q4K_SC);
-    const size_t gb = (q5 ? Q5K_SB : Q4K_SB) / 4;   // prefetch step per group
+    const uint8_t *sc = p + (q5 ? R16_Q5K_SC : R16_Q4K_SC);
+    const size_t gb = (q5 ? R16_Q5K_SB : R16_Q4K_SB) / 4;   // prefetch step per group
     __m512i v[4];
     q4k_scale_regs(sc, v);
 #define Q45K_GROUP(g) \
@@ -659,7 +655,7 @@ INLINE __m512 r16_q45k_sb1(const uint8_t *p, const blk_q8_K *xb, const float *bs
 INLINE void r16_dec_q45k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes,
                          const int q5) {
     const int64_t ns = K / 256;
-    const size_t sbb = q5 ? Q5K_SB : Q4K_SB;
+    const size_t sbb = q5 ? R16_Q5K_SB : R16_Q4K_SB;
     float bs[8 * Q8K_BS_STACK];
     if (ns <= Q8K_BS_STACK) q8k_bsums32(x, ns, bs);
     uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
@@ -683,7 +679,7 @@ INLINE void r16_q45k_tile(const void *panel, int64_t K, const void *x, size_t xs
     __m512 acc[MM_TILE_T];
     for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
     for (int64_t sb = 0; sb < K / 256; sb++) {
-        const uint8_t *p = (const uint8_t *)panel + sb * (q5 ? Q5K_SB : Q4K_SB), *scp = p + (q5 ? Q5K_HB + 512 : Q4K_SC);
+        const uint8_t *p = (const uint8_t *)panel + sb * (q5 ? R16_Q5K_SB : R16_Q4K_SB), *scp = p + (q5 ? R16_Q5K_SC : R16_Q4K_SC);
         __m512i sumi[MM_TILE_T];
         _Alignas(64) uint8_t u[256];
         q4k_scales(scp, u);
@@ -735,9 +731,6 @@ INLINE void r16_q45k_tile(const void *panel, int64_t K, const void *x, size_t xs
 // shifts and two logic ops) and its sums are shifted back once. A sub-block of 16 elements is 4 words;
 // its products start from -32 * bsum (the level offset; x4 for set 3) and are scaled by the row's int8
 // scale in 32-bit integers, so each row's super-block sum is exact.
-#define Q6K_SB 3360
-#define Q6K_SC 3072
-#define Q6K_D (3072 + 256)
 
 INLINE void q6k_levels(const uint8_t *v, __m512i L[4]) {
     const __m512i m3F = _mm512_set1_epi8(0x3F), m3C = _mm512_set1_epi8(0x3C), mC0 = _mm512_set1_epi8((char)0xC0);
@@ -759,10 +752,10 @@ INLINE void q6k_seeds(const blk_q8_K *xb, int32_t *out) {
     _mm512_storeu_si512((void *)(out + 16), _mm512_slli_epi32(s32, 2));
 }
 INLINE __m512i q6k_scale32(const uint8_t *p, int j) {
-    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + Q6K_SC + 16 * j)));
+    return _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + R16_Q6K_SC + 16 * j)));
 }
 INLINE __m512 q6k_finish(const uint8_t *p, __m512i sumi, float dx, __m512 acc) {
-    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + Q6K_D)));
+    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + R16_Q6K_D)));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, _mm512_set1_ps(dx)), acc);
 }
 
@@ -786,7 +779,7 @@ INLINE __m512 r16_q6k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uint
         s[7] = _mm512_srai_epi32(s[7], 2);
         for (int k = 0; k < 8; k++) sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(s[k], q6k_scale32(p, 8 * h + k)));
     }
-    r16_prefetch_to(pf, (uintptr_t)p + Q6K_SB + R16_PF_AHEAD, end);
+    r16_prefetch_to(pf, (uintptr_t)p + R16_Q6K_SB + R16_PF_AHEAD, end);
     return q6k_finish(p, sumi, xb->d, acc);
 }
 
@@ -794,7 +787,7 @@ static void r16_dec_q6k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K 
     uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
     for (int64_t i = 0; i < np; i++) {
         __m512 acc = _mm512_setzero_ps();
-        for (int64_t s = 0; s < K / 256; s++, p += Q6K_SB) acc = r16_q6k_sb1(p, x + s, acc, &pf, end);
+        for (int64_t s = 0; s < K / 256; s++, p += R16_Q6K_SB) acc = r16_q6k_sb1(p, x + s, acc, &pf, end);
         _mm512_storeu_ps(out + 16 * i, acc);
     }
 }
@@ -807,7 +800,7 @@ INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs,
     __m512 acc[MM_TILE_T];
     for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
     for (int64_t sb = 0; sb < K / 256; sb++) {
-        const uint8_t *p = (const uint8_t *)panel + sb * Q6K_SB;
+        const uint8_t *p = (const uint8_t *)panel + sb * R16_Q6K_SB;
         __m512i sumi[MM_TILE_T];
         int32_t seed[MM_TILE_T][32];
         for (int r = 0; r < TT; r++) { sumi[r] = _mm512_setzero_si512(); q6k_seeds(&xr[r][sb], seed[r]); }

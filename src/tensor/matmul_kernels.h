@@ -99,6 +99,15 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
 // summ = sum_j m_j * bsum_j are exact, then acc += sumi * (d * dx), acc -= summ * (dmin * dx): the decode
 // kernel and the tile do exactly these steps, so Q4_K decode too has the bits of its row in a prefill.
 // Q6_K likewise with sumi = sum_j sc_j * (dot_j - 32 * bsum_j) and one FMA.
+// Offsets of the layouts above, shared by the kernels and their twins (bytes).
+#define R16_Q4K_SB 2304            // a Q4_K super-block of 16 rows
+#define R16_Q4K_SC 2048            // its scale bytes; d[16] and dmin[16] follow 192 and 224 bytes on
+#define R16_Q5K_SB 2816            // a Q5_K super-block: the fifth bits between the nibbles and the scales
+#define R16_Q5K_HB 2048            // its fifth-bit registers
+#define R16_Q5K_SC (2048 + 512)    // its scale bytes, then d / dmin as Q4_K's
+#define R16_Q6K_SB 3360            // a Q6_K super-block
+#define R16_Q6K_SC 3072            // its int8 scales[16][16]
+#define R16_Q6K_D (3072 + 256)     // its f16 d[16]
 bool mm_r16_supported(dtype t);
 // Bytes of a panel per 32 columns (a panel of K columns is K / 32 times this).
 size_t mm_r16_block_bytes(dtype t);
