@@ -6,7 +6,7 @@
 # generation 32.
 # Also measures memory read bandwidth and reports decode as a share of the roofline
 # (tok/s x bytes read per token / bandwidth): each `sllm bench --roofline` measures the bandwidth
-# itself, around its own timings, so every row's share is against a same-run figure (the machine's
+# itself, before and after each of its repetitions, so every row's share is against same-run figures (the machine's
 # bandwidth drifts with the other tenants). Writes build/bench/results.jsonl and
 # build/bench/performance-table.md (copy the table into docs/performance.md by hand).
 set -euo pipefail

@@ -112,12 +112,22 @@ $S init --preset tiny-qwen3 --seed 1 "$E2E_TMP/tinyq3.gguf" 2>/dev/null
 n2=$($S info "$E2E_TMP/tinyq3.gguf" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["n_params"])')
 [ -n "$n1" ] && [ "$n1" = "$n2" ] && ok || fail "init params" "$n1 vs $n2"
 $S bench -m "$E2E_TMP/tiny.gguf" -p 16 -n 4 -r 1 --json | grep -q '"tg4_tok_s"' && ok || fail "bench"
-# roofline: decode GB/s (bytes a step reads x tok/s) over the bandwidth measured in the same run
+# roofline: decode GB/s (bytes a step reads x tok/s) over the bandwidth probed in the same run, before
+# and after each repetition (-r 2: three probes; each repetition against the better probe next to it)
 rf=$($S bench -m "$E2E_TMP/tiny.gguf" -p 16 -n 4 -r 1 --roofline --json | $PY -c '
 import json, sys
 d = json.load(sys.stdin)
-share = d["decode_gb_s"] / d["membw_gb_s"]
-ok = d["membw_gb_s"] > 0 and abs(share - d["roofline_share"]) < 0.01 and d["membw_gb_s"] == max(d["membw_before_gb_s"], d["membw_after_gb_s"])
+pr = d["membw_probes_gb_s"]
+share = d["decode_gb_s"] / max(pr)
+ok = len(pr) == 2 and min(pr) > 0 and d["membw_gb_s"] == max(pr) and abs(share - d["roofline_share"]) < 0.01 \
+     and abs(share - d["roofline_share_best_probe"]) < 0.01
+print("ok" if ok else "bad %r" % d)')
+[ "$rf" = ok ] && ok || fail "bench --roofline" "$rf"
+rf=$($S bench -m "$E2E_TMP/tiny.gguf" -p 16 -n 4 -r 2 --roofline --json | $PY -c '
+import json, sys
+d = json.load(sys.stdin)
+pr = d["membw_probes_gb_s"]
+ok = len(pr) == 3 and d["membw_gb_s"] == max(pr) and abs(d["decode_gb_s"] / max(pr) - d["roofline_share_best_probe"]) < 0.01
 print("ok" if ok else "bad %r" % d)')
 [ "$rf" = ok ] && ok || fail "bench --roofline" "$rf"
 mb=$($S bench --membw --json | $PY -c 'import json,sys; d=json.load(sys.stdin); print("ok" if d["read_gb_s"] > 0 and d["bytes"] >= 1 << 30 else d)')

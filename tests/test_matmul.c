@@ -827,6 +827,18 @@ static void check_membw(tpool *pool2) {
     CHECK(membw_measure(pool2, (size_t)8 << 20, 3, &r) == SLLM_OK);
     CHECK(r.gb_s > 0 && r.median_gb_s > 0 && r.median_gb_s <= r.gb_s, "best %.2f median %.2f", r.gb_s, r.median_gb_s);
     CHECK(r.bytes == (size_t)8 << 20 && r.threads == 3 && r.passes == 3 && r.isa != NULL);
+    // a reusable probe: one buffer, measured twice; sizes round up to 256 bytes
+    membw_probe *p = NULL;
+    CHECK(membw_probe_new(pool2, ((size_t)4 << 20) + 1, &p) == SLLM_OK && p);
+    if (p) {
+        for (int i = 0; i < 2; i++) {
+            membw_probe_run(p, 2, &r);
+            CHECK(r.gb_s > 0 && r.bytes == ((size_t)4 << 20) + 256 && r.passes == 2 && r.threads == 3,
+                  "probe run %d: %.2f GB/s over %zu bytes", i, r.gb_s, r.bytes);
+        }
+        membw_probe_free(p);
+    }
+    membw_probe_free(NULL);
 }
 
 int main(void) {

@@ -91,46 +91,75 @@ static int cmp_d(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int membw_measure(tpool *pool, size_t bytes, int passes, membw_result *out) {
-    memset(out, 0, sizeof *out);
+struct membw_probe {
+    tpool *pool;
+    membw_job j;
+    int64_t n_tasks;
+};
+
+int membw_probe_new(tpool *pool, size_t bytes, membw_probe **out) {
+    *out = NULL;
     if (!bytes) bytes = membw_default_bytes();
     bytes = (bytes + 255) / 256 * 256;
-    if (passes <= 0) passes = 5;
-    if (passes > 64) passes = 64;
     // Plain pages, no MADV_HUGEPAGE: asking for huge pages can make the kernel compact memory (and
     // disturb the model's page-cache pages) just before the timings this figure is compared with;
     // with 4 KiB pages the stream measured within 3% of huge pages here.
     size_t align = 4096, alloc = (bytes + align - 1) / align * align;
-    membw_job j = {.bytes = bytes};
-    j.buf = aligned_alloc(align, alloc);
-    int64_t n_tasks = (int64_t)((bytes + MEMBW_CHUNK - 1) / MEMBW_CHUNK);
-    j.sums = calloc((size_t)n_tasks, sizeof *j.sums);
-    if (!j.buf || !j.sums) {
-        free(j.buf);
-        free(j.sums);
+    membw_probe *p = calloc(1, sizeof *p);
+    if (!p) return err_set(SLLM_ERR_NOMEM, "membw: out of memory");
+    p->pool = pool;
+    p->j.bytes = bytes;
+    p->j.buf = aligned_alloc(align, alloc);
+    p->n_tasks = (int64_t)((bytes + MEMBW_CHUNK - 1) / MEMBW_CHUNK);
+    p->j.sums = calloc((size_t)p->n_tasks, sizeof *p->j.sums);
+    if (!p->j.buf || !p->j.sums) {
+        membw_probe_free(p);
         return err_set(SLLM_ERR_NOMEM, "membw: cannot allocate a %zu-byte buffer", bytes);
     }
-    j.read = membw_kernel(&out->isa);
-    j.fill = 1;
-    tpool_run(pool, n_tasks, membw_task, &j);
-    j.fill = 0;
+    p->j.read = membw_kernel(NULL);
+    p->j.fill = 1;
+    tpool_run(pool, p->n_tasks, membw_task, &p->j);
+    p->j.fill = 0;
+    *out = p;
+    return SLLM_OK;
+}
+
+void membw_probe_run(membw_probe *p, int passes, membw_result *out) {
+    memset(out, 0, sizeof *out);
+    if (passes <= 0) passes = 5;
+    if (passes > 64) passes = 64;
+    membw_kernel(&out->isa);
     double gbs[64];
     for (int r = 0; r < passes; r++) {
         double t0 = now_s();
-        tpool_run(pool, n_tasks, membw_task, &j);
+        tpool_run(p->pool, p->n_tasks, membw_task, &p->j);
         double dt = now_s() - t0;
-        gbs[r] = dt > 0 ? (double)bytes / dt / 1e9 : 0;
+        gbs[r] = dt > 0 ? (double)p->j.bytes / dt / 1e9 : 0;
     }
     volatile uint64_t sink = 0;   // the sums are used, so no read loop is dead code
-    for (int64_t i = 0; i < n_tasks; i++) sink ^= j.sums[i];
+    for (int64_t i = 0; i < p->n_tasks; i++) sink ^= p->j.sums[i];
     (void)sink;
     qsort(gbs, (size_t)passes, sizeof *gbs, cmp_d);
     out->gb_s = gbs[passes - 1];
     out->median_gb_s = gbs[passes / 2];
-    out->bytes = bytes;
-    out->threads = tpool_size(pool);
+    out->bytes = p->j.bytes;
+    out->threads = tpool_size(p->pool);
     out->passes = passes;
-    free(j.buf);
-    free(j.sums);
+}
+
+void membw_probe_free(membw_probe *p) {
+    if (!p) return;
+    free(p->j.buf);
+    free(p->j.sums);
+    free(p);
+}
+
+int membw_measure(tpool *pool, size_t bytes, int passes, membw_result *out) {
+    memset(out, 0, sizeof *out);
+    membw_probe *p;
+    int rc = membw_probe_new(pool, bytes, &p);
+    if (rc != SLLM_OK) return rc;
+    membw_probe_run(p, passes, out);
+    membw_probe_free(p);
     return SLLM_OK;
 }

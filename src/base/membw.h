@@ -21,6 +21,13 @@ size_t membw_default_bytes(void);
 // Measures with every thread of `pool` (NULL: one thread). bytes 0 = membw_default_bytes(); passes
 // <= 0 = 5. Returns SLLM_OK, or SLLM_ERR_NOMEM (err_set) when the buffer cannot be allocated.
 int membw_measure(tpool *pool, size_t bytes, int passes, membw_result *out);
+// The same as a reusable probe: the buffer allocated and first-touched once, then measured as often
+// as wanted (sllm bench --roofline interleaves probes with its timed repetitions). new: SLLM_OK or
+// SLLM_ERR_NOMEM; run: `passes` timed passes (<= 0: 5) into out.
+typedef struct membw_probe membw_probe;
+int membw_probe_new(tpool *pool, size_t bytes, membw_probe **out);
+void membw_probe_run(membw_probe *p, int passes, membw_result *out);
+void membw_probe_free(membw_probe *p);
 
 // The read loops: XOR of all 64-bit words of p[0, bytes) (p 64-byte aligned, bytes a multiple of 256),
 // returned so the loads cannot be optimized away. The SIMD versions equal the scalar twin exactly.

@@ -20,8 +20,10 @@ static const char BENCH_HELP[] =
     "--membw      measure this machine's memory read bandwidth (GB/s) with the same threads: wide\n"
     "             vector loads (AVX-512 / AVX2) over a buffer of 4x the last-level cache (>= 1 GiB),\n"
     "             best of 5 passes\n"
-    "--roofline   with -m: measure the bandwidth in the same run (before and after the model's\n"
-    "             timings, the higher figure counts) and report decode as a share of it\n";
+    "--roofline   with -m: measure the bandwidth in the same run, before the first repetition and\n"
+    "             after each one (best of 5 passes each), and report decode as a share of it: each\n"
+    "             repetition against the better of the two probes around it (the median over the\n"
+    "             repetitions is the roofline share), and the median decode against the run's best probe\n";
 
 // First index of the largest logit. Two passes so the first (16 running maxima) vectorizes: a
 // compare-and-branch loop over a 150K vocabulary was ~1% of a small model's decode step.
@@ -53,6 +55,66 @@ static double decode_bytes(const sllm_model *m, int pos) {
     const mweight *e = &m->g[TR_TOKEN_EMBD];
     if (!m->hp.tied && e->data) w -= (double)dtype_row_bytes(e->type, e->cols) * (double)e->rows;
     return w + (double)model_kv_bytes(m, pos);
+}
+
+// One repetition: a P-token prefill into an empty cache, then T greedy single-token steps.
+static int bench_rep(cli_model *cm, int32_t *prompt, float *logits, int64_t P, int64_t T, double *pp, double *tg) {
+    const int V = cm->m->hp.n_vocab;
+    model_session *s = NULL;
+    int rc = model_session_new(cm->m, (int)(P + T + 16), (int)P, cm->pool, &s);
+    if (rc != SLLM_OK) return rc;
+    for (int i = 0; i < P; i++) prompt[i] = (int32_t)((i * 7919 + 100) % V);
+    double t0 = gen_now_ms();
+    rc = model_forward(s, prompt, (int)P, logits, false);
+    *pp = (double)P * 1e3 / (gen_now_ms() - t0);
+    t0 = gen_now_ms();
+    for (int i = 0; i < T && rc == SLLM_OK; i++) {
+        int32_t best = argmax_f32(logits, V);
+        rc = model_forward(s, &best, 1, logits, false);
+    }
+    *tg = T ? (double)T * 1e3 / (gen_now_ms() - t0) : 0;
+    model_session_free(s);
+    return rc;
+}
+
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_d);
+    return v[n / 2];
+}
+
+// bw: NULL, or the reps + 1 probes (bw[r] before repetition r, bw[r + 1] after it).
+static void report(const char *model, cli_model *cm, int64_t P, int64_t T, int reps, double *pp, double *tg,
+                   const membw_result *bw, bool json) {
+    double bpt = decode_bytes(cm->m, (int)(P + T / 2));
+    double share[100], best = 0;
+    for (int r = 0; bw && r < reps; r++) {
+        double b = bw[r].gb_s > bw[r + 1].gb_s ? bw[r].gb_s : bw[r + 1].gb_s;
+        share[r] = b > 0 ? tg[r] * bpt / 1e9 / b : 0;
+        if (bw[r].gb_s > best) best = bw[r].gb_s;
+    }
+    if (bw && bw[reps].gb_s > best) best = bw[reps].gb_s;
+    double ppm = median(pp, reps), tgm = median(tg, reps);
+    double dgb = tgm * bpt / 1e9;   // the bandwidth decode achieves
+    double sh = bw ? median(share, reps) : 0, sh_best = best > 0 ? dgb / best : 0;
+    if (json) {
+        printf("{\"engine\":\"sllm\",\"model\":\"%s\",\"threads\":%d,\"pp%lld_tok_s\":%.2f,\"tg%lld_tok_s\":%.2f,"
+               "\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.2f", model, tpool_size(cm->pool), (long long)P, ppm,
+               (long long)T, tgm, bpt, dgb);
+        if (bw) {
+            printf(",\"membw_gb_s\":%.2f,\"membw_probes_gb_s\":[", best);
+            for (int r = 0; r <= reps; r++) printf("%s%.2f", r ? "," : "", bw[r].gb_s);
+            printf("],\"roofline_share\":%.3f,\"roofline_share_best_probe\":%.3f", sh, sh_best);
+        }
+        printf("}\n");
+        return;
+    }
+    printf("%s: %d threads  pp%lld %.2f tok/s  tg%lld %.2f tok/s  (decode reads %.1f MB/token = %.2f GB/s)\n",
+           model, tpool_size(cm->pool), (long long)P, ppm, (long long)T, tgm, bpt / 1e6, dgb);
+    if (!bw) return;
+    printf("roofline: memory read");
+    for (int r = 0; r <= reps; r++) printf(" %.2f", bw[r].gb_s);
+    printf(" GB/s (probes around the %d repetitions): decode at %.0f%% of the probes next to each repetition "
+           "(median), %.0f%% of the best probe\n", reps, 100 * sh, 100 * sh_best);
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -90,53 +152,28 @@ int cmd_bench(int argc, char **argv) {
     if (!model) { fprintf(stderr, "sllm bench: -m MODEL is required (see sllm bench --help)\n"); return 2; }
     cli_model cm;
     if (!cli_model_open("bench", model, false, true, (int)threads, &cm)) return 1;
-    const int V = cm.m->hp.n_vocab;
     int32_t *prompt = malloc((size_t)P * sizeof *prompt);
-    float *logits = malloc((size_t)V * sizeof *logits);
+    float *logits = malloc((size_t)cm.m->hp.n_vocab * sizeof *logits);
     double pp[100], tg[100];
     int rc = 0;
-    membw_result bw0 = {0}, bw1 = {0};
-    if (roofline && membw_measure(cm.pool, 0, 5, &bw0)) rc = 1;
+    if (!prompt || !logits) { fprintf(stderr, "sllm bench: out of memory\n"); rc = 1; }
+    // --roofline: a bandwidth probe before the first repetition and after each one (reps + 1), on one
+    // buffer allocated once; each repetition's decode is compared with the better of the two probes
+    // around it, so a neighbour's burst of memory traffic shows in the probes next to the repetitions
+    // it slowed rather than only in the run's best figure.
+    membw_probe *probe = NULL;
+    membw_result bw[101];
+    if (roofline && !rc) {
+        if (membw_probe_new(cm.pool, 0, &probe) != SLLM_OK) rc = 1;
+        else membw_probe_run(probe, 5, &bw[0]);
+    }
     for (int r = 0; r < reps && rc == 0; r++) {
-        model_session *s = NULL;
-        if (model_session_new(cm.m, (int)(P + T + 16), (int)P, cm.pool, &s) != SLLM_OK) { rc = 1; break; }
-        for (int i = 0; i < P; i++) prompt[i] = (int32_t)((i * 7919 + 100) % V);
-        double t0 = gen_now_ms();
-        if (model_forward(s, prompt, (int)P, logits, false) != SLLM_OK) rc = 1;
-        pp[r] = (double)P * 1e3 / (gen_now_ms() - t0);
-        t0 = gen_now_ms();
-        for (int i = 0; i < T && rc == 0; i++) {
-            int32_t best = argmax_f32(logits, V);
-            if (model_forward(s, &best, 1, logits, false) != SLLM_OK) rc = 1;
-        }
-        tg[r] = T ? (double)T * 1e3 / (gen_now_ms() - t0) : 0;
-        model_session_free(s);
+        if (bench_rep(&cm, prompt, logits, P, T, &pp[r], &tg[r]) != SLLM_OK) rc = 1;
+        else if (probe) membw_probe_run(probe, 5, &bw[r + 1]);
     }
-    if (!rc && roofline && membw_measure(cm.pool, 0, 5, &bw1)) rc = 1;
-    if (rc) fprintf(stderr, "sllm bench: %s\n", sllm_last_error());
-    else {
-        qsort(pp, (size_t)reps, sizeof *pp, cmp_d);
-        qsort(tg, (size_t)reps, sizeof *tg, cmp_d);
-        double ppm = pp[reps / 2], tgm = tg[reps / 2], bpt = decode_bytes(cm.m, (int)(P + T / 2));
-        double dgb = tgm * bpt / 1e9;   // the bandwidth decode achieves
-        // the roofline: the better of the two measurements around the timings (a conservative share)
-        double bw = bw0.gb_s > bw1.gb_s ? bw0.gb_s : bw1.gb_s;
-        if (json) {
-            printf("{\"engine\":\"sllm\",\"model\":\"%s\",\"threads\":%d,\"pp%lld_tok_s\":%.2f,\"tg%lld_tok_s\":%.2f,"
-                   "\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.2f", model, tpool_size(cm.pool), (long long)P, ppm,
-                   (long long)T, tgm, bpt, dgb);
-            if (roofline)
-                printf(",\"membw_gb_s\":%.2f,\"membw_before_gb_s\":%.2f,\"membw_after_gb_s\":%.2f,\"roofline_share\":%.3f",
-                       bw, bw0.gb_s, bw1.gb_s, bw > 0 ? dgb / bw : 0);
-            printf("}\n");
-        } else {
-            printf("%s: %d threads  pp%lld %.2f tok/s  tg%lld %.2f tok/s  (decode reads %.1f MB/token = %.2f GB/s)\n",
-                   model, tpool_size(cm.pool), (long long)P, ppm, (long long)T, tgm, bpt / 1e6, dgb);
-            if (roofline)
-                printf("roofline: memory read %.2f GB/s (%.2f before, %.2f after the timings): decode at %.0f%%\n", bw,
-                       bw0.gb_s, bw1.gb_s, bw > 0 ? 100 * dgb / bw : 0);
-        }
-    }
+    membw_probe_free(probe);
+    if (rc) { if (prompt && logits) fprintf(stderr, "sllm bench: %s\n", sllm_last_error()); }
+    else report(model, &cm, P, T, reps, pp, tg, roofline ? bw : NULL, json);
     free(prompt);
     free(logits);
     cli_model_close(&cm);
