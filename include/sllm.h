@@ -29,7 +29,7 @@ typedef struct sllm_session sllm_session;
 
 // ---- models ----
 // Loads a .gguf file or a Hugging Face directory (config.json + *.safetensors). Weights are mmap'd
-// and used as stored (quantized weights stay quantized).
+// and used as stored (quantized weights stay quantized). Sessions keep an f16 KV cache (as llama.cpp).
 int sllm_model_load(const char *path, sllm_model **out);
 void sllm_model_free(sllm_model *m);
 int sllm_model_n_vocab(const sllm_model *m);

@@ -8,8 +8,10 @@ M=$FIX/models/stories260K.gguf
 ORA=${SLLM_LLAMACPP_ORACLE:-}
 
 # compare_llamacpp NAME MODEL PROMPT N MIN_SAME TOL: sllm and llama.cpp greedy steps on the same file.
-# Same prompt ids; the first MIN_SAME chosen ids equal; while the sequences agree, each of the top-10
-# probabilities within TOL absolute. F32 weights: 2e-3 (llama.cpp keeps an f16 KV cache; we keep f32).
+# Same prompt ids; the first MIN_SAME chosen ids equal (or the sequences part at a near-tie: the two
+# picks within 1% in llama.cpp's probabilities, as on random models' flat distributions, where the f16
+# rounding of q or of the KV cache decides); while the sequences agree, each of the top-10
+# probabilities within TOL absolute. F32 weights: 2e-3 (both engines keep an f16 KV cache by default).
 # Quantized weights: 3e-2, because both engines also round the activations to 8-bit blocks before
 # the integer dot products and llama.cpp rounds each block's scale to f16 where we keep f32; on this
 # tiny model's peaked distributions that moves probabilities by up to ~2e-2 (measured).
@@ -26,11 +28,15 @@ ids = [int(x) for x in open(sys.argv[3]).read().split()]
 min_same, tol = int(sys.argv[4]), float(sys.argv[5])
 if lc[0]["prompt_ids"] != ids: sys.exit(f"prompt ids differ: llama.cpp {lc[0]['prompt_ids']} sllm {ids}")
 steps = lc[1:]
-same = 0
+same, tie = 0, False
 for a, b in zip(steps, ss):
-    if a["id"] != b["id"]: break
-    same += 1
     pa = {i: p for i, p in a["top"]}
+    if a["id"] != b["id"]:
+        # a near-tie (sllm's pick within 1% of llama.cpp's top probability there) is rounding, not a
+        # disagreement: this step's probabilities are still compared, the diverged steps after it not
+        tie = b["id"] in pa and pa[a["id"]] - pa[b["id"]] <= 0.01 * pa[a["id"]]
+        if not tie: break
+    else: same += 1
     floor = min(pa.values())            # a token missing from llama.cpp's top-10 has p <= floor there
     for t in b["top"]:
         ref = pa.get(t["id"])
@@ -39,7 +45,8 @@ for a, b in zip(steps, ss):
                 sys.exit(f"step {a['step']}: token {t['id']} p={t['p']:.5f} not in llama.cpp's top-10 (min {floor:.5f})")
         elif abs(ref - t["p"]) > tol:
             sys.exit(f"step {a['step']}: token {t['id']} p={t['p']:.5f} llama.cpp {ref:.5f}")
-if same < min_same: sys.exit(f"only {same} identical greedy steps (need {min_same})")
+    if tie: break
+if same < min_same and not tie: sys.exit(f"only {same} identical greedy steps (need {min_same})")
 PYEOF
     then ok; else fail "$name" "sllm and llama.cpp disagree"; fi
 }
@@ -49,6 +56,9 @@ if [ -f "$M" ]; then
     tail -n +2 "$FIX/models/stories260K.greedy200.txt" > "$E2E_TMP/ref.txt"
     $S run -m "$M" -p "" -n 200 --temp 0 > "$E2E_TMP/g.txt"
     if cmp -s "$E2E_TMP/g.txt" "$E2E_TMP/ref.txt"; then ok; else fail "greedy200" "output differs from stories260K.greedy200.txt"; fi
+    # the same with an f32 KV cache (the global option, before or after the command)
+    $S --kv-type f32 run -m "$M" -p "" -n 200 --temp 0 > "$E2E_TMP/g3.txt"
+    if cmp -s "$E2E_TMP/g3.txt" "$E2E_TMP/ref.txt"; then ok; else fail "greedy200 --kv-type f32" "output differs"; fi
     # the same with the weights read into huge pages instead of mapped
     SLLM_HUGEPAGES=1 $S run -m "$M" -p "" -n 200 --temp 0 > "$E2E_TMP/g2.txt"
     if cmp -s "$E2E_TMP/g2.txt" "$E2E_TMP/ref.txt"; then ok; else fail "greedy200 SLLM_HUGEPAGES=1" "output differs"; fi
@@ -71,7 +81,9 @@ if [ -f "$M" ]; then
     [ "$a" = "$b" ] && [ "$a" != "$c" ] && ok || fail "seed" "sampling is not reproducible per seed"
     # 3. info and tokenize.
     $S info "$M" | grep -q "parameters   292800" && ok || fail "info" "parameter count"
-    $S info "$M" --json | $PY -c 'import json,sys; d=json.load(sys.stdin); assert d["n_layer"]==5 and d["kv_bytes"]==4096*1280' && ok || fail "info --json"
+    # KV cache per token: 2 x 5 layers x 4 kv heads x 8 dims x 2 bytes (f16, the default) or 4 (f32)
+    $S info "$M" --json | $PY -c 'import json,sys; d=json.load(sys.stdin); assert d["n_layer"]==5 and d["kv_type"]=="f16" and d["kv_bytes"]==4096*640' && ok || fail "info --json"
+    $S info "$M" --json --kv-type f32 | $PY -c 'import json,sys; d=json.load(sys.stdin); assert d["kv_type"]=="f32" and d["kv_bytes"]==4096*1280' && ok || fail "info --kv-type f32"
     # 4. Perplexity on TinyStories (the model was trained on them: low, finite).
     if [ -f "$FIX/data/tinystories_val_sample.txt" ]; then
         head -c 60000 "$FIX/data/tinystories_val_sample.txt" > "$E2E_TMP/ts.txt"
@@ -136,6 +148,8 @@ mb=$($S bench --membw --json | $PY -c 'import json,sys; d=json.load(sys.stdin); 
 # 9. Bad input: one clear error line, non-zero exit, no crash.
 expect_error "no args" "-m MODEL is required" $S run
 expect_error "unknown command" "unknown command 'frobnicate'" $S frobnicate
+expect_error "bad --kv-type" "--kv-type takes f16 or f32 .got 'q8'" $S run -m x -p y --kv-type q8
+expect_error "--kv-type without a value" "--kv-type takes f16 or f32" $S info x --kv-type
 expect_error "unknown option" "unknown option '--bogus'" $S run -m x -p y --bogus
 expect_error "missing file" "/nonexistent/m.gguf" $S run -m /nonexistent/m.gguf -p hi
 expect_error "bad temp" "--temp: 'abc'" $S run -m x -p y --temp abc

@@ -69,6 +69,9 @@ static int expect_error(int rc, int code, const char *needle, const char *what) 
     return ok;
 }
 
+// f16 KV cache vs f32 (logits, relative to their norm): measured up to ~1e-3 on these random models
+#define KV16_TOL 5e-3
+
 typedef struct {
     const char *preset;
     model_preset p;          // copy, tweaked for the test
@@ -162,6 +165,29 @@ static void test_arch_vs_reference(void) {
                 CHECK(rel_err(row, l_gg + (size_t)(T_SEQ - 1) * V, (size_t)V) <= 1e-5, "%s: truncate/re-run", ac->preset);
             }
             model_session_free(s);
+            // an f16 KV cache (the inference default): within KV16_TOL of the f32 cache's logits (the
+            // K / V rows rounded to f16, relative error <= 2^-11 each); chunked prefill equals its one-shot
+            // prefill (1e-6, as the f32 cache's), token-by-token decode within 1e-3: decode's k / v rows
+            // differ from the batch's in the last bits (another matmul kernel, 1e-6), and now and then such
+            // a difference moves an element across an f16 rounding boundary (one f16 ulp, ~5e-4; measured
+            // 0.4-1.7e-4 in the logits)
+            CHECK(model_set_kv_type(gg, DT_F16) == SLLM_OK);
+            float *l16 = run_logits(gg, g_ids, T_SEQ, 64, pool), *l16c = run_logits(gg, g_ids, T_SEQ, 7, NULL);
+            CHECK(l16 && rel_err(l16, l_gg, n) <= KV16_TOL, "%s: f16 KV cache vs f32 rel err %.3g", ac->preset,
+                  l16 ? rel_err(l16, l_gg, n) : -1.0);
+            CHECK(l16 && l16c && rel_err(l16c, l16, n) <= 1e-6, "%s: f16 KV cache, chunked prefill differs", ac->preset);
+            s = NULL;
+            CHECK(model_session_new(gg, 32, 8, pool, &s) == SLLM_OK && s->kv_f16);
+            ed = 0;
+            for (int t = 0; s && l16 && t < T_SEQ; t++) {
+                if (model_forward(s, &g_ids[t], 1, row, false)) { CHECK(0, "%s", sllm_last_error()); break; }
+                ed = fmax(ed, rel_err(row, l16 + (size_t)t * V, (size_t)V));
+            }
+            CHECK(ed <= 1e-3, "%s: f16 KV cache, decode vs prefill rel err %.3g", ac->preset, ed);
+            model_session_free(s);
+            CHECK(model_set_kv_type(gg, DT_Q8_0) == SLLM_ERR_ARG && gg->kv_type == DT_F16, "KV type q8_0 refused");
+            model_set_kv_type(gg, DT_F32);
+            free(l16); free(l16c);
             free(row);
 
             // lower-precision weights of the same model stay close to F32 (tol_f32, RMS relative; these

@@ -203,15 +203,15 @@ static void make_cases(void) {
     ropes[n_ropes - 1].ff = rnd(8, 3.0f, 4.5f);   // divisors in [1.5, 7.5)
 
     int32_t docs[7] = {0, 0, 0, 3, 3, 3, 3};
-    add_attn("attn_gqa", 7, 7, 6, 2, 16, 0, (attn_params){0.25f, 0, 0, NULL}, NULL, 1.0f);
-    add_attn("attn_window_cap_docs", 7, 7, 6, 2, 16, 0, (attn_params){0.25f, 3, 5.0f, NULL}, docs, 2.0f);
-    add_attn("attn_cache_mha", 3, 10, 4, 4, 12, 7, (attn_params){0.3f, 5, 0, NULL}, NULL, 1.0f);
-    add_attn("attn_mqa_d72", 5, 5, 3, 1, 72, 0, (attn_params){1.0f / sqrtf(72.0f), 0, 0, NULL}, NULL, 1.5f);
+    add_attn("attn_gqa", 7, 7, 6, 2, 16, 0, (attn_params){0.25f, 0, 0, NULL, 0}, NULL, 1.0f);
+    add_attn("attn_window_cap_docs", 7, 7, 6, 2, 16, 0, (attn_params){0.25f, 3, 5.0f, NULL, 0}, docs, 2.0f);
+    add_attn("attn_cache_mha", 3, 10, 4, 4, 12, 7, (attn_params){0.3f, 5, 0, NULL, 0}, NULL, 1.0f);
+    add_attn("attn_mqa_d72", 5, 5, 3, 1, 72, 0, (attn_params){1.0f / sqrtf(72.0f), 0, 0, NULL, 0}, NULL, 1.5f);
     // Rows longer than the forward's score block (256) and the backward's dP buffer (4096).
-    add_attn("attn_decode_600", 2, 600, 4, 2, 64, 598, (attn_params){0.125f, 0, 0, NULL}, NULL, 1.5f);
-    add_attn("attn_long_4500", 2, 4500, 2, 1, 8, 4498, (attn_params){0.35f, 0, 30.0f, NULL}, NULL, 1.0f);
+    add_attn("attn_decode_600", 2, 600, 4, 2, 64, 598, (attn_params){0.125f, 0, 0, NULL, 0}, NULL, 1.5f);
+    add_attn("attn_long_4500", 2, 4500, 2, 1, 8, 4498, (attn_params){0.35f, 0, 30.0f, NULL, 0}, NULL, 1.0f);
     // More q heads per kv head than the forward handles in one run (16).
-    add_attn("attn_mqa_18", 3, 3, 18, 1, 8, 0, (attn_params){0.5f, 0, 0, NULL}, NULL, 1.0f);
+    add_attn("attn_mqa_18", 3, 3, 18, 1, 8, 0, (attn_params){0.5f, 0, 0, NULL, 0}, NULL, 1.0f);
 
     acts[n_acts++] = (act_case){"gelu", "gelu", 1000, rnd(1000, 8.0f, 0), NULL, rnd(1000, 1.0f, 0)};
     acts[n_acts++] = (act_case){"swiglu", "swiglu", 777, rnd(777, 12.0f, 0), rnd(777, 1.0f, 0), rnd(777, 1.0f, 0)};
@@ -397,6 +397,22 @@ static void test_attn_kernels(void) {
                 ref->accum(o1, pr, k, ks, n, D);
                 kn->accum(o2, pr, k, ks, n, D);
                 worst = fmax(worst, fmax(rel_err(s2, s1, n), rel_err(o2, o1, D)));
+                // f16 rows (an f16 KV cache): SIMD vs scalar twin, and the twin vs the f32 kernels over
+                // the same values widened (exact: every f16 is an f32)
+                uint16_t *kh = malloc(sizeof(uint16_t) * (size_t)(n * ks));
+                float *kw = malloc(sizeof(float) * (size_t)(n * ks));
+                f32_to_f16_row_ref(k, kh, n * ks);
+                for (int64_t i = 0; i < n * ks; i++) kw[i] = f16_to_f32(kh[i]);
+                ref->scores_h(s1, q, kh, ks, n, D);
+                kn->scores_h(s2, q, kh, ks, n, D);
+                worst = fmax(worst, rel_err(s2, s1, n));
+                ref->scores(s2, q, kw, ks, n, D);
+                worst = fmax(worst, rel_err(s2, s1, n));
+                for (int d = 0; d < D; d++) o2[d] = o1[d];
+                ref->accum_h(o1, pr, kh, ks, n, D);
+                kn->accum_h(o2, pr, kh, ks, n, D);
+                worst = fmax(worst, rel_err(o2, o1, D));
+                free(kh); free(kw);
                 free(q); free(k); free(pr); free(s1); free(s2); free(o1); free(o2);
             }
         CHECK(worst < 1e-5, "attention kernels isa %d vs scalar: relative error %.3g", lvl, worst);
@@ -656,7 +672,7 @@ static void test_finite_differences(void) {
     }
     {
         int32_t doc[5] = {0, 0, 2, 2, 2};
-        fd_attn f = {{"fd", 5, 5, 4, 2, 8, 0, {0.4f, 2, 3.0f, doc}, NULL, rnd(160, 1.5f, 0), rnd(80, 1.5f, 0),
+        fd_attn f = {{"fd", 5, 5, 4, 2, 8, 0, {0.4f, 2, 3.0f, doc, 0}, NULL, rnd(160, 1.5f, 0), rnd(80, 1.5f, 0),
                       rnd(80, 1.0f, 0), rnd(160, 1.0f, 0)}, malloc(160 * 4)};
         attn_case *c = &f.c;
         float att[4 * 5 * 5], *dq = calloc(160, 4), *dk = calloc(80, 4), *dv = calloc(80, 4);
@@ -713,7 +729,7 @@ static void test_attention_decode_split(void) {
     };
     for (size_t c = 0; c < sizeof C / sizeof C[0]; c++) {
         int Hq = C[c].Hq, Hkv = C[c].Hkv, D = C[c].D, S = C[c].S;
-        attn_params p = {1.0f / sqrtf((float)D), C[c].window, C[c].softcap, NULL};
+        attn_params p = {1.0f / sqrtf((float)D), C[c].window, C[c].softcap, NULL, 0};
         float *q = rnd(Hq * D, 1.5f, 0), *k = rnd((int64_t)S * Hkv * D, 1.5f, 0), *v = rnd((int64_t)S * Hkv * D, 1.0f, 0);
         float *want = malloc(sizeof(float) * Hq * D), *got = malloc(sizeof(float) * Hq * D);
         attention_fwd(want, NULL, q, k, v, 1, S, Hq, Hkv, D, S - 1, &p);
@@ -738,13 +754,38 @@ static void test_attention_decode_split(void) {
             CHECK(e < 1e-6, "decode split case %zu, %d runs: rel err %.3g", c, runs, e);
             for (int r = 0; r < runs; r++) { free(o[r]); free(m[r]); free(l[r]); }
         }
+        // an f16 cache: the decode parts (2 runs, merged) and the prefill path over f16 rows against the
+        // f32 ones over the same values widened (1e-5 relative: only the summation order may differ)
+        {
+            int64_t nkv = (int64_t)S * Hkv * D;
+            uint16_t *kh = malloc(sizeof(uint16_t) * nkv), *vh = malloc(sizeof(uint16_t) * nkv);
+            f32_to_f16_row(k, kh, nkv);
+            f32_to_f16_row(v, vh, nkv);
+            for (int64_t i = 0; i < nkv; i++) { k[i] = f16_to_f32(kh[i]); v[i] = f16_to_f32(vh[i]); }
+            attention_fwd(want, NULL, q, k, v, 1, S, Hq, Hkv, D, S - 1, &p);
+            attn_params ph = p;
+            ph.kv_f16 = 1;
+            float *o[2], *m[2];
+            double *l[2];
+            int64_t mid = (lo + hi + 1) / 2;
+            for (int r = 0; r < 2; r++) {
+                o[r] = malloc(sizeof(float) * Hq * D); m[r] = malloc(sizeof(float) * Hq); l[r] = malloc(sizeof(double) * Hq);
+                attention_decode_part(o[r], m[r], l[r], q, kh, vh, Hq, Hkv, D, r ? mid : lo, r ? hi : mid - 1, &ph);
+            }
+            attention_decode_merge(got, (const float *const *)o, (const float *const *)m, (const double *const *)l, 2, Hq, D);
+            CHECK(rel_err(got, want, Hq * D) < 1e-5, "f16 cache decode case %zu: rel err %.3g", c, rel_err(got, want, Hq * D));
+            attention_fwd_heads(got, NULL, q, kh, vh, 1, S, Hq, Hkv, D, S - 1, &ph, 0, Hq);
+            CHECK(rel_err(got, want, Hq * D) < 1e-5, "f16 cache prefill path case %zu: rel err %.3g", c, rel_err(got, want, Hq * D));
+            for (int r = 0; r < 2; r++) { free(o[r]); free(m[r]); free(l[r]); }
+            free(kh); free(vh);
+        }
         free(q); free(k); free(v); free(want); free(got);
     }
     // no visible key at all: zeros
     float q[8] = {1}, k[8] = {1}, o[8], out[8];
     float m;
     double l;
-    attn_params p = {1.0f, 0, 0, NULL};
+    attn_params p = {1.0f, 0, 0, NULL, 0};
     attention_decode_part(o, &m, &l, q, k, k, 1, 1, 8, 1, 0, &p);
     const float *op[1] = {o}, *mp[1] = {&m};
     const double *lp[1] = {&l};
@@ -757,7 +798,7 @@ static void test_attention_decode_split(void) {
 static void test_attention_consistency(void) {
     enum { T = 9, Hq = 6, Hkv = 3, D = 20 };
     int32_t doc[T] = {0, 0, 0, 0, 4, 4, 4, 4, 4};
-    attn_params p = {0.3f, 4, 0, doc};
+    attn_params p = {0.3f, 4, 0, doc, 0};
     float *q = rnd(T * Hq * D, 1.5f, 0), *k = rnd(T * Hkv * D, 1.5f, 0), *v = rnd(T * Hkv * D, 1.0f, 0);
     float *out = malloc(sizeof(float) * T * Hq * D), *att = malloc(sizeof(float) * Hq * T * T);
     attention_fwd(out, att, q, k, v, T, T, Hq, Hkv, D, 0, &p);
@@ -765,7 +806,7 @@ static void test_attention_consistency(void) {
     double e = 0;
     float o1[Hq * D];
     for (int t = 0; t < T; t++) {
-        attn_params p1 = {p.scale, p.window, p.softcap, doc + t};
+        attn_params p1 = {p.scale, p.window, p.softcap, doc + t, 0};
         attention_fwd(o1, NULL, q + t * Hq * D, k, v, 1, t + 1, Hq, Hkv, D, t, &p1);
         e = fmax(e, rel_err(o1, out + t * Hq * D, Hq * D));
     }
@@ -791,7 +832,7 @@ static void test_attention_consistency(void) {
     CHECK(!memcmp(dv, g[2], sizeof(float) * T * Hkv * D), "attention_bwd with only dv differs");
     // A query whose document starts after it (no visible key) gives zeros, not NaN.
     int32_t late = 5;
-    attn_params pl = {0.3f, 0, 0, &late};
+    attn_params pl = {0.3f, 0, 0, &late, 0};
     float a1[Hq * 5];
     attention_fwd(o1, a1, q, k, v, 1, 5, Hq, Hkv, D, 4, &pl);
     int zeros = 1;
@@ -836,7 +877,7 @@ static void bench_attention(void) {
     enum { Hq = 16, Hkv = 4, D = 64, S = 2048, TP = 256 };
     float *q = rnd(TP * Hq * D, 1.0f, 0), *k = rnd(S * Hkv * D, 1.0f, 0), *v = rnd(S * Hkv * D, 1.0f, 0);
     float *out = malloc(sizeof(float) * TP * Hq * D);
-    attn_params p = {0.125f, 0, 0, NULL};
+    attn_params p = {0.125f, 0, 0, NULL, 0};
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (int i = 0; i < 10; i++) attention_fwd(out, NULL, q, k, v, 1, S, Hq, Hkv, D, S - 1, &p);

@@ -245,7 +245,44 @@ static void test_requantize(void) {
     free(x); free(y); free(z); free(q1); free(q2);
 }
 
+// f32_to_f16_row (F16C where the CPU has it) against the scalar twin, bit for bit: random values over
+// the whole f32 range, every rounding boundary near half-way, subnormals, overflow to Inf, Inf, NaNs.
+static void test_f16_row(void) {
+    enum { N = 1 << 16 };
+    float *x = malloc(sizeof(float) * N);
+    uint16_t *a = malloc(2 * N), *b = malloc(2 * N);
+    uint32_t st = 12345;
+    for (int i = 0; i < N; i++) {
+        st = st * 1664525u + 1013904223u;
+        uint32_t bits = st;
+        if (i % 4 == 1) bits = (st & 0x80000000u) | (0x33000000u + (st % 0x14800000u));   // half's range and just beyond
+        if (i % 4 == 2) bits = ((st >> 8) << 13) | 0x1000;                                   // exactly half-way cases
+        memcpy(&x[i], &bits, 4);
+    }
+    static const uint32_t special[] = {0x7f800000u, 0xff800000u, 0x7fc00000u, 0x7f800001u, 0xffffffffu, 0x477ff000u,
+                                       0x477fefffu, 0x33000000u, 0x33000001u, 0x38800000u, 0x387fffffu, 0, 0x80000000u};
+    for (size_t i = 0; i < sizeof special / sizeof *special; i++) memcpy(&x[i], &special[i], 4);
+    f32_to_f16_row_ref(x, a, N);
+    int have = 0;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
+#endif
+    if (have) {
+        f32_to_f16_row_f16c(x, b, N - 3);   // a length that leaves a scalar tail
+        b[N - 3] = a[N - 3]; b[N - 2] = a[N - 2]; b[N - 1] = a[N - 1];
+        int bad = -1;
+        for (int i = 0; i < N && bad < 0; i++) if (a[i] != b[i]) bad = i;
+        CHECK(bad < 0, "f16c row conversion differs at %d: 0x%04x vs 0x%04x", bad, bad < 0 ? 0 : b[bad], bad < 0 ? 0 : a[bad]);
+    } else SKIP("no F16C: the SIMD f32 -> f16 row conversion is not checked");
+    f32_to_f16_row(x, b, N);
+    CHECK(!memcmp(a, b, 2 * N), "f32_to_f16_row (dispatched) differs from its twin");
+    for (int i = 0; i < 200; i++) CHECK(a[i] == f32_to_f16(x[i]));
+    free(x); free(a); free(b);
+}
+
 int main(void) {
+    test_f16_row();
     test_known_answers();
     test_error_bounds();
     test_requantize();

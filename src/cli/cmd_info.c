@@ -9,7 +9,8 @@ static const char INFO_HELP[] =
     "usage: sllm info MODEL [--ctx N] [--json]\n"
     "\n"
     "Prints the architecture, shape, parameter count, dtype mix and the memory needed for the\n"
-    "weights plus an f32 KV cache of N tokens (default: 4096 and the model's training context).\n";
+    "weights plus a KV cache of N tokens (default: 4096 and the model's training context) in the\n"
+    "dtype inference uses (f16, or f32 with the global option --kv-type f32).\n";
 
 static void human_bytes(char *buf, size_t n, double b) {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -46,10 +47,10 @@ int cmd_info(int argc, char **argv) {
         printf("{\"path\":"); cli_json_str(stdout, path, strlen(path));
         printf(",\"arch\":\"%s\",\"source\":\"%s\",\"n_params\":%lld,\"weight_bytes\":%zu,\"n_vocab\":%d,"
                "\"n_embd\":%d,\"n_layer\":%d,\"n_head\":%d,\"n_head_kv\":%d,\"head_dim\":%d,\"n_ff\":%d,"
-               "\"n_ctx_train\":%d,\"tied\":%s,\"ctx\":%lld,\"kv_bytes\":%zu,\"total_bytes\":%zu,\"dtypes\":{",
+               "\"n_ctx_train\":%d,\"tied\":%s,\"ctx\":%lld,\"kv_type\":\"%s\",\"kv_bytes\":%zu,\"total_bytes\":%zu,\"dtypes\":{",
                m->arch->name, m->source == MODEL_SRC_GGUF ? "gguf" : "hf", (long long)mi.n_params, mi.weight_bytes,
                hp->n_vocab, hp->n_embd, hp->n_layer, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_ff,
-               hp->n_ctx_train, hp->tied ? "true" : "false", (long long)ctx, kv, mi.weight_bytes + kv);
+               hp->n_ctx_train, hp->tied ? "true" : "false", (long long)ctx, dtype_get(m->kv_type)->name, kv, mi.weight_bytes + kv);
         bool first = true;
         for (int t = 0; t < DT_COUNT; t++)
             if (mi.params_by_dtype[t]) {
@@ -80,9 +81,10 @@ int cmd_info(int argc, char **argv) {
     human_bytes(b2, sizeof b2, (double)kv);
     human_bytes(b3, sizeof b3, (double)(mi.weight_bytes + kv));
     human_bytes(b4, sizeof b4, (double)kv_train);
-    printf("memory       weights %s + KV cache (f32, %lld tokens) %s = %s\n", b1, (long long)ctx, b2, b3);
-    printf("             KV cache per token %zu bytes = 2 (K,V) x %d layers x %d kv heads x %d dims x 4 bytes\n",
-           kv / (size_t)ctx, hp->n_layer, hp->n_head_kv, hp->head_dim);
+    const char *kvt = dtype_get(m->kv_type)->name;
+    printf("memory       weights %s + KV cache (%s, %lld tokens) %s = %s\n", b1, kvt, (long long)ctx, b2, b3);
+    printf("             KV cache per token %zu bytes = 2 (K,V) x %d layers x %d kv heads x %d dims x %d bytes\n",
+           kv / (size_t)ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, m->kv_type == DT_F16 ? 2 : 4);
     if (train_ctx != ctx) printf("             KV cache at the full training context (%d): %s\n", train_ctx, b4);
     cli_model_close(&cm);
     return 0;

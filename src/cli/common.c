@@ -1,9 +1,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "cli/args.h"
 #include "cli/common.h"
 #include "gen/generate.h"
+
+dtype cli_kv_type = DT_F16;
+
+int cli_global_flags(int *argc, char **argv) {
+    int n = 0;
+    for (int i = 0; i < *argc; i++) {
+        if (!strcmp(argv[i], "--kv-type")) {
+            const char *v = i + 1 < *argc ? argv[++i] : NULL;
+            if (!v || (strcasecmp(v, "f16") && strcasecmp(v, "f32"))) {
+                fprintf(stderr, "sllm: --kv-type takes f16 or f32%s%s%s\n", v ? " (got '" : "", v ? v : "", v ? "')" : "");
+                return 2;
+            }
+            cli_kv_type = strcasecmp(v, "f16") ? DT_F32 : DT_F16;
+            continue;
+        }
+        argv[n++] = argv[i];
+    }
+    *argc = n;
+    argv[n] = NULL;
+    return 0;
+}
 
 bool cli_model_open(const char *cmd, const char *path, bool want_tok, bool infer, int threads, cli_model *out) {
     memset(out, 0, sizeof *out);
@@ -16,6 +38,7 @@ bool cli_model_open(const char *cmd, const char *path, bool want_tok, bool infer
         cli_model_close(out);
         return false;
     }
+    model_set_kv_type(out->m, cli_kv_type);
     out->pool = tpool_new(threads);
     if (infer && model_pack(out->m, out->pool) != SLLM_OK)   // not fatal: the model runs unpacked
         fprintf(stderr, "sllm %s: warning: %s\n", cmd, sllm_last_error());

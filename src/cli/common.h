@@ -12,6 +12,12 @@ typedef struct {
     tpool *pool;
 } cli_model;
 
+// KV cache dtype of the models cli_model_open loads: DT_F16 (the default, as llama.cpp's) or DT_F32,
+// from the global option --kv-type (cli_global_flags).
+extern dtype cli_kv_type;
+// Takes the global options (--kv-type f16|f32, anywhere after the command) out of argv, shifting the
+// rest down. Returns 0, or prints an error and returns 2 on a bad value.
+int cli_global_flags(int *argc, char **argv);
 // Loads MODEL (and its tokenizer when want_tok). Prints "sllm CMD: <error>" and returns false on error.
 // infer: the model will run forward passes (weights packed for this CPU's kernels, model_pack).
 bool cli_model_open(const char *cmd, const char *path, bool want_tok, bool infer, int threads, cli_model *out);

@@ -3,6 +3,7 @@
 #include <string.h>
 #include "sllm.h"
 #include "cli/commands.h"
+#include "cli/common.h"
 
 typedef struct { const char *name; int (*fn)(int, char **); const char *help; } command;
 
@@ -27,9 +28,14 @@ static void usage(FILE *f) {
             sllm_version());
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].help);
     fprintf(f, "\nMODEL is a .gguf file or a Hugging Face model directory (config.json + *.safetensors).\n");
+    fprintf(f, "\nglobal options (any command that runs a model):\n"
+               "  --kv-type f16|f32   KV cache dtype (default f16, as llama.cpp: half the memory of f32 and\n"
+               "                      faster decode at long contexts; f32 is exact to the model's f32 arithmetic)\n");
 }
 
 int main(int argc, char **argv) {
+    int rc = cli_global_flags(&argc, argv);
+    if (rc) return rc;
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

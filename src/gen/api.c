@@ -12,6 +12,7 @@ struct sllm_session { model_session *s; tpool *pool; };
 int sllm_model_load(const char *path, sllm_model **out) {
     int rc = model_load(path, out);
     if (rc == SLLM_OK && model_pack(*out, NULL) != SLLM_OK) err_clear();   // runs unpacked then
+    if (rc == SLLM_OK) model_set_kv_type(*out, DT_F16);                      // as the sllm commands
     return rc;
 }
 void sllm_model_free(sllm_model *m) { model_free(m); }

@@ -93,7 +93,7 @@ static void norm(const sllm_model *m, float *y, const float *x, const mweight *w
 typedef struct {
     const model_session *s;
     const model_layer *L;
-    float *kc, *vc;              // this layer's cache, rows (n_ctx, Hkv, D)
+    void *kc, *vc;               // this layer's cache, rows (n_ctx, Hkv, D): f32, or f16 when ap.kv_f16
     int T, chunk, n_chunks, Hq, Hkv, D;
     int n_runs;                  // decode: key runs (tasks)
     int64_t p0, s0;              // first new position; decode: first visible key
@@ -114,13 +114,24 @@ static void rotate_rows(const attn_job *j, float *y, const float *x, int T, int 
     }
 }
 
+// Row `pos` of a layer's K or V cache.
+static void *cache_row(const attn_job *j, void *c, int64_t pos) {
+    return (char *)c + (size_t)pos * (size_t)j->Hkv * (size_t)j->D * (j->ap.kv_f16 ? 2 : 4);
+}
+
 // The T new rows' k (normed and rotated in place) and v appended to the cache at positions p0...
 static void append_kv(const attn_job *j) {
     const model_session *s = j->s;
     size_t row = (size_t)j->Hkv * j->D;
     rotate_rows(j, s->k, s->k, j->T, j->Hkv, &j->L->w[TR_ATTN_K_NORM]);
-    memcpy(j->kc + (size_t)j->p0 * row, s->k, (size_t)j->T * row * sizeof(float));
-    memcpy(j->vc + (size_t)j->p0 * row, s->v, (size_t)j->T * row * sizeof(float));
+    int64_t n = (int64_t)j->T * (int64_t)row;
+    if (j->ap.kv_f16) {
+        f32_to_f16_row(s->k, cache_row(j, j->kc, j->p0), n);
+        f32_to_f16_row(s->v, cache_row(j, j->vc, j->p0), n);
+    } else {
+        memcpy(cache_row(j, j->kc, j->p0), s->k, (size_t)n * sizeof(float));
+        memcpy(cache_row(j, j->vc, j->p0), s->v, (size_t)n * sizeof(float));
+    }
 }
 
 // Prefill: task = (query head h, chunk of queries [t0, t1)), q and outputs in their (T, Hq, D) rows.
@@ -134,8 +145,8 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     int t0 = c * j->chunk, t1 = t0 + j->chunk < j->T ? t0 + j->chunk : j->T;
     int64_t s0 = 0;
     if (j->ap.window > 0 && j->p0 + t0 - j->ap.window + 1 > 0) s0 = j->p0 + t0 - j->ap.window + 1;
-    size_t row = (size_t)j->Hkv * j->D, qoff = (size_t)t0 * j->Hq * j->D;
-    attention_fwd_heads(s->att + qoff, NULL, s->q + qoff, j->kc + s0 * row, j->vc + s0 * row, t1 - t0,
+    size_t qoff = (size_t)t0 * j->Hq * j->D;
+    attention_fwd_heads(s->att + qoff, NULL, s->q + qoff, cache_row(j, j->kc, s0), cache_row(j, j->vc, s0), t1 - t0,
                         j->p0 + t1 - s0, j->Hq, j->Hkv, j->D, j->p0 + t0 - s0, &j->ap, h, h + 1);
 }
 
@@ -204,6 +215,7 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     job.ap.window = L->swa ? hp->swa_window : 0;
     job.ap.softcap = 0;
     job.ap.doc_start = NULL;
+    job.ap.kv_f16 = s->kv_f16;
     if (T == 1) {
         if (job.ap.window > 0 && p0 - job.ap.window + 1 > 0) job.s0 = p0 - job.ap.window + 1;
         attention_decode(s, &job);   // att (1, Hq*D)

@@ -1,4 +1,4 @@
-// A session: the per-layer f32 KV cache of one sequence plus every scratch buffer the forward pass
+// A session: the per-layer KV cache (f32 or f16 rows) of one sequence plus every scratch buffer the forward pass
 // needs for n_batch rows, allocated once so decoding a token allocates nothing.
 // Cache layout per layer: K (n_ctx, Hkv, D) then V (n_ctx, Hkv, D) — position-major, so a prefill
 // appends one block and a decode step's run of positions (every head) is one contiguous stream per
@@ -9,12 +9,12 @@
 #include "base/bigmem.h"
 #include "model/model.h"
 
-static size_t layer_kv_floats(const model_session *s) {
-    return (size_t)s->m->hp.n_head_kv * (size_t)s->n_ctx * (size_t)s->m->hp.head_dim;
+static size_t layer_kv_bytes(const model_session *s) {
+    return (size_t)s->m->hp.n_head_kv * (size_t)s->n_ctx * (size_t)s->m->hp.head_dim * (s->kv_f16 ? 2 : 4);
 }
 
-float *model_session_k(model_session *s, int layer) { return s->kv + 2 * (size_t)layer * layer_kv_floats(s); }
-float *model_session_v(model_session *s, int layer) { return model_session_k(s, layer) + layer_kv_floats(s); }
+void *model_session_k(model_session *s, int layer) { return (char *)s->kv + 2 * (size_t)layer * layer_kv_bytes(s); }
+void *model_session_v(model_session *s, int layer) { return (char *)model_session_k(s, layer) + layer_kv_bytes(s); }
 
 void model_session_free(model_session *s) {
     if (!s) return;
@@ -35,11 +35,12 @@ int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, 
     model_session *s = calloc(1, sizeof *s);
     if (!s) return err_set(SLLM_ERR_NOMEM, "session: out of memory");
     s->m = m; s->pool = pool; s->n_ctx = n_ctx; s->n_batch = n_batch;
+    s->kv_f16 = m->kv_type == DT_F16;
     size_t B = (size_t)n_batch, C = (size_t)h->n_embd, D = (size_t)h->head_dim;
     size_t qd = (size_t)h->n_head * D, kd = (size_t)h->n_head_kv * D;
     size_t ff = (size_t)h->n_ff;
     // huge pages: decode streams the whole cache every step (4 KiB pages cost a TLB miss per 8 rows)
-    s->kv = bigmem_calloc(2 * (size_t)h->n_layer * layer_kv_floats(s) * sizeof(float));
+    s->kv = bigmem_calloc(2 * (size_t)h->n_layer * layer_kv_bytes(s));
     s->x = malloc(B * C * sizeof(float));
     s->xn = malloc(B * C * sizeof(float));
     s->o = malloc(B * C * sizeof(float));

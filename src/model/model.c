@@ -630,7 +630,17 @@ void model_info(const sllm_model *m, model_info_t *out) {
 }
 
 size_t model_kv_bytes(const sllm_model *m, int n_ctx) {
-    return 2 * (size_t)m->hp.n_layer * (size_t)n_ctx * (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim * sizeof(float);
+    return 2 * (size_t)m->hp.n_layer * (size_t)n_ctx * (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim *
+           (m->kv_type == DT_F16 ? 2 : 4);
+}
+
+int model_set_kv_type(sllm_model *m, dtype t) {
+    if (t != DT_F32 && t != DT_F16) {
+        const dtype_info *di = dtype_get(t);
+        return err_set(SLLM_ERR_ARG, "KV cache type %s is not supported (f16 or f32)", di ? di->name : "?");
+    }
+    m->kv_type = t;
+    return SLLM_OK;
 }
 
 const char *model_main_dtype(const sllm_model *m) {

@@ -75,6 +75,11 @@ struct sllm_model {
     struct lora_adapter *lora[MODEL_MAX_LORA];
     float lora_scale[MODEL_MAX_LORA];        // per-adapter multiplier on top of its alpha/r
     int n_lora;
+    // KV cache dtype of the sessions made from now on: DT_F32 (model_load's default: exact, what the
+    // reference tests compare) or DT_F16 (llama.cpp's default; half the memory and half the bytes a
+    // decode step's attention reads; the inference entry points, `sllm` commands and sllm_model_load,
+    // choose it). A session keeps the type it was made with.
+    dtype kv_type;
 };
 
 // Loads a GGUF file or a Hugging Face model directory (auto-detected). On error returns a negative
@@ -97,8 +102,10 @@ typedef struct {
     int64_t params_by_dtype[DT_COUNT]; // the dtype mix
 } model_info_t;
 void model_info(const sllm_model *m, model_info_t *out);
-// f32 KV cache bytes for a context of n_ctx tokens.
+// KV cache bytes for a context of n_ctx tokens (in m->kv_type).
 size_t model_kv_bytes(const sllm_model *m, int n_ctx);
+// Sets m->kv_type: DT_F32 or DT_F16; SLLM_ERR_ARG for any other dtype.
+int model_set_kv_type(sllm_model *m, dtype t);
 // "f32", "q4_0", or "mixed" (dtype of the largest share of parameters in matrices).
 const char *model_main_dtype(const sllm_model *m);
 
@@ -123,7 +130,8 @@ typedef struct model_session {
     const sllm_model *m;
     tpool *pool;                 // not owned; NULL = single thread
     int n_ctx, n_batch, n_past;
-    float *kv;                   // per layer: K (n_ctx, Hkv, D) then V (n_ctx, Hkv, D)
+    void *kv;                    // per layer: K (n_ctx, Hkv, D) then V (n_ctx, Hkv, D), f32 or f16 rows
+    int kv_f16;                  // the cache's rows are f16 (the model's kv_type when the session was made)
     // scratch for n_batch rows, allocated once
     float *x, *xn, *q, *k, *v, *att, *o, *ff_a, *ff_b, *logits_tmp;
     int32_t *pos;
@@ -142,8 +150,9 @@ void model_session_free(model_session *s);
 void model_session_reset(model_session *s);
 // Forgets positions >= n (keeps a shared prompt prefix). Returns SLLM_ERR_ARG if n > n_past.
 int model_session_truncate(model_session *s, int n);
-float *model_session_k(model_session *s, int layer);
-float *model_session_v(model_session *s, int layer);
+// This layer's K / V rows (float, or uint16_t f16 when s->kv_f16).
+void *model_session_k(model_session *s, int layer);
+void *model_session_v(model_session *s, int layer);
 
 // Runs T tokens at positions n_past.. (batched prefill when T > 1, decode when T == 1), appending
 // to the KV cache. logits: (T, n_vocab) when all_logits, else (n_vocab) for the last token only;

@@ -8,6 +8,7 @@
 #include "tensor/ops.h"
 #include "tensor/attention_kernels.h"
 #include "tensor/matmul.h"
+#include "tensor/dtype.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -59,6 +60,24 @@ static void attn_accum_ref(float *o, const float *p, const float *v, int64_t ks,
     for (int i = 0; i < n; i++) axpy_f32(o, p[i], v + (int64_t)i * ks, D);
 }
 
+static void attn_scores_h_ref(float *sc, const float *q, const uint16_t *k, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++) {
+        const uint16_t *ki = k + (int64_t)i * ks;
+        float acc[LANES] = {0};
+        int d = 0;
+        for (; d + LANES <= D; d += LANES)
+            for (int u = 0; u < LANES; u++) acc[u] += q[d + u] * f16_to_f32(ki[d + u]);
+        float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (; d < D; d++) s += q[d] * f16_to_f32(ki[d]);
+        sc[i] = s;
+    }
+}
+
+static void attn_accum_h_ref(float *o, const float *p, const uint16_t *v, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < D; d++) o[d] += p[i] * f16_to_f32(v[(int64_t)i * ks + d]);
+}
+
 static double attn_expsum_ref(float *sc, int n, float m) {
     double s = 0.0;
     for (int i = 0; i < n; i++) {
@@ -76,7 +95,7 @@ const attn_kernels *attn_kernels_for(int isa) {
     if (!atomic_load_explicit(&g_tab_ready, memory_order_acquire)) {
         // Idempotent: concurrent first callers build identical tables.
         attn_kernels t[3];
-        t[0] = (attn_kernels){attn_scores_ref, attn_accum_ref, attn_expsum_ref};
+        t[0] = (attn_kernels){attn_scores_ref, attn_accum_ref, attn_scores_h_ref, attn_accum_h_ref, attn_expsum_ref};
         t[1] = t[2] = t[0];
         isa_level d = isa_detect();
         if (d >= ISA_AVX2) { attn_kernels_avx2(&t[1]); t[2] = t[1]; }
@@ -88,6 +107,21 @@ const attn_kernels *attn_kernels_for(int isa) {
 }
 
 const attn_kernels *attn_kernels_active(void) { return attn_kernels_for((int)isa_active()); }
+
+// K / V rows are f32 or, under p->kv_f16, f16: element e of a cache at base, and the two kernels over it.
+static inline const void *kv_at(const void *base, int64_t e, const attn_params *p) {
+    return (const char *)base + e * (p->kv_f16 ? 2 : 4);
+}
+static inline void kv_scores(const attn_kernels *kn, const attn_params *p, float *sc, const float *q, const void *k,
+                             int64_t ks, int n, int D) {
+    if (p->kv_f16) kn->scores_h(sc, q, k, ks, n, D);
+    else kn->scores(sc, q, k, ks, n, D);
+}
+static inline void kv_accum(const attn_kernels *kn, const attn_params *p, float *o, const float *pr, const void *v,
+                            int64_t ks, int n, int D) {
+    if (p->kv_f16) kn->accum_h(o, pr, v, ks, n, D);
+    else kn->accum(o, pr, v, ks, n, D);
+}
 
 // ---------------------------------------------------------------- forward
 
@@ -105,8 +139,8 @@ static float finish_scores(float *sc, int n, const attn_params *p) {
 }
 
 // One query row, probabilities stored in row[0..S) (zeros outside the band) for the backward.
-static void attend_store(const attn_kernels *kn, float *o, float *row, const float *q, const float *k,
-                         const float *v, int64_t S, int64_t lo, int64_t hi, int64_t ks, int D,
+static void attend_store(const attn_kernels *kn, float *o, float *row, const float *q, const void *k,
+                         const void *v, int64_t S, int64_t lo, int64_t hi, int64_t ks, int D,
                          const attn_params *p) {
     memset(o, 0, (size_t)D * sizeof(float));
     if (hi < lo) { memset(row, 0, (size_t)S * sizeof(float)); return; }
@@ -115,7 +149,7 @@ static void attend_store(const attn_kernels *kn, float *o, float *row, const flo
     float m = -INFINITY;
     for (int64_t b0 = lo; b0 <= hi; b0 += SCORE_BLOCK) {
         int n = (int)(hi - b0 + 1 < SCORE_BLOCK ? hi - b0 + 1 : SCORE_BLOCK);
-        kn->scores(row + b0, q, k + b0 * ks, ks, n, D);
+        kv_scores(kn, p, row + b0, q, kv_at(k, b0 * ks, p), ks, n, D);
         float bm = finish_scores(row + b0, n, p);
         m = bm > m ? bm : m;
     }
@@ -125,7 +159,7 @@ static void attend_store(const attn_kernels *kn, float *o, float *row, const flo
     for (int64_t s = lo; s <= hi; s++) row[s] *= inv;
     for (int64_t b0 = lo; b0 <= hi; b0 += SCORE_BLOCK) {
         int n = (int)(hi - b0 + 1 < SCORE_BLOCK ? hi - b0 + 1 : SCORE_BLOCK);
-        kn->accum(o, row + b0, v + b0 * ks, ks, n, D);
+        kv_accum(kn, p, o, row + b0, kv_at(v, b0 * ks, p), ks, n, D);
     }
 }
 
@@ -133,8 +167,8 @@ static void attend_store(const attn_kernels *kn, float *o, float *row, const flo
 // output o and the sum l rescaled when it grows), then l += the block's exp sum and o += its
 // probability-weighted values.
 static void online_block(const attn_kernels *kn, float *sc, float *o, float *m, double *l, const float *q,
-                         const float *k, const float *v, int64_t ks, int n, int D, const attn_params *p) {
-    kn->scores(sc, q, k, ks, n, D);
+                         const void *k, const void *v, int64_t ks, int n, int D, const attn_params *p) {
+    kv_scores(kn, p, sc, q, k, ks, n, D);
     float bm = finish_scores(sc, n, p);
     if (bm > *m) {
         if (*m != -INFINITY) {
@@ -145,7 +179,7 @@ static void online_block(const attn_kernels *kn, float *sc, float *o, float *m, 
         *m = bm;
     }
     *l += kn->expsum(sc, n, *m);
-    kn->accum(o, sc, v, ks, n, D);
+    kv_accum(kn, p, o, sc, v, ks, n, D);
 }
 
 // One query row for a run of nh consecutive q heads sharing one kv head, without storing
@@ -153,8 +187,8 @@ static void online_block(const attn_kernels *kn, float *sc, float *o, float *m, 
 // and rescaling it whenever that head's running max grows. Heads loop inside the key-block loop so a
 // block of K/V rows is read from memory once per kv head and reused from cache by the whole group
 // (decode is bound by reading the cache). No heap, any S.
-static void attend_online(const attn_kernels *kn, float *o, const float *q, int nh, const float *k,
-                          const float *v, int64_t lo, int64_t hi, int64_t ks, int D, const attn_params *p) {
+static void attend_online(const attn_kernels *kn, float *o, const float *q, int nh, const void *k,
+                          const void *v, int64_t lo, int64_t hi, int64_t ks, int D, const attn_params *p) {
     float sc[SCORE_BLOCK], m[HEAD_RUN];
     double l[HEAD_RUN];
     memset(o, 0, (size_t)nh * D * sizeof(float));
@@ -162,14 +196,14 @@ static void attend_online(const attn_kernels *kn, float *o, const float *q, int 
     for (int64_t b0 = lo; b0 <= hi; b0 += SCORE_BLOCK) {
         int n = (int)(hi - b0 + 1 < SCORE_BLOCK ? hi - b0 + 1 : SCORE_BLOCK);
         for (int j = 0; j < nh; j++)
-            online_block(kn, sc, o + (int64_t)j * D, &m[j], &l[j], q + (int64_t)j * D, k + b0 * ks, v + b0 * ks, ks, n,
-                         D, p);
+            online_block(kn, sc, o + (int64_t)j * D, &m[j], &l[j], q + (int64_t)j * D, kv_at(k, b0 * ks, p),
+                         kv_at(v, b0 * ks, p), ks, n, D, p);
     }
     for (int j = 0; j < nh; j++)
         if (l[j] > 0) scale_f32(o + (int64_t)j * D, (float)(1.0 / l[j]), D);
 }
 
-void attention_fwd_heads(float *out, float *att, const float *q, const float *k, const float *v,
+void attention_fwd_heads(float *out, float *att, const float *q, const void *k, const void *v,
                          int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
                          int h0, int h1) {
     const attn_kernels *kn = attn_kernels_active();
@@ -180,7 +214,7 @@ void attention_fwd_heads(float *out, float *att, const float *q, const float *k,
         int kvh = h / group;
         int hend = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
         if (hend - h > HEAD_RUN) hend = h + HEAD_RUN;
-        const float *kh = k + (int64_t)kvh * D, *vh = v + (int64_t)kvh * D;
+        const void *kh = kv_at(k, (int64_t)kvh * D, p), *vh = kv_at(v, (int64_t)kvh * D, p);
         for (int64_t t = 0; t < T; t++) {
             const float *qt = q + (t * Hq + h) * (int64_t)D;
             float *ot = out + (t * Hq + h) * (int64_t)D;
@@ -203,7 +237,7 @@ void attention_fwd_heads(float *out, float *att, const float *q, const float *k,
 // Keys per block of the decode parts (each head's scores of a block stay on the stack).
 #define DEC_BLOCK 32
 
-void attention_decode_part(float *o, float *m, double *l, const float *q, const float *k, const float *v, int Hq,
+void attention_decode_part(float *o, float *m, double *l, const float *q, const void *k, const void *v, int Hq,
                            int Hkv, int D, int64_t lo, int64_t hi, const attn_params *p) {
     const attn_kernels *kn = attn_kernels_active();
     const int G = Hq / Hkv;
@@ -217,7 +251,8 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
         int n = (int)(hi - b0 + 1 < DEC_BLOCK ? hi - b0 + 1 : DEC_BLOCK);
         for (int h = 0; h < Hq; h++) {
             int64_t off = b0 * ks + (int64_t)(h / G) * D;
-            online_block(kn, sc, o + (int64_t)h * D, &m[h], &l[h], q + (int64_t)h * D, k + off, v + off, ks, n, D, p);
+            online_block(kn, sc, o + (int64_t)h * D, &m[h], &l[h], q + (int64_t)h * D, kv_at(k, off, p), kv_at(v, off, p),
+                         ks, n, D, p);
         }
     }
 }

@@ -10,6 +10,9 @@ typedef struct {
     void (*scores)(float *sc, const float *q, const float *k, int64_t ks, int n, int D);
     // o[0..D) += sum_{i<n} p[i] * v[i*ks .. i*ks + D)
     void (*accum)(float *o, const float *p, const float *v, int64_t ks, int n, int D);
+    // the same two over f16 rows (an f16 KV cache), converted to f32 on load
+    void (*scores_h)(float *sc, const float *q, const uint16_t *k, int64_t ks, int n, int D);
+    void (*accum_h)(float *o, const float *p, const uint16_t *v, int64_t ks, int n, int D);
     // sc[i] = exp(sc[i] - m) for i < n (the SIMD versions: a degree-7 polynomial, tensor/simd_exp.h);
     // returns the sum
     double (*expsum)(float *sc, int n, float m);

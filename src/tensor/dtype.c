@@ -1,6 +1,7 @@
 // The dtype table (GGML type ids, block geometry exactly as GGML defines it) and the scalar
 // half/bfloat conversions every layer shares.
 #include "tensor/dtype.h"
+#include "tensor/matmul.h"
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -61,6 +62,15 @@ float f16_to_f32(uint16_t h) {
     }
     if (exp == 31) return bits_f32(sign | 0x7f800000u | (mant << 13));   // Inf / NaN (payload kept)
     return bits_f32(sign | ((exp + 112) << 23) | (mant << 13));
+}
+
+void f32_to_f16_row_ref(const float *x, uint16_t *y, int64_t n) {
+    for (int64_t i = 0; i < n; i++) y[i] = f32_to_f16(x[i]);
+}
+
+void f32_to_f16_row(const float *x, uint16_t *y, int64_t n) {
+    if (isa_active() >= ISA_AVX2) f32_to_f16_row_f16c(x, y, n);   // AVX2 level implies F16C (isa_detect)
+    else f32_to_f16_row_ref(x, y, n);
 }
 
 uint16_t f32_to_f16(float f) {

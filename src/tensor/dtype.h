@@ -30,6 +30,11 @@ size_t dtype_row_bytes(dtype t, int64_t n);
 // Scalar half/bfloat conversions (round-to-nearest-even), shared by every layer.
 float f16_to_f32(uint16_t h);
 uint16_t f32_to_f16(float f);
+// n values at once, the bits of f32_to_f16 each (F16C's vcvtps2ph where the CPU has it and SLLM_ISA
+// allows; f32_to_f16_row_ref is the scalar twin, f32_to_f16_row_f16c the SIMD one, for tests).
+void f32_to_f16_row(const float *x, uint16_t *y, int64_t n);
+void f32_to_f16_row_ref(const float *x, uint16_t *y, int64_t n);
+void f32_to_f16_row_f16c(const float *x, uint16_t *y, int64_t n);
 float bf16_to_f32(uint16_t h);
 uint16_t f32_to_bf16(float f);
 #endif

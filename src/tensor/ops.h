@@ -63,7 +63,9 @@ void gelu_bwd(float *dx, const float *dout, const float *x, int64_t n);
 // s > q_pos0 + t - window when window > 0 (sliding window). doc_start (T) optional: query t attends
 // only keys s >= doc_start[t] (packed rows). scale multiplies q·k; softcap > 0 applies cap*tanh(x/cap).
 // out (T, Hq, D); att (Hq, T, S) saved probabilities for backward (may be NULL in inference).
-typedef struct { float scale; int window; float softcap; const int32_t *doc_start; } attn_params;
+// kv_f16: the k / v arguments of attention_fwd_heads / attention_decode_part are f16 (uint16_t) rows
+// (an f16 KV cache) rather than f32; the arithmetic stays f32.
+typedef struct { float scale; int window; float softcap; const int32_t *doc_start; int kv_f16; } attn_params;
 // Visible keys for query row t (absolute position q_pos0 + t) among S cached keys: [*lo, *hi], empty when
 // *hi < *lo. Causal, then the sliding window, then the packed document's start.
 static inline void attn_key_band(int64_t t, int64_t S, int64_t q_pos0, const attn_params *p, int64_t *lo,
@@ -85,7 +87,8 @@ void attention_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
 // attention_bwd_kvheads computes the gradient flowing through kv heads [g0, g1) (q heads
 // [g0*Hq/Hkv, g1*Hq/Hkv)): the dq, dk, dv rows it touches belong to those heads only, so disjoint
 // ranges can run on different threads. dq, dk or dv may be NULL to skip that gradient.
-void attention_fwd_heads(float *out, float *att, const float *q, const float *k, const float *v,
+// (k / v: f32 rows, or f16 ones under p->kv_f16.)
+void attention_fwd_heads(float *out, float *att, const float *q, const void *k, const void *v,
                          int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
                          int h0, int h1);
 void attention_bwd_kvheads(float *dq, float *dk, float *dv, const float *dout, const float *att,
@@ -97,7 +100,8 @@ void attention_bwd_kvheads(float *dq, float *dk, float *dv, const float *dout, c
 // and leaves, per q head, the running max m, the sum l of exp(score - m) and the unnormalized output
 // o = sum exp(score - m) v (m = -inf, l = 0, o = 0 for an empty run). attention_decode_merge combines
 // n such parts into out (Hq, D), the softmax-weighted sum over all the runs' keys.
-void attention_decode_part(float *o, float *m, double *l, const float *q, const float *k, const float *v, int Hq,
+// (k / v: f32 rows, or f16 ones under p->kv_f16.)
+void attention_decode_part(float *o, float *m, double *l, const float *q, const void *k, const void *v, int Hq,
                            int Hkv, int D, int64_t lo, int64_t hi, const attn_params *p);
 void attention_decode_merge(float *out, const float *const *o, const float *const *m, const double *const *l, int n,
                             int Hq, int D);

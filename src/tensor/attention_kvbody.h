@@ -1,0 +1,86 @@
+// Body of the attention score and value kernels of attention_avx2.c (and its AVX-512 recompile),
+// included once per element type of the K / V rows: f32, and f16 (an f16 KV cache, converted to f32 on
+// load). Before including, define KV_SCORES / KV_ACCUM (the functions' names), KV_T (the element type),
+// KV_VLOAD(p) (a vector of W elements at p as f32) and KV_SLOAD(x) (one element as f32).
+static void KV_SCORES(float *sc, const float *q, const KV_T *k, int64_t ks, int n, int D) {
+    int Dv = D - D % W, i = 0;
+#ifdef ATT_AVX512
+    // the AVX-512 build: 16 keys at a time while they last
+    if (D % 16 == 0)
+        for (; i + 16 <= n; i += 16) {
+            __m512 a[16];
+            for (int r = 0; r < 16; r++) a[r] = _mm512_setzero_ps();
+            const KV_T *k0 = k + (int64_t)i * ks;
+            for (int d = 0; d < D; d += 16) {
+                __m512 qv = _mm512_loadu_ps(q + d);
+#pragma GCC unroll 16
+                for (int r = 0; r < 16; r++) a[r] = _mm512_fmadd_ps(qv, KV_VLOAD(k0 + (int64_t)r * ks + d), a[r]);
+            }
+            _mm512_storeu_ps(sc + i, hsum16x16(a));
+        }
+#endif
+    // four keys at a time: four independent FMA chains share each load of q
+    for (; i + 4 <= n; i += 4) {
+        const KV_T *k0 = k + (int64_t)i * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
+        vf a0 = VZERO(), a1 = VZERO(), a2 = VZERO(), a3 = VZERO();
+        for (int d = 0; d < Dv; d += W) {
+            vf qv = VLOAD(q + d);
+            a0 = VFMA(qv, KV_VLOAD(k0 + d), a0);
+            a1 = VFMA(qv, KV_VLOAD(k1 + d), a1);
+            a2 = VFMA(qv, KV_VLOAD(k2 + d), a2);
+            a3 = VFMA(qv, KV_VLOAD(k3 + d), a3);
+        }
+        float s0 = VSUM(a0), s1 = VSUM(a1), s2 = VSUM(a2), s3 = VSUM(a3);
+        for (int d = Dv; d < D; d++) {
+            s0 += q[d] * KV_SLOAD(k0[d]); s1 += q[d] * KV_SLOAD(k1[d]); s2 += q[d] * KV_SLOAD(k2[d]); s3 += q[d] * KV_SLOAD(k3[d]);
+        }
+        sc[i] = s0; sc[i + 1] = s1; sc[i + 2] = s2; sc[i + 3] = s3;
+    }
+    for (; i < n; i++) {
+        const KV_T *k0 = k + (int64_t)i * ks;
+        vf a0 = VZERO();
+        for (int d = 0; d < Dv; d += W) a0 = VFMA(VLOAD(q + d), KV_VLOAD(k0 + d), a0);
+        float s0 = VSUM(a0);
+        for (int d = Dv; d < D; d++) s0 += q[d] * KV_SLOAD(k0[d]);
+        sc[i] = s0;
+    }
+}
+
+// The output slice stays in registers (8 vectors at a time) while every value row streams past.
+static void KV_ACCUM(float *o, const float *p, const KV_T *v, int64_t ks, int n, int D) {
+    int Dv = D - D % W, d0 = 0;
+    for (; d0 + 8 * W <= Dv; d0 += 8 * W) {
+        vf o0 = VLOAD(o + d0), o1 = VLOAD(o + d0 + W), o2 = VLOAD(o + d0 + 2 * W), o3 = VLOAD(o + d0 + 3 * W);
+        vf o4 = VLOAD(o + d0 + 4 * W), o5 = VLOAD(o + d0 + 5 * W), o6 = VLOAD(o + d0 + 6 * W), o7 = VLOAD(o + d0 + 7 * W);
+        for (int i = 0; i < n; i++) {
+            const KV_T *vi = v + (int64_t)i * ks + d0;
+            vf pb = VSET1(p[i]);
+            o0 = VFMA(pb, KV_VLOAD(vi), o0); o1 = VFMA(pb, KV_VLOAD(vi + W), o1);
+            o2 = VFMA(pb, KV_VLOAD(vi + 2 * W), o2); o3 = VFMA(pb, KV_VLOAD(vi + 3 * W), o3);
+            o4 = VFMA(pb, KV_VLOAD(vi + 4 * W), o4); o5 = VFMA(pb, KV_VLOAD(vi + 5 * W), o5);
+            o6 = VFMA(pb, KV_VLOAD(vi + 6 * W), o6); o7 = VFMA(pb, KV_VLOAD(vi + 7 * W), o7);
+        }
+        VSTORE(o + d0, o0); VSTORE(o + d0 + W, o1); VSTORE(o + d0 + 2 * W, o2); VSTORE(o + d0 + 3 * W, o3);
+        VSTORE(o + d0 + 4 * W, o4); VSTORE(o + d0 + 5 * W, o5); VSTORE(o + d0 + 6 * W, o6); VSTORE(o + d0 + 7 * W, o7);
+    }
+    for (; d0 + 2 * W <= Dv; d0 += 2 * W) {
+        vf o0 = VLOAD(o + d0), o1 = VLOAD(o + d0 + W);
+        for (int i = 0; i < n; i++) {
+            const KV_T *vi = v + (int64_t)i * ks + d0;
+            vf pb = VSET1(p[i]);
+            o0 = VFMA(pb, KV_VLOAD(vi), o0);
+            o1 = VFMA(pb, KV_VLOAD(vi + W), o1);
+        }
+        VSTORE(o + d0, o0); VSTORE(o + d0 + W, o1);
+    }
+    for (; d0 < Dv; d0 += W) {
+        vf o0 = VLOAD(o + d0);
+        for (int i = 0; i < n; i++) o0 = VFMA(VSET1(p[i]), KV_VLOAD(v + (int64_t)i * ks + d0), o0);
+        VSTORE(o + d0, o0);
+    }
+    for (int d = Dv; d < D; d++) {
+        float s = o[d];
+        for (int i = 0; i < n; i++) s += p[i] * KV_SLOAD(v[(int64_t)i * ks + d]);
+        o[d] = s;
+    }
+}
