@@ -78,6 +78,28 @@ static void attn_accum_h_ref(float *o, const float *p, const uint16_t *v, int64_
         for (int d = 0; d < D; d++) o[d] += p[i] * f16_to_f32(v[(int64_t)i * ks + d]);
 }
 
+static void attn_scores_g_ref(float *sc, const float *q, int G, const float *k, int64_t ks, int n, int D) {
+    for (int j = 0; j < G; j++) attn_scores_ref(sc + (int64_t)j * n, q + (int64_t)j * D, k, ks, n, D);
+}
+static void attn_accum_g_ref(float *o, const float *p, int G, const float *v, int64_t ks, int n, int D) {
+    for (int j = 0; j < G; j++) attn_accum_ref(o + (int64_t)j * D, p + (int64_t)j * n, v, ks, n, D);
+}
+static void attn_scores_gh_ref(float *sc, const float *q, int G, const uint16_t *k, int64_t ks, int n, int D) {
+    for (int j = 0; j < G; j++) attn_scores_h_ref(sc + (int64_t)j * n, q + (int64_t)j * D, k, ks, n, D);
+}
+static void attn_accum_gh_ref(float *o, const float *p, int G, const uint16_t *v, int64_t ks, int n, int D) {
+    for (int j = 0; j < G; j++) attn_accum_h_ref(o + (int64_t)j * D, p + (int64_t)j * n, v, ks, n, D);
+}
+
+static float attn_scale_max_ref(float *sc, int n, float scale) {
+    float m = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        sc[i] *= scale;
+        m = sc[i] > m ? sc[i] : m;
+    }
+    return m;
+}
+
 static double attn_expsum_ref(float *sc, int n, float m) {
     double s = 0.0;
     for (int i = 0; i < n; i++) {
@@ -95,7 +117,9 @@ const attn_kernels *attn_kernels_for(int isa) {
     if (!atomic_load_explicit(&g_tab_ready, memory_order_acquire)) {
         // Idempotent: concurrent first callers build identical tables.
         attn_kernels t[3];
-        t[0] = (attn_kernels){attn_scores_ref, attn_accum_ref, attn_scores_h_ref, attn_accum_h_ref, attn_expsum_ref};
+        t[0] = (attn_kernels){attn_scores_ref,    attn_accum_ref,    attn_scores_h_ref,  attn_accum_h_ref,
+                              attn_scores_g_ref,  attn_accum_g_ref,  attn_scores_gh_ref, attn_accum_gh_ref,
+                              attn_scale_max_ref, attn_expsum_ref};
         t[1] = t[2] = t[0];
         isa_level d = isa_detect();
         if (d >= ISA_AVX2) { attn_kernels_avx2(&t[1]); t[2] = t[1]; }
@@ -122,19 +146,27 @@ static inline void kv_accum(const attn_kernels *kn, const attn_params *p, float 
     if (p->kv_f16) kn->accum_h(o, pr, v, ks, n, D);
     else kn->accum(o, pr, v, ks, n, D);
 }
+static inline void kv_scores_g(const attn_kernels *kn, const attn_params *p, float *sc, const float *q, int G,
+                               const void *k, int64_t ks, int n, int D) {
+    if (p->kv_f16) kn->scores_gh(sc, q, G, k, ks, n, D);
+    else kn->scores_g(sc, q, G, k, ks, n, D);
+}
+static inline void kv_accum_g(const attn_kernels *kn, const attn_params *p, float *o, const float *pr, int G,
+                              const void *v, int64_t ks, int n, int D) {
+    if (p->kv_f16) kn->accum_gh(o, pr, G, v, ks, n, D);
+    else kn->accum_g(o, pr, G, v, ks, n, D);
+}
 
 // ---------------------------------------------------------------- forward
 
 // Raw dot products -> scaled (and soft-capped) scores, in place; returns their max.
-static float finish_scores(float *sc, int n, const attn_params *p) {
-    float m = -INFINITY;
-    if (p->softcap > 0) {
-        float cap = p->softcap, f = p->scale / cap;
-        for (int i = 0; i < n; i++) sc[i] = cap * tanhf(sc[i] * f);
-    } else {
-        scale_f32(sc, p->scale, n);
+static float finish_scores(const attn_kernels *kn, float *sc, int n, const attn_params *p) {
+    if (p->softcap <= 0) return kn->scale_max(sc, n, p->scale);
+    float m = -INFINITY, cap = p->softcap, f = p->scale / cap;
+    for (int i = 0; i < n; i++) {
+        sc[i] = cap * tanhf(sc[i] * f);
+        m = sc[i] > m ? sc[i] : m;
     }
-    for (int i = 0; i < n; i++) m = sc[i] > m ? sc[i] : m;
     return m;
 }
 
@@ -150,7 +182,7 @@ static void attend_store(const attn_kernels *kn, float *o, float *row, const flo
     for (int64_t b0 = lo; b0 <= hi; b0 += SCORE_BLOCK) {
         int n = (int)(hi - b0 + 1 < SCORE_BLOCK ? hi - b0 + 1 : SCORE_BLOCK);
         kv_scores(kn, p, row + b0, q, kv_at(k, b0 * ks, p), ks, n, D);
-        float bm = finish_scores(row + b0, n, p);
+        float bm = finish_scores(kn, row + b0, n, p);
         m = bm > m ? bm : m;
     }
     double sum = 0.0;
@@ -163,41 +195,43 @@ static void attend_store(const attn_kernels *kn, float *o, float *row, const flo
     }
 }
 
-// One head's online-softmax step over a block of n keys: its scores (in sc), the running max m (the
-// output o and the sum l rescaled when it grows), then l += the block's exp sum and o += its
-// probability-weighted values.
-static void online_block(const attn_kernels *kn, float *sc, float *o, float *m, double *l, const float *q,
+// The online-softmax step of G heads that share a kv head over a block of n keys: their scores (head j's
+// in sc[j*n ..]), each head's running max m[j] (its output o_j and sum l[j] rescaled when it grows), then
+// l[j] += the block's exp sum and o_j += its probability-weighted values, the values read once for
+// the G heads.
+static void online_block(const attn_kernels *kn, float *sc, float *o, float *m, double *l, const float *q, int G,
                          const void *k, const void *v, int64_t ks, int n, int D, const attn_params *p) {
-    kv_scores(kn, p, sc, q, k, ks, n, D);
-    float bm = finish_scores(sc, n, p);
-    if (bm > *m) {
-        if (*m != -INFINITY) {
-            float f = expf(*m - bm);
-            *l *= f;
-            scale_f32(o, f, D);
+    kv_scores_g(kn, p, sc, q, G, k, ks, n, D);
+    for (int j = 0; j < G; j++) {
+        float *sj = sc + (int64_t)j * n;
+        float bm = finish_scores(kn, sj, n, p);
+        if (bm > m[j]) {
+            if (m[j] != -INFINITY) {
+                float f = expf(m[j] - bm);
+                l[j] *= f;
+                scale_f32(o + (int64_t)j * D, f, D);
+            }
+            m[j] = bm;
         }
-        *m = bm;
+        l[j] += kn->expsum(sj, n, m[j]);
     }
-    *l += kn->expsum(sc, n, *m);
-    kv_accum(kn, p, o, sc, v, ks, n, D);
+    kv_accum_g(kn, p, o, sc, G, v, ks, n, D);
 }
 
 // One query row for a run of nh consecutive q heads sharing one kv head, without storing
 // probabilities: online softmax over blocks of keys, accumulating straight into each head's output
-// and rescaling it whenever that head's running max grows. Heads loop inside the key-block loop so a
-// block of K/V rows is read from memory once per kv head and reused from cache by the whole group
+// and rescaling it whenever that head's running max grows. The heads go through each block together,
+// so a block of K/V rows is read from memory once per kv head and loaded once for the whole group
 // (decode is bound by reading the cache). No heap, any S.
 static void attend_online(const attn_kernels *kn, float *o, const float *q, int nh, const void *k,
                           const void *v, int64_t lo, int64_t hi, int64_t ks, int D, const attn_params *p) {
-    float sc[SCORE_BLOCK], m[HEAD_RUN];
+    float sc[SCORE_BLOCK * HEAD_RUN], m[HEAD_RUN];
     double l[HEAD_RUN];
     memset(o, 0, (size_t)nh * D * sizeof(float));
     for (int j = 0; j < nh; j++) { m[j] = -INFINITY; l[j] = 0.0; }
     for (int64_t b0 = lo; b0 <= hi; b0 += SCORE_BLOCK) {
         int n = (int)(hi - b0 + 1 < SCORE_BLOCK ? hi - b0 + 1 : SCORE_BLOCK);
-        for (int j = 0; j < nh; j++)
-            online_block(kn, sc, o + (int64_t)j * D, &m[j], &l[j], q + (int64_t)j * D, kv_at(k, b0 * ks, p),
-                         kv_at(v, b0 * ks, p), ks, n, D, p);
+        online_block(kn, sc, o, m, l, q, nh, kv_at(k, b0 * ks, p), kv_at(v, b0 * ks, p), ks, n, D, p);
     }
     for (int j = 0; j < nh; j++)
         if (l[j] > 0) scale_f32(o + (int64_t)j * D, (float)(1.0 / l[j]), D);
@@ -241,18 +275,20 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
                            int Hkv, int D, int64_t lo, int64_t hi, const attn_params *p) {
     const attn_kernels *kn = attn_kernels_active();
     const int G = Hq / Hkv;
+    int g = G < HEAD_RUN ? G : HEAD_RUN;   // heads per step: the largest divisor of G up to HEAD_RUN
+    while (G % g) g--;
     const int64_t ks = (int64_t)Hkv * D;
-    float sc[DEC_BLOCK];
+    float sc[DEC_BLOCK * HEAD_RUN];
     memset(o, 0, (size_t)Hq * D * sizeof(float));
     for (int h = 0; h < Hq; h++) { m[h] = -INFINITY; l[h] = 0.0; }
-    // blocks outside, heads inside: a block's rows (every head of DEC_BLOCK positions, adjacent in the
-    // cache) are read from memory once and reused from L2 by the heads that follow
+    // blocks outside, kv heads inside: a block's rows (every head of DEC_BLOCK positions, adjacent in the
+    // cache) are read from memory once; each kv head's part is loaded once for its G query heads
     for (int64_t b0 = lo; b0 <= hi; b0 += DEC_BLOCK) {
         int n = (int)(hi - b0 + 1 < DEC_BLOCK ? hi - b0 + 1 : DEC_BLOCK);
-        for (int h = 0; h < Hq; h++) {
+        for (int h = 0; h < Hq; h += g) {
             int64_t off = b0 * ks + (int64_t)(h / G) * D;
-            online_block(kn, sc, o + (int64_t)h * D, &m[h], &l[h], q + (int64_t)h * D, kv_at(k, off, p), kv_at(v, off, p),
-                         ks, n, D, p);
+            online_block(kn, sc, o + (int64_t)h * D, &m[h], &l[h], q + (int64_t)h * D, g, kv_at(k, off, p),
+                         kv_at(v, off, p), ks, n, D, p);
         }
     }
 }

@@ -17,6 +17,8 @@ typedef __m512 vf;
 #define KNAME(x) x##_avx512
 #define VSUB(a, b) _mm512_sub_ps(a, b)
 #define VADD(a, b) _mm512_add_ps(a, b)
+#define VMUL(a, b) _mm512_mul_ps(a, b)
+#define VMAX(a, b) _mm512_max_ps(a, b)
 #define VLOADH(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #else
 #define W 8
@@ -30,6 +32,8 @@ typedef __m256 vf;
 #define KNAME(x) x##_avx2
 #define VSUB(a, b) _mm256_sub_ps(a, b)
 #define VADD(a, b) _mm256_add_ps(a, b)
+#define VMUL(a, b) _mm256_mul_ps(a, b)
+#define VMAX(a, b) _mm256_max_ps(a, b)
 #define VLOADH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 static inline float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -63,17 +67,29 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 
 #define KV_SCORES KNAME(attn_scores)
 #define KV_ACCUM KNAME(attn_accum)
+#define KV_SCORES_G KNAME(attn_scores_g)
+#define KV_ACCUM_G KNAME(attn_accum_g)
+#define KV_SCORES_GC KNAME(attn_scores_gc)
+#define KV_ACCUM_GC KNAME(attn_accum_gc)
 #define KV_T float
 #define KV_VLOAD(p) VLOAD(p)
 #define KV_SLOAD(x) (x)
 #include "tensor/attention_kvbody.h"
 #undef KV_SCORES
 #undef KV_ACCUM
+#undef KV_SCORES_G
+#undef KV_ACCUM_G
+#undef KV_SCORES_GC
+#undef KV_ACCUM_GC
 #undef KV_T
 #undef KV_VLOAD
 #undef KV_SLOAD
 #define KV_SCORES KNAME(attn_scores_h)
 #define KV_ACCUM KNAME(attn_accum_h)
+#define KV_SCORES_G KNAME(attn_scores_gh)
+#define KV_ACCUM_G KNAME(attn_accum_gh)
+#define KV_SCORES_GC KNAME(attn_scores_gch)
+#define KV_ACCUM_GC KNAME(attn_accum_gch)
 #define KV_T uint16_t
 #define KV_VLOAD(p) VLOADH(p)
 #define KV_SLOAD(x) f16_to_f32(x)
@@ -104,10 +120,38 @@ static double KNAME(attn_expsum)(float *sc, int n, float m) {
     return s;
 }
 
+// sc[i] *= scale for i < n; returns the max (max is exact, so any order gives the twin's value).
+static float KNAME(attn_scale_max)(float *sc, int n, float scale) {
+    vf vs = VSET1(scale), mx = VSET1(-INFINITY);
+    int i = 0;
+    for (; i + W <= n; i += W) {
+        vf x = VMUL(VLOAD(sc + i), vs);
+        VSTORE(sc + i, x);
+        mx = VMAX(mx, x);
+    }
+#ifdef ATT_AVX512
+    float m = _mm512_reduce_max_ps(mx);
+#else
+    __m128 h = _mm_max_ps(_mm256_castps256_ps128(mx), _mm256_extractf128_ps(mx, 1));
+    h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+    float m = _mm_cvtss_f32(_mm_max_ss(h, _mm_movehdup_ps(h)));
+#endif
+    for (; i < n; i++) {
+        sc[i] *= scale;
+        m = sc[i] > m ? sc[i] : m;
+    }
+    return m;
+}
+
 void KNAME(attn_kernels)(attn_kernels *k) {
     k->scores = KNAME(attn_scores);
     k->accum = KNAME(attn_accum);
     k->expsum = KNAME(attn_expsum);
     k->scores_h = KNAME(attn_scores_h);
     k->accum_h = KNAME(attn_accum_h);
+    k->scores_g = KNAME(attn_scores_g);
+    k->accum_g = KNAME(attn_accum_g);
+    k->scores_gh = KNAME(attn_scores_gh);
+    k->accum_gh = KNAME(attn_accum_gh);
+    k->scale_max = KNAME(attn_scale_max);
 }

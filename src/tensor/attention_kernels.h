@@ -13,6 +13,14 @@ typedef struct {
     // the same two over f16 rows (an f16 KV cache), converted to f32 on load
     void (*scores_h)(float *sc, const float *q, const uint16_t *k, int64_t ks, int n, int D);
     void (*accum_h)(float *o, const float *p, const uint16_t *v, int64_t ks, int n, int D);
+    // G query heads of one kv head at once (q_j, o_j at j*D; scores / probabilities of head j at j*n):
+    // sc[j*n + i] = q_j . k_i and o_j += sum_i p[j*n + i] * v_i; f32 and f16 rows
+    void (*scores_g)(float *sc, const float *q, int G, const float *k, int64_t ks, int n, int D);
+    void (*accum_g)(float *o, const float *p, int G, const float *v, int64_t ks, int n, int D);
+    void (*scores_gh)(float *sc, const float *q, int G, const uint16_t *k, int64_t ks, int n, int D);
+    void (*accum_gh)(float *o, const float *p, int G, const uint16_t *v, int64_t ks, int n, int D);
+    // sc[i] *= scale for i < n; returns their max
+    float (*scale_max)(float *sc, int n, float scale);
     // sc[i] = exp(sc[i] - m) for i < n (the SIMD versions: a degree-7 polynomial, tensor/simd_exp.h);
     // returns the sum
     double (*expsum)(float *sc, int n, float m);

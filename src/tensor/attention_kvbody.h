@@ -84,3 +84,95 @@ static void KV_ACCUM(float *o, const float *p, const KV_T *v, int64_t ks, int n,
         o[d] = s;
     }
 }
+
+// G query heads that read the same kv head, at once: sc[j*n + i] = q_j . k_i and o_j += sum_i
+// p[j*n + i] v_i (q_j, o_j at j*D). Each K / V vector is loaded (and, for f16, widened) once for the G
+// heads instead of once per head. The AVX-512 build has G = 2, 4, 8 with D a multiple of 16; other
+// cases, and the keys / columns left over, go head by head through the kernels above.
+#ifdef ATT_AVX512
+// Passes of 16/G keys: accumulator j*KP + r holds head j, key r; one transposing reduction sums all 16.
+static inline __attribute__((always_inline)) int KV_SCORES_GC(float *sc, const float *q, const int G, const KV_T *k,
+                                                              int64_t ks, int n, int D) {
+    const int KP = 16 / G;
+    int i = 0;
+    for (; i + KP <= n; i += KP) {
+        __m512 a[16], qv[8];
+        #pragma GCC unroll 16
+        for (int s = 0; s < 16; s++) a[s] = _mm512_setzero_ps();
+        const KV_T *k0 = k + (int64_t)i * ks;
+        for (int d = 0; d < D; d += 16) {
+            #pragma GCC unroll 16
+            for (int j = 0; j < G; j++) qv[j] = _mm512_loadu_ps(q + (int64_t)j * D + d);
+            #pragma GCC unroll 16
+            for (int r = 0; r < KP; r++) {
+                __m512 kv = KV_VLOAD(k0 + (int64_t)r * ks + d);
+                #pragma GCC unroll 16
+                for (int j = 0; j < G; j++) a[j * KP + r] = _mm512_fmadd_ps(qv[j], kv, a[j * KP + r]);
+            }
+        }
+        float t[16];
+        _mm512_storeu_ps(t, hsum16x16(a));
+        #pragma GCC unroll 16
+        for (int j = 0; j < G; j++)
+            #pragma GCC unroll 16
+            for (int r = 0; r < KP; r++) sc[(int64_t)j * n + i + r] = t[j * KP + r];
+    }
+    return i;
+}
+
+// Column slices of 16/G vectors per head: 16 accumulators, each value vector loaded once for G heads.
+static inline __attribute__((always_inline)) int KV_ACCUM_GC(float *o, const float *p, const int G, const KV_T *v,
+                                                             int64_t ks, int n, int D) {
+    const int SW = 16 / G;
+    int d0 = 0;
+    for (; d0 + 16 * SW <= D; d0 += 16 * SW) {
+        __m512 acc[16], vv[8];
+        #pragma GCC unroll 16
+        for (int j = 0; j < G; j++)
+            #pragma GCC unroll 16
+            for (int s = 0; s < SW; s++) acc[j * SW + s] = _mm512_loadu_ps(o + (int64_t)j * D + d0 + 16 * s);
+        for (int i = 0; i < n; i++) {
+            const KV_T *vi = v + (int64_t)i * ks + d0;
+            #pragma GCC unroll 16
+            for (int s = 0; s < SW; s++) vv[s] = KV_VLOAD(vi + 16 * s);
+            #pragma GCC unroll 16
+            for (int j = 0; j < G; j++) {
+                __m512 pb = _mm512_set1_ps(p[(int64_t)j * n + i]);
+                #pragma GCC unroll 16
+                for (int s = 0; s < SW; s++) acc[j * SW + s] = _mm512_fmadd_ps(pb, vv[s], acc[j * SW + s]);
+            }
+        }
+        #pragma GCC unroll 16
+        for (int j = 0; j < G; j++)
+            #pragma GCC unroll 16
+            for (int s = 0; s < SW; s++) _mm512_storeu_ps(o + (int64_t)j * D + d0 + 16 * s, acc[j * SW + s]);
+    }
+    return d0;
+}
+#endif
+
+static void KV_SCORES_G(float *sc, const float *q, int G, const KV_T *k, int64_t ks, int n, int D) {
+    int i = 0;
+#ifdef ATT_AVX512
+    if (D % 16 == 0) {
+        if (G == 2) i = KV_SCORES_GC(sc, q, 2, k, ks, n, D);
+        else if (G == 4) i = KV_SCORES_GC(sc, q, 4, k, ks, n, D);
+        else if (G == 8) i = KV_SCORES_GC(sc, q, 8, k, ks, n, D);
+    }
+#endif
+    if (i < n)
+        for (int j = 0; j < G; j++) KV_SCORES(sc + (int64_t)j * n + i, q + (int64_t)j * D, k + (int64_t)i * ks, ks, n - i, D);
+}
+
+static void KV_ACCUM_G(float *o, const float *p, int G, const KV_T *v, int64_t ks, int n, int D) {
+    int d0 = 0;
+#ifdef ATT_AVX512
+    if (D % 16 == 0) {
+        if (G == 2) d0 = KV_ACCUM_GC(o, p, 2, v, ks, n, D);
+        else if (G == 4) d0 = KV_ACCUM_GC(o, p, 4, v, ks, n, D);
+        else if (G == 8) d0 = KV_ACCUM_GC(o, p, 8, v, ks, n, D);
+    }
+#endif
+    if (d0 < D)
+        for (int j = 0; j < G; j++) KV_ACCUM(o + (int64_t)j * D + d0, p + (int64_t)j * n, v + d0, ks, n, D - d0);
+}
