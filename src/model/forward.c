@@ -95,6 +95,7 @@ typedef struct {
     const model_layer *L;
     void *kc, *vc;               // this layer's cache, rows (n_ctx, Hkv, D): f32, or f16 when ap.kv_f16
     int T, chunk, n_chunks, Hq, Hkv, D;
+    int hpt;                     // prefill: q heads per task (all those of a kv head, or 1)
     int n_runs;                  // decode: key runs (tasks)
     int64_t p0, s0;              // first new position; decode: first visible key
     attn_params ap;
@@ -134,20 +135,22 @@ static void append_kv(const attn_job *j) {
     }
 }
 
-// Prefill: task = (query head h, chunk of queries [t0, t1)), q and outputs in their (T, Hq, D) rows.
+// Prefill: task = (query heads [h, h + hpt), chunk of queries [t0, t1)), q and outputs in their (T, Hq, D)
+// rows. hpt = the q heads of one kv head when that leaves enough tasks for the threads (they then go
+// through each key block together, loading its K / V once), else 1.
 // Keys outside the band the chunk can see are skipped by offsetting the cache pointers: positions
 // shift equally for queries and keys.
 static void attn_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const attn_job *j = ctx;
     const model_session *s = j->s;
-    int h = (int)(task / j->n_chunks), c = (int)(task % j->n_chunks);
+    int h = (int)(task / j->n_chunks) * j->hpt, c = (int)(task % j->n_chunks);
     int t0 = c * j->chunk, t1 = t0 + j->chunk < j->T ? t0 + j->chunk : j->T;
     int64_t s0 = 0;
     if (j->ap.window > 0 && j->p0 + t0 - j->ap.window + 1 > 0) s0 = j->p0 + t0 - j->ap.window + 1;
     size_t qoff = (size_t)t0 * j->Hq * j->D;
     attention_fwd_heads(s->att + qoff, NULL, s->q + qoff, cache_row(j, j->kc, s0), cache_row(j, j->vc, s0), t1 - t0,
-                        j->p0 + t1 - s0, j->Hq, j->Hkv, j->D, j->p0 + t0 - s0, &j->ap, h, h + 1);
+                        j->p0 + t1 - s0, j->Hq, j->Hkv, j->D, j->p0 + t0 - s0, &j->ap, h, h + j->hpt);
 }
 
 // Decode (T = 1): task r = the r-th run of the visible keys [s0, p0], every head: the cache rows of a
@@ -224,7 +227,9 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
         append_kv(&job);
         job.chunk = T < 16 ? T : 16;
         job.n_chunks = (T + job.chunk - 1) / job.chunk;
-        tpool_run(s->pool, (int64_t)Hq * job.n_chunks, attn_task, &job);   // att (T, Hq*D)
+        job.hpt = Hq / Hkv;
+        if ((int64_t)Hkv * job.n_chunks < 4 * (int64_t)tpool_size(s->pool)) job.hpt = 1;
+        tpool_run(s->pool, (int64_t)(Hq / job.hpt) * job.n_chunks, attn_task, &job);   // att (T, Hq*D)
     }
     next_products np;
     if ((rc = mm(s, &w[TR_ATTN_OUT], s->att, T, &w[TR_ATTN_OUT_B], s->o, next_of(m, il, 1, T, &np)))) return rc;   // o (T, C)
