@@ -91,8 +91,8 @@ static void KV_ACCUM(float *o, const float *p, const KV_T *v, int64_t ks, int n,
 // cases, and the keys / columns left over, go head by head through the kernels above.
 #ifdef ATT_AVX512
 // Passes of 16/G keys: accumulator j*KP + r holds head j, key r; one transposing reduction sums all 16.
-static inline __attribute__((always_inline)) int KV_SCORES_GC(float *sc, const float *q, const int G, const KV_T *k,
-                                                              int64_t ks, int n, int D) {
+static inline __attribute__((always_inline)) int KV_SCORES_GC(float *sc, const float *q, const KV_T *k, int64_t ks,
+                                                              int n, int D, const int G) {
     const int KP = 16 / G;
     int i = 0;
     for (; i + KP <= n; i += KP) {
@@ -121,8 +121,8 @@ static inline __attribute__((always_inline)) int KV_SCORES_GC(float *sc, const f
 }
 
 // Column slices of 16/G vectors per head: 16 accumulators, each value vector loaded once for G heads.
-static inline __attribute__((always_inline)) int KV_ACCUM_GC(float *o, const float *p, const int G, const KV_T *v,
-                                                             int64_t ks, int n, int D) {
+static inline __attribute__((always_inline)) int KV_ACCUM_GC(float *o, const float *p, const KV_T *v, int64_t ks,
+                                                             int n, int D, const int G) {
     const int SW = 16 / G;
     int d0 = 0;
     for (; d0 + 16 * SW <= D; d0 += 16 * SW) {
@@ -151,28 +151,30 @@ static inline __attribute__((always_inline)) int KV_ACCUM_GC(float *o, const flo
 }
 #endif
 
+// r = fn(args..., G) for the G that have a constant-G path (2, 4, 8; D a multiple of 16); r unchanged else.
+#ifndef KV_G_CASES
+#ifdef ATT_AVX512
+#define KV_G_CASES(r, fn, ...)                                                   \
+    do {                                                                          \
+        if (D % 16 == 0 && G == 2) r = fn(__VA_ARGS__, 2);                        \
+        else if (D % 16 == 0 && G == 4) r = fn(__VA_ARGS__, 4);                   \
+        else if (D % 16 == 0 && G == 8) r = fn(__VA_ARGS__, 8);                   \
+    } while (0)
+#else
+#define KV_G_CASES(r, fn, ...) do { } while (0)
+#endif
+#endif
+
 static void KV_SCORES_G(float *sc, const float *q, int G, const KV_T *k, int64_t ks, int n, int D) {
     int i = 0;
-#ifdef ATT_AVX512
-    if (D % 16 == 0) {
-        if (G == 2) i = KV_SCORES_GC(sc, q, 2, k, ks, n, D);
-        else if (G == 4) i = KV_SCORES_GC(sc, q, 4, k, ks, n, D);
-        else if (G == 8) i = KV_SCORES_GC(sc, q, 8, k, ks, n, D);
-    }
-#endif
+    KV_G_CASES(i, KV_SCORES_GC, sc, q, k, ks, n, D);
     if (i < n)
         for (int j = 0; j < G; j++) KV_SCORES(sc + (int64_t)j * n + i, q + (int64_t)j * D, k + (int64_t)i * ks, ks, n - i, D);
 }
 
 static void KV_ACCUM_G(float *o, const float *p, int G, const KV_T *v, int64_t ks, int n, int D) {
     int d0 = 0;
-#ifdef ATT_AVX512
-    if (D % 16 == 0) {
-        if (G == 2) d0 = KV_ACCUM_GC(o, p, 2, v, ks, n, D);
-        else if (G == 4) d0 = KV_ACCUM_GC(o, p, 4, v, ks, n, D);
-        else if (G == 8) d0 = KV_ACCUM_GC(o, p, 8, v, ks, n, D);
-    }
-#endif
+    KV_G_CASES(d0, KV_ACCUM_GC, o, p, v, ks, n, D);
     if (d0 < D)
         for (int j = 0; j < G; j++) KV_ACCUM(o + (int64_t)j * D + d0, p + (int64_t)j * n, v + d0, ks, n, D - d0);
 }
