@@ -31,7 +31,7 @@ static float rndn(void) {
 }
 
 static const dtype TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1,
-                              DT_Q4_K, DT_Q5_K, DT_Q6_K};
+                              DT_Q2_K, DT_Q3_K, DT_Q4_K, DT_Q5_K, DT_Q6_K};
 #define NTYPES (int)(sizeof TYPES / sizeof TYPES[0])
 static const char *ISA_NAME[] = {"scalar", "avx2", "avx512"};
 
@@ -61,7 +61,7 @@ static void free_w(wmat *m) { free(m->W); free(m->Wf); }
 static int block_of_act(dtype t) {
     switch (t) {
     case DT_F32: case DT_F16: case DT_BF16: return 0;
-    case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: return 256;
+    case DT_Q2_K: case DT_Q3_K: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: return 256;
     default: return 32;
     }
 }
@@ -787,7 +787,7 @@ static void check_multi(tpool *pool2) {
     for (int i = 0; i <= MM_MULTI_MAX; i++) o[i] = (mm_out){.W = wb, .wt = DT_Q8_0, .N = 8, .Y = y0};
     CHECK(mm_matmul_multi(NULL, 0, o, 256, x, 1) == -1, "no outputs");
     CHECK(mm_matmul_multi(NULL, MM_MULTI_MAX + 1, o, 256, x, 1) == -1, "too many outputs");
-    o[1] = (mm_out){.W = wb, .wt = DT_Q2_K, .N = 8, .Y = y1};
+    o[1] = (mm_out){.W = wb, .wt = DT_Q8_1, .N = 8, .Y = y1};
     CHECK(mm_matmul_multi(NULL, 2, o, 256, x, 1) == -1, "unsupported dtype in the second output");
     o[1] = (mm_out){.W = wb, .wt = DT_Q4_0, .N = 8, .Y = y1};
     CHECK(mm_matmul_multi(NULL, 2, o, 48, x, 1) == -1, "K not a multiple of the block");
@@ -868,7 +868,7 @@ int main(void) {
     // errors, not crashes
     float x[64] = {0}, y[64];
     uint8_t w[512] = {0};
-    CHECK(mm_matmul(NULL, w, DT_Q2_K, 1, 256, x, 1, NULL, y) == -1, "unsupported dtype");
+    CHECK(mm_matmul(NULL, w, DT_Q8_1, 1, 256, x, 1, NULL, y) == -1, "unsupported dtype");
     CHECK(mm_matmul(NULL, w, DT_Q4_0, 1, 48, x, 1, NULL, y) == -1, "K not a multiple of the block");
     CHECK(mm_matmul_t(NULL, w, DT_I32, 1, 4, x, 1, y) == -1);
     isa_force(isa_detect());

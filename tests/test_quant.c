@@ -19,7 +19,7 @@ static float rndn(void) {                                                       
 static void put_f16(uint8_t *p, float v) { uint16_t h = f32_to_f16(v); memcpy(p, &h, 2); }
 
 static const dtype ALL[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1,
-                            DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q8_K};
+                            DT_Q2_K, DT_Q3_K, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q8_K};
 #define NT (int)(sizeof ALL / sizeof ALL[0])
 
 // Random block bytes with sane (finite, moderate) scale fields.
@@ -38,6 +38,8 @@ static void random_blocks(dtype t, uint8_t *buf, int64_t n) {
         case DT_Q4_1: case DT_Q5_1: put_f16(b, rndu() * 0.1f); put_f16(b + 2, (rndu() - 0.5f)); break;
         case DT_Q4_K: case DT_Q5_K: put_f16(b, rndu() * 0.01f); put_f16(b + 2, rndu() * 0.01f); break;
         case DT_Q6_K: put_f16(b + 208, (rndu() - 0.5f) * 0.01f); break;
+        case DT_Q2_K: put_f16(b + 80, rndu() * 0.01f); put_f16(b + 82, rndu() * 0.01f); break;
+        case DT_Q3_K: put_f16(b + 108, (rndu() - 0.5f) * 0.01f); break;
         case DT_Q8_K: { float v = (rndu() - 0.5f) * 0.1f; memcpy(b, &v, 4); break; }
         default: break;
         }
@@ -174,11 +176,37 @@ static void test_known_answers(void) {
     dequantize_row(DT_Q4_K, &b4, y4, 256);
     CHECK(y4[5 * 32] == 3.f * 0x2A - 0x15, "q4_K sub-block 5: %g", y4[5 * 32]);
     CHECK(y4[4 * 32] == 0.f, "q4_K sub-block 4: %g", y4[4 * 32]);
+    // Q2_K: sub-block 9 (half 0, field j = 0... 9 = 8n + 2j + l/16 with n = 1, j = 0, l >= 16) with scale 5,
+    // min 3, d 0.5, dmin 0.25; its elements 128 + 16..31 take bits 0-1 of qs[32 + 16..31]
+    blk_q2_K b2;
+    memset(&b2, 0, sizeof b2);
+    b2.d = f32_to_f16(0.5f); b2.dmin = f32_to_f16(0.25f);
+    b2.scales[9] = 5 | (3 << 4);
+    b2.qs[32 + 20] = 0x02 | (0x3 << 2);          // element 148: level 2; element 180 (field 1): level 3
+    float y2[256];
+    dequantize_row(DT_Q2_K, &b2, y2, 256);
+    CHECK(y2[148] == 0.5f * 5 * 2 - 0.25f * 3, "q2_K element 148: %g", y2[148]);
+    CHECK(y2[149] == -0.25f * 3 && y2[180] == 0.f, "q2_K elements 149 / 180: %g %g", y2[149], y2[180]);
+    // Q3_K: scale of sub-block 13 (j >= 12: high nibble of byte 5, top bits at bit 6 of byte 9) = 45,
+    // i.e. factor 13; element 13 * 16 + 2 = 210 = 128 * 1 + 32 * 2 + 18: bits 4-5 of qs[32 + 18], hmask bit 6
+    blk_q3_K b3;
+    memset(&b3, 0, sizeof b3);
+    b3.d = f32_to_f16(2.0f);
+    b3.scales[5] = (45 & 0xF) << 4;
+    b3.scales[9] = (uint8_t)((45 >> 4) << 6);
+    CHECK(q3k_scale(13, b3.scales) == 45 && q3k_scale(5, b3.scales) == 0, "q3k_scale");
+    b3.qs[32 + 18] = 1 << 4;                      // low bits 1
+    b3.hmask[18] = 1 << 6;                        // high bit set: level 1 (else 1 - 4)
+    float y3[256];
+    dequantize_row(DT_Q3_K, &b3, y3, 256);
+    CHECK(y3[210] == 2.0f * 13 * 1, "q3_K element 210: %g", y3[210]);
+    CHECK(y3[211] == 2.0f * 13 * -4, "q3_K element 211 (no high bit, level 0): %g", y3[211]);
     // unsupported types and bad lengths are errors, not crashes
-    CHECK(dequantize_row(DT_Q2_K, &b4, y4, 256) == -1);
+    CHECK(dequantize_row(DT_I32, &b4, y4, 256) == -1);
     CHECK(quantize_row(DT_I32, x, y, 32) == -1);
     CHECK(quantize_row(DT_Q4_0, x, &b, 31) == -1);
-    CHECK(!dtype_can_quantize(DT_Q3_K) && dtype_can_quantize(DT_Q5_K));
+    CHECK(dequantize_row(DT_Q3_K, &b3, y3, 255) == -1);
+    CHECK(!dtype_can_quantize(DT_I32) && dtype_can_quantize(DT_Q3_K) && dtype_can_quantize(DT_Q5_K));
 }
 
 // Quantize random gaussian rows, dequantize, and bound the relative RMS error per type.
@@ -192,6 +220,7 @@ static void test_error_bounds(void) {
     struct { dtype t; double bound; } cases[] = {
         {DT_F32, 0}, {DT_F16, 1e-3}, {DT_BF16, 5e-3}, {DT_Q8_0, 0.01}, {DT_Q8_K, 0.02}, {DT_Q6_K, 0.03},
         {DT_Q5_K, 0.06}, {DT_Q5_1, 0.06}, {DT_Q5_0, 0.07}, {DT_Q4_K, 0.11}, {DT_Q4_1, 0.12}, {DT_Q4_0, 0.14},
+        {DT_Q3_K, 0.25}, {DT_Q2_K, 0.45},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         dtype t = cases[c].t;
@@ -231,7 +260,7 @@ static void test_requantize(void) {
         quantize_row(t, y, q2, n);
         CHECK(memcmp(q1, q2, dtype_row_bytes(t, n)) == 0, "%s: requantization changed bytes", dtype_get(t)->name);
     }
-    const dtype approx[] = {DT_Q4_1, DT_Q5_1, DT_Q4_K, DT_Q5_K, DT_Q6_K};
+    const dtype approx[] = {DT_Q4_1, DT_Q5_1, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q3_K, DT_Q2_K};
     for (size_t i = 0; i < sizeof approx / sizeof approx[0]; i++) {
         dtype t = approx[i];
         quantize_row(t, x, q1, n);

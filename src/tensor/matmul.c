@@ -189,6 +189,58 @@ static void dot_q5_K_ref(int64_t K, const void *w, const void *x, size_t xs, int
         }
     }
 }
+// Q2_K / Q3_K: the 256 levels of a super-block unpacked (Q3_K's as q + 4 in 0..7), then per sub-block of
+// 16 an integer sum times its scale; Q2_K's mins and Q3_K's -4 offset through the activation block sums.
+static void dot_q2_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    const blk_q2_K *b = w;
+    for (int r = 0; r < R; r++) out[r] = 0;
+    for (int64_t i = 0; i < K / 256; i++) {
+        uint8_t q[256];
+        mm_unpack_q2_K(&b[i], q);
+        float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
+        for (int r = 0; r < R; r++) {
+            const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + i;
+            int sumi = 0, summ = 0;
+            for (int j = 0; j < 16; j++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) s += q[16 * j + l] * xb->qs[16 * j + l];
+                sumi += (b[i].scales[j] & 0xF) * s;
+                summ += (b[i].scales[j] >> 4) * xb->bsums[j];
+            }
+            out[r] += d * xb->d * (float)sumi - dmin * xb->d * (float)summ;
+        }
+    }
+}
+static void dot_q3_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    const blk_q3_K *b = w;
+    for (int r = 0; r < R; r++) out[r] = 0;
+    for (int64_t i = 0; i < K / 256; i++) {
+        uint8_t q[256];
+        mm_unpack_q3_K(&b[i], q);
+        float d = f16_to_f32(b[i].d);
+        for (int r = 0; r < R; r++) {
+            const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + i;
+            int sumi = 0;
+            for (int j = 0; j < 16; j++) {
+                int s = 0;
+                for (int l = 0; l < 16; l++) s += q[16 * j + l] * xb->qs[16 * j + l];
+                sumi += (q3k_scale(j, b[i].scales) - 32) * (s - 4 * xb->bsums[j]);
+            }
+            out[r] += d * xb->d * (float)sumi;
+        }
+    }
+}
+
+static void unpack_low2(const uint8_t qs[64], uint8_t q[256]) {
+    for (int e = 0; e < 256; e++) q[e] = (uint8_t)((qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3);
+}
+void mm_unpack_q2_K(const void *blk, uint8_t q[256]) { unpack_low2(((const blk_q2_K *)blk)->qs, q); }
+void mm_unpack_q3_K(const void *blk, uint8_t q[256]) {
+    const blk_q3_K *b = blk;
+    unpack_low2(b->qs, q);
+    for (int e = 0; e < 256; e++) q[e] = (uint8_t)(q[e] + 4 * ((b->hmask[e % 32] >> (e / 32)) & 1));
+}
+
 static void dot_q6_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
     const blk_q6_K *b = w;
     for (int r = 0; r < R; r++) out[r] = 0;
@@ -638,6 +690,7 @@ static const mm_kernels *kernels(void) {
         s.dot[DT_Q4_0] = dot_q4_0_ref; s.dot[DT_Q4_1] = dot_q4_1_ref; s.dot[DT_Q5_0] = dot_q5_0_ref;
         s.dot[DT_Q5_1] = dot_q5_1_ref; s.dot[DT_Q8_0] = dot_q8_0_ref;
         s.dot[DT_Q4_K] = dot_q4_K_ref; s.dot[DT_Q5_K] = dot_q5_K_ref; s.dot[DT_Q6_K] = dot_q6_K_ref;
+        s.dot[DT_Q2_K] = dot_q2_K_ref; s.dot[DT_Q3_K] = dot_q3_K_ref;
         s.axpy4 = axpy4_ref;
         mm_kernels a2 = s, a5 = s;
         isa_level d = isa_detect();
@@ -685,7 +738,7 @@ static int act_kind_of(dtype t) {
     switch (t) {
     case DT_F32: case DT_F16: case DT_BF16: return ACT_F32;
     case DT_Q4_0: case DT_Q4_1: case DT_Q5_0: case DT_Q5_1: case DT_Q8_0: return ACT_Q8A;
-    case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: return ACT_Q8K;
+    case DT_Q2_K: case DT_Q3_K: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: return ACT_Q8K;
     default: return -1;
     }
 }

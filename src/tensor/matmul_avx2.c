@@ -288,6 +288,77 @@ INLINE void kq6k(int64_t K, const void *w, const void *x, size_t xs, const int R
     for (int r = 0; r < R; r++) out[r] = hsum256(acc[r]);
 }
 
+// The 16 scales of a Q3_K super-block minus 32 as int16 (q3k_scale's unpacking, 12 bytes read).
+INLINE __m256i q3k_scales16(const uint8_t *s) {
+    uint32_t h;
+    memcpy(&h, s + 8, 4);
+    __m128i lo8 = _mm_loadl_epi64((const __m128i *)s), m4 = _mm_set1_epi8(0x0F);
+    __m128i low = _mm_unpacklo_epi64(_mm_and_si128(lo8, m4), _mm_and_si128(_mm_srli_epi16(lo8, 4), m4));
+    const uint32_t m3 = 0x03030303u;
+    __m128i high = _mm_set_epi32((int)((h >> 6) & m3), (int)((h >> 4) & m3), (int)((h >> 2) & m3), (int)(h & m3));
+    __m128i v = _mm_or_si128(low, _mm_slli_epi16(high, 4));   // high < 4: no carry across bytes
+    return _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), _mm256_set1_epi16(32));
+}
+
+// Q2_K / Q3_K: per 32-element chunk (sub-blocks 2c, 2c + 1) the 2-bit levels are one shift and mask of a
+// 32-byte load of qs (Q3_K adds 4x the hmask bit: levels 0..7, the -4 offset applied through the block
+// sums as Q6_K's -32), products with maddubs, scaled per sub-block with 16-bit scales. Q2_K's mins go
+// through the block sums into a float correction.
+INLINE void kq23k(int64_t K, const void *w, const void *x, size_t xs, const int R, float *out, const int q3) {
+    __m256 acc[4];
+    float corr[4];
+    const blk_q8_K *xb[4];
+    for (int r = 0; r < R; r++) { acc[r] = _mm256_setzero_ps(); corr[r] = 0; xb[r] = XROW(x, xs, r); }
+    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    const size_t bb = q3 ? sizeof(blk_q3_K) : sizeof(blk_q2_K);
+    for (int64_t i = 0; i < K / 256; i++) {
+        const uint8_t *blk = (const uint8_t *)w + (size_t)i * bb;
+        PREFETCH(blk); PREFETCH(blk + 64);
+        const uint8_t *qs;
+        int16_t sc[16];
+        float d, dmin = 0;
+        __m256i H = _mm256_setzero_si256(), mn16 = _mm256_setzero_si256();
+        if (q3) {
+            const blk_q3_K *b = (const blk_q3_K *)blk;
+            qs = b->qs;
+            d = h2f(b->d);
+            _mm256_storeu_si256((__m256i *)sc, q3k_scales16(b->scales));
+            H = _mm256_loadu_si256((const __m256i *)b->hmask);
+        } else {
+            const blk_q2_K *b = (const blk_q2_K *)blk;
+            qs = b->qs;
+            d = h2f(b->d);
+            dmin = h2f(b->dmin);
+            __m128i s8 = _mm_loadu_si128((const __m128i *)b->scales);
+            _mm256_storeu_si256((__m256i *)sc, _mm256_cvtepu8_epi16(_mm_and_si128(s8, _mm_set1_epi8(0x0F))));
+            mn16 = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(s8, 4), _mm_set1_epi8(0x0F)));
+        }
+        __m256i sc16 = _mm256_loadu_si256((const __m256i *)sc), sumi[4];
+        for (int r = 0; r < R; r++) {
+            __m256i bs = _mm256_loadu_si256((const __m256i *)xb[r][i].bsums);
+            if (q3) sumi[r] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 2));
+            else {
+                sumi[r] = _mm256_setzero_si256();
+                corr[r] -= dmin * xb[r][i].d * (float)hsum256_i32(_mm256_madd_epi16(bs, mn16));
+            }
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            __m256i Q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 4)));
+            __m256i lv = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * (c % 4)), m3);
+            if (q3) lv = _mm256_add_epi8(lv, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, c), m1), 2));
+            __m256i sv = _mm256_set_m128i(_mm_set1_epi16(sc[2 * c + 1]), _mm_set1_epi16(sc[2 * c]));
+            for (int r = 0; r < R; r++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[r][i].qs + 32 * c));
+                sumi[r] = dot_i16(sumi[r], _mm256_maddubs_epi16(lv, xv), sv);
+            }
+        }
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * xb[r][i].d), acc[r]);
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum256(acc[r]) + corr[r];
+}
+
 // ---------------------------------------------------------------- instantiation per R
 #define DEF_R(name, body) \
     static void name(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \
@@ -308,6 +379,8 @@ INLINE void kq6k(int64_t K, const void *w, const void *x, size_t xs, const int R
 #define B_Q4_K(R) kq45k(K, w, x, xs, R, out, DT_Q4_K)
 #define B_Q5_K(R) kq45k(K, w, x, xs, R, out, DT_Q5_K)
 #define B_Q6_K(R) kq6k(K, w, x, xs, R, out)
+#define B_Q2_K(R) kq23k(K, w, x, xs, R, out, 0)
+#define B_Q3_K(R) kq23k(K, w, x, xs, R, out, 1)
 DEF_R(SFX(dot_f32), B_F32)
 DEF_R(SFX(dot_f16), B_F16)
 DEF_R(SFX(dot_bf16), B_BF16)
@@ -319,6 +392,8 @@ DEF_R(SFX(dot_q8_0), B_Q8_0)
 DEF_R(SFX(dot_q4_K), B_Q4_K)
 DEF_R(SFX(dot_q5_K), B_Q5_K)
 DEF_R(SFX(dot_q6_K), B_Q6_K)
+DEF_R(SFX(dot_q2_K), B_Q2_K)
+DEF_R(SFX(dot_q3_K), B_Q3_K)
 
 static void SFX(axpy4)(int64_t n, const float a[4], const float *x0, const float *x1, const float *x2,
                        const float *x3, float *y) {
@@ -351,5 +426,7 @@ void mm_kernels_avx2(mm_kernels *k) {
     k->dot[DT_Q4_K] = SFX(dot_q4_K);
     k->dot[DT_Q5_K] = SFX(dot_q5_K);
     k->dot[DT_Q6_K] = SFX(dot_q6_K);
+    k->dot[DT_Q2_K] = SFX(dot_q2_K);
+    k->dot[DT_Q3_K] = SFX(dot_q3_K);
     k->axpy4 = SFX(axpy4);
 }

@@ -10,6 +10,8 @@ _Static_assert(sizeof(blk_q4_1) == 20, "q4_1");
 _Static_assert(sizeof(blk_q5_0) == 22, "q5_0");
 _Static_assert(sizeof(blk_q5_1) == 24, "q5_1");
 _Static_assert(sizeof(blk_q8_0) == 34, "q8_0");
+_Static_assert(sizeof(blk_q2_K) == 84, "q2_K");
+_Static_assert(sizeof(blk_q3_K) == 110, "q3_K");
 _Static_assert(sizeof(blk_q4_K) == 144, "q4_K");
 _Static_assert(sizeof(blk_q5_K) == 176, "q5_K");
 _Static_assert(sizeof(blk_q6_K) == 210, "q6_K");
@@ -70,6 +72,26 @@ static void deq_q8_0(const blk_q8_0 *b, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, y += 32) {
         float d = H2F(b[i].d);
         for (int j = 0; j < 32; j++) y[j] = d * b[i].qs[j];
+    }
+}
+// Q2_K / Q3_K: the 2-bit field of element 128n + 32j + l sits at bits 2j of qs[32n + l].
+static inline int q2_low(const uint8_t *qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3; }
+static void deq_q2_K(const blk_q2_K *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 256) {
+        float d = H2F(b[i].d), dmin = H2F(b[i].dmin);
+        for (int e = 0; e < 256; e++) {
+            int sc = b[i].scales[e / 16];
+            y[e] = d * (float)(sc & 0xF) * (float)q2_low(b[i].qs, e) - dmin * (float)(sc >> 4);
+        }
+    }
+}
+static void deq_q3_K(const blk_q3_K *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 256) {
+        float d = H2F(b[i].d);
+        for (int e = 0; e < 256; e++) {
+            int q = q2_low(b[i].qs, e) + 4 * ((b[i].hmask[e % 32] >> (e / 32)) & 1);
+            y[e] = d * (float)(q3k_scale(e / 16, b[i].scales) - 32) * (float)(q - 4);
+        }
     }
 }
 static void deq_q4_K(const blk_q4_K *b, float *y, int64_t nb) {
@@ -141,6 +163,8 @@ int dequantize_row(dtype t, const void *src, float *dst, int64_t n) {
     case DT_Q5_0: deq_q5_0(src, dst, nb); return 0;
     case DT_Q5_1: deq_q5_1(src, dst, nb); return 0;
     case DT_Q8_0: deq_q8_0(src, dst, nb); return 0;
+    case DT_Q2_K: deq_q2_K(src, dst, nb); return 0;
+    case DT_Q3_K: deq_q3_K(src, dst, nb); return 0;
     case DT_Q4_K: deq_q4_K(src, dst, nb); return 0;
     case DT_Q5_K: deq_q5_K(src, dst, nb); return 0;
     case DT_Q6_K: deq_q6_K(src, dst, nb); return 0;
@@ -438,6 +462,77 @@ static void q_q6_K(const float *x, blk_q6_K *y, int64_t nb) {
     }
 }
 
+// The 2-bit fields of 256 levels (Q2_K's, Q3_K's low bits) into qs[64] (q2_low's layout).
+static void pack_q2_low(const uint8_t L[256], uint8_t qs[64]) {
+    for (int n = 0; n < 2; n++)
+        for (int l = 0; l < 32; l++) {
+            const uint8_t *a = L + 128 * n + l;
+            qs[32 * n + l] = (uint8_t)((a[0] & 3) | ((a[32] & 3) << 2) | ((a[64] & 3) << 4) | ((a[96] & 3) << 6));
+        }
+}
+
+// Q2_K: per 16-element sub-block a weighted scale / min fit (levels 0..3), the 16 scales and mins
+// rounded to 4 bits against the largest of each, then every element requantized with the rounded ones.
+static void q_q2_K(const float *x, blk_q2_K *y, int64_t nb) {
+    uint8_t L[256], Laux[16];
+    float scales[16], mins[16], w[16];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        float max_scale = 0, max_min = 0;
+        for (int j = 0; j < 16; j++) {
+            for (int l = 0; l < 16; l++) w[l] = fabsf(x[16 * j + l]);
+            scales[j] = fit_scale_min(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15);
+            if (scales[j] > max_scale) max_scale = scales[j];
+            if (mins[j] > max_min) max_min = mins[j];
+        }
+        float is = max_scale > 0 ? 15.f / max_scale : 0.f, im = max_min > 0 ? 15.f / max_min : 0.f;
+        for (int j = 0; j < 16; j++)
+            y[i].scales[j] = (uint8_t)(imin(15, nearest_int(is * scales[j])) | (imin(15, nearest_int(im * mins[j])) << 4));
+        y[i].d = F2H(max_scale / 15.f);
+        y[i].dmin = F2H(max_min / 15.f);
+        float d = H2F(y[i].d), dmin = H2F(y[i].dmin);
+        for (int j = 0; j < 16; j++) {
+            float dd = d * (float)(y[i].scales[j] & 0xF);
+            if (!dd) continue;
+            float dm = dmin * (float)(y[i].scales[j] >> 4);
+            for (int l = 0; l < 16; l++) L[16 * j + l] = (uint8_t)imax(0, imin(3, nearest_int((x[16 * j + l] + dm) / dd)));
+        }
+        pack_q2_low(L, y[i].qs);
+    }
+}
+
+// Q3_K: per 16-element sub-block a symmetric fit (levels -4..3), the 16 scales rounded to 6 bits
+// against the largest magnitude (as -32), then every element requantized with the rounded scales.
+static void q_q3_K(const float *x, blk_q3_K *y, int64_t nb) {
+    int8_t L[256];
+    float scales[16];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        float max_scale = 0, amax = 0;
+        for (int j = 0; j < 16; j++) {
+            scales[j] = fit_scale_sym(16, 4, x + 16 * j, L + 16 * j);
+            if (fabsf(scales[j]) > amax) { amax = fabsf(scales[j]); max_scale = scales[j]; }
+        }
+        memset(&y[i], 0, sizeof y[i]);
+        if (amax < GROUP_MAX_EPS) continue;
+        float iscale = -32.f / max_scale;
+        for (int j = 0; j < 16; j++) {
+            int l = imax(-32, imin(31, nearest_int(iscale * scales[j]))) + 32;
+            if (j < 8) y[i].scales[j] = (uint8_t)(l & 0xF);
+            else y[i].scales[j - 8] |= (uint8_t)((l & 0xF) << 4);
+            y[i].scales[8 + j % 4] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+        }
+        y[i].d = F2H(1 / iscale);
+        float d = H2F(y[i].d);
+        uint8_t U[256];
+        for (int e = 0; e < 256; e++) {
+            float dd = d * (float)(q3k_scale(e / 16, y[i].scales) - 32);
+            int q = dd ? imax(-4, imin(3, nearest_int(x[e] / dd))) + 4 : 4;
+            if (q > 3) y[i].hmask[e % 32] |= (uint8_t)(1 << (e / 32));
+            U[e] = (uint8_t)(q & 3);
+        }
+        pack_q2_low(U, y[i].qs);
+    }
+}
+
 static void q_q8_K(const float *x, blk_q8_K *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += 256) {
         float max = 0, amax = 0;
@@ -461,7 +556,7 @@ static void q_q8_K(const float *x, blk_q8_K *y, int64_t nb) {
 bool dtype_can_quantize(dtype t) {
     switch (t) {
     case DT_F32: case DT_F16: case DT_BF16: case DT_Q4_0: case DT_Q4_1: case DT_Q5_0: case DT_Q5_1:
-    case DT_Q8_0: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: case DT_Q8_K:
+    case DT_Q8_0: case DT_Q2_K: case DT_Q3_K: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: case DT_Q8_K:
         return true;
     default:
         return false;
@@ -481,6 +576,8 @@ int quantize_row(dtype t, const float *src, void *dst, int64_t n) {
     case DT_Q5_0: q_q5_0(src, dst, nb); return 0;
     case DT_Q5_1: q_q5_1(src, dst, nb); return 0;
     case DT_Q8_0: q_q8_0(src, dst, nb); return 0;
+    case DT_Q2_K: q_q2_K(src, dst, nb); return 0;
+    case DT_Q3_K: q_q3_K(src, dst, nb); return 0;
     case DT_Q4_K: q_q4_K(src, dst, nb); return 0;
     case DT_Q5_K: q_q5_K(src, dst, nb); return 0;
     case DT_Q6_K: q_q6_K(src, dst, nb); return 0;

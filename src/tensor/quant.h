@@ -1,5 +1,5 @@
 // Quantize / dequantize rows of every supported dtype (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
-// Q5_1, Q4_K, Q5_K, Q6_K; Q8_K as the activation format of the K-quant dot products).
+// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; Q8_K as the activation format of the K-quant dot products).
 // Block layouts are byte-identical to GGML's so GGUF tensors are used in place.
 #ifndef SLLM_TENSOR_QUANT_H
 #define SLLM_TENSOR_QUANT_H
@@ -20,6 +20,12 @@ typedef struct { uint16_t d, m; uint8_t qs[16]; } blk_q4_1;               // x =
 typedef struct { uint16_t d; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_0;   // x = d * (q - 16)
 typedef struct { uint16_t d, m; uint8_t qh[4]; uint8_t qs[16]; } blk_q5_1;
 typedef struct { uint16_t d; int8_t qs[32]; } blk_q8_0;
+// Q2_K: 16 sub-blocks of 16, 2-bit levels, 4-bit scale (low nibble) and min (high nibble) per sub-block:
+// x = d*sc*q - dmin*m. Element 128n + 32j + l is bits 2j..2j+1 of qs[32n + l], sub-block 8n + 2j + l/16.
+typedef struct { uint8_t scales[16]; uint8_t qs[64]; uint16_t d, dmin; } blk_q2_K;
+// Q3_K: 16 sub-blocks of 16, 3-bit levels (2 in qs as in Q2_K, the third in bit 4n + j of hmask[l]),
+// 6-bit scales packed in 12 bytes (q3k_scale): x = d * (sc - 32) * (q - 4), q = low2 + 4 * hbit.
+typedef struct { uint8_t hmask[32]; uint8_t qs[64]; uint8_t scales[12]; uint16_t d; } blk_q3_K;
 // K-quants: 8 sub-blocks of 32 with 6-bit scales/mins packed in 12 bytes: x = d*sc*q - dmin*m
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } blk_q4_K;
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } blk_q5_K;
@@ -32,6 +38,14 @@ typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } blk_q8_K;
 // seed = -off * sum, filled by the matmul for the weight type at hand (0 after quantize_row_q8a): the
 // packed prefill kernels start each block's integer product from it (tensor/matmul_kernels.h).
 typedef struct { float d; float s; int32_t sum; int32_t seed; int8_t qs[32]; } blk_q8a;
+
+// 6-bit scale (0..63; the factor is the value - 32) of sub-block j (0..15) of a Q3_K scales[12] array:
+// low nibbles of bytes 0..7 for j < 8, high nibbles for j >= 8; the top two bits in bytes 8..11, at bit
+// 2 * (j / 4) of byte 8 + j % 4.
+static inline int q3k_scale(int j, const uint8_t *s) {
+    int lo = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
+    return lo | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4);
+}
 
 // 6-bit scale / min of sub-block j (0..7) from a Q4_K/Q5_K scales[12] array.
 static inline void q4k_scale_min(int j, const uint8_t *q, int *sc, int *m) {

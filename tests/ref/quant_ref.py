@@ -108,6 +108,41 @@ def deq_q6k(raw):
     return out.ravel()
 
 
+def low2(qs):
+    """2-bit fields of Q2_K / Q3_K (n, 64) -> (n, 256): element 128h + 32g + l is bits 2g of qs[32h + l]."""
+    out = np.zeros((qs.shape[0], 256), np.int32)
+    for h in range(2):
+        for g in range(4):
+            out[:, 128 * h + 32 * g:128 * h + 32 * g + 32] = (qs[:, 32 * h:32 * h + 32] >> (2 * g)) & 3
+    return out
+
+
+def deq_q2k(raw):
+    b = blocks(raw, 84)
+    sc = b[:, 0:16].astype(np.int32)
+    q = low2(b[:, 16:80].astype(np.int32))
+    d = f16(b[:, 80:82])[:, None]
+    dmin = f16(b[:, 82:84])[:, None]
+    s = np.repeat(sc, 16, axis=1)                  # sub-block e // 16
+    return ((d * (s & 0xF).astype(F32)) * q.astype(F32) - dmin * (s >> 4).astype(F32)).ravel()
+
+
+def deq_q3k(raw):
+    b = blocks(raw, 110)
+    hm = b[:, 0:32].astype(np.int32)
+    q = low2(b[:, 32:96].astype(np.int32))
+    s12 = b[:, 96:108].astype(np.int32)
+    d = f16(b[:, 108:110])[:, None]
+    sc = np.zeros((b.shape[0], 16), np.int32)
+    for j in range(16):                            # 4 low bits in bytes 0-7 (low, then high nibbles), 2 high
+        low = (s12[:, j] & 0xF) if j < 8 else (s12[:, j - 8] >> 4)
+        sc[:, j] = low | (((s12[:, 8 + j % 4] >> (2 * (j // 4))) & 3) << 4)
+    e = np.arange(256)
+    hbit = (hm[:, e % 32] >> (e // 32)) & 1        # element e: bit e // 32 of hmask[e % 32]
+    lv = q - 4 * (1 - hbit)
+    return ((d * (np.repeat(sc, 16, axis=1) - 32).astype(F32)) * lv.astype(F32)).ravel()
+
+
 def deq_q8k(raw):
     b = blocks(raw, 292)
     d = b[:, 0:4].copy().view(F32)
@@ -129,6 +164,10 @@ def dequantize(kind, raw):
         return deq_q45k(raw, kind == "q5_k")
     if kind == "q6_k":
         return deq_q6k(raw)
+    if kind == "q2_k":
+        return deq_q2k(raw)
+    if kind == "q3_k":
+        return deq_q3k(raw)
     if kind == "q8_k":
         return deq_q8k(raw)
     raise SystemExit("unknown dtype " + kind)
