@@ -3,6 +3,7 @@
 // quantize->dequantize error bounds per type, and requantization stability.
 #include "test.h"
 #include "tensor/quant.h"
+#include "tensor/matmul.h"
 #include <stdint.h>
 
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
@@ -292,12 +293,7 @@ static void test_f16_row(void) {
                                        0x477fefffu, 0x33000000u, 0x33000001u, 0x38800000u, 0x387fffffu, 0, 0x80000000u};
     for (size_t i = 0; i < sizeof special / sizeof *special; i++) memcpy(&x[i], &special[i], 4);
     f32_to_f16_row_ref(x, a, N);
-    int have = 0;
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    have = __builtin_cpu_supports("f16c") && __builtin_cpu_supports("avx");
-#endif
-    if (have) {
+    if (isa_detect() >= ISA_AVX2) {   // that level includes F16C (isa_detect checks it)
         f32_to_f16_row_f16c(x, b, N - 3);   // a length that leaves a scalar tail
         b[N - 3] = a[N - 3]; b[N - 2] = a[N - 2]; b[N - 1] = a[N - 1];
         int bad = -1;
