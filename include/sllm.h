@@ -35,6 +35,9 @@ void sllm_model_free(sllm_model *m);
 int sllm_model_n_vocab(const sllm_model *m);
 int sllm_model_n_ctx_train(const sllm_model *m);
 const char *sllm_model_arch(const sllm_model *m);
+// KV cache element type of the sessions made from now on: f16 != 0 (the default after sllm_model_load)
+// or 0 for f32 (exact to the f32 arithmetic, twice the memory). Returns SLLM_OK.
+int sllm_model_set_kv_f16(sllm_model *m, int f16);
 
 // ---- tokenizer (the model's own: GGUF metadata or tokenizer.json) ----
 int sllm_tokenizer_load(const sllm_model *m, sllm_tokenizer **out);

@@ -56,6 +56,14 @@ int main(void) {
     const char *body = strchr(want, '\n');
     CHECK(body && strlen(body + 1) == out.n && memcmp(body + 1, out.buf, out.n) == 0, "greedy text differs");
     sllm_session_free(s);
+    // the same with an f32 KV cache (the default is f16)
+    CHECK(sllm_model_set_kv_f16(m, 0) == SLLM_OK);
+    s = NULL;
+    CHECK(sllm_session_new(m, 256, 2, &s) == SLLM_OK);
+    out.n = 0;
+    CHECK(s && sllm_generate(s, t, "", &p, 200, collect, &out, &n_gen) == SLLM_OK && n_gen == 200);
+    CHECK(body && strlen(body + 1) == out.n && memcmp(body + 1, out.buf, out.n) == 0, "greedy text differs (f32 KV)");
+    sllm_session_free(s);
     sllm_tokenizer_free(t);
     sllm_model_free(m);
     return test_report();

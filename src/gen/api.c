@@ -19,6 +19,7 @@ void sllm_model_free(sllm_model *m) { model_free(m); }
 int sllm_model_n_vocab(const sllm_model *m) { return m->hp.n_vocab; }
 int sllm_model_n_ctx_train(const sllm_model *m) { return m->hp.n_ctx_train; }
 const char *sllm_model_arch(const sllm_model *m) { return m->arch->name; }
+int sllm_model_set_kv_f16(sllm_model *m, int f16) { return model_set_kv_type(m, f16 ? DT_F16 : DT_F32); }
 
 int sllm_tokenizer_load(const sllm_model *m, sllm_tokenizer **out) {
     *out = NULL;
