@@ -86,23 +86,30 @@ static double median(double *v, int n) {
 static void report(const char *model, cli_model *cm, int64_t P, int64_t T, int reps, double *pp, double *tg,
                    const membw_result *bw, bool json) {
     double bpt = decode_bytes(cm->m, (int)(P + T / 2));
-    double share[100], best = 0;
+    double share[100] = {0}, best = 0;
     for (int r = 0; bw && r < reps; r++) {
         double b = bw[r].gb_s > bw[r + 1].gb_s ? bw[r].gb_s : bw[r + 1].gb_s;
         share[r] = b > 0 ? tg[r] * bpt / 1e9 / b : 0;
         if (bw[r].gb_s > best) best = bw[r].gb_s;
     }
     if (bw && bw[reps].gb_s > best) best = bw[reps].gb_s;
+    double tg_run[100], share_run[100];   // in repetition order, for the JSON
+    memcpy(tg_run, tg, sizeof(double) * (size_t)reps);
+    memcpy(share_run, share, sizeof(double) * (size_t)reps);
     double ppm = median(pp, reps), tgm = median(tg, reps);
     double dgb = tgm * bpt / 1e9;   // the bandwidth decode achieves
     double sh = bw ? median(share, reps) : 0, sh_best = best > 0 ? dgb / best : 0;
     if (json) {
         printf("{\"engine\":\"sllm\",\"model\":\"%s\",\"threads\":%d,\"pp%lld_tok_s\":%.2f,\"tg%lld_tok_s\":%.2f,"
-               "\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.2f", model, tpool_size(cm->pool), (long long)P, ppm,
-               (long long)T, tgm, bpt, dgb);
+               "\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.2f,\"tg_reps\":[", model, tpool_size(cm->pool),
+               (long long)P, ppm, (long long)T, tgm, bpt, dgb);
+        for (int r = 0; r < reps; r++) printf("%s%.2f", r ? "," : "", tg_run[r]);
+        printf("]");
         if (bw) {
             printf(",\"membw_gb_s\":%.2f,\"membw_probes_gb_s\":[", best);
             for (int r = 0; r <= reps; r++) printf("%s%.2f", r ? "," : "", bw[r].gb_s);
+            printf("],\"roofline_share_reps\":[");
+            for (int r = 0; r < reps; r++) printf("%s%.3f", r ? "," : "", share_run[r]);
             printf("],\"roofline_share\":%.3f,\"roofline_share_best_probe\":%.3f", sh, sh_best);
         }
         printf("}\n");
