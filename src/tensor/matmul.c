@@ -191,44 +191,40 @@ static void dot_q5_K_ref(int64_t K, const void *w, const void *x, size_t xs, int
 }
 // Q2_K / Q3_K: the 256 levels of a super-block unpacked (Q3_K's as q + 4 in 0..7), then per sub-block of
 // 16 an integer sum times its scale; Q2_K's mins and Q3_K's -4 offset through the activation block sums.
-static void dot_q2_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
-    const blk_q2_K *b = w;
+static void dot_q23_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out, int q3) {
+    const size_t bb = q3 ? sizeof(blk_q3_K) : sizeof(blk_q2_K);
     for (int r = 0; r < R; r++) out[r] = 0;
     for (int64_t i = 0; i < K / 256; i++) {
+        const void *blk = (const char *)w + (size_t)i * bb;
+        const blk_q2_K *b2 = blk;
+        const blk_q3_K *b3 = blk;
         uint8_t q[256];
-        mm_unpack_q2_K(&b[i], q);
-        float d = f16_to_f32(b[i].d), dmin = f16_to_f32(b[i].dmin);
+        int sc[16], mn[16];
+        if (q3) mm_unpack_q3_K(blk, q);
+        else mm_unpack_q2_K(blk, q);
+        for (int j = 0; j < 16; j++) {
+            sc[j] = q3 ? q3k_scale(j, b3->scales) - 32 : b2->scales[j] & 0xF;
+            mn[j] = q3 ? 0 : b2->scales[j] >> 4;
+        }
+        float d = f16_to_f32(q3 ? b3->d : b2->d), dmin = q3 ? 0.f : f16_to_f32(b2->dmin);
         for (int r = 0; r < R; r++) {
             const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + i;
             int sumi = 0, summ = 0;
             for (int j = 0; j < 16; j++) {
-                int s = 0;
+                int s = q3 ? -4 * xb->bsums[j] : 0;
                 for (int l = 0; l < 16; l++) s += q[16 * j + l] * xb->qs[16 * j + l];
-                sumi += (b[i].scales[j] & 0xF) * s;
-                summ += (b[i].scales[j] >> 4) * xb->bsums[j];
+                sumi += sc[j] * s;
+                summ += mn[j] * xb->bsums[j];
             }
             out[r] += d * xb->d * (float)sumi - dmin * xb->d * (float)summ;
         }
     }
 }
+static void dot_q2_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    dot_q23_K_ref(K, w, x, xs, R, out, 0);
+}
 static void dot_q3_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
-    const blk_q3_K *b = w;
-    for (int r = 0; r < R; r++) out[r] = 0;
-    for (int64_t i = 0; i < K / 256; i++) {
-        uint8_t q[256];
-        mm_unpack_q3_K(&b[i], q);
-        float d = f16_to_f32(b[i].d);
-        for (int r = 0; r < R; r++) {
-            const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + i;
-            int sumi = 0;
-            for (int j = 0; j < 16; j++) {
-                int s = 0;
-                for (int l = 0; l < 16; l++) s += q[16 * j + l] * xb->qs[16 * j + l];
-                sumi += (q3k_scale(j, b[i].scales) - 32) * (s - 4 * xb->bsums[j]);
-            }
-            out[r] += d * xb->d * (float)sumi;
-        }
-    }
+    dot_q23_K_ref(K, w, x, xs, R, out, 1);
 }
 
 static void unpack_low2(const uint8_t qs[64], uint8_t q[256]) {

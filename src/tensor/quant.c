@@ -427,15 +427,23 @@ static float fit_scale_sym(int n, int nmax, const float *x, int8_t *L) {
     return scale;
 }
 
+// fit_scale_sym over the 16 sub-blocks of 16 of a super-block: scales[], and the scale of largest
+// magnitude (returned, with its magnitude in *amax).
+static float fit_sym_16x16(const float *x, int nmax, int8_t L[256], float scales[16], float *amax) {
+    float max_scale = 0;
+    *amax = 0;
+    for (int j = 0; j < 16; j++) {
+        scales[j] = fit_scale_sym(16, nmax, x + 16 * j, L + 16 * j);
+        if (fabsf(scales[j]) > *amax) { *amax = fabsf(scales[j]); max_scale = scales[j]; }
+    }
+    return max_scale;
+}
+
 static void q_q6_K(const float *x, blk_q6_K *y, int64_t nb) {
     int8_t L[256];
     float scales[16];
     for (int64_t i = 0; i < nb; i++, x += 256) {
-        float max_scale = 0, max_abs = 0;
-        for (int ib = 0; ib < 16; ib++) {
-            scales[ib] = fit_scale_sym(16, 32, x + 16 * ib, L + 16 * ib);
-            if (fabsf(scales[ib]) > max_abs) { max_abs = fabsf(scales[ib]); max_scale = scales[ib]; }
-        }
+        float max_abs, max_scale = fit_sym_16x16(x, 32, L, scales, &max_abs);
         if (max_abs < GROUP_MAX_EPS) {
             memset(&y[i], 0, sizeof y[i]);
             continue;
@@ -506,11 +514,7 @@ static void q_q3_K(const float *x, blk_q3_K *y, int64_t nb) {
     int8_t L[256];
     float scales[16];
     for (int64_t i = 0; i < nb; i++, x += 256) {
-        float max_scale = 0, amax = 0;
-        for (int j = 0; j < 16; j++) {
-            scales[j] = fit_scale_sym(16, 4, x + 16 * j, L + 16 * j);
-            if (fabsf(scales[j]) > amax) { amax = fabsf(scales[j]); max_scale = scales[j]; }
-        }
+        float amax, max_scale = fit_sym_16x16(x, 4, L, scales, &amax);
         memset(&y[i], 0, sizeof y[i]);
         if (amax < GROUP_MAX_EPS) continue;
         float iscale = -32.f / max_scale;
