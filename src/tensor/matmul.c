@@ -474,7 +474,11 @@ static void r16_pack_q45k(const void *W, size_t rb, int nrows, int64_t K, void *
             const blk_q4_K *b4 = (const blk_q4_K *)b;
             const blk_q5_K *b5 = (const blk_q5_K *)b;
             const uint8_t *qs = !b ? NULL : q5 ? b5->qs : b4->qs, *scales = !b ? NULL : q5 ? b5->scales : b4->scales;
-            for (int e = 0; e < 128; e++) dst[q4k_qs_at(e, l)] = b ? qs[e] : 0;
+            for (int w = 0; w < 32; w++) {   // 4-byte groups: bytes 4w.. go to q4k_qs_at(4w, l)
+                uint32_t v = 0;
+                if (b) memcpy(&v, qs + 4 * w, 4);
+                memcpy(dst + q4k_qs_at(4 * w, l), &v, 4);
+            }
             for (int i = 0; i < 12; i++) dst[sc_off + 16 * i + l] = b ? scales[i] : 0;
             uint16_t d = !b ? 0 : q5 ? b5->d : b4->d, dm = !b ? 0 : q5 ? b5->dmin : b4->dmin;
             memcpy(dst + sc_off + 192 + 2 * l, &d, 2);
@@ -532,24 +536,35 @@ static void r16_tile_q45k_ref(const void *panel, int64_t K, const void *x, size_
 static inline size_t q6k_at(int h, int j, int reg, int l, int i) { return (size_t)(1536 * h + 192 * j + 64 * reg + 4 * l + i); }
 
 // Level (0..63) of element e of a Q6_K source block (the format's bit layout).
-static int q6k_src_level(const blk_q6_K *b, int e) {
-    int h = e / 128, c = (e % 128) / 32, k = e % 32;
-    uint8_t ql = b->ql[64 * h + 32 * (c & 1) + k], qh = b->qh[32 * h + k];
-    return (c < 2 ? ql & 0xF : ql >> 4) | (((qh >> (2 * c)) & 3) << 4);
+// The 256 levels (0..63) of a Q6_K source block in element order (the format's bit layout: element
+// 128h + 32c + k has its low 4 bits in ql[64h + 32(c & 1) + k], low nibble for c < 2, and bits 2c of
+// qh[32h + k] on top).
+static void q6k_src_levels(const blk_q6_K *b, uint8_t lv[256]) {
+    for (int h = 0; h < 2; h++)
+        for (int k = 0; k < 32; k++) {
+            uint8_t q0 = b->ql[64 * h + k], q1 = b->ql[64 * h + 32 + k], qh = b->qh[32 * h + k];
+            uint8_t *o = lv + 128 * h + k;
+            o[0] = (uint8_t)((q0 & 0xF) | (qh & 3) << 4);
+            o[32] = (uint8_t)((q1 & 0xF) | ((qh >> 2) & 3) << 4);
+            o[64] = (uint8_t)((q0 >> 4) | ((qh >> 4) & 3) << 4);
+            o[96] = (uint8_t)((q1 >> 4) | ((qh >> 6) & 3) << 4);
+        }
 }
 
 static void r16_pack_q6k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    uint8_t lv[256];
     for (int64_t s = 0; s < K / 256; s++) {
         uint8_t *dst = (uint8_t *)panel + s * R16_Q6K_SB;
         for (int l = 0; l < 16; l++) {
             const blk_q6_K *b = l < nrows ? (const blk_q6_K *)((const char *)W + l * rb) + s : NULL;
+            if (b) q6k_src_levels(b, lv);
+            else memset(lv, 0, sizeof lv);   // zero rows: level 0, scale 0
             for (int h = 0; h < 2; h++)
                 for (int j = 0; j < 8; j++)
                     for (int i = 0; i < 4; i++) {
-                        int e = 128 * h + 4 * j + i, L3 = b ? q6k_src_level(b, e + 96) : 0;
-                        for (int reg = 0; reg < 3; reg++)   // zero rows: level 0, scale 0
-                            dst[q6k_at(h, j, reg, l, i)] =
-                                (uint8_t)((b ? q6k_src_level(b, e + 32 * reg) : 0) | ((L3 >> (2 * reg)) & 3) << 6);
+                        int e = 128 * h + 4 * j + i, L3 = lv[e + 96];
+                        for (int reg = 0; reg < 3; reg++)
+                            dst[q6k_at(h, j, reg, l, i)] = (uint8_t)(lv[e + 32 * reg] | ((L3 >> (2 * reg)) & 3) << 6);
                     }
             for (int i = 0; i < 16; i++) dst[R16_Q6K_SC + 16 * i + l] = b ? (uint8_t)b->scales[i] : 0;
             uint16_t d = b ? b->d : 0;
