@@ -901,7 +901,8 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dt
         else if (T == 1 && mm_xd_supported(wt)) j->path = PATH_XD;
         else if (T == 1 && is_half(wt)) j->path = PATH_DEC_F16;
         else if (T >= MM_PACK_MIN_T && mm_panel_supported(wt)) j->path = PATH_PANEL;
-        else if (T >= MM_PACK_MIN_T && kind == ACT_F32) j->path = PATH_F32TILE;
+        // (Q2_K / Q3_K have no panels: their prefill widens each task's rows to f32 for the f32 tile)
+        else if (T >= MM_PACK_MIN_T && (kind == ACT_F32 || wt == DT_Q2_K || wt == DT_Q3_K)) j->path = PATH_F32TILE;
     }
     if (N == 0 || T == 0) return 0;
     // The activations depend on the path, the activation kind and, for the xd layout and the panel

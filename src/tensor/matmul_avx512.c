@@ -947,9 +947,49 @@ static void f32gemm_avx512(int64_t K, const float *w, size_t ldw, const float *x
     }
 }
 
+// Q2_K / Q3_K rows to f32 for the prefill tile, the bits of dequantize_row (the same two roundings per
+// element: the sub-block's float scale, then one multiply, and for Q2_K one subtract): per 32-element
+// chunk the levels are a shift and mask of a 32-byte load (Q3_K: plus 4x the hmask bit, then - 4).
+static void tof32_q23k(dtype t, const void *src, float *dst, int64_t n) {
+    const int q3 = t == DT_Q3_K;
+    const size_t bb = q3 ? sizeof(blk_q3_K) : sizeof(blk_q2_K);
+    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
+    for (int64_t i = 0; i < n / 256; i++, dst += 256) {
+        const uint8_t *blk = (const uint8_t *)src + (size_t)i * bb, *qs;
+        float dl[16], ml[16];
+        __m256i H = _mm256_setzero_si256();
+        if (q3) {
+            const blk_q3_K *b = (const blk_q3_K *)blk;
+            float d = h2f(b->d);
+            for (int j = 0; j < 16; j++) { dl[j] = d * (float)(q3k_scale(j, b->scales) - 32); ml[j] = 0; }
+            qs = b->qs;
+            H = _mm256_loadu_si256((const __m256i *)b->hmask);
+        } else {
+            const blk_q2_K *b = (const blk_q2_K *)blk;
+            float d = h2f(b->d), dmin = h2f(b->dmin);
+            for (int j = 0; j < 16; j++) { dl[j] = d * (float)(b->scales[j] & 0xF); ml[j] = dmin * (float)(b->scales[j] >> 4); }
+            qs = b->qs;
+        }
+#pragma GCC unroll 8
+        for (int c = 0; c < 8; c++) {
+            __m256i Q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 4)));
+            __m256i lv = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * (c % 4)), m3);
+            if (q3) lv = _mm256_add_epi8(lv, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, c), m1), 2));
+            for (int hf = 0; hf < 2; hf++) {   // sub-block 2c + hf: 16 elements
+                __m512i w = _mm512_cvtepu8_epi32(hf ? _mm256_extracti128_si256(lv, 1) : _mm256_castsi256_si128(lv));
+                if (q3) w = _mm512_sub_epi32(w, _mm512_set1_epi32(4));
+                __m512 y = _mm512_mul_ps(_mm512_set1_ps(dl[2 * c + hf]), _mm512_cvtepi32_ps(w));
+                if (!q3) y = _mm512_sub_ps(y, _mm512_set1_ps(ml[2 * c + hf]));
+                _mm512_storeu_ps(dst + 32 * c + 16 * hf, y);
+            }
+        }
+    }
+}
+
 static void tof32_avx512(dtype t, const void *src, float *dst, int64_t n) {
     int64_t k = 0;
     if (t == DT_F32) { memcpy(dst, src, (size_t)n * sizeof(float)); return; }
+    if (t == DT_Q2_K || t == DT_Q3_K) { tof32_q23k(t, src, dst, n); return; }
     const uint16_t *h = src;
     if (t == DT_F16) {
         for (; k + 16 <= n; k += 16) _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + k))));
