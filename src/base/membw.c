@@ -95,6 +95,7 @@ struct membw_probe {
     tpool *pool;
     membw_job j;
     int64_t n_tasks;
+    const char *isa;   // the read loop's name
 };
 
 int membw_probe_new(tpool *pool, size_t bytes, membw_probe **out) {
@@ -116,7 +117,7 @@ int membw_probe_new(tpool *pool, size_t bytes, membw_probe **out) {
         membw_probe_free(p);
         return err_set(SLLM_ERR_NOMEM, "membw: cannot allocate a %zu-byte buffer", bytes);
     }
-    p->j.read = membw_kernel(NULL);
+    p->j.read = membw_kernel(&p->isa);
     p->j.fill = 1;
     tpool_run(pool, p->n_tasks, membw_task, &p->j);
     p->j.fill = 0;
@@ -128,7 +129,7 @@ void membw_probe_run(membw_probe *p, int passes, membw_result *out) {
     memset(out, 0, sizeof *out);
     if (passes <= 0) passes = 5;
     if (passes > 64) passes = 64;
-    membw_kernel(&out->isa);
+    out->isa = p->isa;
     double gbs[64];
     for (int r = 0; r < passes; r++) {
         double t0 = now_s();

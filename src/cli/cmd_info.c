@@ -81,10 +81,10 @@ int cmd_info(int argc, char **argv) {
     human_bytes(b2, sizeof b2, (double)kv);
     human_bytes(b3, sizeof b3, (double)(mi.weight_bytes + kv));
     human_bytes(b4, sizeof b4, (double)kv_train);
-    const char *kvt = dtype_get(m->kv_type)->name;
-    printf("memory       weights %s + KV cache (%s, %lld tokens) %s = %s\n", b1, kvt, (long long)ctx, b2, b3);
+    const dtype_info *kvt = dtype_get(m->kv_type);
+    printf("memory       weights %s + KV cache (%s, %lld tokens) %s = %s\n", b1, kvt->name, (long long)ctx, b2, b3);
     printf("             KV cache per token %zu bytes = 2 (K,V) x %d layers x %d kv heads x %d dims x %d bytes\n",
-           kv / (size_t)ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, m->kv_type == DT_F16 ? 2 : 4);
+           kv / (size_t)ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, kvt->block_bytes);
     if (train_ctx != ctx) printf("             KV cache at the full training context (%d): %s\n", train_ctx, b4);
     cli_model_close(&cm);
     return 0;

@@ -630,8 +630,7 @@ void model_info(const sllm_model *m, model_info_t *out) {
 }
 
 size_t model_kv_bytes(const sllm_model *m, int n_ctx) {
-    return 2 * (size_t)m->hp.n_layer * (size_t)n_ctx * (size_t)m->hp.n_head_kv * (size_t)m->hp.head_dim *
-           (m->kv_type == DT_F16 ? 2 : 4);
+    return 2 * (size_t)m->hp.n_layer * dtype_row_bytes(m->kv_type, (int64_t)n_ctx * m->hp.n_head_kv * m->hp.head_dim);
 }
 
 int model_set_kv_type(sllm_model *m, dtype t) {

@@ -189,6 +189,13 @@ static void dot_q5_K_ref(int64_t K, const void *w, const void *x, size_t xs, int
         }
     }
 }
+// The 256 levels of a Q2_K super-block (0..3) or a Q3_K one (q + 4, 0..7) in element order.
+static void unpack_q23_K(const void *blk, int q3, uint8_t q[256]) {
+    const blk_q2_K *b2 = blk;
+    const blk_q3_K *b3 = blk;
+    for (int e = 0; e < 256; e++)
+        q[e] = (uint8_t)(q3 ? q2k_low(b3->qs, e) + 4 * q3k_hbit(b3->hmask, e) : q2k_low(b2->qs, e));
+}
 // Q2_K / Q3_K: the 256 levels of a super-block unpacked (Q3_K's as q + 4 in 0..7), then per sub-block of
 // 16 an integer sum times its scale; Q2_K's mins and Q3_K's -4 offset through the activation block sums.
 static void dot_q23_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out, int q3) {
@@ -200,8 +207,7 @@ static void dot_q23_K_ref(int64_t K, const void *w, const void *x, size_t xs, in
         const blk_q3_K *b3 = blk;
         uint8_t q[256];
         int sc[16], mn[16];
-        if (q3) mm_unpack_q3_K(blk, q);
-        else mm_unpack_q2_K(blk, q);
+        unpack_q23_K(blk, q3, q);
         for (int j = 0; j < 16; j++) {
             sc[j] = q3 ? q3k_scale(j, b3->scales) - 32 : b2->scales[j] & 0xF;
             mn[j] = q3 ? 0 : b2->scales[j] >> 4;
@@ -225,16 +231,6 @@ static void dot_q2_K_ref(int64_t K, const void *w, const void *x, size_t xs, int
 }
 static void dot_q3_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
     dot_q23_K_ref(K, w, x, xs, R, out, 1);
-}
-
-static void unpack_low2(const uint8_t qs[64], uint8_t q[256]) {
-    for (int e = 0; e < 256; e++) q[e] = (uint8_t)((qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3);
-}
-void mm_unpack_q2_K(const void *blk, uint8_t q[256]) { unpack_low2(((const blk_q2_K *)blk)->qs, q); }
-void mm_unpack_q3_K(const void *blk, uint8_t q[256]) {
-    const blk_q3_K *b = blk;
-    unpack_low2(b->qs, q);
-    for (int e = 0; e < 256; e++) q[e] = (uint8_t)(q[e] + 4 * ((b->hmask[e % 32] >> (e / 32)) & 1));
 }
 
 static void dot_q6_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {

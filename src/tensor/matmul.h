@@ -62,10 +62,6 @@ typedef void (*mm_dot_fn)(int64_t K, const void *w, const void *x, size_t xstrid
 typedef void (*mm_axpy4_fn)(int64_t n, const float a[4], const float *x0, const float *x1, const float *x2,
                             const float *x3, float *y);
 typedef struct { mm_dot_fn dot[DT_COUNT]; mm_axpy4_fn axpy4; } mm_kernels;
-void mm_kernels_avx2(mm_kernels *k);
-// The 256 levels of a Q2_K super-block (0..3) / a Q3_K one (q + 4, 0..7) in element order, for the dot
-// kernels of both ISAs.
-void mm_unpack_q2_K(const void *blk, uint8_t q[256]);
-void mm_unpack_q3_K(const void *blk, uint8_t q[256]);     // fills the entries it implements, leaves the rest
+void mm_kernels_avx2(mm_kernels *k);     // fills the entries it implements, leaves the rest
 void mm_kernels_avx512(mm_kernels *k);
 #endif

@@ -300,6 +300,15 @@ INLINE __m256i q3k_scales16(const uint8_t *s) {
     return _mm256_sub_epi16(_mm256_cvtepu8_epi16(v), _mm256_set1_epi16(32));
 }
 
+// Levels of 32-element chunk c (0..7) of a Q2_K / Q3_K super-block, elements 32c.. (q2k_low / q3k_hbit):
+// a shift and mask of the 32 qs bytes of its half; Q3_K adds 4x its hmask bit (levels 0..7 = q + 4).
+INLINE __m256i q23k_chunk(const uint8_t *qs, __m256i hmask, int c, int q3) {
+    __m256i Q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 4)));
+    __m256i lv = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * (c % 4)), _mm256_set1_epi8(3));
+    if (q3) lv = _mm256_add_epi8(lv, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hmask, c), _mm256_set1_epi8(1)), 2));
+    return lv;
+}
+
 // Q2_K / Q3_K: per 32-element chunk (sub-blocks 2c, 2c + 1) the 2-bit levels are one shift and mask of a
 // 32-byte load of qs (Q3_K adds 4x the hmask bit: levels 0..7, the -4 offset applied through the block
 // sums as Q6_K's -32), products with maddubs, scaled per sub-block with 16-bit scales. Q2_K's mins go
@@ -309,7 +318,6 @@ INLINE void kq23k(int64_t K, const void *w, const void *x, size_t xs, const int 
     float corr[4];
     const blk_q8_K *xb[4];
     for (int r = 0; r < R; r++) { acc[r] = _mm256_setzero_ps(); corr[r] = 0; xb[r] = XROW(x, xs, r); }
-    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
     const size_t bb = q3 ? sizeof(blk_q3_K) : sizeof(blk_q2_K);
     for (int64_t i = 0; i < K / 256; i++) {
         const uint8_t *blk = (const uint8_t *)w + (size_t)i * bb;
@@ -344,9 +352,7 @@ INLINE void kq23k(int64_t K, const void *w, const void *x, size_t xs, const int 
         }
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
-            __m256i Q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 4)));
-            __m256i lv = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * (c % 4)), m3);
-            if (q3) lv = _mm256_add_epi8(lv, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, c), m1), 2));
+            __m256i lv = q23k_chunk(qs, H, c, q3);
             __m256i sv = _mm256_set_m128i(_mm_set1_epi16(sc[2 * c + 1]), _mm_set1_epi16(sc[2 * c]));
             for (int r = 0; r < R; r++) {
                 __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[r][i].qs + 32 * c));

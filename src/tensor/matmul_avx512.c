@@ -953,7 +953,6 @@ static void f32gemm_avx512(int64_t K, const float *w, size_t ldw, const float *x
 static void tof32_q23k(dtype t, const void *src, float *dst, int64_t n) {
     const int q3 = t == DT_Q3_K;
     const size_t bb = q3 ? sizeof(blk_q3_K) : sizeof(blk_q2_K);
-    const __m256i m3 = _mm256_set1_epi8(3), m1 = _mm256_set1_epi8(1);
     for (int64_t i = 0; i < n / 256; i++, dst += 256) {
         const uint8_t *blk = (const uint8_t *)src + (size_t)i * bb, *qs;
         float dl[16], ml[16];
@@ -972,9 +971,7 @@ static void tof32_q23k(dtype t, const void *src, float *dst, int64_t n) {
         }
 #pragma GCC unroll 8
         for (int c = 0; c < 8; c++) {
-            __m256i Q = _mm256_loadu_si256((const __m256i *)(qs + 32 * (c / 4)));
-            __m256i lv = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * (c % 4)), m3);
-            if (q3) lv = _mm256_add_epi8(lv, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, c), m1), 2));
+            __m256i lv = q23k_chunk(qs, H, c, q3);
             for (int hf = 0; hf < 2; hf++) {   // sub-block 2c + hf: 16 elements
                 __m512i w = _mm512_cvtepu8_epi32(hf ? _mm256_extracti128_si256(lv, 1) : _mm256_castsi256_si128(lv));
                 if (q3) w = _mm512_sub_epi32(w, _mm512_set1_epi32(4));

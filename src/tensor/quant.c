@@ -74,14 +74,12 @@ static void deq_q8_0(const blk_q8_0 *b, float *y, int64_t nb) {
         for (int j = 0; j < 32; j++) y[j] = d * b[i].qs[j];
     }
 }
-// Q2_K / Q3_K: the 2-bit field of element 128n + 32j + l sits at bits 2j of qs[32n + l].
-static inline int q2_low(const uint8_t *qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3; }
 static void deq_q2_K(const blk_q2_K *b, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, y += 256) {
         float d = H2F(b[i].d), dmin = H2F(b[i].dmin);
         for (int e = 0; e < 256; e++) {
             int sc = b[i].scales[e / 16];
-            y[e] = d * (float)(sc & 0xF) * (float)q2_low(b[i].qs, e) - dmin * (float)(sc >> 4);
+            y[e] = d * (float)(sc & 0xF) * (float)q2k_low(b[i].qs, e) - dmin * (float)(sc >> 4);
         }
     }
 }
@@ -89,7 +87,7 @@ static void deq_q3_K(const blk_q3_K *b, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, y += 256) {
         float d = H2F(b[i].d);
         for (int e = 0; e < 256; e++) {
-            int q = q2_low(b[i].qs, e) + 4 * ((b[i].hmask[e % 32] >> (e / 32)) & 1);
+            int q = q2k_low(b[i].qs, e) + 4 * q3k_hbit(b[i].hmask, e);
             y[e] = d * (float)(q3k_scale(e / 16, b[i].scales) - 32) * (float)(q - 4);
         }
     }
@@ -470,7 +468,7 @@ static void q_q6_K(const float *x, blk_q6_K *y, int64_t nb) {
     }
 }
 
-// The 2-bit fields of 256 levels (Q2_K's, Q3_K's low bits) into qs[64] (q2_low's layout).
+// The 2-bit fields of 256 levels (Q2_K's, Q3_K's low bits) into qs[64] (q2k_low's layout).
 static void pack_q2_low(const uint8_t L[256], uint8_t qs[64]) {
     for (int n = 0; n < 2; n++)
         for (int l = 0; l < 32; l++) {

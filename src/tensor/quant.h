@@ -39,6 +39,11 @@ typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } blk_q8_K;
 // packed prefill kernels start each block's integer product from it (tensor/matmul_kernels.h).
 typedef struct { float d; float s; int32_t sum; int32_t seed; int8_t qs[32]; } blk_q8a;
 
+// Q2_K / Q3_K level of element e (0..255): the 2-bit field (bits 2 * (e / 32 % 4) of qs[32 * (e / 128) +
+// e % 32]), and Q3_K's third bit (bit e / 32 of hmask[e % 32]; set: level = low2, clear: low2 - 4).
+static inline int q2k_low(const uint8_t *qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3; }
+static inline int q3k_hbit(const uint8_t *hmask, int e) { return (hmask[e % 32] >> (e / 32)) & 1; }
+
 // 6-bit scale (0..63; the factor is the value - 32) of sub-block j (0..15) of a Q3_K scales[12] array:
 // low nibbles of bytes 0..7 for j < 8, high nibbles for j >= 8; the top two bits in bytes 8..11, at bit
 // 2 * (j / 4) of byte 8 + j % 4.
