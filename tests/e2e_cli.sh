@@ -95,7 +95,7 @@ if [ -f "$M" ]; then
     # 6. llama.cpp oracle: same top-10 probabilities on the original and on files we quantize.
     if [ -n "$ORA" ] && [ -f "$ORA/llamacpp.mjs" ]; then
         compare_llamacpp "llama.cpp f32" "$M" "Once upon a time" 24 24 2e-3
-        for t in q8_0 q4_0 q4_1 q5_0 q5_1; do
+        for t in q8_0 q4_0 q4_1 q5_0 q5_1 iq4_nl; do
             $S quantize "$M" "$E2E_TMP/s-$t.gguf" $t >/dev/null 2>&1 || { fail "quantize $t" "$($S quantize "$M" "$E2E_TMP/s-$t.gguf" $t 2>&1)"; continue; }
             compare_llamacpp "llama.cpp $t" "$E2E_TMP/s-$t.gguf" "Once upon a time" 16 6 3e-2
         done
@@ -109,7 +109,7 @@ fi
 V=$FIX/vocab/ggml-vocab-llama-spm.gguf
 if [ -f "$V" ]; then
     $S init --preset small-llama --vocab "$V" --seed 3 "$E2E_TMP/small.gguf" 2>/dev/null && ok || fail "init small-llama"
-    for t in q2_k q3_k q4_k q5_k q6_k q8_0 q4_1 q5_0 q5_1 q4_k_m q5_k_m; do   # (the mixes: their main dtype is q4_k / q5_k)
+    for t in q2_k q3_k iq4_nl iq4_xs q4_k q5_k q6_k q8_0 q4_1 q5_0 q5_1 q4_k_m q5_k_m; do   # (the mixes: their main dtype is q4_k / q5_k)
         $S quantize "$E2E_TMP/small.gguf" "$E2E_TMP/small-$t.gguf" $t >/dev/null 2>&1 && ok || fail "quantize $t"
         $S info "$E2E_TMP/small-$t.gguf" --json | grep -qi "\"${t%_m}\"" && ok || fail "quantize $t dtype" "$($S info "$E2E_TMP/small-$t.gguf" --json)"
         if [ -n "$ORA" ] && [ -f "$ORA/llamacpp.mjs" ]; then compare_llamacpp "llama.cpp small $t" "$E2E_TMP/small-$t.gguf" "Hello world, this is" 8 3 3e-2; fi

@@ -136,7 +136,8 @@ static void test_dtype_table(void) {
         {DT_Q3_K, "q3_K", 256, 110, true}, {DT_Q4_K, "q4_K", 256, 144, true}, {DT_Q5_K, "q5_K", 256, 176, true},
         {DT_Q6_K, "q6_K", 256, 210, true}, {DT_Q8_K, "q8_K", 256, 292, true}, {DT_I8, "i8", 1, 1, false},
         {DT_I16, "i16", 1, 2, false}, {DT_I32, "i32", 1, 4, false}, {DT_I64, "i64", 1, 8, false},
-        {DT_F64, "f64", 1, 8, false}, {DT_BF16, "bf16", 1, 2, false},
+        {DT_F64, "f64", 1, 8, false}, {DT_BF16, "bf16", 1, 2, false}, {DT_IQ4_NL, "iq4_nl", 32, 18, true},
+        {DT_IQ4_XS, "iq4_xs", 256, 136, true},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const dtype_info *d = dtype_get(want[i].t);
@@ -146,6 +147,7 @@ static void test_dtype_table(void) {
     }
     CHECK(dtype_from_name("Q4_K") == DT_Q4_K && dtype_from_name("BF16") == DT_BF16 && dtype_from_name("F32") == DT_F32);
     CHECK(dtype_from_name("q4_2") == -1 && dtype_from_name("") == -1 && dtype_from_name(NULL) == -1);
+    CHECK(dtype_get(16) == NULL && dtype_get(21) == NULL, "other IQ types stay unknown");
     CHECK(dtype_get(4) == NULL && dtype_get(5) == NULL && dtype_get(-1) == NULL && dtype_get(DT_COUNT) == NULL &&
           dtype_get(1000) == NULL);
     CHECK(dtype_row_bytes(DT_Q4_0, 64) == 36 && dtype_row_bytes(DT_Q4_0, 33) == 0);
@@ -570,6 +572,13 @@ static void test_corrupt_handmade(void) {
     expect_fail(&b, "dtype 4", "'t'", "unknown dtype id 4");
     bb_head(&b, 3, 1, 0); bb_tensor(&b, "t", 2, (uint64_t[]){33, 1}, DT_Q4_0, 0); bb_data(&b, 512);
     expect_fail(&b, "block multiple", "'t'", "block size 32");
+    bb_head(&b, 3, 1, 0); bb_tensor(&b, "t", 2, (uint64_t[]){128, 2}, DT_IQ4_XS, 0); bb_data(&b, 512);
+    expect_fail(&b, "iq4_xs block multiple", "'t'", "not a multiple of the iq4_xs block size 256");
+    bb_head(&b, 3, 1, 0); bb_tensor(&b, "blk.0.ffn_up.weight", 2, (uint64_t[]){256, 4}, DT_IQ4_XS, 0);
+    bb_data(&b, 4 * 136 - 1);
+    expect_fail(&b, "iq4_xs truncated", "tensor 'blk.0.ffn_up.weight': data extends past end of file", NULL);
+    bb_head(&b, 3, 1, 0); bb_tensor(&b, "t", 2, (uint64_t[]){64, 9}, DT_IQ4_NL, 0); bb_data(&b, 9 * 36 - 4);
+    expect_fail(&b, "iq4_nl truncated", "'t'", "past end of file");
     bb_head(&b, 3, 1, 0); bb_tensor(&b, "t", 2, ne2, DT_F32, 16); bb_data(&b, 512);
     expect_fail(&b, "misaligned", "'t'", "not a multiple of the alignment 32");
     bb_head(&b, 3, 1, 0); bb_tensor(&b, "blk.0.attn_q.weight", 2, ne2, DT_F32, 0); bb_data(&b, 255);

@@ -12,6 +12,8 @@
 //    mm_matmul_wgrad vs naive loops, the thread pool itself, and argument errors.
 //  - mm_matmul_multi (several weights sharing one input, one dispatch): every output bit-identical to
 //    its own mm_matmul, for mixed and equal dtypes, T = 1 (decode) and prefill, every ISA level.
+//  - IQ4_NL / IQ4_XS: products whose every step is exact (integer data, scales 1) equal on every ISA and
+//    path, including the largest int16 pair sums of the maddubs kernels.
 //  - base/membw.h: the AVX2 / AVX-512 read loops equal their scalar twin; a small measurement runs.
 #include "test.h"
 #include "tensor/matmul.h"
@@ -31,7 +33,7 @@ static float rndn(void) {
 }
 
 static const dtype TYPES[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1,
-                              DT_Q2_K, DT_Q3_K, DT_Q4_K, DT_Q5_K, DT_Q6_K};
+                              DT_Q2_K, DT_Q3_K, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_IQ4_NL, DT_IQ4_XS};
 #define NTYPES (int)(sizeof TYPES / sizeof TYPES[0])
 static const char *ISA_NAME[] = {"scalar", "avx2", "avx512"};
 
@@ -61,7 +63,7 @@ static void free_w(wmat *m) { free(m->W); free(m->Wf); }
 static int block_of_act(dtype t) {
     switch (t) {
     case DT_F32: case DT_F16: case DT_BF16: return 0;
-    case DT_Q2_K: case DT_Q3_K: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: return 256;
+    case DT_Q2_K: case DT_Q3_K: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: case DT_IQ4_XS: return 256;
     default: return 32;
     }
 }
@@ -108,9 +110,10 @@ static void check_matmul_type(dtype t, int64_t N, int64_t K, tpool *pool2) {
             isa_force((isa_level)l);
             CHECK(mm_matmul(NULL, w.W, t, N, K, X, T, NULL, Y) == 0);
             int bad_twin = 0, bad_ref = 0;
-            // Q2_K / Q3_K prefill with AVX-512 widens the weights to f32 for the f32 tile and keeps the
-            // activations f32: its twin is then the f32 reference itself (no activation rounding)
-            const float *twin = l == ISA_AVX512 && T >= 2 && (t == DT_Q2_K || t == DT_Q3_K) ? ref : Ys;
+            // Q2_K / Q3_K / IQ4_NL / IQ4_XS prefill with AVX-512 widens the weights to f32 for the f32 tile
+            // and keeps the activations f32: its twin is then the f32 reference itself (no activation rounding)
+            const bool widened = t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_NL || t == DT_IQ4_XS;
+            const float *twin = l == ISA_AVX512 && T >= 2 && widened ? ref : Ys;
             for (int64_t i = 0; i < T * N; i++) {
                 double tol = 1e-5 * scale[i] + 1e-6;
                 if (!(fabs((double)Y[i] - twin[i]) <= tol)) {
@@ -146,6 +149,65 @@ static void check_matmul_type(dtype t, int64_t N, int64_t K, tpool *pool2) {
         free(X); free(Ys); free(Y); free(Yt); free(scale); free(qbound); free(ref);
     }
     free_w(&w);
+}
+
+static void set_iq4xs_scale(blk_iq4_xs *b, int ib, int ls) {
+    int sh = 4 * (ib % 2);
+    b->scales_l[ib / 2] = (uint8_t)((b->scales_l[ib / 2] & ~(0xF << sh)) | (ls & 0xF) << sh);
+    b->scales_h = (uint16_t)((b->scales_h & ~(3 << (2 * ib))) | (ls >> 4) << (2 * ib));
+}
+
+// IQ4_NL / IQ4_XS products that every path must get exactly: scales 1 (IQ4_XS sub-block factors -2..2),
+// integer activations with a +-127 in every 32-block (so the 8-bit activation rounding is the identity),
+// and sums below 2^24, so the f32 steps are exact too. Rows of all -127 or all 113 levels against
+// activations of all +-127 drive every int16 pair sum of the maddubs kernels to its extreme (2 * 127^2).
+static void check_iq4_exact(dtype t, tpool *pool2) {
+    enum { N = 5, K = 512, T = 5 };
+    const size_t rb = dtype_row_bytes(t, K);
+    uint8_t *W = malloc(rb * N);
+    float *X = malloc(sizeof(float) * T * K), *Y = malloc(sizeof(float) * T * N), *want = malloc(sizeof(float) * T * N);
+    for (size_t i = 0; i < rb * N; i++) W[i] = (uint8_t)rnd32();
+    memset(W + 3 * rb, 0x00, rb);                    // row 3: every level -127
+    memset(W + 4 * rb, 0xFF, rb);                    // row 4: every level 113
+    uint16_t one = f32_to_f16(1.0f);
+    for (int n = 0; n < N; n++) {
+        if (t == DT_IQ4_NL)
+            for (int b = 0; b < K / 32; b++) memcpy(W + n * rb + 18 * b, &one, 2);
+        else
+            for (int b = 0; b < K / 256; b++) {
+                blk_iq4_xs *q = (blk_iq4_xs *)(W + n * rb) + b;
+                q->d = one;
+                for (int ib = 0; ib < 8; ib++)   // factor ls - 32: 2 (row 3), -2 (row 4), else -2..2
+                    set_iq4xs_scale(q, ib, 32 + (n == 3 ? 2 : n == 4 ? -2 : (int)(rnd32() % 5) - 2));
+            }
+    }
+    for (int64_t k = 0; k < T * K; k++) {
+        int tt = (int)(k / K);
+        X[k] = tt == 0 ? 127.f : tt == 1 ? -127.f : (float)((int)(rnd32() % 255) - 127);
+        if (tt >= 2 && k % 32 == 0) X[k] = rnd32() % 2 ? 127.f : -127.f;
+    }
+    float wrow[K];
+    for (int n = 0; n < N; n++) {
+        CHECK(dequantize_row(t, W + n * rb, wrow, K) == 0);
+        for (int tt = 0; tt < T; tt++) {
+            int64_t e = 0;
+            for (int k = 0; k < K; k++) e += (int64_t)wrow[k] * (int64_t)X[tt * K + k];   // integer weights
+            CHECK(e > -(1 << 24) && e < (1 << 24), "%s: sum %lld out of the exact range", dtype_get(t)->name,
+                  (long long)e);
+            want[tt * N + n] = (float)e;
+        }
+    }
+    for (int l = ISA_SCALAR; l <= (int)isa_detect(); l++) {
+        isa_force((isa_level)l);
+        for (int tt = 1; tt <= T; tt += 2) {   // T = 1: decode; 3, 5: prefill (the f32 tile with AVX-512)
+            CHECK(mm_matmul(l == ISA_SCALAR ? NULL : pool2, W, t, N, K, X, tt, NULL, Y) == 0);
+            int bad = 0;
+            for (int i = 0; i < tt * N; i++) bad += Y[i] != want[i];
+            CHECK(bad == 0, "%s %s T=%d: %d of %d products inexact (first %g want %g)", dtype_get(t)->name, ISA_NAME[l],
+                  tt, bad, tt * N, Y[0], want[0]);
+        }
+    }
+    free(W); free(X); free(Y); free(want);
 }
 
 // dX (T, K) += dY (T, N) . W (N, K) against a double-precision loop over the dequantized weight.
@@ -858,6 +920,8 @@ int main(void) {
         check_matmul_t(t, 19, ab == 256 ? 768 : ab == 32 ? 576 : 531, pool2);
     }
     check_matmul_type(DT_Q4_0, 300, 256, pool2);   // several tasks per thread
+    check_iq4_exact(DT_IQ4_NL, pool2);
+    check_iq4_exact(DT_IQ4_XS, pool2);
     check_wgrad(pool2);
     check_multi(pool2);
     check_r16_kernels();

@@ -548,6 +548,21 @@ static void test_quant_mix(void) {
     q = NULL;
     CHECK(m && model_save_gguf(m, path, DT_Q5_K, NULL) == SLLM_OK && model_load(path, &q) == SLLM_OK, "%s", sllm_last_error());
     CHECK(q && q->layers[1].w[TR_FFN_DOWN].type == DT_Q5_1, "q5_k on rows of 128: q5_1");
+    // iq4_xs and q2_k -> iq4_nl (32-blocks), whose logits stay near the f32 model's (rms 0.16; q4_0 0.18)
+    float *lf = m ? run_logits(m, g_ids, 4, 64, NULL) : NULL;
+    for (int i = 0; i < 2; i++) {
+        model_free(q);
+        q = NULL;
+        dtype to = i ? DT_Q2_K : DT_IQ4_XS;
+        CHECK(m && model_save_gguf(m, path, to, NULL) == SLLM_OK && model_load(path, &q) == SLLM_OK, "%s", sllm_last_error());
+        CHECK(q && q->layers[0].w[TR_ATTN_Q].type == DT_IQ4_NL && q->g[TR_TOKEN_EMBD].type == DT_IQ4_NL,
+              "%s on rows of 64: iq4_nl", i ? "q2_k" : "iq4_xs");
+        float *lq = q ? run_logits(q, g_ids, 4, 64, NULL) : NULL;
+        double e = lf && lq ? rms_err(lq, lf, (size_t)4 * q->hp.n_vocab) : INFINITY;
+        CHECK(e < 0.2, "%s -> iq4_nl logits: rms error %.4f", i ? "q2_k" : "iq4_xs", e);
+        free(lq);
+    }
+    free(lf);
     model_free(m);
     model_free(q);
 }

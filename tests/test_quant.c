@@ -20,7 +20,7 @@ static float rndn(void) {                                                       
 static void put_f16(uint8_t *p, float v) { uint16_t h = f32_to_f16(v); memcpy(p, &h, 2); }
 
 static const dtype ALL[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1,
-                            DT_Q2_K, DT_Q3_K, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q8_K};
+                            DT_Q2_K, DT_Q3_K, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q8_K, DT_IQ4_NL, DT_IQ4_XS};
 #define NT (int)(sizeof ALL / sizeof ALL[0])
 
 // Random block bytes with sane (finite, moderate) scale fields.
@@ -35,7 +35,8 @@ static void random_blocks(dtype t, uint8_t *buf, int64_t n) {
         case DT_F32: { float v = rndn() * 3; memcpy(b, &v, 4); break; }
         case DT_F16: put_f16(b, rndn() * 3); break;
         case DT_BF16: { uint16_t h = f32_to_bf16(rndn() * 3); memcpy(b, &h, 2); break; }
-        case DT_Q4_0: case DT_Q5_0: case DT_Q8_0: put_f16(b, (rndu() - 0.5f) * 0.2f); break;
+        case DT_Q4_0: case DT_Q5_0: case DT_Q8_0: case DT_IQ4_NL: put_f16(b, (rndu() - 0.5f) * 0.2f); break;
+        case DT_IQ4_XS: put_f16(b, (rndu() - 0.5f) * 0.01f); break;   // scales_h / scales_l stay random
         case DT_Q4_1: case DT_Q5_1: put_f16(b, rndu() * 0.1f); put_f16(b + 2, (rndu() - 0.5f)); break;
         case DT_Q4_K: case DT_Q5_K: put_f16(b, rndu() * 0.01f); put_f16(b + 2, rndu() * 0.01f); break;
         case DT_Q6_K: put_f16(b + 208, (rndu() - 0.5f) * 0.01f); break;
@@ -202,11 +203,41 @@ static void test_known_answers(void) {
     dequantize_row(DT_Q3_K, &b3, y3, 256);
     CHECK(y3[210] == 2.0f * 13 * 1, "q3_K element 210: %g", y3[210]);
     CHECK(y3[211] == 2.0f * 13 * -4, "q3_K element 211 (no high bit, level 0): %g", y3[211]);
+    // IQ4_NL: d 0.5; element 3 low nibble 0 (level -127), element 19 high nibble 15 (113), element 4 nibble 8 (1)
+    blk_iq4_nl bn;
+    memset(&bn, 0x88, sizeof bn);
+    bn.d = f32_to_f16(0.5f);
+    bn.qs[3] = 0xF0;
+    float yn[32];
+    dequantize_row(DT_IQ4_NL, &bn, yn, 32);
+    CHECK(yn[3] == -63.5f && yn[19] == 56.5f && yn[4] == 0.5f && yn[20] == 0.5f, "iq4_nl: %g %g %g %g", yn[3], yn[19],
+          yn[4], yn[20]);
+    // IQ4_XS: sub-block 5's scale 45 (low nibble 0xD in the high half of scales_l[2], top bits 2 at bits
+    // 10-11 of scales_h): factor 13 with d 0.25; its element 7 (byte 16 * 5 + 7, low nibble 10: level 25)
+    blk_iq4_xs bx;
+    memset(&bx, 0, sizeof bx);
+    bx.d = f32_to_f16(0.25f);
+    bx.scales_l[2] = 0xD0;
+    bx.scales_h = 2 << 10;
+    bx.qs[16 * 5 + 7] = 0x0A;
+    CHECK(iq4xs_scale(&bx, 5) == 45 && iq4xs_scale(&bx, 4) == 0, "iq4xs_scale %d", iq4xs_scale(&bx, 5));
+    float yx[256];
+    dequantize_row(DT_IQ4_XS, &bx, yx, 256);
+    CHECK(yx[5 * 32 + 7] == 0.25f * 13 * 25, "iq4_xs element 167: %g", yx[5 * 32 + 7]);
+    CHECK(yx[5 * 32 + 23] == 0.25f * 13 * -127 && yx[4 * 32] == 0.25f * -32 * -127, "iq4_xs elements 183 / 128: %g %g",
+          yx[5 * 32 + 23], yx[4 * 32]);
+    // an IQ4_NL block whose values are levels times a power of two quantizes back exactly
+    for (int j = 0; j < 32; j++) x[j] = 0.125f * iq4_levels[(j * 7) % 16];
+    CHECK(quantize_row(DT_IQ4_NL, x, &bn, 32) == 0 && dequantize_row(DT_IQ4_NL, &bn, yn, 32) == 0);
+    ok = 1;
+    for (int j = 0; j < 32; j++) ok &= yn[j] == x[j];
+    CHECK(ok && f16_to_f32(bn.d) == 0.125f, "iq4_nl exact levels: d %g", f16_to_f32(bn.d));
     // unsupported types and bad lengths are errors, not crashes
     CHECK(dequantize_row(DT_I32, &b4, y4, 256) == -1);
     CHECK(quantize_row(DT_I32, x, y, 32) == -1);
     CHECK(quantize_row(DT_Q4_0, x, &b, 31) == -1);
     CHECK(dequantize_row(DT_Q3_K, &b3, y3, 255) == -1);
+    CHECK(dequantize_row(DT_IQ4_XS, &bx, yx, 224) == -1 && quantize_row(DT_IQ4_NL, x, &bn, 31) == -1);
     CHECK(!dtype_can_quantize(DT_I32) && dtype_can_quantize(DT_Q3_K) && dtype_can_quantize(DT_Q5_K));
 }
 
@@ -221,7 +252,7 @@ static void test_error_bounds(void) {
     struct { dtype t; double bound; } cases[] = {
         {DT_F32, 0}, {DT_F16, 1e-3}, {DT_BF16, 5e-3}, {DT_Q8_0, 0.01}, {DT_Q8_K, 0.02}, {DT_Q6_K, 0.03},
         {DT_Q5_K, 0.06}, {DT_Q5_1, 0.06}, {DT_Q5_0, 0.07}, {DT_Q4_K, 0.11}, {DT_Q4_1, 0.12}, {DT_Q4_0, 0.14},
-        {DT_Q3_K, 0.25}, {DT_Q2_K, 0.45},
+        {DT_Q3_K, 0.25}, {DT_Q2_K, 0.45}, {DT_IQ4_NL, 0.11}, {DT_IQ4_XS, 0.11},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         dtype t = cases[c].t;
@@ -261,7 +292,7 @@ static void test_requantize(void) {
         quantize_row(t, y, q2, n);
         CHECK(memcmp(q1, q2, dtype_row_bytes(t, n)) == 0, "%s: requantization changed bytes", dtype_get(t)->name);
     }
-    const dtype approx[] = {DT_Q4_1, DT_Q5_1, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q3_K, DT_Q2_K};
+    const dtype approx[] = {DT_Q4_1, DT_Q5_1, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q3_K, DT_Q2_K, DT_IQ4_NL, DT_IQ4_XS};
     for (size_t i = 0; i < sizeof approx / sizeof approx[0]; i++) {
         dtype t = approx[i];
         quantize_row(t, x, q1, n);

@@ -11,16 +11,15 @@ static const char QUANTIZE_HELP[] =
     "usage: sllm quantize IN OUT.gguf TYPE\n"
     "\n"
     "IN is a GGUF file or a Hugging Face directory. TYPE: q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k\n"
-    "q6_k "
-    "f16 bf16 f32, or the mixes q4_k_m / q5_k_m (llama.cpp's Q4_K_M / Q5_K_M recipes: q6_k for the\n"
-    "output head, or the token embedding when the head is tied, and for attn_v / ffn_down in the first\n"
-    "and last eighth of the layers and every third layer between; q4_k / q5_k for every other matrix).\n"
-    "Matrices are converted on every core (from f32/f16/bf16 sources; re-quantizing an already\n"
+    "q6_k iq4_nl iq4_xs f16 bf16 f32, or the mixes q4_k_m / q5_k_m (llama.cpp's Q4_K_M / Q5_K_M recipes:\n"
+    "q6_k for the output head, or the token embedding when the head is tied, and for attn_v / ffn_down in\n"
+    "the first and last eighth of the layers and every third layer between; q4_k / q5_k for every other\n"
+    "matrix). Matrices are converted on every core (from f32/f16/bf16 sources; re-quantizing an already\n"
     "quantized model dequantizes first); norms and biases stay f32; a matrix whose row length is not\n"
     "a multiple of the quantization block takes llama.cpp's fallback (q4_k -> q5_0, q5_k -> q5_1,\n"
-    "q6_k -> q8_0; q2_k / q3_k -> q4_0, where llama.cpp takes iq4_nl, which sllm does not read), else\n"
-    "f16. Metadata, including the tokenizer, is kept. q2_k / q3_k are written with a plain weighted fit\n"
-    "(no importance matrix): expect more error than llama.cpp's own q2_k / q3_k files.\n";
+    "q6_k -> q8_0; q2_k / q3_k / iq4_xs -> iq4_nl), else f16. Metadata, including the tokenizer, is kept.\n"
+    "q2_k / q3_k / iq4_nl / iq4_xs are written with a plain fit (no importance matrix): expect more error\n"
+    "than llama.cpp's own imatrix files of those types.\n";
 
 int cmd_quantize(int argc, char **argv) {
     const char *pos[3]; int n = 0;
@@ -34,8 +33,8 @@ int cmd_quantize(int argc, char **argv) {
     int mix = !strcasecmp(pos[2], "q4_k_m") ? MODEL_MIX_Q4_K_M : !strcasecmp(pos[2], "q5_k_m") ? MODEL_MIX_Q5_K_M : 0;
     int t = mix ? mix : dtype_from_name(pos[2]);
     if (!mix && (t < 0 || !(t == DT_F32 || t == DT_F16 || t == DT_BF16 || dtype_can_quantize((dtype)t)) || t == DT_Q8_K)) {
-        fprintf(stderr, "sllm quantize: unsupported type '%s' (q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k f16 bf16 f32 q4_k_m q5_k_m)\n",
-                pos[2]);
+        fprintf(stderr, "sllm quantize: unsupported type '%s' (q8_0 q4_0 q4_1 q5_0 q5_1 q2_k q3_k q4_k q5_k q6_k "
+                        "iq4_nl iq4_xs f16 bf16 f32 q4_k_m q5_k_m)\n", pos[2]);
         return 2;
     }
     sllm_model *m = NULL;

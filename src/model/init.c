@@ -307,13 +307,12 @@ static dtype mix_type(int out_type, dtype src_type, tensor_role role, int il, co
     return out_type == MODEL_MIX_Q5_K_M ? DT_Q5_K : DT_Q4_K;
 }
 
-// A dtype whose block divides a row of `cols`: llama.cpp's fallbacks for K-quants on rows that are not a
-// multiple of 256 (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0; Q2_K / Q3_K -> Q4_0, where llama.cpp takes
-// IQ4_NL, a type sllm does not read), else F16.
+// A dtype whose block divides a row of `cols`: llama.cpp's fallbacks for 256-blocks on rows that are not a
+// multiple of 256 (Q4_K -> Q5_0, Q5_K -> Q5_1, Q6_K -> Q8_0; Q2_K / Q3_K / IQ4_XS -> IQ4_NL), else F16.
 static dtype fit_type(dtype to, int64_t cols) {
     if (cols % dtype_get(to)->block == 0) return to;
     dtype alt = to == DT_Q4_K ? DT_Q5_0 : to == DT_Q5_K ? DT_Q5_1 : to == DT_Q6_K ? DT_Q8_0
-              : to == DT_Q2_K || to == DT_Q3_K ? DT_Q4_0 : DT_F16;
+              : to == DT_Q2_K || to == DT_Q3_K || to == DT_IQ4_XS ? DT_IQ4_NL : DT_F16;
     return cols % dtype_get(alt)->block == 0 ? alt : DT_F16;
 }
 

@@ -233,6 +233,38 @@ static void dot_q3_K_ref(int64_t K, const void *w, const void *x, size_t xs, int
     dot_q23_K_ref(K, w, x, xs, R, out, 1);
 }
 
+// IQ4_NL / IQ4_XS: the signed levels of 32 elements (16 bytes of nibbles, low nibbles first) times the
+// activation levels, an exact integer sum.
+static int iq4_dot32(const uint8_t qs[16], const int8_t *xq) {
+    int s = 0;
+    for (int j = 0; j < 16; j++) s += iq4_levels[qs[j] & 0xF] * xq[j] + iq4_levels[qs[j] >> 4] * xq[j + 16];
+    return s;
+}
+// IQ4_NL against blk_q8a (as Q8_0: signed levels, no offset): dw * dx * sum per block.
+static void dot_iq4_nl_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    const blk_iq4_nl *b = w;
+    for (int r = 0; r < R; r++) {
+        const blk_q8a *xb = XROW(x, xs, r);
+        out[r] = 0;
+        for (int64_t i = 0; i < K / 32; i++)
+            out[r] += f16_to_f32(b[i].d) * xb[i].d * (float)iq4_dot32(b[i].qs, xb[i].qs);
+    }
+}
+// IQ4_XS against blk_q8_K: per super-block sum_ib (ls_ib - 32) * dot_ib in integers, then d * dx * sum.
+static void dot_iq4_xs_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    const blk_iq4_xs *b = w;
+    for (int r = 0; r < R; r++) {
+        const blk_q8_K *xb = XROW(x, xs, r);
+        out[r] = 0;
+        for (int64_t i = 0; i < K / 256; i++) {
+            int sumi = 0;
+            for (int ib = 0; ib < 8; ib++)
+                sumi += (iq4xs_scale(&b[i], ib) - 32) * iq4_dot32(b[i].qs + 16 * ib, xb[i].qs + 32 * ib);
+            out[r] += f16_to_f32(b[i].d) * xb[i].d * (float)sumi;
+        }
+    }
+}
+
 static void dot_q6_K_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
     const blk_q6_K *b = w;
     for (int r = 0; r < R; r++) out[r] = 0;
@@ -698,6 +730,7 @@ static const mm_kernels *kernels(void) {
         s.dot[DT_Q5_1] = dot_q5_1_ref; s.dot[DT_Q8_0] = dot_q8_0_ref;
         s.dot[DT_Q4_K] = dot_q4_K_ref; s.dot[DT_Q5_K] = dot_q5_K_ref; s.dot[DT_Q6_K] = dot_q6_K_ref;
         s.dot[DT_Q2_K] = dot_q2_K_ref; s.dot[DT_Q3_K] = dot_q3_K_ref;
+        s.dot[DT_IQ4_NL] = dot_iq4_nl_ref; s.dot[DT_IQ4_XS] = dot_iq4_xs_ref;
         s.axpy4 = axpy4_ref;
         mm_kernels a2 = s, a5 = s;
         isa_level d = isa_detect();
@@ -744,11 +777,15 @@ typedef enum { ACT_F32, ACT_Q8A, ACT_Q8K } act_kind;
 static int act_kind_of(dtype t) {
     switch (t) {
     case DT_F32: case DT_F16: case DT_BF16: return ACT_F32;
-    case DT_Q4_0: case DT_Q4_1: case DT_Q5_0: case DT_Q5_1: case DT_Q8_0: return ACT_Q8A;
-    case DT_Q2_K: case DT_Q3_K: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: return ACT_Q8K;
+    case DT_Q4_0: case DT_Q4_1: case DT_Q5_0: case DT_Q5_1: case DT_Q8_0: case DT_IQ4_NL: return ACT_Q8A;
+    case DT_Q2_K: case DT_Q3_K: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: case DT_IQ4_XS: return ACT_Q8K;
     default: return -1;
     }
 }
+
+// Q2_K / Q3_K / IQ4_NL / IQ4_XS have no packed panels: their prefill widens each task's rows to f32
+// (mm_kernels512.tof32) for the f32 tile.
+static bool widens_to_f32(dtype t) { return t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_NL || t == DT_IQ4_XS; }
 
 // F16 / BF16: packed as a plain copy of the rows (same layout, on huge pages) and decoded by dec_f16 /
 // dec_bf16 against f32 activations.
@@ -897,8 +934,7 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dt
         else if (T == 1 && mm_xd_supported(wt)) j->path = PATH_XD;
         else if (T == 1 && is_half(wt)) j->path = PATH_DEC_F16;
         else if (T >= MM_PACK_MIN_T && mm_panel_supported(wt)) j->path = PATH_PANEL;
-        // (Q2_K / Q3_K have no panels: their prefill widens each task's rows to f32 for the f32 tile)
-        else if (T >= MM_PACK_MIN_T && (kind == ACT_F32 || wt == DT_Q2_K || wt == DT_Q3_K)) j->path = PATH_F32TILE;
+        else if (T >= MM_PACK_MIN_T && (kind == ACT_F32 || widens_to_f32(wt))) j->path = PATH_F32TILE;
     }
     if (N == 0 || T == 0) return 0;
     // The activations depend on the path, the activation kind and, for the xd layout and the panel

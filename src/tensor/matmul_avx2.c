@@ -55,6 +55,13 @@ INLINE __m256i nibbles32(const uint8_t *p) {
     __m256i v = _mm256_set_m128i(_mm_srli_epi16(b, 4), b);
     return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
 }
+// The 16 IQ4 levels (tensor/quant.h) in both 128-bit lanes, and the signed levels of 32 elements from
+// 16 bytes of nibbles (low nibbles first) by one byte-table lookup of each nibble.
+INLINE __m256i iq4_table(void) {
+    __m128i t = _mm_loadu_si128((const __m128i *)iq4_levels);
+    return _mm256_set_m128i(t, t);
+}
+INLINE __m256i iq4_levels32(const uint8_t *qs, __m256i tab) { return _mm256_shuffle_epi8(tab, nibbles32(qs)); }
 // 32 bits -> 32 bytes of 0x10 where the bit is set (the 5th bit of Q5 levels).
 INLINE __m256i bits_to_0x10(uint32_t bits) {
     __m256i v = _mm256_set1_epi32((int)bits);
@@ -128,11 +135,14 @@ INLINE void q32_block(const void *w, int64_t i, const blk_q8a *const *xb, const 
         const blk_q5_1 *b = (const blk_q5_1 *)w + i;
         uint32_t qh; memcpy(&qh, b->qh, 4);
         dw = h2f(b->d); m = h2f(b->m); q = _mm256_or_si256(nibbles32(b->qs), bits_to_0x10(qh));
-    } else {   // Q8_0: signed levels, use |w| * sign(x, w)
+    } else if (t == DT_IQ4_NL) {
+        const blk_iq4_nl *b = (const blk_iq4_nl *)w + i;
+        dw = h2f(b->d); q = iq4_levels32(b->qs, iq4_table());
+    } else {   // Q8_0
         const blk_q8_0 *b = (const blk_q8_0 *)w + i;
         dw = h2f(b->d); q = _mm256_loadu_si256((const __m256i *)b->qs);
     }
-    if (t == DT_Q8_0) {
+    if (t == DT_Q8_0 || t == DT_IQ4_NL) {   // signed levels (|w| <= 127): |w| * sign(x, w), no offset
         __m256i aq = _mm256_sign_epi8(q, q);
         for (int r = 0; r < R; r++) {
             __m256i xv = _mm256_loadu_si256((const __m256i *)xb[r][i].qs);
@@ -160,7 +170,7 @@ INLINE void kq32(int64_t K, const void *w, const void *x, size_t xs, const int R
     const int64_t nb = K / 32;
     int64_t i = 0;
     const size_t bb = t == DT_Q4_0 ? sizeof(blk_q4_0) : t == DT_Q4_1 ? sizeof(blk_q4_1) : t == DT_Q5_0 ? sizeof(blk_q5_0)
-                    : t == DT_Q5_1 ? sizeof(blk_q5_1) : sizeof(blk_q8_0);
+                    : t == DT_Q5_1 ? sizeof(blk_q5_1) : t == DT_IQ4_NL ? sizeof(blk_iq4_nl) : sizeof(blk_q8_0);
     for (; i + 2 <= nb; i += 2) {
         PREFETCH((const char *)w + i * bb);
         if (t == DT_Q8_0) PREFETCH((const char *)w + i * bb + 64);
@@ -365,6 +375,35 @@ INLINE void kq23k(int64_t K, const void *w, const void *x, size_t xs, const int 
     for (int r = 0; r < R; r++) out[r] = hsum256(acc[r]) + corr[r];
 }
 
+// IQ4_XS: per 32-element sub-block the signed levels by table lookup, products as |w| * sign(x, w) with
+// maddubs (pairs at most 2 * 127 * 127: no int16 saturation), scaled by the sub-block's ls - 32 in 16
+// bits; one f32 step per super-block.
+INLINE void kiq4xs(int64_t K, const void *w, const void *x, size_t xs, const int R, float *out) {
+    __m256 acc[4];
+    const blk_q8_K *xb[4];
+    for (int r = 0; r < R; r++) { acc[r] = _mm256_setzero_ps(); xb[r] = XROW(x, xs, r); }
+    const __m256i tab = iq4_table();
+    for (int64_t i = 0; i < K / 256; i++) {
+        const blk_iq4_xs *b = (const blk_iq4_xs *)w + i;
+        PREFETCH(b); PREFETCH((const char *)b + 64); PREFETCH((const char *)b + 128);
+        __m256i sumi[4];
+        for (int r = 0; r < R; r++) sumi[r] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int ib = 0; ib < 8; ib++) {
+            __m256i lv = iq4_levels32(b->qs + 16 * ib, tab), alv = _mm256_sign_epi8(lv, lv);
+            __m256i sv = _mm256_set1_epi16((short)(iq4xs_scale(b, ib) - 32));
+            for (int r = 0; r < R; r++) {
+                __m256i xv = _mm256_loadu_si256((const __m256i *)(xb[r][i].qs + 32 * ib));
+                sumi[r] = dot_i16(sumi[r], _mm256_maddubs_epi16(alv, _mm256_sign_epi8(xv, lv)), sv);
+            }
+        }
+        float d = h2f(b->d);
+        for (int r = 0; r < R; r++)
+            acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sumi[r]), _mm256_set1_ps(d * xb[r][i].d), acc[r]);
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum256(acc[r]);
+}
+
 // ---------------------------------------------------------------- instantiation per R
 #define DEF_R(name, body) \
     static void name(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \
@@ -387,6 +426,8 @@ INLINE void kq23k(int64_t K, const void *w, const void *x, size_t xs, const int 
 #define B_Q6_K(R) kq6k(K, w, x, xs, R, out)
 #define B_Q2_K(R) kq23k(K, w, x, xs, R, out, 0)
 #define B_Q3_K(R) kq23k(K, w, x, xs, R, out, 1)
+#define B_IQ4_NL(R) kq32(K, w, x, xs, R, out, DT_IQ4_NL)
+#define B_IQ4_XS(R) kiq4xs(K, w, x, xs, R, out)
 DEF_R(SFX(dot_f32), B_F32)
 DEF_R(SFX(dot_f16), B_F16)
 DEF_R(SFX(dot_bf16), B_BF16)
@@ -400,6 +441,8 @@ DEF_R(SFX(dot_q5_K), B_Q5_K)
 DEF_R(SFX(dot_q6_K), B_Q6_K)
 DEF_R(SFX(dot_q2_K), B_Q2_K)
 DEF_R(SFX(dot_q3_K), B_Q3_K)
+DEF_R(SFX(dot_iq4_nl), B_IQ4_NL)
+DEF_R(SFX(dot_iq4_xs), B_IQ4_XS)
 
 static void SFX(axpy4)(int64_t n, const float a[4], const float *x0, const float *x1, const float *x2,
                        const float *x3, float *y) {
@@ -434,5 +477,7 @@ void mm_kernels_avx2(mm_kernels *k) {
     k->dot[DT_Q6_K] = SFX(dot_q6_K);
     k->dot[DT_Q2_K] = SFX(dot_q2_K);
     k->dot[DT_Q3_K] = SFX(dot_q3_K);
+    k->dot[DT_IQ4_NL] = SFX(dot_iq4_nl);
+    k->dot[DT_IQ4_XS] = SFX(dot_iq4_xs);
     k->axpy4 = SFX(axpy4);
 }

@@ -983,10 +983,36 @@ static void tof32_q23k(dtype t, const void *src, float *dst, int64_t n) {
     }
 }
 
+// IQ4_NL / IQ4_XS rows to f32 for the prefill tile, the bits of dequantize_row (one multiply of the
+// block's or sub-block's float scale by the level): per 32-element block / sub-block a table lookup.
+static void tof32_iq4(dtype t, const void *src, float *dst, int64_t n) {
+    const __m256i tab = iq4_table();
+    for (int64_t c = 0; c < n / 32; c++, dst += 32) {
+        const uint8_t *qs;
+        float dl;
+        if (t == DT_IQ4_XS) {
+            const blk_iq4_xs *b = (const blk_iq4_xs *)src + c / 8;
+            dl = h2f(b->d) * (float)(iq4xs_scale(b, (int)(c % 8)) - 32);
+            qs = b->qs + 16 * (c % 8);
+        } else {
+            const blk_iq4_nl *b = (const blk_iq4_nl *)src + c;
+            dl = h2f(b->d);
+            qs = b->qs;
+        }
+        __m256i lv = iq4_levels32(qs, tab);
+        __m512 vd = _mm512_set1_ps(dl);
+        __m512 lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(lv)));
+        __m512 hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(lv, 1)));
+        _mm512_storeu_ps(dst, _mm512_mul_ps(vd, lo));
+        _mm512_storeu_ps(dst + 16, _mm512_mul_ps(vd, hi));
+    }
+}
+
 static void tof32_avx512(dtype t, const void *src, float *dst, int64_t n) {
     int64_t k = 0;
     if (t == DT_F32) { memcpy(dst, src, (size_t)n * sizeof(float)); return; }
     if (t == DT_Q2_K || t == DT_Q3_K) { tof32_q23k(t, src, dst, n); return; }
+    if (t == DT_IQ4_NL || t == DT_IQ4_XS) { tof32_iq4(t, src, dst, n); return; }
     const uint16_t *h = src;
     if (t == DT_F16) {
         for (; k + 16 <= n; k += 16) _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + k))));

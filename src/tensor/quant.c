@@ -16,6 +16,10 @@ _Static_assert(sizeof(blk_q4_K) == 144, "q4_K");
 _Static_assert(sizeof(blk_q5_K) == 176, "q5_K");
 _Static_assert(sizeof(blk_q6_K) == 210, "q6_K");
 _Static_assert(sizeof(blk_q8_K) == 292, "q8_K");
+_Static_assert(sizeof(blk_iq4_nl) == 18, "iq4_nl");
+_Static_assert(sizeof(blk_iq4_xs) == 136, "iq4_xs");
+
+const int8_t iq4_levels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
 
 #define H2F(h) f16_to_f32(h)
 #define F2H(f) f32_to_f16(f)
@@ -92,6 +96,23 @@ static void deq_q3_K(const blk_q3_K *b, float *y, int64_t nb) {
         }
     }
 }
+// IQ4_NL / IQ4_XS: 16 nibbles of qs give 32 elements (low nibbles first), each scale * level.
+static void deq_iq4_32(float dl, const uint8_t qs[16], float *y) {
+    for (int j = 0; j < 16; j++) {
+        y[j] = dl * (float)iq4_levels[qs[j] & 0xF];
+        y[j + 16] = dl * (float)iq4_levels[qs[j] >> 4];
+    }
+}
+static void deq_iq4_nl(const blk_iq4_nl *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, y += 32) deq_iq4_32(H2F(b[i].d), b[i].qs, y);
+}
+static void deq_iq4_xs(const blk_iq4_xs *b, float *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++) {
+        float d = H2F(b[i].d);
+        for (int ib = 0; ib < 8; ib++, y += 32)
+            deq_iq4_32(d * (float)(iq4xs_scale(&b[i], ib) - 32), b[i].qs + 16 * ib, y);
+    }
+}
 static void deq_q4_K(const blk_q4_K *b, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
         float d = H2F(b[i].d), dmin = H2F(b[i].dmin);
@@ -166,6 +187,8 @@ int dequantize_row(dtype t, const void *src, float *dst, int64_t n) {
     case DT_Q4_K: deq_q4_K(src, dst, nb); return 0;
     case DT_Q5_K: deq_q5_K(src, dst, nb); return 0;
     case DT_Q6_K: deq_q6_K(src, dst, nb); return 0;
+    case DT_IQ4_NL: deq_iq4_nl(src, dst, nb); return 0;
+    case DT_IQ4_XS: deq_iq4_xs(src, dst, nb); return 0;
     case DT_Q8_K: deq_q8_K(src, dst, nb); return 0;
     default: return -1;
     }
@@ -535,6 +558,85 @@ static void q_q3_K(const float *x, blk_q3_K *y, int64_t nb) {
     }
 }
 
+// ---------------------------------------------------------------- quantize (IQ4_NL / IQ4_XS)
+// Indices of the IQ4 levels nearest v[0..31] (the lower one on a tie): the number of midpoints between
+// consecutive levels below each value (branch-free, and the compiler vectorizes it across the 32).
+static void iq4_nearest32(const float *restrict v, int *restrict k) {
+    for (int i = 0; i < 32; i++) k[i] = 0;
+    for (int m = 0; m < 15; m++) {
+        float mid = 0.5f * (float)(iq4_levels[m] + iq4_levels[m + 1]);
+        for (int i = 0; i < 32; i++) k[i] += v[i] > mid;
+    }
+}
+
+// Scale of 32 values against the IQ4 levels: candidate inverse scales put the value of largest magnitude
+// on an end level (-127 or 113) or up to IQ4_TRY level units inside or past it; each candidate's nearest
+// levels are refit by least squares, and the fit of least squared error (largest sum(x l)^2 / sum(l^2))
+// is kept. 0 for an all-zero block.
+#define IQ4_TRY 7
+static float iq4_fit(const float x[32]) {
+    float amax = 0, max = 0;
+    for (int i = 0; i < 32; i++)
+        if (fabsf(x[i]) > amax) { amax = fabsf(x[i]); max = x[i]; }
+    if (amax < GROUP_MAX_EPS) return 0.f;
+    float best = -1, d = 0, v[32];
+    int k[32];
+    for (int end = 0; end < 2; end++)
+        for (int s = -IQ4_TRY; s <= IQ4_TRY; s++) {
+            float id = ((end ? 113.f : -127.f) + (float)s) / max, sxl = 0, sll = 0;
+            for (int i = 0; i < 32; i++) v[i] = id * x[i];
+            iq4_nearest32(v, k);
+            for (int i = 0; i < 32; i++) {
+                float l = iq4_levels[k[i]];
+                sxl += x[i] * l;
+                sll += l * l;
+            }
+            if (sxl * sxl / sll > best) {   // sll >= 32: no level is 0
+                best = sxl * sxl / sll;
+                d = sxl / sll;
+            }
+        }
+    return d;
+}
+
+// 32 values at scale dl (as stored, so the levels fit the rounded scale) into 16 bytes of nibbles.
+static void iq4_pack32(const float *x, float dl, uint8_t qs[16]) {
+    float id = dl ? 1.f / dl : 0.f, v[32];
+    int k[32];
+    for (int i = 0; i < 32; i++) v[i] = x[i] * id;
+    iq4_nearest32(v, k);
+    for (int j = 0; j < 16; j++) qs[j] = (uint8_t)(k[j] | (k[j + 16] << 4));
+}
+static void q_iq4_nl(const float *x, blk_iq4_nl *y, int64_t nb) {
+    for (int64_t i = 0; i < nb; i++, x += 32) {
+        y[i].d = F2H(iq4_fit(x));
+        iq4_pack32(x, H2F(y[i].d), y[i].qs);
+    }
+}
+
+// IQ4_XS: iq4_fit per 32-element sub-block, the 8 scales rounded to 6 bits (ls - 32 in -32..31) against
+// the one of largest magnitude (as -32), then each sub-block's levels refit to its rounded scale.
+static void q_iq4_xs(const float *x, blk_iq4_xs *y, int64_t nb) {
+    float sc[8];
+    for (int64_t i = 0; i < nb; i++, x += 256) {
+        float amax = 0, max_scale = 0;
+        for (int ib = 0; ib < 8; ib++) {
+            sc[ib] = iq4_fit(x + 32 * ib);
+            if (fabsf(sc[ib]) > amax) { amax = fabsf(sc[ib]); max_scale = sc[ib]; }
+        }
+        memset(&y[i], 0, sizeof y[i]);
+        if (amax < GROUP_MAX_EPS) continue;
+        y[i].d = F2H(max_scale / -32.f);
+        float d = H2F(y[i].d), id = d ? 1.f / d : 0.f;
+        for (int ib = 0; ib < 8; ib++) {
+            int ls = imax(-32, imin(31, nearest_int(id * sc[ib]))) + 32;
+            y[i].scales_l[ib / 2] |= (uint8_t)((ls & 0xF) << (4 * (ib % 2)));
+            y[i].scales_h |= (uint16_t)((ls >> 4) << (2 * ib));
+            iq4_pack32(x + 32 * ib, d * (float)(ls - 32), y[i].qs + 16 * ib);
+        }
+    }
+}
+
 static void q_q8_K(const float *x, blk_q8_K *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++, x += 256) {
         float max = 0, amax = 0;
@@ -559,6 +661,7 @@ bool dtype_can_quantize(dtype t) {
     switch (t) {
     case DT_F32: case DT_F16: case DT_BF16: case DT_Q4_0: case DT_Q4_1: case DT_Q5_0: case DT_Q5_1:
     case DT_Q8_0: case DT_Q2_K: case DT_Q3_K: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: case DT_Q8_K:
+    case DT_IQ4_NL: case DT_IQ4_XS:
         return true;
     default:
         return false;
@@ -584,6 +687,8 @@ int quantize_row(dtype t, const float *src, void *dst, int64_t n) {
     case DT_Q5_K: q_q5_K(src, dst, nb); return 0;
     case DT_Q6_K: q_q6_K(src, dst, nb); return 0;
     case DT_Q8_K: q_q8_K(src, dst, nb); return 0;
+    case DT_IQ4_NL: q_iq4_nl(src, dst, nb); return 0;
+    case DT_IQ4_XS: q_iq4_xs(src, dst, nb); return 0;
     default: return -1;
     }
 }

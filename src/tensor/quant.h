@@ -1,5 +1,6 @@
 // Quantize / dequantize rows of every supported dtype (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0,
-// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K; Q8_K as the activation format of the K-quant dot products).
+// Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS; Q8_K as the activation format of the K-quant
+// and IQ4_XS dot products).
 // Block layouts are byte-identical to GGML's so GGUF tensors are used in place.
 #ifndef SLLM_TENSOR_QUANT_H
 #define SLLM_TENSOR_QUANT_H
@@ -31,6 +32,12 @@ typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qs[128]; } blk_q4
 typedef struct { uint16_t d, dmin; uint8_t scales[12]; uint8_t qh[32]; uint8_t qs[128]; } blk_q5_K;
 // 16 sub-blocks of 16 with int8 scales: x = d * sc * (q - 32), q 6 bits (4 in ql, 2 in qh)
 typedef struct { uint8_t ql[128]; uint8_t qh[64]; int8_t scales[16]; uint16_t d; } blk_q6_K;
+// IQ4_NL: blocks of 32, x = d * iq4_levels[nibble]; element j (0..15) is the low nibble of qs[j], element
+// j + 16 its high nibble (the Q4_0 order).
+typedef struct { uint16_t d; uint8_t qs[16]; } blk_iq4_nl;
+// IQ4_XS: 8 sub-blocks of 32 with 6-bit scales (iq4xs_scale): x = d * (ls - 32) * iq4_levels[nibble],
+// sub-block ib's nibbles in qs[16ib .. 16ib + 15] in IQ4_NL's order.
+typedef struct { uint16_t d; uint16_t scales_h; uint8_t scales_l[4]; uint8_t qs[128]; } blk_iq4_xs;
 // Activation format of the K-quant dot products: x ~ d * qs, bsums = sums of 16 consecutive qs.
 typedef struct { float d; int8_t qs[256]; int16_t bsums[16]; } blk_q8_K;
 // sllm's own activation format for the 32-block quants (not a GGUF type): x ~ d * qs, sum = sum(qs),
@@ -50,6 +57,14 @@ static inline int q3k_hbit(const uint8_t *hmask, int e) { return (hmask[e % 32] 
 static inline int q3k_scale(int j, const uint8_t *s) {
     int lo = j < 8 ? s[j] & 0xF : s[j - 8] >> 4;
     return lo | (((s[8 + j % 4] >> (2 * (j / 4))) & 3) << 4);
+}
+
+// The 16 levels of IQ4_NL / IQ4_XS, in nibble order (ascending, non-uniform, none zero).
+extern const int8_t iq4_levels[16];
+// 6-bit scale (0..63; the factor is the value - 32) of IQ4_XS sub-block ib (0..7): the low 4 bits from
+// nibble ib % 2 of scales_l[ib / 2], the top 2 bits from bits 2ib..2ib+1 of scales_h.
+static inline int iq4xs_scale(const blk_iq4_xs *b, int ib) {
+    return ((b->scales_l[ib / 2] >> (4 * (ib % 2))) & 0xF) | (((b->scales_h >> (2 * ib)) & 3) << 4);
 }
 
 // 6-bit scale / min of sub-block j (0..7) from a Q4_K/Q5_K scales[12] array.

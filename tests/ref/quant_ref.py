@@ -143,6 +143,36 @@ def deq_q3k(raw):
     return ((d * (np.repeat(sc, 16, axis=1) - 32).astype(F32)) * lv.astype(F32)).ravel()
 
 
+IQ4_LEVELS = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], dtype=F32)
+
+
+def iq4_nibbles(qs):
+    """16 bytes per 32 elements (n, 16k) -> level values (n, 32k): element j of each group of 32 is the
+    low nibble of byte j, element j + 16 the high nibble."""
+    q = qs.astype(np.int32).reshape(qs.shape[0], -1, 16)
+    idx = np.concatenate([q & 0xF, q >> 4], axis=2)
+    return IQ4_LEVELS[idx].reshape(qs.shape[0], -1)
+
+
+def deq_iq4nl(raw):
+    b = blocks(raw, 18)
+    d = f16(b[:, 0:2])[:, None]
+    return (d * iq4_nibbles(b[:, 2:18])).ravel()
+
+
+def deq_iq4xs(raw):
+    b = blocks(raw, 136)
+    d = f16(b[:, 0:2])
+    sh = b[:, 2].astype(np.int32) | (b[:, 3].astype(np.int32) << 8)
+    sl = b[:, 4:8].astype(np.int32)
+    ls = np.zeros((b.shape[0], 8), np.int32)
+    for ib in range(8):                            # low 4 bits: nibble ib % 2 of scales_l[ib // 2]
+        ls[:, ib] = ((sl[:, ib // 2] >> (4 * (ib % 2))) & 0xF) | (((sh >> (2 * ib)) & 3) << 4)
+    dl = d[:, None] * (ls - 32).astype(F32)        # (n, 8) sub-block scales in float32
+    v = iq4_nibbles(b[:, 8:136]).reshape(-1, 8, 32)
+    return (dl[:, :, None] * v).ravel()
+
+
 def deq_q8k(raw):
     b = blocks(raw, 292)
     d = b[:, 0:4].copy().view(F32)
@@ -170,6 +200,10 @@ def dequantize(kind, raw):
         return deq_q3k(raw)
     if kind == "q8_k":
         return deq_q8k(raw)
+    if kind == "iq4_nl":
+        return deq_iq4nl(raw)
+    if kind == "iq4_xs":
+        return deq_iq4xs(raw)
     raise SystemExit("unknown dtype " + kind)
 
 
