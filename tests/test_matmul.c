@@ -110,9 +110,9 @@ static void check_matmul_type(dtype t, int64_t N, int64_t K, tpool *pool2) {
             isa_force((isa_level)l);
             CHECK(mm_matmul(NULL, w.W, t, N, K, X, T, NULL, Y) == 0);
             int bad_twin = 0, bad_ref = 0;
-            // Q2_K / Q3_K / IQ4_NL / IQ4_XS prefill with AVX-512 widens the weights to f32 for the f32 tile
-            // and keeps the activations f32: its twin is then the f32 reference itself (no activation rounding)
-            const bool widened = t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_NL || t == DT_IQ4_XS;
+            // Q2_K / Q3_K / IQ4_XS prefill with AVX-512 widens the weights to f32 for the f32 tile and keeps
+            // the activations f32: its twin is then the f32 reference itself (no activation rounding)
+            const bool widened = t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_XS;
             const float *twin = l == ISA_AVX512 && T >= 2 && widened ? ref : Ys;
             for (int64_t i = 0; i < T * N; i++) {
                 double tol = 1e-5 * scale[i] + 1e-6;
@@ -342,8 +342,8 @@ static void check_kernels512(void) {
         free(a); free(b); free(x);
     }
     // panels: pack twins, unpacked values, tile twins
-    static const dtype pt[] = {DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q8_0};
-    for (int d = 0; d < 5; d++) {
+    static const dtype pt[] = {DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q8_0, DT_IQ4_NL};
+    for (int d = 0; d < 6; d++) {
         dtype t = pt[d];
         const int64_t K = 320;
         wmat w = make_w(t, 16, K);
@@ -463,8 +463,8 @@ static void check_r16_kernels(void) {
     isa_force(isa_detect());
     const mm_kernels512 *k5 = mm_kernels512_active();
     if (!k5) { SKIP("no AVX-512 on this CPU: r16 kernel twins not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_Q4_1};
-    for (int d = 0; d < 5; d++) {
+    static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_Q4_1, DT_IQ4_NL};
+    for (int d = 0; d < 6; d++) {
         dtype t = rt[d];
         const char *tn = dtype_get(t)->name;
         const int64_t K = 320, nb = K / 32, NP = 3;   // 3 panels, the last with 5 rows
@@ -481,8 +481,9 @@ static void check_r16_kernels(void) {
                     const uint8_t *blk = p + i * psz + (kk / 32) * mm_r16_block_bytes(t);
                     int e = (int)(kk % 32), lv;
                     uint16_t h;
-                    if (t == DT_Q4_0 || t == DT_Q4_1) {
-                        lv = ((blk[64 * ((e & 15) / 4) + 4 * l + e % 4] >> (e < 16 ? 0 : 4)) & 0xF) - (t == DT_Q4_0 ? 8 : 0);
+                    if (t == DT_Q4_0 || t == DT_Q4_1 || t == DT_IQ4_NL) {   // (IQ4_NL: the nibble indexes the levels)
+                        lv = ((blk[64 * ((e & 15) / 4) + 4 * l + e % 4] >> (e < 16 ? 0 : 4)) & 0xF);
+                        lv = t == DT_IQ4_NL ? iq4_levels[lv] : lv - (t == DT_Q4_0 ? 8 : 0);
                         memcpy(&h, blk + 256 + 2 * l, 2);
                     } else if (t == DT_Q5_0 || t == DT_Q5_1) {   // plus the fifth bit: mask e / 4, bit 4l + e % 4
                         uint64_t mk;
@@ -547,6 +548,15 @@ static void check_r16_kernels(void) {
 // Value of element e of row l in one r16 super-block of a K-quant, with the dequantizer's arithmetic.
 static float r16k_value(dtype t, const uint8_t *sb, int l, int e) {
     uint16_t hd;
+    if (t == DT_IQ4_XS) {   // sub-block e / 32: Q4_0's nibble order, the row's scales_l / scales_h / d
+        blk_iq4_xs b;
+        memcpy(&b.scales_h, sb + R16_IQ4XS_SH + 2 * l, 2);
+        for (int i = 0; i < 4; i++) b.scales_l[i] = sb[R16_IQ4XS_SL + 16 * i + l];
+        memcpy(&hd, sb + R16_IQ4XS_D + 2 * l, 2);
+        int ib = e / 32, k = e % 32;
+        uint8_t v = sb[256 * ib + 64 * ((k % 16) / 4) + 4 * l + k % 4];
+        return (f16_to_f32(hd) * (float)(iq4xs_scale(&b, ib) - 32)) * (float)iq4_levels[k < 16 ? v & 0xF : v >> 4];
+    }
     if (t == DT_Q4_K || t == DT_Q5_K) {   // Q5_K: the fifth bits (512 bytes) before the scales
         const int so = t == DT_Q5_K ? 2560 : 2048;
         uint8_t sc12[12];
@@ -635,9 +645,10 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
 static void check_packed_products(tpool *pool2) {
     isa_force(isa_detect());
     if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
-    static const dtype rt[] = {DT_Q4_0, DT_Q4_1, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_F16, DT_BF16, DT_Q4_K, DT_Q5_K, DT_Q6_K};
+    static const dtype rt[] = {DT_Q4_0, DT_Q4_1, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_F16, DT_BF16, DT_Q4_K, DT_Q5_K, DT_Q6_K,
+                               DT_IQ4_NL, DT_IQ4_XS};
     static const int64_t Ns[] = {37, 300};   // (F16 / BF16: same-layout copies)
-    for (int d = 0; d < 10; d++)
+    for (int d = 0; d < 12; d++)
         for (int ni = 0; ni < 2; ni++) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;
@@ -652,7 +663,10 @@ static void check_packed_products(tpool *pool2) {
             mm_out ou = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yu};
             mm_out op = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yp, .Wp = Wp};
             CHECK(mm_matmul_multi(NULL, 1, &ou, K, X, T) == 0 && mm_matmul_multi(pool2, 1, &op, K, X, T) == 0);
-            if (t != DT_Q4_K && t != DT_Q5_K && t != DT_Q6_K) {
+            if (t == DT_IQ4_XS) {
+                // (its unpacked prefill widens the weights for the f32 tile with f32 activations: no twin of
+                // the packed one, which the decode rows below pin down bit for bit)
+            } else if (t != DT_Q4_K && t != DT_Q5_K && t != DT_Q6_K) {
                 CHECK(memcmp(Yu, Yp, sizeof(float) * T * N) == 0, "packed prefill %s N=%ld: not the unpacked bits", tn, (long)N);
             } else {   // K-quants: the unpacked product sums in another order (per-row dot kernels)
                 int cl = 1;
@@ -670,10 +684,11 @@ static void check_packed_products(tpool *pool2) {
                 CHECK(mm_matmul_multi(r % 2 ? pool2 : NULL, 1, &od, K, X + r * K, 1) == 0);
                 // r16: the bits of the same row inside a prefill; F16 / BF16 (same layout, same decode kernel):
                 // the bits of the unpacked decode
-                if (t == DT_F16 || t == DT_BF16) CHECK(mm_matmul(NULL, w.W, t, N, K, X + r * K, 1, bias, Yd0) == 0);
+                // (IQ4_XS: close to the unpacked decode, whose activations are the same Q8_K rows)
+                if (t == DT_F16 || t == DT_BF16 || t == DT_IQ4_XS) CHECK(mm_matmul(NULL, w.W, t, N, K, X + r * K, 1, bias, Yd0) == 0);
                 for (int64_t n = 0; n < N; n++) {
                     same &= Yd[n] == (t == DT_F16 || t == DT_BF16 ? Yd0[n] : Yp[r * N + n]);
-                    close &= close_rel(Yd[n], Yu[r * N + n], abs_dot(w.Wf + n * K, X + r * K, K));
+                    close &= close_rel(Yd[n], t == DT_IQ4_XS ? Yd0[n] : Yu[r * N + n], abs_dot(w.Wf + n * K, X + r * K, K));
                 }
             }
             CHECK(same, "packed decode %s N=%ld: differs from the same row in a prefill (F16: from the unpacked decode)", tn, (long)N);
@@ -929,6 +944,7 @@ int main(void) {
     check_r16_kquant_kernels(DT_Q4_K, 256 * 130);   // rows longer than the decode kernel's stack of sums
     check_r16_kquant_kernels(DT_Q5_K, 768);
     check_r16_kquant_kernels(DT_Q6_K, 768);
+    check_r16_kquant_kernels(DT_IQ4_XS, 768);
     check_packed_products(pool2);
     check_decode_split();
     check_membw(pool2);

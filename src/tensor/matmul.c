@@ -91,7 +91,8 @@ static void dot_bf16_ref(int64_t K, const void *w, const void *x, size_t xs, int
 
 // The 32-block quants against blk_q8a: unpack the block's integer levels q[32] (0-based, i.e. before
 // subtracting any offset), then block value = dw*dx*(sum(q*xq) - off*sum(xq)) + m*s, with the integer
-// offset off (8 for Q4_0, 16 for Q5_0) or the stored f32 min m (Q4_1, Q5_1).
+// offset off (8 for Q4_0, 16 for Q5_0, 128 for IQ4_NL's signed table levels) or the stored f32 min m
+// (Q4_1, Q5_1).
 static void unpack32(dtype t, const void *blk, int q[32], float *dw, float *m, int *off) {
     *off = 0;
     switch (t) {
@@ -105,6 +106,9 @@ static void unpack32(dtype t, const void *blk, int q[32], float *dw, float *m, i
             q[j] = (b->qs[j] & 0xF) | (((qh >> j) & 1) << 4);
             q[j + 16] = (b->qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4);
         } break; }
+    case DT_IQ4_NL: { const blk_iq4_nl *b = blk; *dw = f16_to_f32(b->d); *m = 0; *off = 128;
+        for (int j = 0; j < 16; j++) { q[j] = iq4_levels[b->qs[j] & 0xF] + 128; q[j + 16] = iq4_levels[b->qs[j] >> 4] + 128; }
+        break; }
     case DT_Q5_1: { const blk_q5_1 *b = blk; *dw = f16_to_f32(b->d); *m = f16_to_f32(b->m);
         uint32_t qh; memcpy(&qh, b->qh, 4);
         for (int j = 0; j < 16; j++) {
@@ -138,6 +142,7 @@ static void dot_q32_ref(dtype t, int64_t K, const void *w, const void *x, size_t
     static void name(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \
         dot_q32_ref(T, K, w, x, xs, R, out); }
 DEF_Q32_REF(dot_q4_0_ref, DT_Q4_0)
+DEF_Q32_REF(dot_iq4_nl_ref, DT_IQ4_NL)
 DEF_Q32_REF(dot_q4_1_ref, DT_Q4_1)
 DEF_Q32_REF(dot_q5_0_ref, DT_Q5_0)
 DEF_Q32_REF(dot_q5_1_ref, DT_Q5_1)
@@ -239,16 +244,6 @@ static int iq4_dot32(const uint8_t qs[16], const int8_t *xq) {
     int s = 0;
     for (int j = 0; j < 16; j++) s += iq4_levels[qs[j] & 0xF] * xq[j] + iq4_levels[qs[j] >> 4] * xq[j + 16];
     return s;
-}
-// IQ4_NL against blk_q8a (as Q8_0: signed levels, no offset): dw * dx * sum per block.
-static void dot_iq4_nl_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
-    const blk_iq4_nl *b = w;
-    for (int r = 0; r < R; r++) {
-        const blk_q8a *xb = XROW(x, xs, r);
-        out[r] = 0;
-        for (int64_t i = 0; i < K / 32; i++)
-            out[r] += f16_to_f32(b[i].d) * xb[i].d * (float)iq4_dot32(b[i].qs, xb[i].qs);
-    }
 }
 // IQ4_XS against blk_q8_K: per super-block sum_ib (ls_ib - 32) * dot_ib in integers, then d * dx * sum.
 static void dot_iq4_xs_ref(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
@@ -385,12 +380,12 @@ void mm_xd_dot_q8_0_ref(int64_t K, const void *w, size_t rb, int64_t nrows, cons
 }
 
 bool mm_panel_supported(dtype t) {
-    return t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q8_0;
+    return t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q8_0 || t == DT_IQ4_NL;
 }
 static bool has_min(dtype t) { return t == DT_Q4_1 || t == DT_Q5_1; }
 size_t mm_panel_block_bytes(dtype t) { return 512 + 64 + (has_min(t) ? 64 : 0); }
 int mm_panel_offset(dtype t) {
-    return t == DT_Q4_0 ? 8 : t == DT_Q5_0 ? 16 : t == DT_Q8_0 ? 128 : 0;
+    return t == DT_Q4_0 ? 8 : t == DT_Q5_0 ? 16 : t == DT_Q8_0 || t == DT_IQ4_NL ? 128 : 0;
 }
 
 // Where byte e of row l goes among 16-row registers (panels, r16) of 4 bytes per row: register e / 4, lane l.
@@ -448,11 +443,11 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
 
 bool mm_r16_supported(dtype t) {
     return t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q5_K ||
-           t == DT_Q6_K;
+           t == DT_Q6_K || t == DT_IQ4_NL || t == DT_IQ4_XS;
 }
 size_t mm_r16_block_bytes(dtype t) {
     return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : t == DT_Q5_1 ? 384 : t == DT_Q5_K || t == DT_Q5_0 ? 352
-         : t == DT_Q4_1 ? 320 : 288;
+         : t == DT_Q4_1 ? 320 : t == DT_IQ4_XS ? R16_IQ4XS_SB / 8 : 288;
 }
 
 // Q4_1 / Q5_0 / Q5_1 r16: Q4_0's nibble registers, then (Q5_x) 8 masks of fifth bits (mask j: bit 4l + i
@@ -632,12 +627,60 @@ static void r16_tile_q6k_ref(const void *panel, int64_t K, const void *x, size_t
         }
 }
 
+// IQ4_XS r16 (layout in matmul_kernels.h): byte moves; rows past nrows are zero (scale 0).
+static void r16_pack_iq4xs(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    for (int64_t s = 0; s < K / 256; s++) {
+        uint8_t *dst = (uint8_t *)panel + s * R16_IQ4XS_SB;
+        for (int l = 0; l < 16; l++) {
+            const blk_iq4_xs *b = l < nrows ? (const blk_iq4_xs *)((const char *)W + l * rb) + s : NULL;
+            for (int ib = 0; ib < 8; ib++)
+                for (int e = 0; e < 16; e++) dst[256 * ib + r16_byte_at(e, l)] = b ? b->qs[16 * ib + e] : 0;
+            for (int i = 0; i < 4; i++) dst[R16_IQ4XS_SL + 16 * i + l] = b ? b->scales_l[i] : 0;
+            uint16_t sh = b ? b->scales_h : 0, d = b ? b->d : 0;
+            memcpy(dst + R16_IQ4XS_SH + 2 * l, &sh, 2);
+            memcpy(dst + R16_IQ4XS_D + 2 * l, &d, 2);
+        }
+    }
+}
+
+// The IQ4_XS twin: per super-block and row sumi = sum_ib (ls_ib - 32) * dot_ib over the signed levels,
+// exact, then one FMA.
+static void r16_tile_iq4xs_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
+                               int nvalid, const float *bias, int acc) {
+    for (int r = 0; r < TT; r++)
+        for (int l = 0; l < nvalid; l++) {
+            float s = 0;
+            for (int64_t sb = 0; sb < K / 256; sb++) {
+                const uint8_t *p = (const uint8_t *)panel + sb * R16_IQ4XS_SB;
+                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
+                blk_iq4_xs b;   // the row's scales, for iq4xs_scale
+                memcpy(&b.scales_h, p + R16_IQ4XS_SH + 2 * l, 2);
+                for (int i = 0; i < 4; i++) b.scales_l[i] = p[R16_IQ4XS_SL + 16 * i + l];
+                int sumi = 0;
+                for (int ib = 0; ib < 8; ib++) {
+                    int dot = 0;
+                    for (int e = 0; e < 16; e++) {
+                        uint8_t v = p[256 * ib + r16_byte_at(e, l)];
+                        dot += iq4_levels[v & 0xF] * xb->qs[32 * ib + e] + iq4_levels[v >> 4] * xb->qs[32 * ib + 16 + e];
+                    }
+                    sumi += (iq4xs_scale(&b, ib) - 32) * dot;
+                }
+                uint16_t d;
+                memcpy(&d, p + R16_IQ4XS_D + 2 * l, 2);
+                s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
+            }
+            float *o = y + r * ldy + l;
+            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
+        }
+}
+
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    if (t == DT_IQ4_XS) { r16_pack_iq4xs(W, rb, nrows, K, panel); return; }
     if (t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1) { r16_pack_q32_min_hi(t, W, rb, nrows, K, panel); return; }
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_pack_q45k(W, rb, nrows, K, panel, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_pack_q6k(W, rb, nrows, K, panel); return; }
     const size_t pb = mm_r16_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
-    const int q4 = t == DT_Q4_0, qbytes = q4 ? 16 : 32;
+    const int q4 = t == DT_Q4_0 || t == DT_IQ4_NL, qbytes = q4 ? 16 : 32;   // (IQ4_NL: Q4_0's bytes)
     for (int64_t b = 0; b < K / 32; b++) {
         uint8_t *dst = (uint8_t *)panel + b * pb;
         uint16_t *d = (uint16_t *)(dst + (q4 ? 256 : 512));
@@ -660,8 +703,10 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
                      size_t ldy, int nvalid, const float *bias, int acc) {
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_tile_q45k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_tile_q6k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
+    if (t == DT_IQ4_XS) { r16_tile_iq4xs_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
-    const int q4 = t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1, q5 = t == DT_Q5_0 || t == DT_Q5_1;
+    const int q4 = t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL;
+    const int q5 = t == DT_Q5_0 || t == DT_Q5_1;
     uint8_t *pp = malloc((size_t)(K / 32) * qb);
     if (!pp) {   // (tests only: an unusable result rather than a silent one)
         for (int r = 0; r < TT; r++)
@@ -674,6 +719,7 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
         for (int j = 0; j < 8; j++)   // lv[j]: elements 4j..4j+3; Q4_0 keeps 16..31 in the high nibbles
             for (int i = 0; i < 64; i++) {
                 dst[64 * j + i] = q4 ? (uint8_t)((src[64 * (j & 3) + i] >> (j < 4 ? 0 : 4)) & 0xF) : src[64 * j + i];
+                if (t == DT_IQ4_NL) dst[64 * j + i] = (uint8_t)(iq4_levels[dst[64 * j + i]] + 128);   // the panel's levels
                 if (q5) {   // Q5_0: the fifth bit from mask j
                     uint64_t mk;
                     memcpy(&mk, src + 256 + 8 * j, 8);
@@ -783,9 +829,9 @@ static int act_kind_of(dtype t) {
     }
 }
 
-// Q2_K / Q3_K / IQ4_NL / IQ4_XS have no packed panels: their prefill widens each task's rows to f32
+// Q2_K / Q3_K / IQ4_XS have no packed panels: their prefill widens each task's rows to f32
 // (mm_kernels512.tof32) for the f32 tile.
-static bool widens_to_f32(dtype t) { return t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_NL || t == DT_IQ4_XS; }
+static bool widens_to_f32(dtype t) { return t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_XS; }
 
 // F16 / BF16: packed as a plain copy of the rows (same layout, on huge pages) and decoded by dec_f16 /
 // dec_bf16 against f32 activations.

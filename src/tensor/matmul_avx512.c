@@ -353,7 +353,7 @@ INLINE void tile_store(const __m512 *acc, const int TT, float *y, size_t ldy, in
 
 // Block layouts a tile reads: the packed panel (levels as bytes, f32 scales, and f32 minimums for
 // Q4_1 / Q5_1) and the r16 weights packed at load (tensor/matmul_kernels.h).
-enum { FMT_PANEL, FMT_PANEL_MIN, FMT_R16_Q8, FMT_R16_Q4, FMT_R16_Q4_1, FMT_R16_Q5, FMT_R16_Q5_1 };
+enum { FMT_PANEL, FMT_PANEL_MIN, FMT_R16_Q8, FMT_R16_Q4, FMT_R16_Q4_1, FMT_R16_Q5, FMT_R16_Q5_1, FMT_R16_IQ4 };
 INLINE size_t fmt_block_bytes(const int fmt) {
     return fmt == FMT_PANEL ? 576 : fmt == FMT_PANEL_MIN ? 640 : fmt == FMT_R16_Q8 ? 544 : fmt == FMT_R16_Q5 ? 352
          : fmt == FMT_R16_Q5_1 ? 384 : fmt == FMT_R16_Q4_1 ? 320 : 288;
@@ -363,6 +363,13 @@ INLINE bool fmt_has_min(const int fmt) { return fmt == FMT_PANEL_MIN || fmt == F
 INLINE __m512 fmt_min(const uint8_t *p, const int fmt) {
     if (fmt == FMT_PANEL_MIN) return _mm512_loadu_ps((const float *)(p + 576));
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + (fmt == FMT_R16_Q5_1 ? 352 : 288))));
+}
+
+// IQ4_NL r16 blocks hold Q4_0's bytes: each nibble indexes the 16 levels, looked up as level + 128 (so
+// unsigned for vpdpbusd; the activations are seeded with -128 * sum) by one vpshufb per 64 bytes, the
+// table in every 128-bit lane.
+INLINE __m512i iq4_table512(void) {
+    return _mm512_broadcast_i32x4(_mm_xor_si128(_mm_loadu_si128((const __m128i *)iq4_levels), _mm_set1_epi8((char)0x80)));
 }
 
 // The 8 level registers of one block (register j: 4 elements 4j..4j+3 of each of 16 rows, paired with
@@ -380,12 +387,16 @@ INLINE void tile_block(const uint8_t *p, const int fmt, __m512i w[8], __m512 *dw
         *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 320)));
         return;
     }
-    if (fmt == FMT_R16_Q4 || fmt == FMT_R16_Q4_1) {
+    if (fmt == FMT_R16_Q4 || fmt == FMT_R16_Q4_1 || fmt == FMT_R16_IQ4) {
         const __m512i m4 = _mm512_set1_epi8(0x0F);
         for (int j = 0; j < 4; j++) {
             __m512i v = _mm512_loadu_si512((const void *)(p + 64 * j));
             w[j] = _mm512_and_si512(v, m4);
             w[j + 4] = _mm512_and_si512(_mm512_srli_epi16(v, 4), m4);
+        }
+        if (fmt == FMT_R16_IQ4) {
+            const __m512i tab = iq4_table512();
+            for (int j = 0; j < 8; j++) w[j] = _mm512_shuffle_epi8(tab, w[j]);
         }
         *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 256)));
         return;
@@ -398,9 +409,9 @@ INLINE void tile_block(const uint8_t *p, const int fmt, __m512i w[8], __m512 *dw
 // One activation row against one block's registers: two chains of 4 vpdpbusd seeded with the row's
 // -off * sum (the latency would otherwise serialise the row's 8 products), then one multiply (row
 // scales x the row's x scale) and one FMA.
-INLINE __m512 tile_row(const __m512i w[8], __m512 dw, const blk_q8a *xb, __m512 acc) {
-    const int32_t *q = (const int32_t *)xb->qs;
-    __m512i s = _mm512_set1_epi32(xb->seed), u = _mm512_setzero_si512();
+// (the integer part: the 8 activation words q, the chain seeded with `seed`)
+INLINE __m512i tile_row_i32(const __m512i w[8], const int32_t *q, int32_t seed) {
+    __m512i s = _mm512_set1_epi32(seed), u = _mm512_setzero_si512();
     s = _mm512_dpbusd_epi32(s, w[0], _mm512_set1_epi32(q[0]));
     u = _mm512_dpbusd_epi32(u, w[1], _mm512_set1_epi32(q[1]));
     s = _mm512_dpbusd_epi32(s, w[2], _mm512_set1_epi32(q[2]));
@@ -409,7 +420,10 @@ INLINE __m512 tile_row(const __m512i w[8], __m512 dw, const blk_q8a *xb, __m512 
     u = _mm512_dpbusd_epi32(u, w[5], _mm512_set1_epi32(q[5]));
     s = _mm512_dpbusd_epi32(s, w[6], _mm512_set1_epi32(q[6]));
     u = _mm512_dpbusd_epi32(u, w[7], _mm512_set1_epi32(q[7]));
-    s = _mm512_add_epi32(s, u);
+    return _mm512_add_epi32(s, u);
+}
+INLINE __m512 tile_row(const __m512i w[8], __m512 dw, const blk_q8a *xb, __m512 acc) {
+    __m512i s = tile_row_i32(w, (const int32_t *)xb->qs, xb->seed);
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
 }
 
@@ -457,12 +471,13 @@ static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const void *x
 // (layout in tensor/matmul_kernels.h.) Packing: the same 16x4 dword transpose as the panels, Q4_0 keeps
 // the nibble bytes as they are, Q8_0 flips the sign bit (level + 128).
 static void r16_pack_avx512(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q4_1) {   // byte moves
+    if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q4_1 ||
+        t == DT_IQ4_XS) {   // byte moves
         mm_r16_pack_ref(t, W, rb, nrows, K, panel);
         return;
     }
     static const uint8_t zero[64];
-    const int q4 = t == DT_Q4_0;
+    const int q4 = t == DT_Q4_0 || t == DT_IQ4_NL;   // (IQ4_NL: Q4_0's bytes)
     const size_t bb = (size_t)dtype_get(t)->block_bytes, pb = mm_r16_block_bytes(t);
     const __m512i x80 = _mm512_set1_epi8((char)0x80);
     for (int64_t b = 0; b < K / 32; b++) {
@@ -504,6 +519,30 @@ INLINE __m512 r16_q4_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
     h0 = _mm512_dpbusd_epi32(h0, _mm512_and_si512(v2, mF0), _mm512_set1_epi32(q[6]));
     h1 = _mm512_dpbusd_epi32(h1, _mm512_and_si512(v3, mF0), _mm512_set1_epi32(q[7]));
     __m512i s = _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_srai_epi32(_mm512_add_epi32(h0, h1), 4));
+    __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 256)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
+}
+
+// Decode, one IQ4_NL block: r16_q4_row1 with the nibbles looked up (iq4_table512) instead of masked in
+// place: the same integer sum and float steps as the tile.
+INLINE __m512 r16_iq4_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc, __m512i tab) {
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const int32_t *q = (const int32_t *)xb->qs;
+    __m512i v0 = _mm512_loadu_si512((const void *)p), v1 = _mm512_loadu_si512((const void *)(p + 64));
+    __m512i v2 = _mm512_loadu_si512((const void *)(p + 128)), v3 = _mm512_loadu_si512((const void *)(p + 192));
+#define IQ4_LO(v) _mm512_shuffle_epi8(tab, _mm512_and_si512(v, m4))
+#define IQ4_HI(v) _mm512_shuffle_epi8(tab, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4))
+    __m512i s0 = _mm512_dpbusd_epi32(_mm512_set1_epi32(xb->seed), IQ4_LO(v0), _mm512_set1_epi32(q[0]));
+    __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), IQ4_LO(v1), _mm512_set1_epi32(q[1]));
+    __m512i h0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), IQ4_HI(v0), _mm512_set1_epi32(q[4]));
+    __m512i h1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), IQ4_HI(v1), _mm512_set1_epi32(q[5]));
+    s0 = _mm512_dpbusd_epi32(s0, IQ4_LO(v2), _mm512_set1_epi32(q[2]));
+    s1 = _mm512_dpbusd_epi32(s1, IQ4_LO(v3), _mm512_set1_epi32(q[3]));
+    h0 = _mm512_dpbusd_epi32(h0, IQ4_HI(v2), _mm512_set1_epi32(q[6]));
+    h1 = _mm512_dpbusd_epi32(h1, IQ4_HI(v3), _mm512_set1_epi32(q[7]));
+#undef IQ4_LO
+#undef IQ4_HI
+    __m512i s = _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(h0, h1));
     __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 256)));
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
 }
@@ -837,12 +876,85 @@ INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs,
 #define r16_q6k_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, unused) \
     r16_q6k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
 
+// ---------------------------------------------------------------- r16 IQ4_XS (layout in matmul_kernels.h)
+// Per sub-block the IQ4_NL block's products (levels looked up as level + 128, seeded with -128 times the
+// sub-block's activation sum), scaled by the 16 rows' ls - 32 in 32-bit integers, so each row's
+// super-block sum is exact; one FMA per super-block.
+
+// The 16 rows' 6-bit scales of sub-block ib, minus 32 (sh: the rows' scales_h widened to 32 bits).
+INLINE __m512i iq4xs_scales(const uint8_t *p, __m512i sh, int ib) {
+    __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + R16_IQ4XS_SL + 16 * (ib / 2))));
+    lo = _mm512_and_si512(_mm512_srli_epi32(lo, 4 * (ib % 2)), _mm512_set1_epi32(0xF));
+    __m512i hi = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(sh, 2 * ib), _mm512_set1_epi32(3)), 4);
+    return _mm512_sub_epi32(_mm512_or_si512(lo, hi), _mm512_set1_epi32(32));
+}
+INLINE __m512i iq4xs_sh(const uint8_t *p) {
+    return _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p + R16_IQ4XS_SH)));
+}
+INLINE int32_t iq4xs_seed(const blk_q8_K *xb, int ib) { return -128 * (xb->bsums[2 * ib] + xb->bsums[2 * ib + 1]); }
+INLINE __m512 iq4xs_finish(const uint8_t *p, __m512i sumi, float dx, __m512 acc) {
+    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + R16_IQ4XS_D)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, _mm512_set1_ps(dx)), acc);
+}
+
+static void r16_dec_iq4xs(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
+    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
+    for (int64_t i = 0; i < np; i++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t s = 0; s < K / 256; s++, p += R16_IQ4XS_SB) {
+            const blk_q8_K *xb = x + s;
+            __m512i sh = iq4xs_sh(p), sumi = _mm512_setzero_si512();
+            for (int ib = 0; ib < 8; ib++) {
+                r16_prefetch_to(&pf, (uintptr_t)p + 256 * (ib + 1) + R16_PF_AHEAD, end);
+                __m512i w[8];
+                __m512 unused;
+                tile_block(p + 256 * ib, FMT_R16_IQ4, w, &unused);
+                __m512i si = tile_row_i32(w, (const int32_t *)(xb->qs + 32 * ib), iq4xs_seed(xb, ib));
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(si, iq4xs_scales(p, sh, ib)));
+            }
+            r16_prefetch_to(&pf, (uintptr_t)p + R16_IQ4XS_SB + R16_PF_AHEAD, end);
+            acc = iq4xs_finish(p, sumi, xb->d, acc);
+        }
+        _mm512_storeu_ps(out + 16 * i, acc);
+    }
+}
+
+// Prefill: per sub-block the 8 level registers stay live while each activation row adds its products.
+INLINE void r16_iq4xs_tile(const void *panel, int64_t K, const void *x, size_t xs, const int TT, float *y, size_t ldy,
+                           int nvalid, const float *bias, int accum) {
+    const blk_q8_K *xr[MM_TILE_T];
+    __m512 acc[MM_TILE_T];
+    for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
+    for (int64_t sb = 0; sb < K / 256; sb++) {
+        const uint8_t *p = (const uint8_t *)panel + sb * R16_IQ4XS_SB;
+        __m512i sh = iq4xs_sh(p), sumi[MM_TILE_T];
+        for (int r = 0; r < TT; r++) sumi[r] = _mm512_setzero_si512();
+        for (int ib = 0; ib < 8; ib++) {
+            __m512i w[8];
+            __m512 unused;
+            tile_block(p + 256 * ib, FMT_R16_IQ4, w, &unused);
+            __m512i sc = iq4xs_scales(p, sh, ib);
+#pragma GCC unroll 8
+            for (int r = 0; r < TT; r++) {
+                __m512i si = tile_row_i32(w, (const int32_t *)(xr[r][sb].qs + 32 * ib), iq4xs_seed(&xr[r][sb], ib));
+                sumi[r] = _mm512_add_epi32(sumi[r], _mm512_mullo_epi32(si, sc));
+            }
+        }
+        for (int r = 0; r < TT; r++) acc[r] = iq4xs_finish(p, sumi[r], xr[r][sb].d, acc[r]);
+    }
+    tile_store(acc, TT, y, ldy, nvalid, bias, accum);
+}
+#define r16_iq4xs_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, unused) \
+    r16_iq4xs_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
+
 static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                             size_t ldy, int nvalid, const float *bias, int acc) {
     if (t == DT_Q4_K) { TT_CASES(r16_q45k_tile_case, 0) }
     else if (t == DT_Q5_K) { TT_CASES(r16_q45k_tile_case, 1) }
     else if (t == DT_Q6_K) { TT_CASES(r16_q6k_tile_case, 0) }
     else if (t == DT_Q4_0) { TT_CASES(tile, FMT_R16_Q4) }
+    else if (t == DT_IQ4_NL) { TT_CASES(tile, FMT_R16_IQ4) }
+    else if (t == DT_IQ4_XS) { TT_CASES(r16_iq4xs_tile_case, 0) }
     else if (t == DT_Q5_0) { TT_CASES(tile, FMT_R16_Q5) }
     else if (t == DT_Q5_1) { TT_CASES(tile, FMT_R16_Q5_1) }
     else if (t == DT_Q4_1) { TT_CASES(tile, FMT_R16_Q4_1) }
@@ -868,7 +980,8 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
                 tile_block(p, fmt, w, &dw);
                 acc = tile_row(w, dw, x + b, acc);
                 if (fmt_has_min(fmt)) acc = _mm512_fmadd_ps(fmt_min(p, fmt), _mm512_set1_ps(x[b].s), acc);
-            } else acc = fmt == FMT_R16_Q4 ? r16_q4_row1(p, x + b, acc) : r16_q8_row1(p, x + b, acc);
+            } else if (fmt == FMT_R16_IQ4) acc = r16_iq4_row1(p, x + b, acc, iq4_table512());
+            else acc = fmt == FMT_R16_Q4 ? r16_q4_row1(p, x + b, acc) : r16_q8_row1(p, x + b, acc);
         }
         _mm512_storeu_ps(out + 16 * i, acc);
     }
@@ -879,6 +992,8 @@ static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, c
     else if (t == DT_Q5_K) r16_dec_q45k(panels, np, K, x, out, pf_bytes, 1);
     else if (t == DT_Q6_K) r16_dec_q6k(panels, np, K, x, out, pf_bytes);
     else if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q4);
+    else if (t == DT_IQ4_NL) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_IQ4);
+    else if (t == DT_IQ4_XS) r16_dec_iq4xs(panels, np, K, x, out, pf_bytes);
     else if (t == DT_Q5_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5);
     else if (t == DT_Q5_1) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5_1);
     else if (t == DT_Q4_1) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q4_1);

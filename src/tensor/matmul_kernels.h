@@ -62,7 +62,8 @@ typedef void (*mm_tile_fn)(dtype t, const void *panel, int64_t K, const void *x,
 void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc);
 
-// ---- weights repacked once at load: "r16" (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K; mm_pack) ----
+// ---- weights repacked once at load: "r16" (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, IQ4_NL, IQ4_XS;
+// mm_pack) ----
 // Panel p holds weight rows 16p..16p+15 (rows past N are zero blocks) and its K/32 blocks one after the
 // other, PB = mm_r16_block_bytes(t) bytes each; panels follow each other, so the rows a task owns are
 // one linear stream (the hardware prefetcher follows it; the decode kernel adds an L2 prefetch).
@@ -70,6 +71,7 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
 //                  layout above), then f16 d[16] (row scales, raw bits)
 //   Q4_0 (PB 288): u8 nb[4][64], nb[j][4l + i] = byte 4j + i of row l's qs (low nibble: element 4j + i,
 //                  high nibble: element 16 + 4j + i), then f16 d[16]
+//   IQ4_NL (PB 288): Q4_0's bytes (the nibbles index the 16 IQ4 levels)
 //   Q4_1 (PB 320): Q4_0's nibble registers, then f16 d[16], f16 m[16] (value = d * q + m)
 //   Q5_0 (PB 352) / Q5_1 (PB 384): Q4_0's nibble registers, then u64 mask[8] (mask j, bit 4l + i: the
 //                  fifth bit of row l's element 4j + i; masks 4..7 for elements 16..31), then f16
@@ -108,6 +110,13 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
 #define R16_Q6K_SB 3360            // a Q6_K super-block
 #define R16_Q6K_SC 3072            // its int8 scales[16][16]
 #define R16_Q6K_D (3072 + 256)     // its f16 d[16]
+// IQ4_XS (2176 bytes per super-block, 272 per 32 columns): sub-block ib's nibbles in Q4_0's register
+// order at 256 ib, then u8 scales_l[4][16] ([byte][row]), u16 scales_h[16], f16 d[16] (the rows'
+// bytes moved, so a panel holds exactly its 16 rows' bytes).
+#define R16_IQ4XS_SB 2176
+#define R16_IQ4XS_SL 2048
+#define R16_IQ4XS_SH 2112
+#define R16_IQ4XS_D 2144
 bool mm_r16_supported(dtype t);
 // Bytes of a panel per 32 columns (a panel of K columns is K / 32 times this).
 size_t mm_r16_block_bytes(dtype t);
