@@ -548,6 +548,15 @@ static void check_r16_kernels(void) {
 // Value of element e of row l in one r16 super-block of a K-quant, with the dequantizer's arithmetic.
 static float r16k_value(dtype t, const uint8_t *sb, int l, int e) {
     uint16_t hd;
+    if (t == DT_Q3_K) {   // element 128h + 32s + k: qs register byte, hmask bit 4h + s, scale byte e / 16
+        int h = e / 128, s = (e % 128) / 32, k = e % 32;
+        uint8_t sc12[12];
+        for (int b = 0; b < 12; b++) sc12[b] = sb[R16_Q3K_SC + 16 * b + l];
+        memcpy(&hd, sb + R16_Q3K_D + 2 * l, 2);
+        int low = (sb[512 * h + 64 * (k / 4) + 4 * l + k % 4] >> (2 * s)) & 3;
+        int hb = (sb[R16_Q3K_HM + 64 * (k / 4) + 4 * l + k % 4] >> (4 * h + s)) & 1;
+        return f16_to_f32(hd) * (float)(q3k_scale(e / 16, sc12) - 32) * (float)(low + 4 * hb - 4);
+    }
     if (t == DT_IQ4_XS) {   // sub-block e / 32: Q4_0's nibble order, the row's scales_l / scales_h / d
         blk_iq4_xs b;
         memcpy(&b.scales_h, sb + R16_IQ4XS_SH + 2 * l, 2);
@@ -646,9 +655,9 @@ static void check_packed_products(tpool *pool2) {
     isa_force(isa_detect());
     if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
     static const dtype rt[] = {DT_Q4_0, DT_Q4_1, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_F16, DT_BF16, DT_Q4_K, DT_Q5_K, DT_Q6_K,
-                               DT_IQ4_NL, DT_IQ4_XS};
+                               DT_IQ4_NL, DT_IQ4_XS, DT_Q3_K};
     static const int64_t Ns[] = {37, 300};   // (F16 / BF16: same-layout copies)
-    for (int d = 0; d < 12; d++)
+    for (int d = 0; d < 13; d++)
         for (int ni = 0; ni < 2; ni++) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;
@@ -663,7 +672,8 @@ static void check_packed_products(tpool *pool2) {
             mm_out ou = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yu};
             mm_out op = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yp, .Wp = Wp};
             CHECK(mm_matmul_multi(NULL, 1, &ou, K, X, T) == 0 && mm_matmul_multi(pool2, 1, &op, K, X, T) == 0);
-            if (t == DT_IQ4_XS) {
+            const bool widened = t == DT_IQ4_XS || t == DT_Q3_K;
+            if (widened) {
                 // (its unpacked prefill widens the weights for the f32 tile with f32 activations: no twin of
                 // the packed one, which the decode rows below pin down bit for bit)
             } else if (t != DT_Q4_K && t != DT_Q5_K && t != DT_Q6_K) {
@@ -684,11 +694,11 @@ static void check_packed_products(tpool *pool2) {
                 CHECK(mm_matmul_multi(r % 2 ? pool2 : NULL, 1, &od, K, X + r * K, 1) == 0);
                 // r16: the bits of the same row inside a prefill; F16 / BF16 (same layout, same decode kernel):
                 // the bits of the unpacked decode
-                // (IQ4_XS: close to the unpacked decode, whose activations are the same Q8_K rows)
-                if (t == DT_F16 || t == DT_BF16 || t == DT_IQ4_XS) CHECK(mm_matmul(NULL, w.W, t, N, K, X + r * K, 1, bias, Yd0) == 0);
+                // (IQ4_XS / Q3_K: close to the unpacked decode, whose activations are the same Q8_K rows)
+                if (t == DT_F16 || t == DT_BF16 || widened) CHECK(mm_matmul(NULL, w.W, t, N, K, X + r * K, 1, bias, Yd0) == 0);
                 for (int64_t n = 0; n < N; n++) {
                     same &= Yd[n] == (t == DT_F16 || t == DT_BF16 ? Yd0[n] : Yp[r * N + n]);
-                    close &= close_rel(Yd[n], t == DT_IQ4_XS ? Yd0[n] : Yu[r * N + n], abs_dot(w.Wf + n * K, X + r * K, K));
+                    close &= close_rel(Yd[n], widened ? Yd0[n] : Yu[r * N + n], abs_dot(w.Wf + n * K, X + r * K, K));
                 }
             }
             CHECK(same, "packed decode %s N=%ld: differs from the same row in a prefill (F16: from the unpacked decode)", tn, (long)N);
@@ -945,6 +955,7 @@ int main(void) {
     check_r16_kquant_kernels(DT_Q5_K, 768);
     check_r16_kquant_kernels(DT_Q6_K, 768);
     check_r16_kquant_kernels(DT_IQ4_XS, 768);
+    check_r16_kquant_kernels(DT_Q3_K, 768);
     check_packed_products(pool2);
     check_decode_split();
     check_membw(pool2);

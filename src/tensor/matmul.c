@@ -443,11 +443,11 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
 
 bool mm_r16_supported(dtype t) {
     return t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q5_K ||
-           t == DT_Q6_K || t == DT_IQ4_NL || t == DT_IQ4_XS;
+           t == DT_Q6_K || t == DT_IQ4_NL || t == DT_IQ4_XS || t == DT_Q3_K;
 }
 size_t mm_r16_block_bytes(dtype t) {
     return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : t == DT_Q5_1 ? 384 : t == DT_Q5_K || t == DT_Q5_0 ? 352
-         : t == DT_Q4_1 ? 320 : t == DT_IQ4_XS ? R16_IQ4XS_SB / 8 : 288;
+         : t == DT_Q4_1 ? 320 : t == DT_IQ4_XS ? R16_IQ4XS_SB / 8 : t == DT_Q3_K ? R16_Q3K_SB / 8 : 288;
 }
 
 // Q4_1 / Q5_0 / Q5_1 r16: Q4_0's nibble registers, then (Q5_x) 8 masks of fifth bits (mask j: bit 4l + i
@@ -627,6 +627,60 @@ static void r16_tile_q6k_ref(const void *panel, int64_t K, const void *x, size_t
         }
 }
 
+// Q3_K r16 (layout in matmul_kernels.h): byte moves; rows past nrows are zero (d 0).
+static void r16_pack_q3k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    for (int64_t s = 0; s < K / 256; s++) {
+        uint8_t *dst = (uint8_t *)panel + s * R16_Q3K_SB;
+        for (int l = 0; l < 16; l++) {
+            const blk_q3_K *b = l < nrows ? (const blk_q3_K *)((const char *)W + l * rb) + s : NULL;
+            for (int k = 0; k < 32; k++) {
+                dst[r16_byte_at(k, l)] = b ? b->qs[k] : 0;
+                dst[512 + r16_byte_at(k, l)] = b ? b->qs[32 + k] : 0;
+                dst[R16_Q3K_HM + r16_byte_at(k, l)] = b ? b->hmask[k] : 0;
+            }
+            for (int i = 0; i < 12; i++) dst[R16_Q3K_SC + 16 * i + l] = b ? b->scales[i] : 0;
+            uint16_t d = b ? b->d : 0;
+            memcpy(dst + R16_Q3K_D + 2 * l, &d, 2);
+        }
+    }
+}
+
+// Row l's Q3_K block back from an r16 super-block (the twin reads the levels through the format's helpers).
+static void r16_q3k_row(const uint8_t *p, int l, blk_q3_K *b) {
+    for (int k = 0; k < 32; k++) {
+        b->qs[k] = p[r16_byte_at(k, l)];
+        b->qs[32 + k] = p[512 + r16_byte_at(k, l)];
+        b->hmask[k] = p[R16_Q3K_HM + r16_byte_at(k, l)];
+    }
+    for (int i = 0; i < 12; i++) b->scales[i] = p[R16_Q3K_SC + 16 * i + l];
+    memcpy(&b->d, p + R16_Q3K_D + 2 * l, 2);
+}
+
+// The Q3_K twin: per super-block and row sumi = sum_j (sc_j - 32) * sum (q - 4) x over sub-block j, exact,
+// then one FMA.
+static void r16_tile_q3k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
+                             int nvalid, const float *bias, int acc) {
+    for (int r = 0; r < TT; r++)
+        for (int l = 0; l < nvalid; l++) {
+            float s = 0;
+            for (int64_t sb = 0; sb < K / 256; sb++) {
+                blk_q3_K b;
+                r16_q3k_row((const uint8_t *)panel + sb * R16_Q3K_SB, l, &b);
+                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
+                int sumi = 0;
+                for (int j = 0; j < 16; j++) {
+                    int dot = 0;
+                    for (int e = 16 * j; e < 16 * j + 16; e++)
+                        dot += (q2k_low(b.qs, e) + 4 * q3k_hbit(b.hmask, e) - 4) * xb->qs[e];
+                    sumi += (q3k_scale(j, b.scales) - 32) * dot;
+                }
+                s = fmaf((float)sumi, f16_to_f32(b.d) * xb->d, s);
+            }
+            float *o = y + r * ldy + l;
+            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
+        }
+}
+
 // IQ4_XS r16 (layout in matmul_kernels.h): byte moves; rows past nrows are zero (scale 0).
 static void r16_pack_iq4xs(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
     for (int64_t s = 0; s < K / 256; s++) {
@@ -676,6 +730,7 @@ static void r16_tile_iq4xs_ref(const void *panel, int64_t K, const void *x, size
 
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
     if (t == DT_IQ4_XS) { r16_pack_iq4xs(W, rb, nrows, K, panel); return; }
+    if (t == DT_Q3_K) { r16_pack_q3k(W, rb, nrows, K, panel); return; }
     if (t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1) { r16_pack_q32_min_hi(t, W, rb, nrows, K, panel); return; }
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_pack_q45k(W, rb, nrows, K, panel, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_pack_q6k(W, rb, nrows, K, panel); return; }
@@ -704,6 +759,7 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_tile_q45k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_tile_q6k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     if (t == DT_IQ4_XS) { r16_tile_iq4xs_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
+    if (t == DT_Q3_K) { r16_tile_q3k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
     const int q4 = t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL;
     const int q5 = t == DT_Q5_0 || t == DT_Q5_1;

@@ -472,7 +472,7 @@ static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const void *x
 // the nibble bytes as they are, Q8_0 flips the sign bit (level + 128).
 static void r16_pack_avx512(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
     if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q4_1 ||
-        t == DT_IQ4_XS) {   // byte moves
+        t == DT_IQ4_XS || t == DT_Q3_K) {   // byte moves
         mm_r16_pack_ref(t, W, rb, nrows, K, panel);
         return;
     }
@@ -876,6 +876,93 @@ INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs,
 #define r16_q6k_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, unused) \
     r16_q6k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
 
+// ---------------------------------------------------------------- r16 Q3_K (layout in matmul_kernels.h)
+// Per (half h, shift s) the 8 level registers of 4 elements x 16 rows: (qs >> 2s) & 3, plus 4 where the
+// high bit 4h + s of the hmask byte is set (levels 0..7 = q + 4, unsigned for vpdpbusd; each sub-block's
+// chain starts from -4 times its activation sum); the two sub-blocks' sums are scaled by the rows'
+// sc - 32 in 32-bit integers, so each row's super-block sum is exact; one FMA per super-block.
+INLINE void q3k_levels(const uint8_t *p, int h, int s, __m512i w[8]) {
+    const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4), hb = _mm512_set1_epi8((char)(1 << (4 * h + s)));
+    for (int j = 0; j < 8; j++) {
+        __m512i lv = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512((const void *)(p + 512 * h + 64 * j)), 2 * s), m3);
+        __mmask64 hi = _mm512_test_epi8_mask(_mm512_loadu_si512((const void *)(p + R16_Q3K_HM + 64 * j)), hb);
+        w[j] = _mm512_mask_add_epi8(lv, hi, lv, four);
+    }
+}
+// The 16 rows' 6-bit scales of sub-block k (0..15), minus 32.
+INLINE __m512i q3k_scales(const uint8_t *p, int k) {
+    __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + R16_Q3K_SC + 16 * (k % 8))));
+    __m512i hi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + R16_Q3K_SC + 16 * (8 + k % 4))));
+    lo = _mm512_and_si512(_mm512_srli_epi32(lo, 4 * (k / 8)), _mm512_set1_epi32(0xF));
+    hi = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi, 2 * (k / 4)), _mm512_set1_epi32(3)), 4);
+    return _mm512_sub_epi32(_mm512_or_si512(lo, hi), _mm512_set1_epi32(32));
+}
+// Sub-blocks 8h + 2s and 8h + 2s + 1 of one activation row against the 8 level registers.
+INLINE __m512i q3k_pair(const __m512i w[8], const blk_q8_K *xb, int h, int s, __m512i sc0, __m512i sc1) {
+    const int k = 8 * h + 2 * s;
+    const int32_t *q = (const int32_t *)xb->qs + 32 * h + 8 * s;
+    __m512i a = _mm512_set1_epi32(-4 * xb->bsums[k]), b = _mm512_set1_epi32(-4 * xb->bsums[k + 1]);
+    a = _mm512_dpbusd_epi32(a, w[0], _mm512_set1_epi32(q[0]));
+    b = _mm512_dpbusd_epi32(b, w[4], _mm512_set1_epi32(q[4]));
+    a = _mm512_dpbusd_epi32(a, w[1], _mm512_set1_epi32(q[1]));
+    b = _mm512_dpbusd_epi32(b, w[5], _mm512_set1_epi32(q[5]));
+    a = _mm512_dpbusd_epi32(a, w[2], _mm512_set1_epi32(q[2]));
+    b = _mm512_dpbusd_epi32(b, w[6], _mm512_set1_epi32(q[6]));
+    a = _mm512_dpbusd_epi32(a, w[3], _mm512_set1_epi32(q[3]));
+    b = _mm512_dpbusd_epi32(b, w[7], _mm512_set1_epi32(q[7]));
+    return _mm512_add_epi32(_mm512_mullo_epi32(a, sc0), _mm512_mullo_epi32(b, sc1));
+}
+INLINE __m512 q3k_finish(const uint8_t *p, __m512i sumi, float dx, __m512 acc) {
+    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + R16_Q3K_D)));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, _mm512_set1_ps(dx)), acc);
+}
+
+static void r16_dec_q3k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
+    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
+    for (int64_t i = 0; i < np; i++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < K / 256; sb++, p += R16_Q3K_SB) {
+            __m512i sumi = _mm512_setzero_si512();
+            for (int h = 0; h < 2; h++) {
+                r16_prefetch_to(&pf, (uintptr_t)p + 880 * (h + 1) + R16_PF_AHEAD, end);
+                for (int s = 0; s < 4; s++) {
+                    __m512i w[8];
+                    q3k_levels(p, h, s, w);
+                    sumi = _mm512_add_epi32(sumi, q3k_pair(w, x + sb, h, s, q3k_scales(p, 8 * h + 2 * s),
+                                                           q3k_scales(p, 8 * h + 2 * s + 1)));
+                }
+            }
+            acc = q3k_finish(p, sumi, x[sb].d, acc);
+        }
+        _mm512_storeu_ps(out + 16 * i, acc);
+    }
+}
+
+// Prefill: per (half, shift) the 8 level registers stay live while each activation row adds its products.
+INLINE void r16_q3k_tile(const void *panel, int64_t K, const void *x, size_t xs, const int TT, float *y, size_t ldy,
+                         int nvalid, const float *bias, int accum) {
+    const blk_q8_K *xr[MM_TILE_T];
+    __m512 acc[MM_TILE_T];
+    for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
+    for (int64_t sb = 0; sb < K / 256; sb++) {
+        const uint8_t *p = (const uint8_t *)panel + sb * R16_Q3K_SB;
+        __m512i sumi[MM_TILE_T];
+        for (int r = 0; r < TT; r++) sumi[r] = _mm512_setzero_si512();
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 4; s++) {
+                __m512i w[8];
+                q3k_levels(p, h, s, w);
+                __m512i sc0 = q3k_scales(p, 8 * h + 2 * s), sc1 = q3k_scales(p, 8 * h + 2 * s + 1);
+#pragma GCC unroll 8
+                for (int r = 0; r < TT; r++) sumi[r] = _mm512_add_epi32(sumi[r], q3k_pair(w, &xr[r][sb], h, s, sc0, sc1));
+            }
+        for (int r = 0; r < TT; r++) acc[r] = q3k_finish(p, sumi[r], xr[r][sb].d, acc[r]);
+    }
+    tile_store(acc, TT, y, ldy, nvalid, bias, accum);
+}
+#define r16_q3k_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, unused) \
+    r16_q3k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
+
 // ---------------------------------------------------------------- r16 IQ4_XS (layout in matmul_kernels.h)
 // Per sub-block the IQ4_NL block's products (levels looked up as level + 128, seeded with -128 times the
 // sub-block's activation sum), scaled by the 16 rows' ls - 32 in 32-bit integers, so each row's
@@ -955,6 +1042,7 @@ static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const void *x
     else if (t == DT_Q4_0) { TT_CASES(tile, FMT_R16_Q4) }
     else if (t == DT_IQ4_NL) { TT_CASES(tile, FMT_R16_IQ4) }
     else if (t == DT_IQ4_XS) { TT_CASES(r16_iq4xs_tile_case, 0) }
+    else if (t == DT_Q3_K) { TT_CASES(r16_q3k_tile_case, 0) }
     else if (t == DT_Q5_0) { TT_CASES(tile, FMT_R16_Q5) }
     else if (t == DT_Q5_1) { TT_CASES(tile, FMT_R16_Q5_1) }
     else if (t == DT_Q4_1) { TT_CASES(tile, FMT_R16_Q4_1) }
@@ -994,6 +1082,7 @@ static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, c
     else if (t == DT_Q4_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q4);
     else if (t == DT_IQ4_NL) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_IQ4);
     else if (t == DT_IQ4_XS) r16_dec_iq4xs(panels, np, K, x, out, pf_bytes);
+    else if (t == DT_Q3_K) r16_dec_q3k(panels, np, K, x, out, pf_bytes);
     else if (t == DT_Q5_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5);
     else if (t == DT_Q5_1) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5_1);
     else if (t == DT_Q4_1) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q4_1);
