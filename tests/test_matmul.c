@@ -540,14 +540,22 @@ static void check_r16_kernels(void) {
         free(panel); free(x); free(xa); free(p); free(q);
         free_w(&w);
     }
-    CHECK(mm_pack_bytes(DT_Q2_K, 16, 256) == 0 && mm_pack_bytes(DT_Q8_0, 16, 48) == 0, "no packed form");
+    CHECK(mm_pack_bytes(DT_Q8_K, 16, 256) == 0 && mm_pack_bytes(DT_Q8_0, 16, 48) == 0, "no packed form");
     uint8_t dummy[64];
-    CHECK(mm_pack(NULL, dummy, DT_Q2_K, 1, 256, dummy) == -1, "mm_pack: unsupported dtype is an error");
+    CHECK(mm_pack(NULL, dummy, DT_Q8_K, 1, 256, dummy) == -1, "mm_pack: unsupported dtype is an error");
 }
 
 // Value of element e of row l in one r16 super-block of a K-quant, with the dequantizer's arithmetic.
 static float r16k_value(dtype t, const uint8_t *sb, int l, int e) {
     uint16_t hd;
+    if (t == DT_Q2_K) {   // element 128h + 32s + k: qs register byte; scale / min nibbles of byte e / 16
+        int h = e / 128, s = (e % 128) / 32, k = e % 32, sc = sb[R16_Q2K_SC + 16 * (e / 16) + l];
+        uint16_t hm;
+        memcpy(&hd, sb + R16_Q2K_D + 2 * l, 2);
+        memcpy(&hm, sb + R16_Q2K_DMIN + 2 * l, 2);
+        int low = (sb[512 * h + 64 * (k / 4) + 4 * l + k % 4] >> (2 * s)) & 3;
+        return f16_to_f32(hd) * (float)(sc & 0xF) * (float)low - f16_to_f32(hm) * (float)(sc >> 4);
+    }
     if (t == DT_Q3_K) {   // element 128h + 32s + k: qs register byte, hmask bit 4h + s, scale byte e / 16
         int h = e / 128, s = (e % 128) / 32, k = e % 32;
         uint8_t sc12[12];
@@ -655,9 +663,9 @@ static void check_packed_products(tpool *pool2) {
     isa_force(isa_detect());
     if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
     static const dtype rt[] = {DT_Q4_0, DT_Q4_1, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_F16, DT_BF16, DT_Q4_K, DT_Q5_K, DT_Q6_K,
-                               DT_IQ4_NL, DT_IQ4_XS, DT_Q3_K};
+                               DT_IQ4_NL, DT_IQ4_XS, DT_Q3_K, DT_Q2_K};
     static const int64_t Ns[] = {37, 300};   // (F16 / BF16: same-layout copies)
-    for (int d = 0; d < 13; d++)
+    for (int d = 0; d < 14; d++)
         for (int ni = 0; ni < 2; ni++) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;
@@ -672,7 +680,7 @@ static void check_packed_products(tpool *pool2) {
             mm_out ou = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yu};
             mm_out op = {.W = w.W, .wt = t, .N = N, .bias = bias, .Y = Yp, .Wp = Wp};
             CHECK(mm_matmul_multi(NULL, 1, &ou, K, X, T) == 0 && mm_matmul_multi(pool2, 1, &op, K, X, T) == 0);
-            const bool widened = t == DT_IQ4_XS || t == DT_Q3_K;
+            const bool widened = t == DT_IQ4_XS || t == DT_Q3_K || t == DT_Q2_K;
             if (widened) {
                 // (its unpacked prefill widens the weights for the f32 tile with f32 activations: no twin of
                 // the packed one, which the decode rows below pin down bit for bit)
@@ -694,7 +702,7 @@ static void check_packed_products(tpool *pool2) {
                 CHECK(mm_matmul_multi(r % 2 ? pool2 : NULL, 1, &od, K, X + r * K, 1) == 0);
                 // r16: the bits of the same row inside a prefill; F16 / BF16 (same layout, same decode kernel):
                 // the bits of the unpacked decode
-                // (IQ4_XS / Q3_K: close to the unpacked decode, whose activations are the same Q8_K rows)
+                // (IQ4_XS / Q2_K / Q3_K: close to the unpacked decode, whose activations are the same Q8_K rows)
                 if (t == DT_F16 || t == DT_BF16 || widened) CHECK(mm_matmul(NULL, w.W, t, N, K, X + r * K, 1, bias, Yd0) == 0);
                 for (int64_t n = 0; n < N; n++) {
                     same &= Yd[n] == (t == DT_F16 || t == DT_BF16 ? Yd0[n] : Yp[r * N + n]);
@@ -956,6 +964,7 @@ int main(void) {
     check_r16_kquant_kernels(DT_Q6_K, 768);
     check_r16_kquant_kernels(DT_IQ4_XS, 768);
     check_r16_kquant_kernels(DT_Q3_K, 768);
+    check_r16_kquant_kernels(DT_Q2_K, 768);
     check_packed_products(pool2);
     check_decode_split();
     check_membw(pool2);

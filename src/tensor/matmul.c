@@ -443,11 +443,12 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
 
 bool mm_r16_supported(dtype t) {
     return t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q8_0 || t == DT_Q4_K || t == DT_Q5_K ||
-           t == DT_Q6_K || t == DT_IQ4_NL || t == DT_IQ4_XS || t == DT_Q3_K;
+           t == DT_Q6_K || t == DT_IQ4_NL || t == DT_IQ4_XS || t == DT_Q3_K || t == DT_Q2_K;
 }
 size_t mm_r16_block_bytes(dtype t) {
     return t == DT_Q8_0 ? 544 : t == DT_Q6_K ? 420 : t == DT_Q5_1 ? 384 : t == DT_Q5_K || t == DT_Q5_0 ? 352
-         : t == DT_Q4_1 ? 320 : t == DT_IQ4_XS ? R16_IQ4XS_SB / 8 : t == DT_Q3_K ? R16_Q3K_SB / 8 : 288;
+         : t == DT_Q4_1 ? 320 : t == DT_IQ4_XS ? R16_IQ4XS_SB / 8 : t == DT_Q3_K ? R16_Q3K_SB / 8
+         : t == DT_Q2_K ? R16_Q2K_SB / 8 : 288;
 }
 
 // Q4_1 / Q5_0 / Q5_1 r16: Q4_0's nibble registers, then (Q5_x) 8 masks of fifth bits (mask j: bit 4l + i
@@ -645,6 +646,54 @@ static void r16_pack_q3k(const void *W, size_t rb, int nrows, int64_t K, void *p
     }
 }
 
+// Q2_K r16 (layout in matmul_kernels.h): byte moves; rows past nrows are zero (d, dmin 0).
+static void r16_pack_q2k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    for (int64_t s = 0; s < K / 256; s++) {
+        uint8_t *dst = (uint8_t *)panel + s * R16_Q2K_SB;
+        for (int l = 0; l < 16; l++) {
+            const blk_q2_K *b = l < nrows ? (const blk_q2_K *)((const char *)W + l * rb) + s : NULL;
+            for (int k = 0; k < 32; k++) {
+                dst[r16_byte_at(k, l)] = b ? b->qs[k] : 0;
+                dst[512 + r16_byte_at(k, l)] = b ? b->qs[32 + k] : 0;
+            }
+            for (int j = 0; j < 16; j++) dst[R16_Q2K_SC + 16 * j + l] = b ? b->scales[j] : 0;
+            uint16_t d = b ? b->d : 0, dm = b ? b->dmin : 0;
+            memcpy(dst + R16_Q2K_D + 2 * l, &d, 2);
+            memcpy(dst + R16_Q2K_DMIN + 2 * l, &dm, 2);
+        }
+    }
+}
+
+// The Q2_K twin: per super-block and row sumi = sum_j sc_j * dot_j and summ = sum_j m_j * bsum_j, exact,
+// then two FMAs (acc += sumi * d * dx, acc -= summ * dmin * dx).
+static void r16_tile_q2k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
+                             int nvalid, const float *bias, int acc) {
+    for (int r = 0; r < TT; r++)
+        for (int l = 0; l < nvalid; l++) {
+            float s = 0;
+            for (int64_t sb = 0; sb < K / 256; sb++) {
+                const uint8_t *p = (const uint8_t *)panel + sb * R16_Q2K_SB;
+                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
+                uint8_t qs[64];
+                for (int k = 0; k < 32; k++) { qs[k] = p[r16_byte_at(k, l)]; qs[32 + k] = p[512 + r16_byte_at(k, l)]; }
+                int sumi = 0, summ = 0;
+                for (int j = 0; j < 16; j++) {
+                    int sc = p[R16_Q2K_SC + 16 * j + l], dot = 0;
+                    for (int e = 16 * j; e < 16 * j + 16; e++) dot += q2k_low(qs, e) * xb->qs[e];
+                    sumi += (sc & 0xF) * dot;
+                    summ += (sc >> 4) * xb->bsums[j];
+                }
+                uint16_t d, dm;
+                memcpy(&d, p + R16_Q2K_D + 2 * l, 2);
+                memcpy(&dm, p + R16_Q2K_DMIN + 2 * l, 2);
+                s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
+                s = fmaf(-(float)summ, f16_to_f32(dm) * xb->d, s);
+            }
+            float *o = y + r * ldy + l;
+            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
+        }
+}
+
 // Row l's Q3_K block back from an r16 super-block (the twin reads the levels through the format's helpers).
 static void r16_q3k_row(const uint8_t *p, int l, blk_q3_K *b) {
     for (int k = 0; k < 32; k++) {
@@ -731,6 +780,7 @@ static void r16_tile_iq4xs_ref(const void *panel, int64_t K, const void *x, size
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
     if (t == DT_IQ4_XS) { r16_pack_iq4xs(W, rb, nrows, K, panel); return; }
     if (t == DT_Q3_K) { r16_pack_q3k(W, rb, nrows, K, panel); return; }
+    if (t == DT_Q2_K) { r16_pack_q2k(W, rb, nrows, K, panel); return; }
     if (t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1) { r16_pack_q32_min_hi(t, W, rb, nrows, K, panel); return; }
     if (t == DT_Q4_K || t == DT_Q5_K) { r16_pack_q45k(W, rb, nrows, K, panel, t == DT_Q5_K); return; }
     if (t == DT_Q6_K) { r16_pack_q6k(W, rb, nrows, K, panel); return; }
@@ -760,6 +810,7 @@ void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_
     if (t == DT_Q6_K) { r16_tile_q6k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     if (t == DT_IQ4_XS) { r16_tile_iq4xs_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     if (t == DT_Q3_K) { r16_tile_q3k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
+    if (t == DT_Q2_K) { r16_tile_q2k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
     const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
     const int q4 = t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL;
     const int q5 = t == DT_Q5_0 || t == DT_Q5_1;
@@ -885,8 +936,8 @@ static int act_kind_of(dtype t) {
     }
 }
 
-// Q2_K / Q3_K / IQ4_XS have no packed panels: their prefill widens each task's rows to f32
-// (mm_kernels512.tof32) for the f32 tile.
+// Q2_K / Q3_K / IQ4_XS have no packed-panel (per-call) form: unless packed at load (r16), their prefill
+// widens each task's rows to f32 (mm_kernels512.tof32) for the f32 tile.
 static bool widens_to_f32(dtype t) { return t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_XS; }
 
 // F16 / BF16: packed as a plain copy of the rows (same layout, on huge pages) and decoded by dec_f16 /

@@ -472,7 +472,7 @@ static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const void *x
 // the nibble bytes as they are, Q8_0 flips the sign bit (level + 128).
 static void r16_pack_avx512(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
     if (t == DT_Q4_K || t == DT_Q5_K || t == DT_Q6_K || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_Q4_1 ||
-        t == DT_IQ4_XS || t == DT_Q3_K) {   // byte moves
+        t == DT_IQ4_XS || t == DT_Q3_K || t == DT_Q2_K) {   // byte moves
         mm_r16_pack_ref(t, W, rb, nrows, K, panel);
         return;
     }
@@ -963,6 +963,87 @@ INLINE void r16_q3k_tile(const void *panel, int64_t K, const void *x, size_t xs,
 #define r16_q3k_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, unused) \
     r16_q3k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
 
+// ---------------------------------------------------------------- r16 Q2_K (layout in matmul_kernels.h)
+// Q3_K's qs registers without the high bit (levels 0..3, no offset); per sub-block the sum is scaled by
+// the rows' 4-bit scale and the minimum term m * bsum summed apart, both in 32-bit integers; two FMAs per
+// super-block.
+INLINE void q2k_levels(const uint8_t *p, int h, int s, __m512i w[8]) {
+    const __m512i m3 = _mm512_set1_epi8(3);
+    for (int j = 0; j < 8; j++)
+        w[j] = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512((const void *)(p + 512 * h + 64 * j)), 2 * s), m3);
+}
+// Sub-blocks k = 8h + 2s and k + 1 of one activation row: adds sc * dot to *sumi and m * bsum to *summ.
+INLINE void q2k_pair(const uint8_t *p, const __m512i w[8], const blk_q8_K *xb, int h, int s, __m512i *sumi,
+                     __m512i *summ) {
+    const int k = 8 * h + 2 * s;
+    const int32_t *q = (const int32_t *)xb->qs + 32 * h + 8 * s;
+    const __m512i m4 = _mm512_set1_epi32(0xF);
+    __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
+    a = _mm512_dpbusd_epi32(a, w[0], _mm512_set1_epi32(q[0]));
+    b = _mm512_dpbusd_epi32(b, w[4], _mm512_set1_epi32(q[4]));
+    a = _mm512_dpbusd_epi32(a, w[1], _mm512_set1_epi32(q[1]));
+    b = _mm512_dpbusd_epi32(b, w[5], _mm512_set1_epi32(q[5]));
+    a = _mm512_dpbusd_epi32(a, w[2], _mm512_set1_epi32(q[2]));
+    b = _mm512_dpbusd_epi32(b, w[6], _mm512_set1_epi32(q[6]));
+    a = _mm512_dpbusd_epi32(a, w[3], _mm512_set1_epi32(q[3]));
+    b = _mm512_dpbusd_epi32(b, w[7], _mm512_set1_epi32(q[7]));
+    __m512i s0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + R16_Q2K_SC + 16 * k)));
+    __m512i s1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + R16_Q2K_SC + 16 * (k + 1))));
+    *sumi = _mm512_add_epi32(*sumi, _mm512_add_epi32(_mm512_mullo_epi32(a, _mm512_and_si512(s0, m4)),
+                                                     _mm512_mullo_epi32(b, _mm512_and_si512(s1, m4))));
+    *summ = _mm512_add_epi32(*summ, _mm512_add_epi32(_mm512_mullo_epi32(_mm512_srli_epi32(s0, 4), _mm512_set1_epi32(xb->bsums[k])),
+                                                     _mm512_mullo_epi32(_mm512_srli_epi32(s1, 4), _mm512_set1_epi32(xb->bsums[k + 1]))));
+}
+INLINE __m512 q2k_finish(const uint8_t *p, __m512i sumi, __m512i summ, float dx, __m512 acc) {
+    __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + R16_Q2K_D)));
+    __m512 dm = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + R16_Q2K_DMIN)));
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, _mm512_set1_ps(dx)), acc);
+    return _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dm, _mm512_set1_ps(dx)), acc);
+}
+
+static void r16_dec_q2k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
+    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
+    for (int64_t i = 0; i < np; i++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < K / 256; sb++, p += R16_Q2K_SB) {
+            __m512i sumi = _mm512_setzero_si512(), summ = _mm512_setzero_si512();
+            for (int h = 0; h < 2; h++) {
+                r16_prefetch_to(&pf, (uintptr_t)p + 672 * (h + 1) + R16_PF_AHEAD, end);
+                for (int s = 0; s < 4; s++) {
+                    __m512i w[8];
+                    q2k_levels(p, h, s, w);
+                    q2k_pair(p, w, x + sb, h, s, &sumi, &summ);
+                }
+            }
+            acc = q2k_finish(p, sumi, summ, x[sb].d, acc);
+        }
+        _mm512_storeu_ps(out + 16 * i, acc);
+    }
+}
+
+INLINE void r16_q2k_tile(const void *panel, int64_t K, const void *x, size_t xs, const int TT, float *y, size_t ldy,
+                         int nvalid, const float *bias, int accum) {
+    const blk_q8_K *xr[MM_TILE_T];
+    __m512 acc[MM_TILE_T];
+    for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
+    for (int64_t sb = 0; sb < K / 256; sb++) {
+        const uint8_t *p = (const uint8_t *)panel + sb * R16_Q2K_SB;
+        __m512i sumi[MM_TILE_T], summ[MM_TILE_T];
+        for (int r = 0; r < TT; r++) { sumi[r] = _mm512_setzero_si512(); summ[r] = _mm512_setzero_si512(); }
+        for (int h = 0; h < 2; h++)
+            for (int s = 0; s < 4; s++) {
+                __m512i w[8];
+                q2k_levels(p, h, s, w);
+#pragma GCC unroll 8
+                for (int r = 0; r < TT; r++) q2k_pair(p, w, &xr[r][sb], h, s, &sumi[r], &summ[r]);
+            }
+        for (int r = 0; r < TT; r++) acc[r] = q2k_finish(p, sumi[r], summ[r], xr[r][sb].d, acc[r]);
+    }
+    tile_store(acc, TT, y, ldy, nvalid, bias, accum);
+}
+#define r16_q2k_tile_case(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, unused) \
+    r16_q2k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
+
 // ---------------------------------------------------------------- r16 IQ4_XS (layout in matmul_kernels.h)
 // Per sub-block the IQ4_NL block's products (levels looked up as level + 128, seeded with -128 times the
 // sub-block's activation sum), scaled by the 16 rows' ls - 32 in 32-bit integers, so each row's
@@ -1043,6 +1124,7 @@ static void r16_tile_avx512(dtype t, const void *panel, int64_t K, const void *x
     else if (t == DT_IQ4_NL) { TT_CASES(tile, FMT_R16_IQ4) }
     else if (t == DT_IQ4_XS) { TT_CASES(r16_iq4xs_tile_case, 0) }
     else if (t == DT_Q3_K) { TT_CASES(r16_q3k_tile_case, 0) }
+    else if (t == DT_Q2_K) { TT_CASES(r16_q2k_tile_case, 0) }
     else if (t == DT_Q5_0) { TT_CASES(tile, FMT_R16_Q5) }
     else if (t == DT_Q5_1) { TT_CASES(tile, FMT_R16_Q5_1) }
     else if (t == DT_Q4_1) { TT_CASES(tile, FMT_R16_Q4_1) }
@@ -1083,6 +1165,7 @@ static void r16_dec_avx512(dtype t, const void *panels, int64_t np, int64_t K, c
     else if (t == DT_IQ4_NL) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_IQ4);
     else if (t == DT_IQ4_XS) r16_dec_iq4xs(panels, np, K, x, out, pf_bytes);
     else if (t == DT_Q3_K) r16_dec_q3k(panels, np, K, x, out, pf_bytes);
+    else if (t == DT_Q2_K) r16_dec_q2k(panels, np, K, x, out, pf_bytes);
     else if (t == DT_Q5_0) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5);
     else if (t == DT_Q5_1) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q5_1);
     else if (t == DT_Q4_1) r16_dec(panels, np, K, x, out, pf_bytes, FMT_R16_Q4_1);

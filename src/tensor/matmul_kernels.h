@@ -62,8 +62,8 @@ typedef void (*mm_tile_fn)(dtype t, const void *panel, int64_t K, const void *x,
 void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc);
 
-// ---- weights repacked once at load: "r16" (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K, IQ4_NL,
-// IQ4_XS; mm_pack) ----
+// ---- weights repacked once at load: "r16" (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K,
+// IQ4_NL, IQ4_XS; mm_pack) ----
 // Panel p holds weight rows 16p..16p+15 (rows past N are zero blocks) and its K/32 blocks one after the
 // other, PB = mm_r16_block_bytes(t) bytes each; panels follow each other, so the rows a task owns are
 // one linear stream (the hardware prefetcher follows it; the decode kernel adds an L2 prefetch).
@@ -117,6 +117,12 @@ void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_
 // 32h + 4j .. 32h + 4j + 3 of each row's qs), u8 hm[8][64] (register j: hmask bytes 4j .. 4j + 3), then
 // u8 scales[12][16] ([byte][row]), f16 d[16]: element 128h + 32s + 4j + i has the low bits
 // (qs >> 2s) & 3 of byte i in register qs[h][j] and its high bit at 4h + s of hm[j]'s byte i.
+// Q2_K (1344 bytes per super-block, 168 per 32 columns): Q3_K's qs registers, then u8 scales[16][16]
+// ([sub-block][row]: scale in the low nibble, min in the high one), f16 d[16], f16 dmin[16].
+#define R16_Q2K_SB 1344
+#define R16_Q2K_SC 1024
+#define R16_Q2K_D 1280
+#define R16_Q2K_DMIN 1312
 #define R16_Q3K_SB 1760
 #define R16_Q3K_HM 1024
 #define R16_Q3K_SC 1536
