@@ -74,7 +74,7 @@ int main(int argc, char **argv) {
     if (N < 1) N = 1;
     if (K < 256 || K % 256) K = 8192;   // every dtype's block divides it
     static const dtype types[] = {DT_F32, DT_F16, DT_BF16, DT_Q8_0, DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1,
-                                  DT_Q4_K, DT_Q5_K, DT_Q6_K};
+                                  DT_Q2_K, DT_Q3_K, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_IQ4_NL, DT_IQ4_XS};
     const char *isa[] = {"scalar", "avx2", "avx512"};
     printf("kernels: %s\n", isa[isa_active()]);
     float *X = malloc(sizeof(float) * T * K), *Y = malloc(sizeof(float) * T * N);
