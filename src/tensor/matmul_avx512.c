@@ -889,13 +889,29 @@ INLINE void q3k_levels(const uint8_t *p, int h, int s, __m512i w[8]) {
         w[j] = _mm512_mask_add_epi8(lv, hi, lv, four);
     }
 }
-// The 16 rows' 6-bit scales of sub-block k (0..15), minus 32.
-INLINE __m512i q3k_scales(const uint8_t *p, int k) {
-    __m512i lo = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + R16_Q3K_SC + 16 * (k % 8))));
-    __m512i hi = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + R16_Q3K_SC + 16 * (8 + k % 4))));
-    lo = _mm512_and_si512(_mm512_srli_epi32(lo, 4 * (k / 8)), _mm512_set1_epi32(0xF));
-    hi = _mm512_slli_epi32(_mm512_and_si512(_mm512_srli_epi32(hi, 2 * (k / 4)), _mm512_set1_epi32(3)), 4);
-    return _mm512_sub_epi32(_mm512_or_si512(lo, hi), _mm512_set1_epi32(32));
+// The 6-bit scales minus 32 of a super-block's 16 sub-blocks x 16 rows, as int8 with byte operations on the
+// three 64-byte registers of scale bytes: v[g] lane (128-bit) i holds sub-block 4g + i of the 16 rows
+// (the format: low nibbles of bytes 0..7 for sub-blocks 0..7, high nibbles for 8..15, the top two bits at
+// bit 2 (k / 4) of byte 8 + k % 4).
+INLINE void q3k_scale_regs(const uint8_t *p, __m512i v[4]) {
+    const __m512i m0F = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30), b32 = _mm512_set1_epi8(32);
+    __m512i z0 = _mm512_loadu_si512((const void *)(p + R16_Q3K_SC)), z1 = _mm512_loadu_si512((const void *)(p + R16_Q3K_SC + 64));
+    __m512i z2 = _mm512_loadu_si512((const void *)(p + R16_Q3K_SC + 128));
+    __m512i lo[4] = {_mm512_and_si512(z0, m0F), _mm512_and_si512(z1, m0F), _mm512_and_si512(_mm512_srli_epi16(z0, 4), m0F),
+                     _mm512_and_si512(_mm512_srli_epi16(z1, 4), m0F)};
+    __m512i hi[4] = {_mm512_slli_epi16(z2, 4), _mm512_slli_epi16(z2, 2), z2, _mm512_srli_epi16(z2, 2)};   // bits 2g.. -> 4..5
+    for (int g = 0; g < 4; g++) v[g] = _mm512_sub_epi8(_mm512_ternarylogic_epi32(lo[g], hi[g], m30, 0xF8), b32);
+}
+// Sub-block k's 16 scales (k = 4g + i) widened to 32 bits.
+INLINE __m512i q3k_scale32(const __m512i v[4], int k) {
+    __m128i x;
+    switch (k % 4) {
+    case 0: x = _mm512_extracti32x4_epi32(v[k / 4], 0); break;
+    case 1: x = _mm512_extracti32x4_epi32(v[k / 4], 1); break;
+    case 2: x = _mm512_extracti32x4_epi32(v[k / 4], 2); break;
+    default: x = _mm512_extracti32x4_epi32(v[k / 4], 3); break;
+    }
+    return _mm512_cvtepi8_epi32(x);
 }
 // Sub-blocks 8h + 2s and 8h + 2s + 1 of one activation row against the 8 level registers.
 INLINE __m512i q3k_pair(const __m512i w[8], const blk_q8_K *xb, int h, int s, __m512i sc0, __m512i sc1) {
@@ -922,14 +938,15 @@ static void r16_dec_q3k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K 
     for (int64_t i = 0; i < np; i++) {
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < K / 256; sb++, p += R16_Q3K_SB) {
-            __m512i sumi = _mm512_setzero_si512();
+            __m512i sumi = _mm512_setzero_si512(), sc[4];
+            q3k_scale_regs(p, sc);
             for (int h = 0; h < 2; h++) {
                 r16_prefetch_to(&pf, (uintptr_t)p + 880 * (h + 1) + R16_PF_AHEAD, end);
                 for (int s = 0; s < 4; s++) {
                     __m512i w[8];
                     q3k_levels(p, h, s, w);
-                    sumi = _mm512_add_epi32(sumi, q3k_pair(w, x + sb, h, s, q3k_scales(p, 8 * h + 2 * s),
-                                                           q3k_scales(p, 8 * h + 2 * s + 1)));
+                    sumi = _mm512_add_epi32(sumi, q3k_pair(w, x + sb, h, s, q3k_scale32(sc, 8 * h + 2 * s),
+                                                           q3k_scale32(sc, 8 * h + 2 * s + 1)));
                 }
             }
             acc = q3k_finish(p, sumi, x[sb].d, acc);
@@ -946,13 +963,14 @@ INLINE void r16_q3k_tile(const void *panel, int64_t K, const void *x, size_t xs,
     for (int r = 0; r < TT; r++) { xr[r] = XROW(x, xs, r); acc[r] = _mm512_setzero_ps(); }
     for (int64_t sb = 0; sb < K / 256; sb++) {
         const uint8_t *p = (const uint8_t *)panel + sb * R16_Q3K_SB;
-        __m512i sumi[MM_TILE_T];
+        __m512i sumi[MM_TILE_T], sc[4];
         for (int r = 0; r < TT; r++) sumi[r] = _mm512_setzero_si512();
+        q3k_scale_regs(p, sc);
         for (int h = 0; h < 2; h++)
             for (int s = 0; s < 4; s++) {
                 __m512i w[8];
                 q3k_levels(p, h, s, w);
-                __m512i sc0 = q3k_scales(p, 8 * h + 2 * s), sc1 = q3k_scales(p, 8 * h + 2 * s + 1);
+                __m512i sc0 = q3k_scale32(sc, 8 * h + 2 * s), sc1 = q3k_scale32(sc, 8 * h + 2 * s + 1);
 #pragma GCC unroll 8
                 for (int r = 0; r < TT; r++) sumi[r] = _mm512_add_epi32(sumi[r], q3k_pair(w, &xr[r][sb], h, s, sc0, sc1));
             }
