@@ -822,14 +822,18 @@ INLINE __m512 r16_q6k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uint
     return q6k_finish(p, sumi, xb->d, acc);
 }
 
-static void r16_dec_q6k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
-    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
-    for (int64_t i = 0; i < np; i++) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t s = 0; s < K / 256; s++, p += R16_Q6K_SB) acc = r16_q6k_sb1(p, x + s, acc, &pf, end);
-        _mm512_storeu_ps(out + 16 * i, acc);
+// Decode over consecutive panels of 256-column super-blocks of SB bytes: one linear stream, `sb1` one
+// super-block of 16 rows against one activation row (prefetching ahead up to `end`).
+#define R16_DEC_SB(name, SB, sb1) \
+    static void name(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) { \
+        uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes; \
+        for (int64_t i = 0; i < np; i++) { \
+            __m512 acc = _mm512_setzero_ps(); \
+            for (int64_t s = 0; s < K / 256; s++, p += (SB)) acc = sb1(p, x + s, acc, &pf, end); \
+            _mm512_storeu_ps(out + 16 * i, acc); \
+        } \
     }
-}
+R16_DEC_SB(r16_dec_q6k, R16_Q6K_SB, r16_q6k_sb1)
 
 // Prefill: per (half, element set) the 8 level registers (two sub-blocks) stay live while each activation
 // row adds its products, one seeded chain per sub-block.
@@ -933,27 +937,21 @@ INLINE __m512 q3k_finish(const uint8_t *p, __m512i sumi, float dx, __m512 acc) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, _mm512_set1_ps(dx)), acc);
 }
 
-static void r16_dec_q3k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
-    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
-    for (int64_t i = 0; i < np; i++) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t sb = 0; sb < K / 256; sb++, p += R16_Q3K_SB) {
-            __m512i sumi = _mm512_setzero_si512(), sc[4];
-            q3k_scale_regs(p, sc);
-            for (int h = 0; h < 2; h++) {
-                r16_prefetch_to(&pf, (uintptr_t)p + 880 * (h + 1) + R16_PF_AHEAD, end);
-                for (int s = 0; s < 4; s++) {
-                    __m512i w[8];
-                    q3k_levels(p, h, s, w);
-                    sumi = _mm512_add_epi32(sumi, q3k_pair(w, x + sb, h, s, q3k_scale32(sc, 8 * h + 2 * s),
-                                                           q3k_scale32(sc, 8 * h + 2 * s + 1)));
-                }
-            }
-            acc = q3k_finish(p, sumi, x[sb].d, acc);
+INLINE __m512 r16_q3k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uintptr_t *pf, uintptr_t end) {
+    __m512i sumi = _mm512_setzero_si512(), sc[4];
+    q3k_scale_regs(p, sc);
+    for (int h = 0; h < 2; h++) {
+        r16_prefetch_to(pf, (uintptr_t)p + 880 * (h + 1) + R16_PF_AHEAD, end);
+        for (int s = 0; s < 4; s++) {
+            __m512i w[8];
+            q3k_levels(p, h, s, w);
+            sumi = _mm512_add_epi32(sumi, q3k_pair(w, xb, h, s, q3k_scale32(sc, 8 * h + 2 * s),
+                                                   q3k_scale32(sc, 8 * h + 2 * s + 1)));
         }
-        _mm512_storeu_ps(out + 16 * i, acc);
     }
+    return q3k_finish(p, sumi, xb->d, acc);
 }
+R16_DEC_SB(r16_dec_q3k, R16_Q3K_SB, r16_q3k_sb1)
 
 // Prefill: per (half, shift) the 8 level registers stay live while each activation row adds its products.
 INLINE void r16_q3k_tile(const void *panel, int64_t K, const void *x, size_t xs, const int TT, float *y, size_t ldy,
@@ -1019,25 +1017,19 @@ INLINE __m512 q2k_finish(const uint8_t *p, __m512i sumi, __m512i summ, float dx,
     return _mm512_fnmadd_ps(_mm512_cvtepi32_ps(summ), _mm512_mul_ps(dm, _mm512_set1_ps(dx)), acc);
 }
 
-static void r16_dec_q2k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
-    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
-    for (int64_t i = 0; i < np; i++) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t sb = 0; sb < K / 256; sb++, p += R16_Q2K_SB) {
-            __m512i sumi = _mm512_setzero_si512(), summ = _mm512_setzero_si512();
-            for (int h = 0; h < 2; h++) {
-                r16_prefetch_to(&pf, (uintptr_t)p + 672 * (h + 1) + R16_PF_AHEAD, end);
-                for (int s = 0; s < 4; s++) {
-                    __m512i w[8];
-                    q2k_levels(p, h, s, w);
-                    q2k_pair(p, w, x + sb, h, s, &sumi, &summ);
-                }
-            }
-            acc = q2k_finish(p, sumi, summ, x[sb].d, acc);
+INLINE __m512 r16_q2k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uintptr_t *pf, uintptr_t end) {
+    __m512i sumi = _mm512_setzero_si512(), summ = _mm512_setzero_si512();
+    for (int h = 0; h < 2; h++) {
+        r16_prefetch_to(pf, (uintptr_t)p + 672 * (h + 1) + R16_PF_AHEAD, end);
+        for (int s = 0; s < 4; s++) {
+            __m512i w[8];
+            q2k_levels(p, h, s, w);
+            q2k_pair(p, w, xb, h, s, &sumi, &summ);
         }
-        _mm512_storeu_ps(out + 16 * i, acc);
     }
+    return q2k_finish(p, sumi, summ, xb->d, acc);
 }
+R16_DEC_SB(r16_dec_q2k, R16_Q2K_SB, r16_q2k_sb1)
 
 INLINE void r16_q2k_tile(const void *panel, int64_t K, const void *x, size_t xs, const int TT, float *y, size_t ldy,
                          int nvalid, const float *bias, int accum) {
@@ -1083,27 +1075,20 @@ INLINE __m512 iq4xs_finish(const uint8_t *p, __m512i sumi, float dx, __m512 acc)
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(sumi), _mm512_mul_ps(d, _mm512_set1_ps(dx)), acc);
 }
 
-static void r16_dec_iq4xs(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
-    uintptr_t pf = (uintptr_t)p + R16_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
-    for (int64_t i = 0; i < np; i++) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int64_t s = 0; s < K / 256; s++, p += R16_IQ4XS_SB) {
-            const blk_q8_K *xb = x + s;
-            __m512i sh = iq4xs_sh(p), sumi = _mm512_setzero_si512();
-            for (int ib = 0; ib < 8; ib++) {
-                r16_prefetch_to(&pf, (uintptr_t)p + 256 * (ib + 1) + R16_PF_AHEAD, end);
-                __m512i w[8];
-                __m512 unused;
-                tile_block(p + 256 * ib, FMT_R16_IQ4, w, &unused);
-                __m512i si = tile_row_i32(w, (const int32_t *)(xb->qs + 32 * ib), iq4xs_seed(xb, ib));
-                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(si, iq4xs_scales(p, sh, ib)));
-            }
-            r16_prefetch_to(&pf, (uintptr_t)p + R16_IQ4XS_SB + R16_PF_AHEAD, end);
-            acc = iq4xs_finish(p, sumi, xb->d, acc);
-        }
-        _mm512_storeu_ps(out + 16 * i, acc);
+INLINE __m512 r16_iq4xs_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uintptr_t *pf, uintptr_t end) {
+    __m512i sh = iq4xs_sh(p), sumi = _mm512_setzero_si512();
+    for (int ib = 0; ib < 8; ib++) {
+        r16_prefetch_to(pf, (uintptr_t)p + 256 * (ib + 1) + R16_PF_AHEAD, end);
+        __m512i w[8];
+        __m512 unused;
+        tile_block(p + 256 * ib, FMT_R16_IQ4, w, &unused);
+        __m512i si = tile_row_i32(w, (const int32_t *)(xb->qs + 32 * ib), iq4xs_seed(xb, ib));
+        sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(si, iq4xs_scales(p, sh, ib)));
     }
+    r16_prefetch_to(pf, (uintptr_t)p + R16_IQ4XS_SB + R16_PF_AHEAD, end);
+    return iq4xs_finish(p, sumi, xb->d, acc);
 }
+R16_DEC_SB(r16_dec_iq4xs, R16_IQ4XS_SB, r16_iq4xs_sb1)
 
 // Prefill: per sub-block the 8 level registers stay live while each activation row adds its products.
 INLINE void r16_iq4xs_tile(const void *panel, int64_t K, const void *x, size_t xs, const int TT, float *y, size_t ldy,
