@@ -480,6 +480,35 @@ static void r16_pack_q32_min_hi(dtype t, const void *W, size_t rb, int nrows, in
     }
 }
 
+// ---- the 256-column super-block types (Q2_K .. Q6_K, IQ4_XS): per type one row's bytes moved into an
+// r16 super-block (pack), and one row's exact integer sums plus float steps against one activation
+// super-block (the twin); the loops over super-blocks, rows and activation rows are shared.
+
+// Row l's super-block `b` (NULL for the zero rows past nrows) into the r16 super-block at dst.
+typedef void (*r16_sb_pack_fn)(uint8_t *dst, int l, const uint8_t *b, int variant);
+// Row l of the r16 super-block at p against one activation super-block: s plus the row's contribution,
+// with the kernels' float steps.
+typedef float (*r16_sb_twin_fn)(const uint8_t *p, int l, const blk_q8_K *xb, float s, int variant);
+
+static void r16_pack_sb(const void *W, size_t rb, int nrows, int64_t K, void *panel, size_t sbb, size_t bb,
+                        r16_sb_pack_fn f, int variant) {
+    for (int64_t s = 0; s < K / 256; s++)
+        for (int l = 0; l < 16; l++)
+            f((uint8_t *)panel + s * sbb, l, l < nrows ? (const uint8_t *)W + l * rb + s * bb : NULL, variant);
+}
+
+static void r16_tile_sb_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
+                            int nvalid, const float *bias, int acc, size_t sbb, r16_sb_twin_fn f, int variant) {
+    for (int r = 0; r < TT; r++)
+        for (int l = 0; l < nvalid; l++) {
+            float s = 0;
+            for (int64_t sb = 0; sb < K / 256; sb++)
+                s = f((const uint8_t *)panel + sb * sbb, l, (const blk_q8_K *)XROW(x, xs, r) + sb, s, variant);
+            float *o = y + r * ldy + l;
+            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
+        }
+}
+
 // Q4_K r16 (layout in matmul_kernels.h): where byte e (0..127) of row l's qs goes in a super-block.
 static inline size_t q4k_qs_at(int e, int l) { return (size_t)(512 * (e / 32)) + r16_byte_at(e % 32, l); }
 
@@ -488,70 +517,53 @@ static inline size_t q4k_qs_at(int e, int l) { return (size_t)(512 * (e / 32)) +
 // and d / dmin as Q4_K's, 512 bytes further.
 static inline int q5k_pos(int g) { return (int[]){4, 5, 0, 1}[g]; }
 
-// Q4_K (q5 = 0) or Q5_K (q5 = 1) rows into one r16 panel.
-static void r16_pack_q45k(const void *W, size_t rb, int nrows, int64_t K, void *panel, int q5) {
-    const size_t sbb = q5 ? R16_Q5K_SB : R16_Q4K_SB, sc_off = q5 ? R16_Q5K_SC : R16_Q4K_SC;
-    for (int64_t s = 0; s < K / 256; s++) {
-        uint8_t *dst = (uint8_t *)panel + s * sbb;
-        for (int l = 0; l < 16; l++) {   // rows past nrows: zero levels, scales and d (they add 0)
-            const uint8_t *b = l < nrows ? (const uint8_t *)W + l * rb + s * (q5 ? sizeof(blk_q5_K) : sizeof(blk_q4_K)) : NULL;
-            const blk_q4_K *b4 = (const blk_q4_K *)b;
-            const blk_q5_K *b5 = (const blk_q5_K *)b;
-            const uint8_t *qs = !b ? NULL : q5 ? b5->qs : b4->qs, *scales = !b ? NULL : q5 ? b5->scales : b4->scales;
-            for (int w = 0; w < 32; w++) {   // 4-byte groups: bytes 4w.. go to q4k_qs_at(4w, l)
-                uint32_t v = 0;
-                if (b) memcpy(&v, qs + 4 * w, 4);
-                memcpy(dst + q4k_qs_at(4 * w, l), &v, 4);
-            }
-            for (int i = 0; i < 12; i++) dst[sc_off + 16 * i + l] = b ? scales[i] : 0;
-            uint16_t d = !b ? 0 : q5 ? b5->d : b4->d, dm = !b ? 0 : q5 ? b5->dmin : b4->dmin;
-            memcpy(dst + sc_off + 192 + 2 * l, &d, 2);
-            memcpy(dst + sc_off + 192 + 32 + 2 * l, &dm, 2);
-            for (int e = 0; q5 && e < 32; e++) {
-                uint8_t h = b ? b5->qh[e] : 0, v = 0;
-                for (int g = 0; g < 4; g++)
-                    v |= (uint8_t)(((h >> (2 * g)) & 1) << q5k_pos(g) | ((h >> (2 * g + 1)) & 1) << (q5k_pos(g) + 2));
-                dst[R16_Q5K_HB + r16_byte_at(e, l)] = v;
-            }
-        }
+// Q4_K (q5 = 0) or Q5_K (q5 = 1): rows past nrows have zero levels, scales and d (they add 0).
+static void r16_pack_q45k(uint8_t *dst, int l, const uint8_t *b, int q5) {
+    const size_t sc_off = q5 ? R16_Q5K_SC : R16_Q4K_SC;
+    const blk_q4_K *b4 = (const blk_q4_K *)b;
+    const blk_q5_K *b5 = (const blk_q5_K *)b;
+    const uint8_t *qs = !b ? NULL : q5 ? b5->qs : b4->qs, *scales = !b ? NULL : q5 ? b5->scales : b4->scales;
+    for (int w = 0; w < 32; w++) {   // 4-byte groups: bytes 4w.. go to q4k_qs_at(4w, l)
+        uint32_t v = 0;
+        if (b) memcpy(&v, qs + 4 * w, 4);
+        memcpy(dst + q4k_qs_at(4 * w, l), &v, 4);
+    }
+    for (int i = 0; i < 12; i++) dst[sc_off + 16 * i + l] = b ? scales[i] : 0;
+    uint16_t d = !b ? 0 : q5 ? b5->d : b4->d, dm = !b ? 0 : q5 ? b5->dmin : b4->dmin;
+    memcpy(dst + sc_off + 192 + 2 * l, &d, 2);
+    memcpy(dst + sc_off + 192 + 32 + 2 * l, &dm, 2);
+    for (int e = 0; q5 && e < 32; e++) {
+        uint8_t h = b ? b5->qh[e] : 0, v = 0;
+        for (int g = 0; g < 4; g++)
+            v |= (uint8_t)(((h >> (2 * g)) & 1) << q5k_pos(g) | ((h >> (2 * g + 1)) & 1) << (q5k_pos(g) + 2));
+        dst[R16_Q5K_HB + r16_byte_at(e, l)] = v;
     }
 }
 
-// The Q4_K / Q5_K twin of the r16 tile and decode kernels: per super-block and row the exact integer
-// sums, then the two float steps in the kernels' order.
-static void r16_tile_q45k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
-                              int nvalid, const float *bias, int acc, int q5) {
-    const size_t sbb = q5 ? R16_Q5K_SB : R16_Q4K_SB, sc_off = q5 ? R16_Q5K_SC : R16_Q4K_SC;
-    for (int r = 0; r < TT; r++)
-        for (int l = 0; l < nvalid; l++) {
-            float s = 0;
-            for (int64_t sb = 0; sb < K / 256; sb++) {
-                const uint8_t *p = (const uint8_t *)panel + sb * sbb;
-                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
-                uint8_t sc12[12];
-                for (int i = 0; i < 12; i++) sc12[i] = p[sc_off + 16 * i + l];
-                int sumi = 0, summ = 0;
-                for (int j = 0; j < 8; j++) {
-                    int sc, m, dot = 0;
-                    q4k_scale_min(j, sc12, &sc, &m);
-                    for (int e = 0; e < 32; e++) {
-                        uint8_t v = p[q4k_qs_at(32 * (j / 2) + e, l)];
-                        int lv = (j & 1) ? v >> 4 : v & 0xF;
-                        if (q5) lv |= ((p[R16_Q5K_HB + r16_byte_at(e, l)] >> (q5k_pos(j / 2) + 2 * (j & 1))) & 1) << 4;
-                        dot += lv * xb->qs[32 * j + e];
-                    }
-                    sumi += sc * dot;
-                    summ += m * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
-                }
-                uint16_t d, dm;
-                memcpy(&d, p + sc_off + 192 + 2 * l, 2);
-                memcpy(&dm, p + sc_off + 192 + 32 + 2 * l, 2);
-                s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
-                s = fmaf(-(float)summ, f16_to_f32(dm) * xb->d, s);
-            }
-            float *o = y + r * ldy + l;
-            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
+// The Q4_K / Q5_K twin of the r16 tile and decode kernels: the exact integer sums, then the two float steps
+// in the kernels' order.
+static float r16_sb_q45k_ref(const uint8_t *p, int l, const blk_q8_K *xb, float s, int q5) {
+    const size_t sc_off = q5 ? R16_Q5K_SC : R16_Q4K_SC;
+    uint8_t sc12[12];
+    for (int i = 0; i < 12; i++) sc12[i] = p[sc_off + 16 * i + l];
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 8; j++) {
+        int sc, m, dot = 0;
+        q4k_scale_min(j, sc12, &sc, &m);
+        for (int e = 0; e < 32; e++) {
+            uint8_t v = p[q4k_qs_at(32 * (j / 2) + e, l)];
+            int lv = (j & 1) ? v >> 4 : v & 0xF;
+            if (q5) lv |= ((p[R16_Q5K_HB + r16_byte_at(e, l)] >> (q5k_pos(j / 2) + 2 * (j & 1))) & 1) << 4;
+            dot += lv * xb->qs[32 * j + e];
         }
+        sumi += sc * dot;
+        summ += m * (xb->bsums[2 * j] + xb->bsums[2 * j + 1]);
+    }
+    uint16_t d, dm;
+    memcpy(&d, p + sc_off + 192 + 2 * l, 2);
+    memcpy(&dm, p + sc_off + 192 + 32 + 2 * l, 2);
+    s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
+    return fmaf(-(float)summ, f16_to_f32(dm) * xb->d, s);
 }
 
 // Q6_K r16 (layout in matmul_kernels.h): the three level bytes of (half h, word j, row l, byte i) at
@@ -559,7 +571,6 @@ static void r16_tile_q45k_ref(const void *panel, int64_t K, const void *x, size_
 // in the top 2 bits of all three (bits 0-1 in reg 0, 2-3 in reg 1, 4-5 in reg 2).
 static inline size_t q6k_at(int h, int j, int reg, int l, int i) { return (size_t)(1536 * h + 192 * j + 64 * reg + 4 * l + i); }
 
-// Level (0..63) of element e of a Q6_K source block (the format's bit layout).
 // The 256 levels (0..63) of a Q6_K source block in element order (the format's bit layout: element
 // 128h + 32c + k has its low 4 bits in ql[64h + 32(c & 1) + k], low nibble for c < 2, and bits 2c of
 // qh[32h + k] on top).
@@ -575,26 +586,22 @@ static void q6k_src_levels(const blk_q6_K *b, uint8_t lv[256]) {
         }
 }
 
-static void r16_pack_q6k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+static void r16_pack_q6k(uint8_t *dst, int l, const uint8_t *src, int unused) {
+    (void)unused;
+    const blk_q6_K *b = (const blk_q6_K *)src;
     uint8_t lv[256];
-    for (int64_t s = 0; s < K / 256; s++) {
-        uint8_t *dst = (uint8_t *)panel + s * R16_Q6K_SB;
-        for (int l = 0; l < 16; l++) {
-            const blk_q6_K *b = l < nrows ? (const blk_q6_K *)((const char *)W + l * rb) + s : NULL;
-            if (b) q6k_src_levels(b, lv);
-            else memset(lv, 0, sizeof lv);   // zero rows: level 0, scale 0
-            for (int h = 0; h < 2; h++)
-                for (int j = 0; j < 8; j++)
-                    for (int i = 0; i < 4; i++) {
-                        int e = 128 * h + 4 * j + i, L3 = lv[e + 96];
-                        for (int reg = 0; reg < 3; reg++)
-                            dst[q6k_at(h, j, reg, l, i)] = (uint8_t)(lv[e + 32 * reg] | ((L3 >> (2 * reg)) & 3) << 6);
-                    }
-            for (int i = 0; i < 16; i++) dst[R16_Q6K_SC + 16 * i + l] = b ? (uint8_t)b->scales[i] : 0;
-            uint16_t d = b ? b->d : 0;
-            memcpy(dst + R16_Q6K_D + 2 * l, &d, 2);
-        }
-    }
+    if (b) q6k_src_levels(b, lv);
+    else memset(lv, 0, sizeof lv);   // zero rows: level 0, scale 0
+    for (int h = 0; h < 2; h++)
+        for (int j = 0; j < 8; j++)
+            for (int i = 0; i < 4; i++) {
+                int e = 128 * h + 4 * j + i, L3 = lv[e + 96];
+                for (int reg = 0; reg < 3; reg++)
+                    dst[q6k_at(h, j, reg, l, i)] = (uint8_t)(lv[e + 32 * reg] | ((L3 >> (2 * reg)) & 3) << 6);
+            }
+    for (int i = 0; i < 16; i++) dst[R16_Q6K_SC + 16 * i + l] = b ? (uint8_t)b->scales[i] : 0;
+    uint16_t d = b ? b->d : 0;
+    memcpy(dst + R16_Q6K_D + 2 * l, &d, 2);
 }
 
 // Level (0..63) of element e (0..255) of row l in a Q6_K r16 super-block.
@@ -604,186 +611,144 @@ static int q6k_level(const uint8_t *p, int e, int l) {
     return (p[q6k_at(h, j, 0, l, i)] >> 6) | (p[q6k_at(h, j, 1, l, i)] >> 6) << 2 | (p[q6k_at(h, j, 2, l, i)] >> 6) << 4;
 }
 
-// The Q6_K twin: per super-block and row sumi = sum_j sc_j * (dot_j - 32 * bsum_j), exact, then one FMA.
-static void r16_tile_q6k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
-                             int nvalid, const float *bias, int acc) {
-    for (int r = 0; r < TT; r++)
-        for (int l = 0; l < nvalid; l++) {
-            float s = 0;
-            for (int64_t sb = 0; sb < K / 256; sb++) {
-                const uint8_t *p = (const uint8_t *)panel + sb * R16_Q6K_SB;
-                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
-                int sumi = 0;
-                for (int j = 0; j < 16; j++) {
-                    int dot = -32 * xb->bsums[j];
-                    for (int e = 16 * j; e < 16 * j + 16; e++) dot += q6k_level(p, e, l) * xb->qs[e];
-                    sumi += (int8_t)p[R16_Q6K_SC + 16 * j + l] * dot;
-                }
-                uint16_t d;
-                memcpy(&d, p + R16_Q6K_D + 2 * l, 2);
-                s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
-            }
-            float *o = y + r * ldy + l;
-            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
-        }
-}
-
-// Q3_K r16 (layout in matmul_kernels.h): byte moves; rows past nrows are zero (d 0).
-static void r16_pack_q3k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    for (int64_t s = 0; s < K / 256; s++) {
-        uint8_t *dst = (uint8_t *)panel + s * R16_Q3K_SB;
-        for (int l = 0; l < 16; l++) {
-            const blk_q3_K *b = l < nrows ? (const blk_q3_K *)((const char *)W + l * rb) + s : NULL;
-            for (int k = 0; k < 32; k++) {
-                dst[r16_byte_at(k, l)] = b ? b->qs[k] : 0;
-                dst[512 + r16_byte_at(k, l)] = b ? b->qs[32 + k] : 0;
-                dst[R16_Q3K_HM + r16_byte_at(k, l)] = b ? b->hmask[k] : 0;
-            }
-            for (int i = 0; i < 12; i++) dst[R16_Q3K_SC + 16 * i + l] = b ? b->scales[i] : 0;
-            uint16_t d = b ? b->d : 0;
-            memcpy(dst + R16_Q3K_D + 2 * l, &d, 2);
-        }
+// The Q6_K twin: sumi = sum_j sc_j * (dot_j - 32 * bsum_j), exact, then one FMA.
+static float r16_sb_q6k_ref(const uint8_t *p, int l, const blk_q8_K *xb, float s, int unused) {
+    (void)unused;
+    int sumi = 0;
+    for (int j = 0; j < 16; j++) {
+        int dot = -32 * xb->bsums[j];
+        for (int e = 16 * j; e < 16 * j + 16; e++) dot += q6k_level(p, e, l) * xb->qs[e];
+        sumi += (int8_t)p[R16_Q6K_SC + 16 * j + l] * dot;
     }
+    uint16_t d;
+    memcpy(&d, p + R16_Q6K_D + 2 * l, 2);
+    return fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
 }
 
-// Q2_K r16 (layout in matmul_kernels.h): byte moves; rows past nrows are zero (d, dmin 0).
-static void r16_pack_q2k(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    for (int64_t s = 0; s < K / 256; s++) {
-        uint8_t *dst = (uint8_t *)panel + s * R16_Q2K_SB;
-        for (int l = 0; l < 16; l++) {
-            const blk_q2_K *b = l < nrows ? (const blk_q2_K *)((const char *)W + l * rb) + s : NULL;
-            for (int k = 0; k < 32; k++) {
-                dst[r16_byte_at(k, l)] = b ? b->qs[k] : 0;
-                dst[512 + r16_byte_at(k, l)] = b ? b->qs[32 + k] : 0;
-            }
-            for (int j = 0; j < 16; j++) dst[R16_Q2K_SC + 16 * j + l] = b ? b->scales[j] : 0;
-            uint16_t d = b ? b->d : 0, dm = b ? b->dmin : 0;
-            memcpy(dst + R16_Q2K_D + 2 * l, &d, 2);
-            memcpy(dst + R16_Q2K_DMIN + 2 * l, &dm, 2);
-        }
-    }
-}
-
-// The Q2_K twin: per super-block and row sumi = sum_j sc_j * dot_j and summ = sum_j m_j * bsum_j, exact,
-// then two FMAs (acc += sumi * d * dx, acc -= summ * dmin * dx).
-static void r16_tile_q2k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
-                             int nvalid, const float *bias, int acc) {
-    for (int r = 0; r < TT; r++)
-        for (int l = 0; l < nvalid; l++) {
-            float s = 0;
-            for (int64_t sb = 0; sb < K / 256; sb++) {
-                const uint8_t *p = (const uint8_t *)panel + sb * R16_Q2K_SB;
-                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
-                uint8_t qs[64];
-                for (int k = 0; k < 32; k++) { qs[k] = p[r16_byte_at(k, l)]; qs[32 + k] = p[512 + r16_byte_at(k, l)]; }
-                int sumi = 0, summ = 0;
-                for (int j = 0; j < 16; j++) {
-                    int sc = p[R16_Q2K_SC + 16 * j + l], dot = 0;
-                    for (int e = 16 * j; e < 16 * j + 16; e++) dot += q2k_low(qs, e) * xb->qs[e];
-                    sumi += (sc & 0xF) * dot;
-                    summ += (sc >> 4) * xb->bsums[j];
-                }
-                uint16_t d, dm;
-                memcpy(&d, p + R16_Q2K_D + 2 * l, 2);
-                memcpy(&dm, p + R16_Q2K_DMIN + 2 * l, 2);
-                s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
-                s = fmaf(-(float)summ, f16_to_f32(dm) * xb->d, s);
-            }
-            float *o = y + r * ldy + l;
-            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
-        }
-}
-
-// Row l's Q3_K block back from an r16 super-block (the twin reads the levels through the format's helpers).
-static void r16_q3k_row(const uint8_t *p, int l, blk_q3_K *b) {
+// Q2_K / Q3_K r16 (layout in matmul_kernels.h): a row's 64 qs bytes in two halves of registers, moved to
+// (put) or back from (get) the super-block at p.
+static void r16_qs64_put(uint8_t *p, int l, const uint8_t *qs) {
     for (int k = 0; k < 32; k++) {
-        b->qs[k] = p[r16_byte_at(k, l)];
-        b->qs[32 + k] = p[512 + r16_byte_at(k, l)];
-        b->hmask[k] = p[R16_Q3K_HM + r16_byte_at(k, l)];
-    }
-    for (int i = 0; i < 12; i++) b->scales[i] = p[R16_Q3K_SC + 16 * i + l];
-    memcpy(&b->d, p + R16_Q3K_D + 2 * l, 2);
-}
-
-// The Q3_K twin: per super-block and row sumi = sum_j (sc_j - 32) * sum (q - 4) x over sub-block j, exact,
-// then one FMA.
-static void r16_tile_q3k_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
-                             int nvalid, const float *bias, int acc) {
-    for (int r = 0; r < TT; r++)
-        for (int l = 0; l < nvalid; l++) {
-            float s = 0;
-            for (int64_t sb = 0; sb < K / 256; sb++) {
-                blk_q3_K b;
-                r16_q3k_row((const uint8_t *)panel + sb * R16_Q3K_SB, l, &b);
-                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
-                int sumi = 0;
-                for (int j = 0; j < 16; j++) {
-                    int dot = 0;
-                    for (int e = 16 * j; e < 16 * j + 16; e++)
-                        dot += (q2k_low(b.qs, e) + 4 * q3k_hbit(b.hmask, e) - 4) * xb->qs[e];
-                    sumi += (q3k_scale(j, b.scales) - 32) * dot;
-                }
-                s = fmaf((float)sumi, f16_to_f32(b.d) * xb->d, s);
-            }
-            float *o = y + r * ldy + l;
-            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
-        }
-}
-
-// IQ4_XS r16 (layout in matmul_kernels.h): byte moves; rows past nrows are zero (scale 0).
-static void r16_pack_iq4xs(const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    for (int64_t s = 0; s < K / 256; s++) {
-        uint8_t *dst = (uint8_t *)panel + s * R16_IQ4XS_SB;
-        for (int l = 0; l < 16; l++) {
-            const blk_iq4_xs *b = l < nrows ? (const blk_iq4_xs *)((const char *)W + l * rb) + s : NULL;
-            for (int ib = 0; ib < 8; ib++)
-                for (int e = 0; e < 16; e++) dst[256 * ib + r16_byte_at(e, l)] = b ? b->qs[16 * ib + e] : 0;
-            for (int i = 0; i < 4; i++) dst[R16_IQ4XS_SL + 16 * i + l] = b ? b->scales_l[i] : 0;
-            uint16_t sh = b ? b->scales_h : 0, d = b ? b->d : 0;
-            memcpy(dst + R16_IQ4XS_SH + 2 * l, &sh, 2);
-            memcpy(dst + R16_IQ4XS_D + 2 * l, &d, 2);
-        }
+        p[r16_byte_at(k, l)] = qs ? qs[k] : 0;
+        p[512 + r16_byte_at(k, l)] = qs ? qs[32 + k] : 0;
     }
 }
+static void r16_qs64_get(const uint8_t *p, int l, uint8_t *qs) {
+    for (int k = 0; k < 32; k++) { qs[k] = p[r16_byte_at(k, l)]; qs[32 + k] = p[512 + r16_byte_at(k, l)]; }
+}
 
-// The IQ4_XS twin: per super-block and row sumi = sum_ib (ls_ib - 32) * dot_ib over the signed levels,
-// exact, then one FMA.
-static void r16_tile_iq4xs_ref(const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y, size_t ldy,
-                               int nvalid, const float *bias, int acc) {
-    for (int r = 0; r < TT; r++)
-        for (int l = 0; l < nvalid; l++) {
-            float s = 0;
-            for (int64_t sb = 0; sb < K / 256; sb++) {
-                const uint8_t *p = (const uint8_t *)panel + sb * R16_IQ4XS_SB;
-                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + sb;
-                blk_iq4_xs b;   // the row's scales, for iq4xs_scale
-                memcpy(&b.scales_h, p + R16_IQ4XS_SH + 2 * l, 2);
-                for (int i = 0; i < 4; i++) b.scales_l[i] = p[R16_IQ4XS_SL + 16 * i + l];
-                int sumi = 0;
-                for (int ib = 0; ib < 8; ib++) {
-                    int dot = 0;
-                    for (int e = 0; e < 16; e++) {
-                        uint8_t v = p[256 * ib + r16_byte_at(e, l)];
-                        dot += iq4_levels[v & 0xF] * xb->qs[32 * ib + e] + iq4_levels[v >> 4] * xb->qs[32 * ib + 16 + e];
-                    }
-                    sumi += (iq4xs_scale(&b, ib) - 32) * dot;
-                }
-                uint16_t d;
-                memcpy(&d, p + R16_IQ4XS_D + 2 * l, 2);
-                s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
-            }
-            float *o = y + r * ldy + l;
-            *o = acc ? *o + s : s + (bias ? bias[l] : 0.f);
-        }
+// Q3_K: byte moves; rows past nrows are zero (d 0).
+static void r16_pack_q3k(uint8_t *dst, int l, const uint8_t *src, int unused) {
+    (void)unused;
+    const blk_q3_K *b = (const blk_q3_K *)src;
+    r16_qs64_put(dst, l, b ? b->qs : NULL);
+    for (int k = 0; k < 32; k++) dst[R16_Q3K_HM + r16_byte_at(k, l)] = b ? b->hmask[k] : 0;
+    for (int i = 0; i < 12; i++) dst[R16_Q3K_SC + 16 * i + l] = b ? b->scales[i] : 0;
+    uint16_t d = b ? b->d : 0;
+    memcpy(dst + R16_Q3K_D + 2 * l, &d, 2);
+}
+
+// Q2_K: byte moves; rows past nrows are zero (d, dmin 0).
+static void r16_pack_q2k(uint8_t *dst, int l, const uint8_t *src, int unused) {
+    (void)unused;
+    const blk_q2_K *b = (const blk_q2_K *)src;
+    r16_qs64_put(dst, l, b ? b->qs : NULL);
+    for (int j = 0; j < 16; j++) dst[R16_Q2K_SC + 16 * j + l] = b ? b->scales[j] : 0;
+    uint16_t d = b ? b->d : 0, dm = b ? b->dmin : 0;
+    memcpy(dst + R16_Q2K_D + 2 * l, &d, 2);
+    memcpy(dst + R16_Q2K_DMIN + 2 * l, &dm, 2);
+}
+
+// The Q2_K twin: sumi = sum_j sc_j * dot_j and summ = sum_j m_j * bsum_j, exact, then two FMAs (acc +=
+// sumi * d * dx, acc -= summ * dmin * dx).
+static float r16_sb_q2k_ref(const uint8_t *p, int l, const blk_q8_K *xb, float s, int unused) {
+    (void)unused;
+    uint8_t qs[64];
+    r16_qs64_get(p, l, qs);
+    int sumi = 0, summ = 0;
+    for (int j = 0; j < 16; j++) {
+        int sc = p[R16_Q2K_SC + 16 * j + l], dot = 0;
+        for (int e = 16 * j; e < 16 * j + 16; e++) dot += q2k_low(qs, e) * xb->qs[e];
+        sumi += (sc & 0xF) * dot;
+        summ += (sc >> 4) * xb->bsums[j];
+    }
+    uint16_t d, dm;
+    memcpy(&d, p + R16_Q2K_D + 2 * l, 2);
+    memcpy(&dm, p + R16_Q2K_DMIN + 2 * l, 2);
+    s = fmaf((float)sumi, f16_to_f32(d) * xb->d, s);
+    return fmaf(-(float)summ, f16_to_f32(dm) * xb->d, s);
+}
+
+// The Q3_K twin: row l's block rebuilt from the super-block and read through the format's helpers; sumi =
+// sum_j (sc_j - 32) * sum (q - 4) x over sub-block j, exact, then one FMA.
+static float r16_sb_q3k_ref(const uint8_t *p, int l, const blk_q8_K *xb, float s, int unused) {
+    (void)unused;
+    blk_q3_K b;
+    r16_qs64_get(p, l, b.qs);
+    for (int k = 0; k < 32; k++) b.hmask[k] = p[R16_Q3K_HM + r16_byte_at(k, l)];
+    for (int i = 0; i < 12; i++) b.scales[i] = p[R16_Q3K_SC + 16 * i + l];
+    memcpy(&b.d, p + R16_Q3K_D + 2 * l, 2);
+    int sumi = 0;
+    for (int j = 0; j < 16; j++) {
+        int dot = 0;
+        for (int e = 16 * j; e < 16 * j + 16; e++) dot += (q2k_low(b.qs, e) + 4 * q3k_hbit(b.hmask, e) - 4) * xb->qs[e];
+        sumi += (q3k_scale(j, b.scales) - 32) * dot;
+    }
+    return fmaf((float)sumi, f16_to_f32(b.d) * xb->d, s);
+}
+
+// IQ4_XS: byte moves; rows past nrows are zero (scale 0).
+static void r16_pack_iq4xs(uint8_t *dst, int l, const uint8_t *src, int unused) {
+    (void)unused;
+    const blk_iq4_xs *b = (const blk_iq4_xs *)src;
+    for (int ib = 0; ib < 8; ib++)
+        for (int e = 0; e < 16; e++) dst[256 * ib + r16_byte_at(e, l)] = b ? b->qs[16 * ib + e] : 0;
+    for (int i = 0; i < 4; i++) dst[R16_IQ4XS_SL + 16 * i + l] = b ? b->scales_l[i] : 0;
+    uint16_t sh = b ? b->scales_h : 0, d = b ? b->d : 0;
+    memcpy(dst + R16_IQ4XS_SH + 2 * l, &sh, 2);
+    memcpy(dst + R16_IQ4XS_D + 2 * l, &d, 2);
+}
+
+// The IQ4_XS twin: row l's block rebuilt from the super-block; sumi = sum_ib (ls_ib - 32) * dot_ib over
+// the signed levels (iq4_dot32), exact, then one FMA.
+static float r16_sb_iq4xs_ref(const uint8_t *p, int l, const blk_q8_K *xb, float s, int unused) {
+    (void)unused;
+    blk_iq4_xs b;
+    for (int ib = 0; ib < 8; ib++)
+        for (int e = 0; e < 16; e++) b.qs[16 * ib + e] = p[256 * ib + r16_byte_at(e, l)];
+    for (int i = 0; i < 4; i++) b.scales_l[i] = p[R16_IQ4XS_SL + 16 * i + l];
+    memcpy(&b.scales_h, p + R16_IQ4XS_SH + 2 * l, 2);
+    memcpy(&b.d, p + R16_IQ4XS_D + 2 * l, 2);
+    int sumi = 0;
+    for (int ib = 0; ib < 8; ib++) sumi += (iq4xs_scale(&b, ib) - 32) * iq4_dot32(b.qs + 16 * ib, xb->qs + 32 * ib);
+    return fmaf((float)sumi, f16_to_f32(b.d) * xb->d, s);
+}
+
+// The super-block types' pack and twin (either pointer may be NULL); false for the 32-block types. Their
+// r16 super-block is 8 * mm_r16_block_bytes(t) bytes; the variant argument is 1 for Q5_K.
+static bool r16_sb_type(dtype t, r16_sb_pack_fn *pack, r16_sb_twin_fn *twin) {
+    r16_sb_pack_fn p = NULL;
+    r16_sb_twin_fn f = NULL;
+    switch (t) {
+    case DT_Q4_K: case DT_Q5_K: p = r16_pack_q45k; f = r16_sb_q45k_ref; break;
+    case DT_Q6_K: p = r16_pack_q6k; f = r16_sb_q6k_ref; break;
+    case DT_Q3_K: p = r16_pack_q3k; f = r16_sb_q3k_ref; break;
+    case DT_Q2_K: p = r16_pack_q2k; f = r16_sb_q2k_ref; break;
+    case DT_IQ4_XS: p = r16_pack_iq4xs; f = r16_sb_iq4xs_ref; break;
+    default: return false;
+    }
+    if (pack) *pack = p;
+    if (twin) *twin = f;
+    return true;
 }
 
 void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
-    if (t == DT_IQ4_XS) { r16_pack_iq4xs(W, rb, nrows, K, panel); return; }
-    if (t == DT_Q3_K) { r16_pack_q3k(W, rb, nrows, K, panel); return; }
-    if (t == DT_Q2_K) { r16_pack_q2k(W, rb, nrows, K, panel); return; }
+    r16_sb_pack_fn sbp;
+    if (r16_sb_type(t, &sbp, NULL)) {
+        r16_pack_sb(W, rb, nrows, K, panel, 8 * mm_r16_block_bytes(t), (size_t)dtype_get(t)->block_bytes, sbp, t == DT_Q5_K);
+        return;
+    }
     if (t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1) { r16_pack_q32_min_hi(t, W, rb, nrows, K, panel); return; }
-    if (t == DT_Q4_K || t == DT_Q5_K) { r16_pack_q45k(W, rb, nrows, K, panel, t == DT_Q5_K); return; }
-    if (t == DT_Q6_K) { r16_pack_q6k(W, rb, nrows, K, panel); return; }
     const size_t pb = mm_r16_block_bytes(t), bb = (size_t)dtype_get(t)->block_bytes;
     const int q4 = t == DT_Q4_0 || t == DT_IQ4_NL, qbytes = q4 ? 16 : 32;   // (IQ4_NL: Q4_0's bytes)
     for (int64_t b = 0; b < K / 32; b++) {
@@ -806,11 +771,11 @@ void mm_r16_pack_ref(dtype t, const void *W, size_t rb, int nrows, int64_t K, vo
 // panel twin: the two layouts hold the same numbers, so one reference serves both.
 void mm_r16_tile_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc) {
-    if (t == DT_Q4_K || t == DT_Q5_K) { r16_tile_q45k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, t == DT_Q5_K); return; }
-    if (t == DT_Q6_K) { r16_tile_q6k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
-    if (t == DT_IQ4_XS) { r16_tile_iq4xs_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
-    if (t == DT_Q3_K) { r16_tile_q3k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
-    if (t == DT_Q2_K) { r16_tile_q2k_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc); return; }
+    r16_sb_twin_fn sbt;
+    if (r16_sb_type(t, NULL, &sbt)) {
+        r16_tile_sb_ref(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, 8 * mm_r16_block_bytes(t), sbt, t == DT_Q5_K);
+        return;
+    }
     const size_t pb = mm_r16_block_bytes(t), qb = mm_panel_block_bytes(t);
     const int q4 = t == DT_Q4_0 || t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL;
     const int q5 = t == DT_Q5_0 || t == DT_Q5_1;
