@@ -885,13 +885,33 @@ INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs,
 // high bit 4h + s of the hmask byte is set (levels 0..7 = q + 4, unsigned for vpdpbusd; each sub-block's
 // chain starts from -4 times its activation sum); the two sub-blocks' sums are scaled by the rows'
 // sc - 32 in 32-bit integers, so each row's super-block sum is exact; one FMA per super-block.
+// Q2_K / Q3_K: the 2-bit levels of register j of half h, shift s (from the qs registers).
+INLINE __m512i q2k_level_reg(const uint8_t *p, int h, int s, int j) {
+    return _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512((const void *)(p + 512 * h + 64 * j)), 2 * s),
+                            _mm512_set1_epi8(3));
+}
 INLINE void q3k_levels(const uint8_t *p, int h, int s, __m512i w[8]) {
-    const __m512i m3 = _mm512_set1_epi8(3), four = _mm512_set1_epi8(4), hb = _mm512_set1_epi8((char)(1 << (4 * h + s)));
+    const __m512i four = _mm512_set1_epi8(4), hb = _mm512_set1_epi8((char)(1 << (4 * h + s)));
     for (int j = 0; j < 8; j++) {
-        __m512i lv = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512((const void *)(p + 512 * h + 64 * j)), 2 * s), m3);
+        __m512i lv = q2k_level_reg(p, h, s, j);
         __mmask64 hi = _mm512_test_epi8_mask(_mm512_loadu_si512((const void *)(p + R16_Q3K_HM + 64 * j)), hb);
         w[j] = _mm512_mask_add_epi8(lv, hi, lv, four);
     }
+}
+// Q2_K / Q3_K: the two sub-blocks of the 8 level registers against activation words q: registers 0..3 into
+// a, 4..7 into b (chains the caller seeds), interleaved.
+INLINE void q23k_dots(const __m512i w[8], const int32_t *q, __m512i *pa, __m512i *pb) {
+    __m512i a = *pa, b = *pb;
+    a = _mm512_dpbusd_epi32(a, w[0], _mm512_set1_epi32(q[0]));
+    b = _mm512_dpbusd_epi32(b, w[4], _mm512_set1_epi32(q[4]));
+    a = _mm512_dpbusd_epi32(a, w[1], _mm512_set1_epi32(q[1]));
+    b = _mm512_dpbusd_epi32(b, w[5], _mm512_set1_epi32(q[5]));
+    a = _mm512_dpbusd_epi32(a, w[2], _mm512_set1_epi32(q[2]));
+    b = _mm512_dpbusd_epi32(b, w[6], _mm512_set1_epi32(q[6]));
+    a = _mm512_dpbusd_epi32(a, w[3], _mm512_set1_epi32(q[3]));
+    b = _mm512_dpbusd_epi32(b, w[7], _mm512_set1_epi32(q[7]));
+    *pa = a;
+    *pb = b;
 }
 // The 6-bit scales minus 32 of a super-block's 16 sub-blocks x 16 rows, as int8 with byte operations on the
 // three 64-byte registers of scale bytes: v[g] lane (128-bit) i holds sub-block 4g + i of the 16 rows
@@ -922,14 +942,7 @@ INLINE __m512i q3k_pair(const __m512i w[8], const blk_q8_K *xb, int h, int s, __
     const int k = 8 * h + 2 * s;
     const int32_t *q = (const int32_t *)xb->qs + 32 * h + 8 * s;
     __m512i a = _mm512_set1_epi32(-4 * xb->bsums[k]), b = _mm512_set1_epi32(-4 * xb->bsums[k + 1]);
-    a = _mm512_dpbusd_epi32(a, w[0], _mm512_set1_epi32(q[0]));
-    b = _mm512_dpbusd_epi32(b, w[4], _mm512_set1_epi32(q[4]));
-    a = _mm512_dpbusd_epi32(a, w[1], _mm512_set1_epi32(q[1]));
-    b = _mm512_dpbusd_epi32(b, w[5], _mm512_set1_epi32(q[5]));
-    a = _mm512_dpbusd_epi32(a, w[2], _mm512_set1_epi32(q[2]));
-    b = _mm512_dpbusd_epi32(b, w[6], _mm512_set1_epi32(q[6]));
-    a = _mm512_dpbusd_epi32(a, w[3], _mm512_set1_epi32(q[3]));
-    b = _mm512_dpbusd_epi32(b, w[7], _mm512_set1_epi32(q[7]));
+    q23k_dots(w, q, &a, &b);
     return _mm512_add_epi32(_mm512_mullo_epi32(a, sc0), _mm512_mullo_epi32(b, sc1));
 }
 INLINE __m512 q3k_finish(const uint8_t *p, __m512i sumi, float dx, __m512 acc) {
@@ -980,13 +993,11 @@ INLINE void r16_q3k_tile(const void *panel, int64_t K, const void *x, size_t xs,
     r16_q3k_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc)
 
 // ---------------------------------------------------------------- r16 Q2_K (layout in matmul_kernels.h)
-// Q3_K's qs registers without the high bit (levels 0..3, no offset); per sub-block the sum is scaled by
-// the rows' 4-bit scale and the minimum term m * bsum summed apart, both in 32-bit integers; two FMAs per
-// super-block.
+// Q3_K's qs registers without the high bit (levels 0..3, no offset); per sub-block the sum is
+// scaled by the rows' 4-bit scale and the minimum term m * bsum summed apart, both in 32-bit integers; two
+// FMAs per super-block.
 INLINE void q2k_levels(const uint8_t *p, int h, int s, __m512i w[8]) {
-    const __m512i m3 = _mm512_set1_epi8(3);
-    for (int j = 0; j < 8; j++)
-        w[j] = _mm512_and_si512(_mm512_srli_epi16(_mm512_loadu_si512((const void *)(p + 512 * h + 64 * j)), 2 * s), m3);
+    for (int j = 0; j < 8; j++) w[j] = q2k_level_reg(p, h, s, j);
 }
 // Sub-blocks k = 8h + 2s and k + 1 of one activation row: adds sc * dot to *sumi and m * bsum to *summ.
 INLINE void q2k_pair(const uint8_t *p, const __m512i w[8], const blk_q8_K *xb, int h, int s, __m512i *sumi,
@@ -995,14 +1006,7 @@ INLINE void q2k_pair(const uint8_t *p, const __m512i w[8], const blk_q8_K *xb, i
     const int32_t *q = (const int32_t *)xb->qs + 32 * h + 8 * s;
     const __m512i m4 = _mm512_set1_epi32(0xF);
     __m512i a = _mm512_setzero_si512(), b = _mm512_setzero_si512();
-    a = _mm512_dpbusd_epi32(a, w[0], _mm512_set1_epi32(q[0]));
-    b = _mm512_dpbusd_epi32(b, w[4], _mm512_set1_epi32(q[4]));
-    a = _mm512_dpbusd_epi32(a, w[1], _mm512_set1_epi32(q[1]));
-    b = _mm512_dpbusd_epi32(b, w[5], _mm512_set1_epi32(q[5]));
-    a = _mm512_dpbusd_epi32(a, w[2], _mm512_set1_epi32(q[2]));
-    b = _mm512_dpbusd_epi32(b, w[6], _mm512_set1_epi32(q[6]));
-    a = _mm512_dpbusd_epi32(a, w[3], _mm512_set1_epi32(q[3]));
-    b = _mm512_dpbusd_epi32(b, w[7], _mm512_set1_epi32(q[7]));
+    q23k_dots(w, q, &a, &b);
     __m512i s0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + R16_Q2K_SC + 16 * k)));
     __m512i s1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(p + R16_Q2K_SC + 16 * (k + 1))));
     *sumi = _mm512_add_epi32(*sumi, _mm512_add_epi32(_mm512_mullo_epi32(a, _mm512_and_si512(s0, m4)),
