@@ -98,6 +98,7 @@ typedef struct {
     int hpt;                     // prefill: q heads per task (all those of a kv head, or 1)
     int n_runs;                  // decode: key runs (tasks)
     int64_t p0, s0;              // first new position; decode: first visible key
+    const mm_next *next;         // decode: the output projection that follows (warmed by the tasks)
     attn_params ap;
 } attn_job;
 
@@ -157,7 +158,9 @@ static void attn_task(void *ctx, int64_t task, int thread) {
 // run (all heads of consecutive positions) are one contiguous stream per K and V, split evenly over
 // the threads; attention_decode_merge then combines the runs. Each task rotates its own copy of the
 // query (the heads' norms and rope: cheap, and no single-threaded step between the q/k/v product and
-// attention); the last run holds the new position, so its task appends the new k / v row first.
+// attention); the last run holds the new position, so its task appends the new k / v row first. A task
+// done with its run requests the first rows of its range of the output projection into L2 (as each
+// product does for the next), so that product does not start cold.
 // Run r's scratch in the session: rotated query q (Hq, D), partial output o (Hq, D), max m (Hq), sum l (Hq).
 static float *dec_slot(const model_session *s, const attn_job *j, int64_t r, float **o, float **m, double **l) {
     size_t hd = (size_t)j->Hq * j->D;
@@ -179,6 +182,7 @@ static void attn_decode_task(void *ctx, int64_t r, int thread) {
     if (r == j->n_runs - 1) append_kv(j);
     int64_t n = j->p0 + 1 - j->s0, a = j->s0 + n * r / j->n_runs, b = j->s0 + n * (r + 1) / j->n_runs;
     attention_decode_part(o, m, l, q, j->kc, j->vc, j->Hq, j->Hkv, j->D, a, b - 1, &j->ap);
+    mm_next_warm(j->next, r, tpool_size(s->pool), thread != 0);   // the output projection's first rows
 }
 
 static void attention_decode(model_session *s, attn_job *j) {
@@ -219,7 +223,9 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     job.ap.softcap = 0;
     job.ap.doc_start = NULL;
     job.ap.kv_f16 = s->kv_f16;
+    next_products np;
     if (T == 1) {
+        job.next = next_of(m, il, 0, T, &np);
         if (job.ap.window > 0 && p0 - job.ap.window + 1 > 0) job.s0 = p0 - job.ap.window + 1;
         attention_decode(s, &job);   // att (1, Hq*D)
     } else {
@@ -231,7 +237,6 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
         if ((int64_t)Hkv * job.n_chunks < 4 * (int64_t)tpool_size(s->pool)) job.hpt = 1;
         tpool_run(s->pool, (int64_t)(Hq / job.hpt) * job.n_chunks, attn_task, &job);   // att (T, Hq*D)
     }
-    next_products np;
     if ((rc = mm(s, &w[TR_ATTN_OUT], s->att, T, &w[TR_ATTN_OUT_B], s->o, next_of(m, il, 1, T, &np)))) return rc;   // o (T, C)
     if (m->arch->post_norms) rmsnorm_fwd(s->o, NULL, s->o, w[TR_POST_ATTN_NORM].data, 0.0f, T, C, hp->norm_eps);
     int64_t n = (int64_t)T * C;

@@ -271,6 +271,23 @@ void attention_fwd_heads(float *out, float *att, const float *q, const void *k, 
 // Keys per block of the decode parts (each head's scores of a block stay on the stack).
 #define DEC_BLOCK 32
 
+// Reads one word of every 64-byte line of [a, a + bytes) and [b, b + bytes), in address order. The
+// decode parts go through a block's K / V rows head by head (pieces of D elements, Hkv * D apart), a
+// pattern the hardware stream prefetcher does not follow: the rows then arrive at the rate of the
+// core's own outstanding misses (~7.5 GB/s a core here). Two linear passes first bring the block in
+// at stream speed (~14 GB/s), after which the heads read it from L2. Measured on a Qwen3-0.6B shape
+// (72 cold keys a thread): 35-45 us -> 31-33 us a layer; decode of the Q4_0 model +1.7%.
+static void touch_lines(const char *a, const char *b, size_t bytes) {
+    uint64_t x = 0;
+    for (size_t o = 0; o < bytes; o += 64) {
+        uint64_t wa, wb;
+        memcpy(&wa, a + o, sizeof wa);
+        memcpy(&wb, b + o, sizeof wb);
+        x ^= wa ^ wb;
+    }
+    __asm__ volatile("" : : "r"(x));   // keeps the loads: their values are not needed
+}
+
 void attention_decode_part(float *o, float *m, double *l, const float *q, const void *k, const void *v, int Hq,
                            int Hkv, int D, int64_t lo, int64_t hi, const attn_params *p) {
     const attn_kernels *kn = attn_kernels_active();
@@ -283,8 +300,10 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
     for (int h = 0; h < Hq; h++) { m[h] = -INFINITY; l[h] = 0.0; }
     // blocks outside, kv heads inside: a block's rows (every head of DEC_BLOCK positions, adjacent in the
     // cache) are read from memory once; each kv head's part is loaded once for its G query heads
+    const size_t rowb = (size_t)ks * (p->kv_f16 ? 2 : 4);
     for (int64_t b0 = lo; b0 <= hi; b0 += DEC_BLOCK) {
         int n = (int)(hi - b0 + 1 < DEC_BLOCK ? hi - b0 + 1 : DEC_BLOCK);
+        touch_lines((const char *)k + (size_t)b0 * rowb, (const char *)v + (size_t)b0 * rowb, (size_t)n * rowb);
         for (int h = 0; h < Hq; h += g) {
             int64_t off = b0 * ks + (int64_t)(h / G) * D;
             online_block(kn, sc, o + (int64_t)h * D, &m[h], &l[h], q + (int64_t)h * D, g, kv_at(k, off, p),

@@ -1238,6 +1238,13 @@ static void dec_warm(const dec_sched *d, int64_t task, int thread, bool others_b
     for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);   // prefetcht1: L2
 }
 
+void mm_next_warm(const mm_next *next, int64_t task, int nthreads, bool done_first) {
+    const char *p = NULL;
+    size_t bytes = next ? dec_warm_target(next, task, nthreads, &p) : 0;
+    if (done_first) tpool_task_done();
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);
+}
+
 static void dec_task(void *ctx, int64_t task, int thread) {
     dec_sched *d = ctx;
     dec_range *own = &d->r[task];

@@ -31,6 +31,10 @@ int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const flo
 typedef struct { int n; const mm_out *outs; int64_t K; } mm_next;
 int mm_matmul_multi_next(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T,
                          const mm_next *next);
+// From inside pool task `task` of another dispatch (e.g. decode attention): requests into L2 the
+// first bytes that task `task` of a dispatch of `next` on nthreads threads will stream. done_first:
+// count the task done first (tpool_task_done), so the caller need not wait for the requests.
+void mm_next_warm(const mm_next *next, int64_t task, int nthreads, bool done_first);
 // Weights repacked once for this CPU's kernels (Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q5_K / Q6_K
 // with AVX-512: 16 rows interleaved per panel, the bytes of the source rows reordered so a task's rows
 // are one linear stream; see tensor/matmul_kernels.h; F16 / BF16: the same rows copied, so that they
