@@ -240,7 +240,7 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     if ((rc = mm(s, &w[TR_ATTN_OUT], s->att, T, &w[TR_ATTN_OUT_B], s->o, next_of(m, il, 1, T, &np)))) return rc;   // o (T, C)
     if (m->arch->post_norms) rmsnorm_fwd(s->o, NULL, s->o, w[TR_POST_ATTN_NORM].data, 0.0f, T, C, hp->norm_eps);
     int64_t n = (int64_t)T * C;
-    for (int64_t i = 0; i < n; i++) s->x[i] += s->o[i];
+    add_f32(s->x, s->o, n);
 
     // ---- feed-forward ----
     norm(m, s->xn, s->x, &w[TR_FFN_NORM], &w[TR_FFN_NORM_B], T, C);
@@ -257,7 +257,7 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     }
     if ((rc = mm(s, &w[TR_FFN_DOWN], s->ff_b, T, &w[TR_FFN_DOWN_B], s->o, next_of(m, il, 3, T, &np)))) return rc;   // (T, C)
     if (m->arch->post_norms) rmsnorm_fwd(s->o, NULL, s->o, w[TR_POST_FFN_NORM].data, 0.0f, T, C, hp->norm_eps);
-    for (int64_t i = 0; i < n; i++) s->x[i] += s->o[i];
+    add_f32(s->x, s->o, n);
     return SLLM_OK;
 }
 

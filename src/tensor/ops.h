@@ -55,6 +55,7 @@ void geglu_fwd(float *out, const float *gate, const float *up, int64_t n);
 void geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);
 void gelu_fwd(float *out, const float *x, int64_t n);                  // tanh approximation (GPT-2)
 void gelu_bwd(float *dx, const float *dout, const float *x, int64_t n);
+void add_f32(float *y, const float *x, int64_t n);                      // y += x (a residual branch)
 
 // ---- attention ----
 // Causal grouped-query attention for one sequence.
