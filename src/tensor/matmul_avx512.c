@@ -377,6 +377,7 @@ INLINE __m512i iq4_table512(void) {
 INLINE void tile_block(const uint8_t *p, const int fmt, __m512i w[8], __m512 *dw) {
     if (fmt == FMT_R16_Q5 || fmt == FMT_R16_Q5_1) {   // Q4_0's nibbles plus 16 where the fifth-bit mask says so
         const __m512i m4 = _mm512_set1_epi8(0x0F), b16 = _mm512_set1_epi8(16);
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             __m512i v = _mm512_loadu_si512((const void *)(p + 64 * j));
             w[j] = _mm512_and_si512(v, m4);
@@ -389,6 +390,7 @@ INLINE void tile_block(const uint8_t *p, const int fmt, __m512i w[8], __m512 *dw
     }
     if (fmt == FMT_R16_Q4 || fmt == FMT_R16_Q4_1 || fmt == FMT_R16_IQ4) {
         const __m512i m4 = _mm512_set1_epi8(0x0F);
+#pragma GCC unroll 4
         for (int j = 0; j < 4; j++) {
             __m512i v = _mm512_loadu_si512((const void *)(p + 64 * j));
             w[j] = _mm512_and_si512(v, m4);
@@ -396,11 +398,13 @@ INLINE void tile_block(const uint8_t *p, const int fmt, __m512i w[8], __m512 *dw
         }
         if (fmt == FMT_R16_IQ4) {
             const __m512i tab = iq4_table512();
+#pragma GCC unroll 8
             for (int j = 0; j < 8; j++) w[j] = _mm512_shuffle_epi8(tab, w[j]);
         }
         *dw = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 256)));
         return;
     }
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) w[j] = _mm512_loadu_si512((const void *)(p + 64 * j));
     *dw = fmt == FMT_R16_Q8 ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p + 512)))
                             : _mm512_loadu_ps((const float *)(p + 512));
@@ -554,6 +558,7 @@ INLINE __m512 r16_q8_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
     __m512i s[4];
     s[0] = _mm512_set1_epi32(xb->seed);
     s[1] = s[2] = s[3] = _mm512_setzero_si512();
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++)
         s[j & 3] = _mm512_dpbusd_epi32(s[j & 3], _mm512_loadu_si512((const void *)(p + 64 * j)), _mm512_set1_epi32(q[j]));
     __m512i t = _mm512_add_epi32(_mm512_add_epi32(s[0], s[1]), _mm512_add_epi32(s[2], s[3]));
@@ -653,6 +658,7 @@ INLINE void q45k_word(const uint8_t *p, const int g, int j, const int q5, __m512
 // in 4 chains of 4 products, the high sums shifted back once (by 4 for Q4_K's 16x, 2 for Q5_K's 4x).
 INLINE __m512i r16_q45k_group1(const uint8_t *p, const int g, const int32_t *q, __m512i sclo, __m512i schi, const int q5) {
     __m512i l0 = _mm512_setzero_si512(), l1 = l0, h0 = l0, h1 = l0;
+#pragma GCC unroll 4
     for (int j = 0; j < 8; j += 2) {
         __m512i la, ha, lb, hb;
         q45k_word(p, g, j, q5, &la, &ha);
@@ -723,9 +729,12 @@ INLINE void r16_q45k_tile(const void *panel, int64_t K, const void *x, size_t xs
         _Alignas(64) uint8_t u[256];
         q4k_scales(scp, u);
         for (int r = 0; r < TT; r++) sumi[r] = _mm512_setzero_si512();
+#pragma GCC unroll 4
         for (int g = 0; g < 4; g++)
+#pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
                 __m512i w[8];
+#pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) {
                     __m512i lo, hi;
                     q45k_word(p, g, j, q5, &lo, &hi);   // (the unused half is dead code)
@@ -804,18 +813,25 @@ INLINE __m512 r16_q6k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uint
     int32_t seed[32];
     q6k_seeds(xb, seed);
     __m512i sumi = _mm512_setzero_si512();
+    // (fully unrolled: with runtime loops gcc keeps s[] and L[] on the stack, and every `vpdpbusd` then
+    // waits for its accumulator's store and reload: 2x slower)
+#pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         r16_prefetch_to(pf, (uintptr_t)p + 1536 * (h + 1) + R16_PF_AHEAD, end);
         __m512i s[8];   // sub-block 8h + 2c + j / 4 in s[2c + j / 4]
+#pragma GCC unroll 8
         for (int k = 0; k < 8; k++) s[k] = _mm512_set1_epi32(seed[(k >= 6 ? 16 : 0) + 8 * h + k]);
+#pragma GCC unroll 8
         for (int j = 0; j < 8; j++) {
             __m512i L[4];
             q6k_levels(p + 1536 * h + 192 * j, L);
+#pragma GCC unroll 4
             for (int c = 0; c < 4; c++)
                 s[2 * c + j / 4] = _mm512_dpbusd_epi32(s[2 * c + j / 4], L[c], _mm512_set1_epi32(q[32 * h + 8 * c + j]));
         }
         s[6] = _mm512_srai_epi32(s[6], 2);
         s[7] = _mm512_srai_epi32(s[7], 2);
+#pragma GCC unroll 8
         for (int k = 0; k < 8; k++) sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(s[k], q6k_scale32(p, 8 * h + k)));
     }
     r16_prefetch_to(pf, (uintptr_t)p + R16_Q6K_SB + R16_PF_AHEAD, end);
@@ -847,9 +863,12 @@ INLINE void r16_q6k_tile(const void *panel, int64_t K, const void *x, size_t xs,
         __m512i sumi[MM_TILE_T];
         int32_t seed[MM_TILE_T][32];
         for (int r = 0; r < TT; r++) { sumi[r] = _mm512_setzero_si512(); q6k_seeds(&xr[r][sb], seed[r]); }
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++)
+#pragma GCC unroll 4
             for (int c = 0; c < 4; c++) {
                 __m512i w[8];
+#pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) {
                     __m512i L[4];
                     q6k_levels(p + 1536 * h + 192 * j, L);   // (the unused sets are dead code)
@@ -892,6 +911,7 @@ INLINE __m512i q2k_level_reg(const uint8_t *p, int h, int s, int j) {
 }
 INLINE void q3k_levels(const uint8_t *p, int h, int s, __m512i w[8]) {
     const __m512i four = _mm512_set1_epi8(4), hb = _mm512_set1_epi8((char)(1 << (4 * h + s)));
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) {
         __m512i lv = q2k_level_reg(p, h, s, j);
         __mmask64 hi = _mm512_test_epi8_mask(_mm512_loadu_si512((const void *)(p + R16_Q3K_HM + 64 * j)), hb);
@@ -924,6 +944,7 @@ INLINE void q3k_scale_regs(const uint8_t *p, __m512i v[4]) {
     __m512i lo[4] = {_mm512_and_si512(z0, m0F), _mm512_and_si512(z1, m0F), _mm512_and_si512(_mm512_srli_epi16(z0, 4), m0F),
                      _mm512_and_si512(_mm512_srli_epi16(z1, 4), m0F)};
     __m512i hi[4] = {_mm512_slli_epi16(z2, 4), _mm512_slli_epi16(z2, 2), z2, _mm512_srli_epi16(z2, 2)};   // bits 2g.. -> 4..5
+#pragma GCC unroll 4
     for (int g = 0; g < 4; g++) v[g] = _mm512_sub_epi8(_mm512_ternarylogic_epi32(lo[g], hi[g], m30, 0xF8), b32);
 }
 // Sub-block k's 16 scales (k = 4g + i) widened to 32 bits.
@@ -953,8 +974,12 @@ INLINE __m512 q3k_finish(const uint8_t *p, __m512i sumi, float dx, __m512 acc) {
 INLINE __m512 r16_q3k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uintptr_t *pf, uintptr_t end) {
     __m512i sumi = _mm512_setzero_si512(), sc[4];
     q3k_scale_regs(p, sc);
+    // (the loops fully unrolled, as in every decode kernel here: as runtime loops gcc keeps the level
+    // registers on the stack)
+#pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         r16_prefetch_to(pf, (uintptr_t)p + 880 * (h + 1) + R16_PF_AHEAD, end);
+#pragma GCC unroll 4
         for (int s = 0; s < 4; s++) {
             __m512i w[8];
             q3k_levels(p, h, s, w);
@@ -977,7 +1002,9 @@ INLINE void r16_q3k_tile(const void *panel, int64_t K, const void *x, size_t xs,
         __m512i sumi[MM_TILE_T], sc[4];
         for (int r = 0; r < TT; r++) sumi[r] = _mm512_setzero_si512();
         q3k_scale_regs(p, sc);
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++)
+#pragma GCC unroll 4
             for (int s = 0; s < 4; s++) {
                 __m512i w[8];
                 q3k_levels(p, h, s, w);
@@ -997,6 +1024,7 @@ INLINE void r16_q3k_tile(const void *panel, int64_t K, const void *x, size_t xs,
 // scaled by the rows' 4-bit scale and the minimum term m * bsum summed apart, both in 32-bit integers; two
 // FMAs per super-block.
 INLINE void q2k_levels(const uint8_t *p, int h, int s, __m512i w[8]) {
+#pragma GCC unroll 8
     for (int j = 0; j < 8; j++) w[j] = q2k_level_reg(p, h, s, j);
 }
 // Sub-blocks k = 8h + 2s and k + 1 of one activation row: adds sc * dot to *sumi and m * bsum to *summ.
@@ -1023,8 +1051,10 @@ INLINE __m512 q2k_finish(const uint8_t *p, __m512i sumi, __m512i summ, float dx,
 
 INLINE __m512 r16_q2k_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uintptr_t *pf, uintptr_t end) {
     __m512i sumi = _mm512_setzero_si512(), summ = _mm512_setzero_si512();
+#pragma GCC unroll 2
     for (int h = 0; h < 2; h++) {
         r16_prefetch_to(pf, (uintptr_t)p + 672 * (h + 1) + R16_PF_AHEAD, end);
+#pragma GCC unroll 4
         for (int s = 0; s < 4; s++) {
             __m512i w[8];
             q2k_levels(p, h, s, w);
@@ -1044,7 +1074,9 @@ INLINE void r16_q2k_tile(const void *panel, int64_t K, const void *x, size_t xs,
         const uint8_t *p = (const uint8_t *)panel + sb * R16_Q2K_SB;
         __m512i sumi[MM_TILE_T], summ[MM_TILE_T];
         for (int r = 0; r < TT; r++) { sumi[r] = _mm512_setzero_si512(); summ[r] = _mm512_setzero_si512(); }
+#pragma GCC unroll 2
         for (int h = 0; h < 2; h++)
+#pragma GCC unroll 4
             for (int s = 0; s < 4; s++) {
                 __m512i w[8];
                 q2k_levels(p, h, s, w);
@@ -1081,6 +1113,7 @@ INLINE __m512 iq4xs_finish(const uint8_t *p, __m512i sumi, float dx, __m512 acc)
 
 INLINE __m512 r16_iq4xs_sb1(const uint8_t *p, const blk_q8_K *xb, __m512 acc, uintptr_t *pf, uintptr_t end) {
     __m512i sh = iq4xs_sh(p), sumi = _mm512_setzero_si512();
+#pragma GCC unroll 8
     for (int ib = 0; ib < 8; ib++) {
         r16_prefetch_to(pf, (uintptr_t)p + 256 * (ib + 1) + R16_PF_AHEAD, end);
         __m512i w[8];
