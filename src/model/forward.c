@@ -284,8 +284,7 @@ static int forward_step(model_session *s, const int32_t *ids, int T, float *logi
         for (int t = 0; t < T; t++) {
             if (dequantize_row(pe->type, (const char *)pe->data + prb * (size_t)(p0 + t), s->xn, C))
                 return err_set(SLLM_ERR_UNSUPPORTED, "%s: position_embd dtype cannot be dequantized", m->path);
-            float *xt = s->x + (size_t)t * C;
-            for (int i = 0; i < C; i++) xt[i] += s->xn[i];
+            add_f32(s->x + (size_t)t * C, s->xn, C);
         }
     }
     if (m->arch->rope) {   // cos / sin of this step's positions, for every layer (GGUF rope_freqs: global layers)

@@ -1230,19 +1230,16 @@ static size_t dec_warm_target(const mm_next *nx, int64_t task, int nth, const ch
 // first counts its task done (tpool_task_done: the caller need not wait for the prefetch; the target is
 // computed before, as the schedule lives on the caller's stack); the caller prefetches only while
 // another task is still streaming (it would wait anyway) and otherwise returns at once to its own work.
-static void dec_warm(const dec_sched *d, int64_t task, int thread, bool others_busy) {
-    const char *p = NULL;
-    size_t bytes = d->next ? dec_warm_target(d->next, task, d->nthreads, &p) : 0;
-    if (thread != 0) tpool_task_done();
-    else if (!others_busy) return;
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);   // prefetcht1: L2
-}
-
 void mm_next_warm(const mm_next *next, int64_t task, int nthreads, bool done_first) {
     const char *p = NULL;
     size_t bytes = next ? dec_warm_target(next, task, nthreads, &p) : 0;
     if (done_first) tpool_task_done();
-    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);
+    for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(p + o, 0, 2);   // prefetcht1: L2
+}
+
+static void dec_warm(const dec_sched *d, int64_t task, int thread, bool others_busy) {
+    if (thread == 0 && !others_busy) return;
+    mm_next_warm(d->next, task, d->nthreads, thread != 0);
 }
 
 static void dec_task(void *ctx, int64_t task, int thread) {

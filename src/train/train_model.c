@@ -122,10 +122,6 @@ static uint64_t drop_key(const train_model *tm, int il, int u) {
     return mix64(tm->opt.dropout_seed ^ mix64(tm->step * 0x100000001B3ull + (uint64_t)il * 64 + (uint64_t)u));
 }
 
-static void add_into(float *y, const float *x, int64_t n) {
-    for (int64_t i = 0; i < n; i++) y[i] += x[i];
-}
-
 // ---------------------------------------------------------------- matmul units
 // Every product of many rows goes through tensor/gemm.h (packed AVX-512 / OpenBLAS SGEMM); a base
 // weight stored as f16/bf16/quantized is dequantized a tile of rows at a time into tm->wtile, so the
@@ -179,7 +175,7 @@ static int lin_fwd(train_model *tm, int il, int u, const float *X, int64_t N, fl
                           {.ta = false, .tb = true, .K = r, .A = tm->th, .lda = r, .B = p->B, .ldb = r}};
         gemm_f32_sum(tm->pool, N, No, 2, t, 0.0f, Y, No);
         if (bias)
-            for (int64_t i = 0; i < N; i++) add_into(Y + i * No, bias, No);
+            for (int64_t i = 0; i < N; i++) add_f32(Y + i * No, bias, No);
         return SLLM_OK;
     }
     if ((rc = base_mm(tm, w, X, N, bias, Y))) return rc;
@@ -195,7 +191,7 @@ static int lin_bwd(train_model *tm, int il, int u, const float *X, int64_t N, co
     float *gw = G(tm, il, unit_w[u]), *gb = unit_b[u] == TR_COUNT ? NULL : G(tm, il, unit_b[u]);
     if (gw) gemm_dw(tm->pool, dY, X, N, No, K, gw);
     if (gb)
-        for (int64_t t = 0; t < N; t++) add_into(gb, dY + t * No, No);
+        for (int64_t t = 0; t < N; t++) add_f32(gb, dY + t * No, No);
     int rc, ix;
     const lora_pair *p = unit_pair(tm, il, u, &ix);
     float pd = p ? tm->ad->cfg.dropout : 0.0f;
@@ -228,7 +224,7 @@ static int lin_bwd(train_model *tm, int il, int u, const float *X, int64_t N, co
             memset(tm->tx, 0, (size_t)(N * K) * sizeof(float));
             gemm_dx(tm->pool, tm->dh, N, p->A, r, K, tm->tx);
             dropout_apply(tm, tm->tx, tm->tx, N * K, key, pd);
-            add_into(dX, tm->tx, N * K);
+            add_f32(dX, tm->tx, N * K);
         } else {
             gemm_dx(tm->pool, tm->dh, N, p->A, r, K, dX);
         }
@@ -650,7 +646,7 @@ static int head_loss(train_model *tm, const int32_t *targets, bool backward, flo
         memset(tm->dhx, 0, (size_t)(nc * C) * sizeof(float));
         if ((rc = base_mm_t(tm, head, tm->dlgt, nc, tm->dhx))) return rc;
         if (gH) gemm_dw(tm->pool, tm->dlgt, tm->hx, nc, V, C, gH);
-        for (int64_t i = 0; i < nc; i++) add_into(tm->dxnf + (int64_t)tm->cidx[r0 + i] * C, tm->dhx + i * C, C);
+        for (int64_t i = 0; i < nc; i++) add_f32(tm->dxnf + (int64_t)tm->cidx[r0 + i] * C, tm->dhx + i * C, C);
     }
     for (int64_t i = 0; i < nc_tot; i++) total += tm->row_loss[i];
     if (loss_sum) *loss_sum = total;
@@ -710,7 +706,7 @@ static int run(train_model *tm, const train_batch *b, bool backward, float gs, d
         if (pe->data) {
             if (dequantize_row(pe->type, (const char *)pe->data + prb * (size_t)tm->pos[t], tm->tmpC, C))
                 return err_set(SLLM_ERR_UNSUPPORTED, "train: position_embd dtype cannot be dequantized");
-            add_into(xt, tm->tmpC, C);
+            add_f32(xt, tm->tmpC, C);
         }
     }
     for (int il = 0; il < tm->L; il++) {
