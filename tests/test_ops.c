@@ -403,6 +403,60 @@ static double cond_err(const float *got, const float *want, const float *absum, 
     return den > 0 ? num / den : num;
 }
 
+// Every head over whole cache rows (scores_rows / accum_rows, f32 and f16 rows): SIMD against the scalar
+// twins on the shapes with an AVX-512 row path (Qwen3 16/8 x 128, Llama 3.2 1B 32/8 x 64, Llama 3.2 3B
+// 24/8 x 128, Gemma 3 4/1 x 256 and 8/4 x 256, GPT-2 12/12 x 64, 64 heads sharing one kv head) and on
+// shapes that go kv head by kv head (14/2 x 64, 6/3 x 20, 3/1 x 16), key counts with and without a
+// remainder, padded rows; error against the sum of absolute terms below 1e-5.
+static void test_attn_rows(void) {
+    static const int S[][3] = {{16, 8, 128}, {32, 8, 64}, {24, 8, 128}, {4, 1, 256}, {8, 4, 256}, {12, 12, 64},
+                               {64, 1, 32}, {14, 2, 64}, {6, 3, 20}, {3, 1, 16}};
+    const attn_kernels *ref = attn_kernels_for(ISA_SCALAR);
+    int ns[] = {1, 3, 4, 5, 16, 33};
+    for (int lvl = ISA_AVX2; lvl <= (int)isa_detect(); lvl++) {
+        const attn_kernels *kn = attn_kernels_for(lvl);
+        double worst = 0;
+        for (size_t c = 0; c < sizeof S / sizeof *S; c++)
+            for (size_t b = 0; b < sizeof ns / sizeof *ns; b++) {
+                int Hq = S[c][0], Hkv = S[c][1], D = S[c][2], n = ns[b];
+                int64_t ks = (int64_t)Hkv * D + (c % 2 ? 16 : 0), nk = n * ks;
+                float *q = rnd(Hq * D, 1.0f, 0), *k = rnd(nk, 1.0f, 0), *pr = rnd(Hq * n, 1.0f, 0);
+                float *o0 = rnd(Hq * D, 1.0f, 0), *qa = abs_f(q, Hq * D), *ka = abs_f(k, nk), *pa = abs_f(pr, Hq * n);
+                uint16_t *kh = malloc(sizeof(uint16_t) * (size_t)nk);
+                f32_to_f16_row_ref(k, kh, nk);
+                uint16_t *kha = abs_h(kh, nk);
+                float *s1 = malloc(sizeof(float) * Hq * n), *s2 = malloc(sizeof(float) * Hq * n);
+                float *sa = malloc(sizeof(float) * Hq * n);
+                for (int h16 = 0; h16 < 2; h16++) {
+                    float *o1 = dup_f(o0, Hq * D), *o2 = dup_f(o0, Hq * D), *oa = abs_f(o0, Hq * D);
+                    if (h16) {
+                        ref->scores_rowsh(sa, qa, Hq, Hkv, kha, ks, n, D), ref->accum_rowsh(oa, pa, Hq, Hkv, kha, ks, n, D);
+                        ref->scores_rowsh(s1, q, Hq, Hkv, kh, ks, n, D), kn->scores_rowsh(s2, q, Hq, Hkv, kh, ks, n, D);
+                        ref->accum_rowsh(o1, pr, Hq, Hkv, kh, ks, n, D), kn->accum_rowsh(o2, pr, Hq, Hkv, kh, ks, n, D);
+                    } else {
+                        ref->scores_rows(sa, qa, Hq, Hkv, ka, ks, n, D), ref->accum_rows(oa, pa, Hq, Hkv, ka, ks, n, D);
+                        ref->scores_rows(s1, q, Hq, Hkv, k, ks, n, D), kn->scores_rows(s2, q, Hq, Hkv, k, ks, n, D);
+                        ref->accum_rows(o1, pr, Hq, Hkv, k, ks, n, D), kn->accum_rows(o2, pr, Hq, Hkv, k, ks, n, D);
+                    }
+                    double e = fmax(cond_err(s2, s1, sa, Hq * n), cond_err(o2, o1, oa, Hq * D));
+                    if (!(e < 1e-5)) CHECK(0, "attention rows isa %d, %d/%d heads x %d, %d keys, %s: error %.3g", lvl, Hq, Hkv,
+                                           D, n, h16 ? "f16" : "f32", e);
+                    worst = fmax(worst, e);
+                    free(o1); free(o2); free(oa);
+                }
+                // the twin itself: head h's scores are those of the single-head kernel on kv head h / G
+                int G = Hq / Hkv, h = Hq - 1;
+                ref->scores(sa, q + (int64_t)h * D, k + (int64_t)(h / G) * D, ks, n, D);
+                ref->scores_rows(s1, q, Hq, Hkv, k, ks, n, D);
+                CHECK(!memcmp(sa, s1 + (int64_t)h * n, sizeof(float) * n), "scores_rows twin: head %d of %d/%d", h, Hq, Hkv);
+                free(q); free(k); free(pr); free(o0); free(qa); free(ka); free(pa); free(kh); free(kha);
+                free(s1); free(s2); free(sa);
+            }
+        CHECK(worst < 1e-5, "attention row kernels isa %d vs scalar: worst error %.3g", lvl, worst);
+    }
+    if (isa_detect() < ISA_AVX512) SKIP("attention row kernels: this CPU lacks AVX-512 (or AVX2); those twins untested");
+}
+
 // SIMD kernels against their scalar twins on odd head sizes, key counts and strides; errors measured
 // against the sums of absolute terms (cond_err), below 1e-5 (a head of 256 terms in float: ~256 eps at
 // worst, ~16 eps typical).
@@ -789,6 +843,7 @@ static void test_rope_identities(void) {
 static void test_attention_decode_split(void) {
     static const struct { int Hq, Hkv, D, S, window; float softcap; } C[] = {
         {6, 6, 20, 37, 0, 0}, {8, 4, 32, 150, 0, 0}, {8, 2, 64, 70, 16, 0}, {4, 1, 48, 33, 0, 30.0f}, {16, 8, 128, 129, 0, 0},
+        {32, 8, 64, 101, 0, 0}, {24, 8, 128, 77, 0, 0}, {12, 12, 64, 66, 0, 0}, {4, 1, 256, 90, 40, 0},
     };
     for (size_t c = 0; c < sizeof C / sizeof C[0]; c++) {
         int Hq = C[c].Hq, Hkv = C[c].Hkv, D = C[c].D, S = C[c].S;
@@ -967,6 +1022,7 @@ int main(void) {
         printf("oracle: worst relative error %.3g (tolerance %g)\n", worst_err, TOL);
     }
     test_attn_kernels();
+    test_attn_rows();
     test_ce_kernels();
     test_act_kernels();
     test_finite_differences();

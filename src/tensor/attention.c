@@ -91,6 +91,25 @@ static void attn_accum_gh_ref(float *o, const float *p, int G, const uint16_t *v
     for (int j = 0; j < G; j++) attn_accum_h_ref(o + (int64_t)j * D, p + (int64_t)j * n, v, ks, n, D);
 }
 
+static void attn_scores_rows_ref(float *sc, const float *q, int Hq, int Hkv, const float *k, int64_t ks, int n, int D) {
+    for (int h = 0; h < Hq; h++)
+        attn_scores_ref(sc + (int64_t)h * n, q + (int64_t)h * D, k + (int64_t)(h / (Hq / Hkv)) * D, ks, n, D);
+}
+static void attn_accum_rows_ref(float *o, const float *p, int Hq, int Hkv, const float *v, int64_t ks, int n, int D) {
+    for (int h = 0; h < Hq; h++)
+        attn_accum_ref(o + (int64_t)h * D, p + (int64_t)h * n, v + (int64_t)(h / (Hq / Hkv)) * D, ks, n, D);
+}
+static void attn_scores_rowsh_ref(float *sc, const float *q, int Hq, int Hkv, const uint16_t *k, int64_t ks, int n,
+                                  int D) {
+    for (int h = 0; h < Hq; h++)
+        attn_scores_h_ref(sc + (int64_t)h * n, q + (int64_t)h * D, k + (int64_t)(h / (Hq / Hkv)) * D, ks, n, D);
+}
+static void attn_accum_rowsh_ref(float *o, const float *p, int Hq, int Hkv, const uint16_t *v, int64_t ks, int n,
+                                 int D) {
+    for (int h = 0; h < Hq; h++)
+        attn_accum_h_ref(o + (int64_t)h * D, p + (int64_t)h * n, v + (int64_t)(h / (Hq / Hkv)) * D, ks, n, D);
+}
+
 static float attn_scale_max_ref(float *sc, int n, float scale) {
     float m = -INFINITY;
     for (int i = 0; i < n; i++) {
@@ -119,7 +138,8 @@ const attn_kernels *attn_kernels_for(int isa) {
         attn_kernels t[3];
         t[0] = (attn_kernels){attn_scores_ref,    attn_accum_ref,    attn_scores_h_ref,  attn_accum_h_ref,
                               attn_scores_g_ref,  attn_accum_g_ref,  attn_scores_gh_ref, attn_accum_gh_ref,
-                              attn_scale_max_ref, attn_expsum_ref};
+                              attn_scale_max_ref, attn_expsum_ref, attn_scores_rows_ref, attn_accum_rows_ref,
+                              attn_scores_rowsh_ref, attn_accum_rowsh_ref};
         t[1] = t[2] = t[0];
         isa_level d = isa_detect();
         if (d >= ISA_AVX2) { attn_kernels_avx2(&t[1]); t[2] = t[1]; }
@@ -199,9 +219,9 @@ static void attend_store(const attn_kernels *kn, float *o, float *row, const flo
 // in sc[j*n ..]), each head's running max m[j] (its output o_j and sum l[j] rescaled when it grows), then
 // l[j] += the block's exp sum and o_j += its probability-weighted values, the values read once for
 // the G heads.
-static void online_block(const attn_kernels *kn, float *sc, float *o, float *m, double *l, const float *q, int G,
-                         const void *k, const void *v, int64_t ks, int n, int D, const attn_params *p) {
-    kv_scores_g(kn, p, sc, q, G, k, ks, n, D);
+// The softmax part of that step for G heads whose raw scores over the block are in sc (head j's at j*n).
+static void online_update(const attn_kernels *kn, float *sc, float *o, float *m, double *l, int G, int n, int D,
+                          const attn_params *p) {
     for (int j = 0; j < G; j++) {
         float *sj = sc + (int64_t)j * n;
         float bm = finish_scores(kn, sj, n, p);
@@ -215,6 +235,12 @@ static void online_block(const attn_kernels *kn, float *sc, float *o, float *m, 
         }
         l[j] += kn->expsum(sj, n, m[j]);
     }
+}
+
+static void online_block(const attn_kernels *kn, float *sc, float *o, float *m, double *l, const float *q, int G,
+                         const void *k, const void *v, int64_t ks, int n, int D, const attn_params *p) {
+    kv_scores_g(kn, p, sc, q, G, k, ks, n, D);
+    online_update(kn, sc, o, m, l, G, n, D, p);
     kv_accum_g(kn, p, o, sc, G, v, ks, n, D);
 }
 
@@ -268,47 +294,43 @@ void attention_fwd_heads(float *out, float *att, const float *q, const void *k, 
     }
 }
 
-// Keys per block of the decode parts (each head's scores of a block stay on the stack).
+// Keys per block of the decode parts, and scores kept on the stack per block (every head's).
 #define DEC_BLOCK 32
+#define DEC_SCORES 2048
 
-// Reads one word of every 64-byte line of [a, a + bytes) and [b, b + bytes), in address order. The
-// decode parts go through a block's K / V rows head by head (pieces of D elements, Hkv * D apart), a
-// pattern the hardware stream prefetcher does not follow: the rows then arrive at the rate of the
-// core's own outstanding misses (~7.5 GB/s a core here). Two linear passes first bring the block in
-// at stream speed (~14 GB/s), after which the heads read it from L2. Measured on a Qwen3-0.6B shape
-// (72 cold keys a thread): 35-45 us -> 31-33 us a layer; decode of the Q4_0 model +1.7%.
-static void touch_lines(const char *a, const char *b, size_t bytes) {
-    uint64_t x = 0;
-    for (size_t o = 0; o < bytes; o += 64) {
-        uint64_t wa, wb;
-        memcpy(&wa, a + o, sizeof wa);
-        memcpy(&wb, b + o, sizeof wb);
-        x ^= wa ^ wb;
-    }
-    __asm__ volatile("" : : "r"(x));   // keeps the loads: their values are not needed
-}
-
+// One block of n whole cache rows for every head: the scores (rows read in address order, see
+// attn_kernels.scores_rows), each head's online-softmax step, then the values (again in row order).
 void attention_decode_part(float *o, float *m, double *l, const float *q, const void *k, const void *v, int Hq,
                            int Hkv, int D, int64_t lo, int64_t hi, const attn_params *p) {
     const attn_kernels *kn = attn_kernels_active();
-    const int G = Hq / Hkv;
-    int g = G < HEAD_RUN ? G : HEAD_RUN;   // heads per step: the largest divisor of G up to HEAD_RUN
-    while (G % g) g--;
     const int64_t ks = (int64_t)Hkv * D;
-    float sc[DEC_BLOCK * HEAD_RUN];
+    const int nb = Hq * DEC_BLOCK <= DEC_SCORES ? DEC_BLOCK : Hq < DEC_SCORES ? DEC_SCORES / Hq : 1;
+    float sc[DEC_SCORES > DEC_BLOCK * HEAD_RUN ? DEC_SCORES : DEC_BLOCK * HEAD_RUN];
+    float *scp = Hq <= DEC_SCORES ? sc : NULL;
     memset(o, 0, (size_t)Hq * D * sizeof(float));
     for (int h = 0; h < Hq; h++) { m[h] = -INFINITY; l[h] = 0.0; }
-    // blocks outside, kv heads inside: a block's rows (every head of DEC_BLOCK positions, adjacent in the
-    // cache) are read from memory once; each kv head's part is loaded once for its G query heads
-    const size_t rowb = (size_t)ks * (p->kv_f16 ? 2 : 4);
-    for (int64_t b0 = lo; b0 <= hi; b0 += DEC_BLOCK) {
-        int n = (int)(hi - b0 + 1 < DEC_BLOCK ? hi - b0 + 1 : DEC_BLOCK);
-        touch_lines((const char *)k + (size_t)b0 * rowb, (const char *)v + (size_t)b0 * rowb, (size_t)n * rowb);
-        for (int h = 0; h < Hq; h += g) {
-            int64_t off = b0 * ks + (int64_t)(h / G) * D;
-            online_block(kn, sc, o + (int64_t)h * D, &m[h], &l[h], q + (int64_t)h * D, g, kv_at(k, off, p),
-                         kv_at(v, off, p), ks, n, D, p);
+    if (!scp) {   // more heads than the stack holds scores for (none known): kv head by kv head
+        const int G = Hq / Hkv;
+        int g = G < HEAD_RUN ? G : HEAD_RUN;   // heads per step: the largest divisor of G up to HEAD_RUN
+        while (G % g) g--;
+        for (int64_t b0 = lo; b0 <= hi; b0 += DEC_BLOCK) {
+            int n = (int)(hi - b0 + 1 < DEC_BLOCK ? hi - b0 + 1 : DEC_BLOCK);
+            for (int h = 0; h < Hq; h += g) {
+                int64_t off = b0 * ks + (int64_t)(h / G) * D;
+                online_block(kn, sc, o + (int64_t)h * D, &m[h], &l[h], q + (int64_t)h * D, g, kv_at(k, off, p),
+                             kv_at(v, off, p), ks, n, D, p);
+            }
         }
+        return;
+    }
+    for (int64_t b0 = lo; b0 <= hi; b0 += nb) {
+        int n = (int)(hi - b0 + 1 < nb ? hi - b0 + 1 : nb);
+        const void *kb = kv_at(k, b0 * ks, p), *vb = kv_at(v, b0 * ks, p);
+        if (p->kv_f16) kn->scores_rowsh(scp, q, Hq, Hkv, kb, ks, n, D);
+        else kn->scores_rows(scp, q, Hq, Hkv, kb, ks, n, D);
+        online_update(kn, scp, o, m, l, Hq, n, D, p);
+        if (p->kv_f16) kn->accum_rowsh(o, scp, Hq, Hkv, vb, ks, n, D);
+        else kn->accum_rows(o, scp, Hq, Hkv, vb, ks, n, D);
     }
 }
 

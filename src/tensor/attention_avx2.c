@@ -45,6 +45,20 @@ static inline float hsum256(__m256 v) {
 #include "tensor/simd_exp.h"
 
 #ifdef ATT_AVX512
+// The row-order kernels stream the cache as the decode products stream their weights (matmul_avx512.c
+// R16_PF_AHEAD): each prefetches ATT_PF_AHEAD bytes ahead of what it reads into L2, a few lines per step of
+// its arithmetic (a burst of prefetches would wait for the core's miss slots with the arithmetic stalled
+// behind it); demand loads then hit L2.
+#ifndef ATT_PF_AHEAD
+#define ATT_PF_AHEAD 8192
+#endif
+// Prefetches the lines from *pf up to `to` (exclusive) and advances *pf.
+static inline void attn_pf_to(const char **pf, const char *to) {
+    // asm, not _mm_prefetch: gcc 12 drops the builtin from the inlined score kernels (seen in the disassembly)
+    for (const char *a = *pf; a < to; a += 64) __asm__ volatile("prefetcht2 %0" : : "m"(*a));
+    if (*pf < to) *pf += (to - *pf + 63) / 64 * 64;
+}
+
 // Sixteen keys at a time (D a multiple of 16): one accumulator per key, then a transposing reduction
 // tree (4 levels of shuffle + add) turns the 16 accumulators into one vector of 16 scores: ~3 ops per
 // key where one horizontal sum per key took ~10, which was most of a decode step's attention time.
@@ -71,6 +85,10 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #define KV_ACCUM_G KNAME(attn_accum_g)
 #define KV_SCORES_GC KNAME(attn_scores_gc)
 #define KV_ACCUM_GC KNAME(attn_accum_gc)
+#define KV_SCORES_R KNAME(attn_scores_rows)
+#define KV_ACCUM_R KNAME(attn_accum_rows)
+#define KV_SCORES_RC KNAME(attn_scores_rc)
+#define KV_ACCUM_RV KNAME(attn_accum_rv)
 #define KV_T float
 #define KV_VLOAD(p) VLOAD(p)
 #define KV_SLOAD(x) (x)
@@ -81,6 +99,10 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #undef KV_ACCUM_G
 #undef KV_SCORES_GC
 #undef KV_ACCUM_GC
+#undef KV_SCORES_R
+#undef KV_ACCUM_R
+#undef KV_SCORES_RC
+#undef KV_ACCUM_RV
 #undef KV_T
 #undef KV_VLOAD
 #undef KV_SLOAD
@@ -90,6 +112,10 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #define KV_ACCUM_G KNAME(attn_accum_gh)
 #define KV_SCORES_GC KNAME(attn_scores_gch)
 #define KV_ACCUM_GC KNAME(attn_accum_gch)
+#define KV_SCORES_R KNAME(attn_scores_rowsh)
+#define KV_ACCUM_R KNAME(attn_accum_rowsh)
+#define KV_SCORES_RC KNAME(attn_scores_rch)
+#define KV_ACCUM_RV KNAME(attn_accum_rvh)
 #define KV_T uint16_t
 #define KV_VLOAD(p) VLOADH(p)
 #define KV_SLOAD(x) f16_to_f32(x)
@@ -154,4 +180,8 @@ void KNAME(attn_kernels)(attn_kernels *k) {
     k->scores_gh = KNAME(attn_scores_gh);
     k->accum_gh = KNAME(attn_accum_gh);
     k->scale_max = KNAME(attn_scale_max);
+    k->scores_rows = KNAME(attn_scores_rows);
+    k->accum_rows = KNAME(attn_accum_rows);
+    k->scores_rowsh = KNAME(attn_scores_rowsh);
+    k->accum_rowsh = KNAME(attn_accum_rowsh);
 }

@@ -3,6 +3,7 @@
 // the plain-C twins in attention.c are the reference the SIMD versions are tested against.
 #ifndef SLLM_TENSOR_ATTENTION_KERNELS_H
 #define SLLM_TENSOR_ATTENTION_KERNELS_H
+#include <stddef.h>
 #include <stdint.h>
 
 typedef struct {
@@ -24,7 +25,29 @@ typedef struct {
     // sc[i] = exp(sc[i] - m) for i < n (the SIMD versions: a degree-7 polynomial, tensor/simd_exp.h);
     // returns the sum
     double (*expsum)(float *sc, int n, float m);
+    // every query head over n whole cache rows (row i at i*ks: Hkv heads of D; q head h, at h*D, reads kv
+    // head h / (Hq / Hkv)), the rows read in address order: sc[h*n + i] = q_h . k_i and
+    // o_h += sum_i p[h*n + i] v_i; f32 and f16 rows
+    void (*scores_rows)(float *sc, const float *q, int Hq, int Hkv, const float *k, int64_t ks, int n, int D);
+    void (*accum_rows)(float *o, const float *p, int Hq, int Hkv, const float *v, int64_t ks, int n, int D);
+    void (*scores_rowsh)(float *sc, const float *q, int Hq, int Hkv, const uint16_t *k, int64_t ks, int n, int D);
+    void (*accum_rowsh)(float *o, const float *p, int Hq, int Hkv, const uint16_t *v, int64_t ks, int n, int D);
 } attn_kernels;
+
+// Reads one word of every 64-byte line of [p, p + bytes) in address order, values unused. Kernels that
+// must walk a block of cache rows head by head (pieces of D elements, Hkv * D apart: a pattern the
+// hardware stream prefetcher does not follow, so the rows arrive at the core's own miss rate, ~7.5 GB/s
+// here) first bring the block in with it at stream speed (~14 GB/s), then read it from L2.
+static inline void attn_touch_rows(const void *p, size_t bytes) {
+    const char *a = p;
+    uint64_t x = 0;
+    for (size_t o = 0; o < bytes; o += 64) {
+        uint64_t w;
+        __builtin_memcpy(&w, a + o, sizeof w);
+        x ^= w;
+    }
+    __asm__ volatile("" : : "r"(x));   // keeps the loads
+}
 
 // Table for a level of isa_level (tensor/matmul.h): 0 scalar, 1 AVX2, 2 AVX-512; levels this CPU
 // lacks fall back to the best one below. attn_kernels_active() follows isa_active() (SLLM_ISA).

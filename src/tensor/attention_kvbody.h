@@ -178,3 +178,136 @@ static void KV_ACCUM_G(float *o, const float *p, int G, const KV_T *v, int64_t k
     if (d0 < D)
         for (int j = 0; j < G; j++) KV_ACCUM(o + (int64_t)j * D + d0, p + (int64_t)j * n, v + d0, ks, n, D - d0);
 }
+
+// Every query head at once over n whole cache rows (row i at i*ks: Hkv heads of D; q head h reads kv head
+// h / G): sc[h*n + i] = q_h . k_i and o_h += sum_i p[h*n + i] v_i. The rows are read in address order, one
+// after the other, so the hardware stream prefetcher runs ahead of the arithmetic (a decode step's run
+// of the cache streams at the core's linear-read rate with the dot products hidden under it), where
+// going kv head by kv head over a block jumps Hkv*D elements between pieces of D.
+#ifndef KV_R_MAXH
+#define KV_R_MAXH 256   // most heads of the AVX-512 row path
+#endif
+#ifdef ATT_AVX512
+// HG heads x KP = 16 / HG rows per pass in 16 accumulators, one transposing reduction. SG heads share
+// each K load (SG = G when G divides HG, HG when HG divides G, or 1: every head loads its own).
+static inline __attribute__((always_inline)) int KV_SCORES_RC(float *sc, const float *q, int Hq, int G, const KV_T *k,
+                                                              int64_t ks, int n, int D, const int HG, const int SG) {
+    const int KP = 16 / HG;
+    int32_t kvo[KV_R_MAXH];   // head h's offset in a row (no division in the loops)
+    for (int h = 0; h < Hq; h++) kvo[h] = (h / G) * D;
+    const int64_t gb = (int64_t)KP * ks * (int64_t)sizeof(KV_T), step = gb * HG / Hq / (D / 16);
+    const char *pf = (const char *)k + ATT_PF_AHEAD;
+    int i = 0;
+    for (; i + KP <= n; i += KP) {
+        const char *pto = (const char *)(k + (int64_t)i * ks) + ATT_PF_AHEAD;
+        for (int h0 = 0; h0 < Hq; h0 += HG) {
+            __m512 a[16];
+            #pragma GCC unroll 16
+            for (int s = 0; s < 16; s++) a[s] = _mm512_setzero_ps();
+            const KV_T *row = k + (int64_t)i * ks;
+            const float *qh = q + (int64_t)h0 * D;
+            for (int d = 0; d < D; d += 16) {
+                attn_pf_to(&pf, pto += step);
+                #pragma GCC unroll 16
+                for (int r = 0; r < KP; r++)
+                    #pragma GCC unroll 16
+                    for (int j = 0; j < HG; j += SG) {
+                        __m512 kv = KV_VLOAD(row + (int64_t)r * ks + kvo[h0 + j] + d);
+                        #pragma GCC unroll 16
+                        for (int u = 0; u < SG; u++)
+                            a[(j + u) * KP + r] =
+                                _mm512_fmadd_ps(_mm512_loadu_ps(qh + (int64_t)(j + u) * D + d), kv, a[(j + u) * KP + r]);
+                    }
+            }
+            float t[16];
+            _mm512_storeu_ps(t, hsum16x16(a));
+            #pragma GCC unroll 16
+            for (int j = 0; j < HG; j++)
+                #pragma GCC unroll 16
+                for (int r = 0; r < KP; r++) sc[(int64_t)(h0 + j) * n + i + r] = t[j * KP + r];
+        }
+        attn_pf_to(&pf, (const char *)(k + (int64_t)(i + KP) * ks) + ATT_PF_AHEAD);
+    }
+    return i;
+}
+
+// Value rows four at a time: each vector of a row loaded (and widened) once for the G heads reading it,
+// each head's output slice loaded and stored once per four rows (added in row order, as the twin does).
+static int KV_ACCUM_RV(float *o, const float *p, int Hq, int Hkv, const KV_T *v, int64_t ks, int n, int D) {
+    const int G = Hq / Hkv;
+    const char *pf = (const char *)v + ATT_PF_AHEAD;
+    int i = 0;
+    for (; i < n; i += 4) {
+        const int nr = n - i < 4 ? n - i : 4;
+        const KV_T *v0 = v + (int64_t)i * ks;
+        const int64_t step = (int64_t)nr * ks * (int64_t)sizeof(KV_T) / Hkv / (D / 16);
+        const char *pto = (const char *)v0 + ATT_PF_AHEAD;
+        for (int kvh = 0; kvh < Hkv; kvh++)
+            for (int d = 0; d < D; d += 16) {
+                attn_pf_to(&pf, pto += step);
+                const KV_T *r0 = v0 + (int64_t)kvh * D + d;
+                __m512 x[4];
+                #pragma GCC unroll 4
+                for (int r = 0; r < 4; r++) x[r] = r < nr ? KV_VLOAD(r0 + (int64_t)r * ks) : _mm512_setzero_ps();
+                for (int j = 0; j < G; j++) {
+                    const int h = kvh * G + j;
+                    const float *ph = p + (int64_t)h * n + i;
+                    float *oh = o + (int64_t)h * D + d;
+                    __m512 acc = _mm512_loadu_ps(oh);
+                    #pragma GCC unroll 4
+                    for (int r = 0; r < 4; r++)
+                        if (r < nr) acc = _mm512_fmadd_ps(_mm512_set1_ps(ph[r]), x[r], acc);
+                    _mm512_storeu_ps(oh, acc);
+                }
+            }
+        attn_pf_to(&pf, (const char *)(v0 + (int64_t)nr * ks) + ATT_PF_AHEAD);
+    }
+    return n;
+}
+#endif
+
+// Cases with a constant-shape AVX-512 path: Hq a multiple of 4, D of 16; r = rows done.
+#ifndef KV_R_CASES
+#ifdef ATT_AVX512
+#define KV_R_SG(r, fn, HG, ...)                                                                       \
+    do {                                                                                              \
+        if (G == 1) r = fn(__VA_ARGS__, HG, 1);                                                       \
+        else if (G == 2 && HG % 2 == 0) r = fn(__VA_ARGS__, HG, 2);                                   \
+        else if (G == 4 && HG % 4 == 0) r = fn(__VA_ARGS__, HG, 4);                                   \
+        else if (G == 8 && HG % 8 == 0) r = fn(__VA_ARGS__, HG, 8);                                   \
+        else if (G % HG == 0) r = fn(__VA_ARGS__, HG, HG);                                            \
+        else r = fn(__VA_ARGS__, HG, 1);                                                              \
+    } while (0)
+#define KV_R_CASES(r, fn, ...)                                                                        \
+    do {                                                                                              \
+        if (Hq > KV_R_MAXH) break;                                                                    \
+        if (D % 16 == 0 && Hq % 16 == 0) KV_R_SG(r, fn, 16, __VA_ARGS__);                             \
+        else if (D % 16 == 0 && Hq % 8 == 0) KV_R_SG(r, fn, 8, __VA_ARGS__);                          \
+        else if (D % 16 == 0 && Hq % 4 == 0) KV_R_SG(r, fn, 4, __VA_ARGS__);                          \
+    } while (0)
+#else
+#define KV_R_CASES(r, fn, ...) do { } while (0)
+#endif
+#endif
+
+// The shapes (and ISAs) without a row-order path go kv head by kv head, after one linear pass over the
+// rows (attn_touch_rows) has brought them in at stream speed.
+static void KV_SCORES_R(float *sc, const float *q, int Hq, int Hkv, const KV_T *k, int64_t ks, int n, int D) {
+    const int G = Hq / Hkv;
+    int i = 0;
+    KV_R_CASES(i, KV_SCORES_RC, sc, q, Hq, G, k, ks, n, D);
+    if (i == n) return;
+    if (i == 0) attn_touch_rows(k, (size_t)n * (size_t)ks * sizeof(KV_T));
+    for (int h = 0; h < Hq; h++)
+        KV_SCORES(sc + (int64_t)h * n + i, q + (int64_t)h * D, k + (int64_t)i * ks + (int64_t)(h / G) * D, ks, n - i, D);
+}
+
+static void KV_ACCUM_R(float *o, const float *p, int Hq, int Hkv, const KV_T *v, int64_t ks, int n, int D) {
+    const int G = Hq / Hkv;
+#ifdef ATT_AVX512
+    if (D % 16 == 0) { KV_ACCUM_RV(o, p, Hq, Hkv, v, ks, n, D); return; }
+#endif
+    attn_touch_rows(v, (size_t)n * (size_t)ks * sizeof(KV_T));
+    for (int kvh = 0; kvh < Hkv; kvh++)
+        KV_ACCUM_G(o + (int64_t)kvh * G * D, p + (int64_t)kvh * G * n, G, v + (int64_t)kvh * D, ks, n, D);
+}
