@@ -15,7 +15,7 @@ BUILD=${BUILD:-build}
 SLLM=$BUILD/sllm
 W=$BUILD/bench; mkdir -p "$W"
 TH=${SLLM_THREADS:-$(nproc)}
-P=${BENCH_P:-128}; N=${BENCH_N:-32}; REPS=${BENCH_REPS:-3}
+P=${BENCH_P:-128}; N=${BENCH_N:-32}; REPS=${BENCH_REPS:-5}   # 5 like llama-bench: one 32-token decode is ~0.5 s, shorter than a neighbour's burst
 MODELS=${BENCH_MODELS:-"llama:llama-3.2-1b:llama-bpe qwen3:qwen3-0.6b:qwen2"}
 TYPES=${BENCH_TYPES:-"f16 q8_0 q4_0 q4_k_m q5_k_m"}
 FIX=${SLLM_FIXTURES:-../shared/fixtures}
