@@ -837,13 +837,14 @@ static void test_rope_identities(void) {
 }
 
 // Decode split over runs of keys (attention_decode_part + attention_decode_merge) against attention_fwd
-// for the same query row: GQA groups 1, 2, 4, the last position with and without a sliding window,
+// for the same query row: GQA groups 1 to 1026, the last position with and without a sliding window,
 // splits into 1..5 runs including empty ones, softcap; within 1e-6 relative (the split only changes the
 // summation order).
 static void test_attention_decode_split(void) {
     static const struct { int Hq, Hkv, D, S, window; float softcap; } C[] = {
         {6, 6, 20, 37, 0, 0}, {8, 4, 32, 150, 0, 0}, {8, 2, 64, 70, 16, 0}, {4, 1, 48, 33, 0, 30.0f}, {16, 8, 128, 129, 0, 0},
         {32, 8, 64, 101, 0, 0}, {24, 8, 128, 77, 0, 0}, {12, 12, 64, 66, 0, 0}, {4, 1, 256, 90, 40, 0},
+        {2052, 2, 16, 40, 0, 0},   // more heads than a block's scores on the stack: the kv-head path
     };
     for (size_t c = 0; c < sizeof C / sizeof C[0]; c++) {
         int Hq = C[c].Hq, Hkv = C[c].Hkv, D = C[c].D, S = C[c].S;
