@@ -53,10 +53,9 @@ static inline float hsum256(__m256 v) {
 #define ATT_PF_AHEAD 8192
 #endif
 // Prefetches the lines from *pf up to `to` (exclusive) and advances *pf.
-static inline void attn_pf_to(const char **pf, const char *to) {
+static inline void attn_pf_to(uintptr_t *pf, uintptr_t to) {
     // asm, not _mm_prefetch: gcc 12 drops the builtin from the inlined score kernels (seen in the disassembly)
-    for (const char *a = *pf; a < to; a += 64) __asm__ volatile("prefetcht2 %0" : : "m"(*a));
-    if (*pf < to) *pf += (to - *pf + 63) / 64 * 64;
+    for (; *pf < to; *pf += 64) __asm__ volatile("prefetcht2 %0" : : "m"(*(const char *)*pf));
 }
 
 // Sixteen keys at a time (D a multiple of 16): one accumulator per key, then a transposing reduction

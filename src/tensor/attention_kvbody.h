@@ -196,10 +196,10 @@ static inline __attribute__((always_inline)) int KV_SCORES_RC(float *sc, const f
     int32_t kvo[KV_R_MAXH];   // head h's offset in a row (no division in the loops)
     for (int h = 0; h < Hq; h++) kvo[h] = (h / G) * D;
     const int64_t gb = (int64_t)KP * ks * (int64_t)sizeof(KV_T), step = gb * HG / Hq / (D / 16);
-    const char *pf = (const char *)k + ATT_PF_AHEAD;
+    uintptr_t pf = (uintptr_t)k + ATT_PF_AHEAD;   // addresses as integers: they run past the rows
     int i = 0;
     for (; i + KP <= n; i += KP) {
-        const char *pto = (const char *)(k + (int64_t)i * ks) + ATT_PF_AHEAD;
+        uintptr_t pto = (uintptr_t)(k + (int64_t)i * ks) + ATT_PF_AHEAD;
         for (int h0 = 0; h0 < Hq; h0 += HG) {
             __m512 a[16];
             #pragma GCC unroll 16
@@ -226,7 +226,7 @@ static inline __attribute__((always_inline)) int KV_SCORES_RC(float *sc, const f
                 #pragma GCC unroll 16
                 for (int r = 0; r < KP; r++) sc[(int64_t)(h0 + j) * n + i + r] = t[j * KP + r];
         }
-        attn_pf_to(&pf, (const char *)(k + (int64_t)(i + KP) * ks) + ATT_PF_AHEAD);
+        attn_pf_to(&pf, (uintptr_t)(k + (int64_t)(i + KP) * ks) + ATT_PF_AHEAD);
     }
     return i;
 }
@@ -235,13 +235,13 @@ static inline __attribute__((always_inline)) int KV_SCORES_RC(float *sc, const f
 // each head's output slice loaded and stored once per four rows (added in row order, as the twin does).
 static int KV_ACCUM_RV(float *o, const float *p, int Hq, int Hkv, const KV_T *v, int64_t ks, int n, int D) {
     const int G = Hq / Hkv;
-    const char *pf = (const char *)v + ATT_PF_AHEAD;
+    uintptr_t pf = (uintptr_t)v + ATT_PF_AHEAD;
     int i = 0;
     for (; i < n; i += 4) {
         const int nr = n - i < 4 ? n - i : 4;
         const KV_T *v0 = v + (int64_t)i * ks;
         const int64_t step = (int64_t)nr * ks * (int64_t)sizeof(KV_T) / Hkv / (D / 16);
-        const char *pto = (const char *)v0 + ATT_PF_AHEAD;
+        uintptr_t pto = (uintptr_t)v0 + ATT_PF_AHEAD;
         for (int kvh = 0; kvh < Hkv; kvh++)
             for (int d = 0; d < D; d += 16) {
                 attn_pf_to(&pf, pto += step);
@@ -260,7 +260,7 @@ static int KV_ACCUM_RV(float *o, const float *p, int Hq, int Hkv, const KV_T *v,
                     _mm512_storeu_ps(oh, acc);
                 }
             }
-        attn_pf_to(&pf, (const char *)(v0 + (int64_t)nr * ks) + ATT_PF_AHEAD);
+        attn_pf_to(&pf, (uintptr_t)(v0 + (int64_t)nr * ks) + ATT_PF_AHEAD);
     }
     return n;
 }
