@@ -177,6 +177,17 @@ static inline void kv_accum_g(const attn_kernels *kn, const attn_params *p, floa
     else kn->accum_g(o, pr, G, v, ks, n, D);
 }
 
+static inline void kv_scores_rows(const attn_kernels *kn, const attn_params *p, float *sc, const float *q, int Hq,
+                                  int Hkv, const void *k, int64_t ks, int n, int D) {
+    if (p->kv_f16) kn->scores_rowsh(sc, q, Hq, Hkv, k, ks, n, D);
+    else kn->scores_rows(sc, q, Hq, Hkv, k, ks, n, D);
+}
+static inline void kv_accum_rows(const attn_kernels *kn, const attn_params *p, float *o, const float *pr, int Hq,
+                                 int Hkv, const void *v, int64_t ks, int n, int D) {
+    if (p->kv_f16) kn->accum_rowsh(o, pr, Hq, Hkv, v, ks, n, D);
+    else kn->accum_rows(o, pr, Hq, Hkv, v, ks, n, D);
+}
+
 // ---------------------------------------------------------------- forward
 
 // Raw dot products -> scaled (and soft-capped) scores, in place; returns their max.
@@ -304,12 +315,11 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
                            int Hkv, int D, int64_t lo, int64_t hi, const attn_params *p) {
     const attn_kernels *kn = attn_kernels_active();
     const int64_t ks = (int64_t)Hkv * D;
-    const int nb = Hq * DEC_BLOCK <= DEC_SCORES ? DEC_BLOCK : Hq < DEC_SCORES ? DEC_SCORES / Hq : 1;
-    float sc[DEC_SCORES > DEC_BLOCK * HEAD_RUN ? DEC_SCORES : DEC_BLOCK * HEAD_RUN];
-    float *scp = Hq <= DEC_SCORES ? sc : NULL;
+    float sc[DEC_SCORES];
+    _Static_assert(DEC_SCORES >= DEC_BLOCK * HEAD_RUN, "the kv-head path keeps HEAD_RUN heads' block scores");
     memset(o, 0, (size_t)Hq * D * sizeof(float));
     for (int h = 0; h < Hq; h++) { m[h] = -INFINITY; l[h] = 0.0; }
-    if (!scp) {   // more heads than the stack holds scores for (none known): kv head by kv head
+    if (Hq > DEC_SCORES) {   // more heads than the stack holds scores for (none known): kv head by kv head
         const int G = Hq / Hkv;
         int g = G < HEAD_RUN ? G : HEAD_RUN;   // heads per step: the largest divisor of G up to HEAD_RUN
         while (G % g) g--;
@@ -323,14 +333,12 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
         }
         return;
     }
+    const int nb = DEC_SCORES / Hq < DEC_BLOCK ? DEC_SCORES / Hq : DEC_BLOCK;   // rows per block
     for (int64_t b0 = lo; b0 <= hi; b0 += nb) {
         int n = (int)(hi - b0 + 1 < nb ? hi - b0 + 1 : nb);
-        const void *kb = kv_at(k, b0 * ks, p), *vb = kv_at(v, b0 * ks, p);
-        if (p->kv_f16) kn->scores_rowsh(scp, q, Hq, Hkv, kb, ks, n, D);
-        else kn->scores_rows(scp, q, Hq, Hkv, kb, ks, n, D);
-        online_update(kn, scp, o, m, l, Hq, n, D, p);
-        if (p->kv_f16) kn->accum_rowsh(o, scp, Hq, Hkv, vb, ks, n, D);
-        else kn->accum_rows(o, scp, Hq, Hkv, vb, ks, n, D);
+        kv_scores_rows(kn, p, sc, q, Hq, Hkv, kv_at(k, b0 * ks, p), ks, n, D);
+        online_update(kn, sc, o, m, l, Hq, n, D, p);
+        kv_accum_rows(kn, p, o, sc, Hq, Hkv, kv_at(v, b0 * ks, p), ks, n, D);
     }
 }
 

@@ -272,8 +272,8 @@ static int KV_ACCUM_RV(float *o, const float *p, int Hq, int Hkv, const KV_T *v,
 #define KV_R_SG(r, fn, HG, ...)                                                                       \
     do {                                                                                              \
         if (G == 1) r = fn(__VA_ARGS__, HG, 1);                                                       \
-        else if (G == 2 && HG % 2 == 0) r = fn(__VA_ARGS__, HG, 2);                                   \
-        else if (G == 4 && HG % 4 == 0) r = fn(__VA_ARGS__, HG, 4);                                   \
+        else if (G == 2) r = fn(__VA_ARGS__, HG, 2);   /* HG is 4, 8 or 16 */                         \
+        else if (G == 4) r = fn(__VA_ARGS__, HG, 4);                                                  \
         else if (G == 8 && HG % 8 == 0) r = fn(__VA_ARGS__, HG, 8);                                   \
         else if (G % HG == 0) r = fn(__VA_ARGS__, HG, HG);                                            \
         else r = fn(__VA_ARGS__, HG, 1);                                                              \
@@ -290,15 +290,21 @@ static int KV_ACCUM_RV(float *o, const float *p, int Hq, int Hkv, const KV_T *v,
 #endif
 #endif
 
-// The shapes (and ISAs) without a row-order path go kv head by kv head, after one linear pass over the
-// rows (attn_touch_rows) has brought them in at stream speed.
+// The shapes (and ISAs) without a row-order path go kv head by kv head (KV_SCORES_G / KV_ACCUM_G: each
+// K / V vector loaded once for the G heads), after one linear pass over the rows (attn_touch_rows) has
+// brought them in at stream speed. The rows a row-order pass leaves over (fewer than its 16 / HG) go head
+// by head.
 static void KV_SCORES_R(float *sc, const float *q, int Hq, int Hkv, const KV_T *k, int64_t ks, int n, int D) {
     const int G = Hq / Hkv;
     int i = 0;
     KV_R_CASES(i, KV_SCORES_RC, sc, q, Hq, G, k, ks, n, D);
-    if (i == n) return;
-    if (i == 0) attn_touch_rows(k, (size_t)n * (size_t)ks * sizeof(KV_T));
-    for (int h = 0; h < Hq; h++)
+    if (i == 0) {
+        attn_touch_rows(k, (size_t)n * (size_t)ks * sizeof(KV_T));
+        for (int kvh = 0; kvh < Hkv; kvh++)
+            KV_SCORES_G(sc + (int64_t)kvh * G * n, q + (int64_t)kvh * G * D, G, k + (int64_t)kvh * D, ks, n, D);
+        return;
+    }
+    for (int h = 0; h < Hq && i < n; h++)
         KV_SCORES(sc + (int64_t)h * n + i, q + (int64_t)h * D, k + (int64_t)i * ks + (int64_t)(h / G) * D, ks, n - i, D);
 }
 
