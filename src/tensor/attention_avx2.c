@@ -93,6 +93,7 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #define KV_ACCUM_R KNAME(attn_accum_rows)
 #define KV_SCORES_RC KNAME(attn_scores_rc)
 #define KV_ACCUM_RV KNAME(attn_accum_rv)
+#define KV_ACCUM_RVC KNAME(attn_accum_rvc)
 #define KV_T float
 #define KV_VLOAD(p) VLOAD(p)
 #define KV_SLOAD(x) (x)
@@ -107,6 +108,7 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #undef KV_ACCUM_R
 #undef KV_SCORES_RC
 #undef KV_ACCUM_RV
+#undef KV_ACCUM_RVC
 #undef KV_T
 #undef KV_VLOAD
 #undef KV_SLOAD
@@ -120,6 +122,7 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #define KV_ACCUM_R KNAME(attn_accum_rowsh)
 #define KV_SCORES_RC KNAME(attn_scores_rch)
 #define KV_ACCUM_RV KNAME(attn_accum_rvh)
+#define KV_ACCUM_RVC KNAME(attn_accum_rvch)
 #define KV_T uint16_t
 #define KV_VLOAD(p) VLOADH(p)
 #define KV_SLOAD(x) f16_to_f32(x)

@@ -231,9 +231,12 @@ static inline __attribute__((always_inline)) int KV_SCORES_RC(float *sc, const f
     return i;
 }
 
-// Value rows four at a time: each vector of a row loaded (and widened) once for the G heads reading it,
-// each head's output slice loaded and stored once per four rows (added in row order, as the twin does).
-static int KV_ACCUM_RV(float *o, const float *p, int Hq, int Hkv, const KV_T *v, int64_t ks, int n, int D) {
+// Value rows four at a time: each vector of a row loaded (and widened) once for the GC <= 4 heads of a
+// kv head that a pass serves, each head's output slice loaded and stored once per four rows (added in row
+// order, as the twin does), the pass's 4 x GC probabilities broadcast once for all of D (broadcasting them
+// per 16-element step was half the kernel's loads: Qwen3's shape 181 -> 128 cycles a row from L1/L2).
+static inline __attribute__((always_inline)) int KV_ACCUM_RVC(float *o, const float *p, int Hq, int Hkv, const KV_T *v,
+                                                              int64_t ks, int n, int D, const int GC) {
     const int G = Hq / Hkv;
     uintptr_t pf = (uintptr_t)v + ATT_PF_AHEAD;
     int i = 0;
@@ -243,26 +246,40 @@ static int KV_ACCUM_RV(float *o, const float *p, int Hq, int Hkv, const KV_T *v,
         const int64_t step = (int64_t)nr * ks * (int64_t)sizeof(KV_T) / Hkv / (D / 16);
         uintptr_t pto = (uintptr_t)v0 + ATT_PF_AHEAD;
         for (int kvh = 0; kvh < Hkv; kvh++)
-            for (int d = 0; d < D; d += 16) {
-                attn_pf_to(&pf, pto += step);
-                const KV_T *r0 = v0 + (int64_t)kvh * D + d;
-                __m512 x[4];
+            for (int j0 = 0; j0 < G; j0 += GC) {
+                __m512 pb[GC][4];
                 #pragma GCC unroll 4
-                for (int r = 0; r < 4; r++) x[r] = r < nr ? KV_VLOAD(r0 + (int64_t)r * ks) : _mm512_setzero_ps();
-                for (int j = 0; j < G; j++) {
-                    const int h = kvh * G + j;
-                    const float *ph = p + (int64_t)h * n + i;
-                    float *oh = o + (int64_t)h * D + d;
-                    __m512 acc = _mm512_loadu_ps(oh);
+                for (int j = 0; j < GC; j++)
                     #pragma GCC unroll 4
                     for (int r = 0; r < 4; r++)
-                        if (r < nr) acc = _mm512_fmadd_ps(_mm512_set1_ps(ph[r]), x[r], acc);
-                    _mm512_storeu_ps(oh, acc);
+                        pb[j][r] = r < nr ? _mm512_set1_ps(p[(int64_t)(kvh * G + j0 + j) * n + i + r]) : _mm512_setzero_ps();
+                for (int d = 0; d < D; d += 16) {
+                    if (j0 == 0) attn_pf_to(&pf, pto += step);
+                    const KV_T *r0 = v0 + (int64_t)kvh * D + d;
+                    __m512 x[4];
+                    #pragma GCC unroll 4
+                    for (int r = 0; r < 4; r++) x[r] = r < nr ? KV_VLOAD(r0 + (int64_t)r * ks) : _mm512_setzero_ps();
+                    #pragma GCC unroll 4
+                    for (int j = 0; j < GC; j++) {
+                        float *oh = o + (int64_t)(kvh * G + j0 + j) * D + d;
+                        __m512 acc = _mm512_loadu_ps(oh);
+                        #pragma GCC unroll 4
+                        for (int r = 0; r < 4; r++)
+                            if (r < nr) acc = _mm512_fmadd_ps(pb[j][r], x[r], acc);
+                        _mm512_storeu_ps(oh, acc);
+                    }
                 }
             }
         attn_pf_to(&pf, (uintptr_t)(v0 + (int64_t)nr * ks) + ATT_PF_AHEAD);
     }
     return n;
+}
+static int KV_ACCUM_RV(float *o, const float *p, int Hq, int Hkv, const KV_T *v, int64_t ks, int n, int D) {
+    const int G = Hq / Hkv;
+    if (G % 4 == 0) return KV_ACCUM_RVC(o, p, Hq, Hkv, v, ks, n, D, 4);
+    if (G == 3) return KV_ACCUM_RVC(o, p, Hq, Hkv, v, ks, n, D, 3);
+    if (G % 2 == 0) return KV_ACCUM_RVC(o, p, Hq, Hkv, v, ks, n, D, 2);
+    return KV_ACCUM_RVC(o, p, Hq, Hkv, v, ks, n, D, 1);
 }
 #endif
 
