@@ -52,7 +52,10 @@ asan:
 	        EXTRA_LDFLAGS="-fsanitize=address,undefined" SLLM_ASAN=1 test
 
 # Inference vs llama.cpp, then training vs PyTorch (same machine, same run, same threads).
-bench: all
+$(BUILD)/pingpong: bench/pingpong.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -o $@ $< -pthread
+bench: all $(BUILD)/pingpong
 	@BUILD=$(BUILD) bench/run-bench.sh
 	@BUILD=$(BUILD) bench/bench_train.sh
 

@@ -26,6 +26,10 @@ else echo "bench: llama.cpp oracle unavailable (../shared/oracles); measuring sl
 
 BW=$($SLLM bench --membw -t "$TH" --json | sed -E 's/.*"read_gb_s":([0-9.]+).*/\1/')
 echo "memory read bandwidth: $BW GB/s ($TH threads; each model row measures its own as well)"
+# The core-to-core round trip before each engine's timings and after the last: this VM switches between
+# its two vCPUs on one core complex (~85 ns, ~45 GB/s) and on two (~415 ns, ~80 GB/s), which changes
+# both engines' figures (docs/performance.md, Machine); the table shows which state each row ran in.
+rt() { [ "$TH" -ge 2 ] && [ -x "$BUILD/pingpong" ] && timeout 10 "$BUILD/pingpong" 100000 2>/dev/null | sed -E 's/.*: ([0-9]+) ns.*/\1/' || echo null; }
 RES=$W/results.jsonl; : > "$RES"
 for spec in $MODELS; do
     IFS=: read -r arch preset vocab <<< "$spec"
@@ -35,9 +39,12 @@ for spec in $MODELS; do
     for t in $TYPES; do
         m=$W/$preset-$t.gguf
         [ -f "$m" ] || $SLLM quantize "$base" "$m" "$t" >/dev/null
+        r0=$(rt)
         s=$($SLLM bench -m "$m" -p "$P" -n "$N" -t "$TH" -r "$REPS" --roofline --json)
+        r1=$(rt)
         l='{}'; [ -n "$LLB" ] && l=$($LLB "$m" "$P" "$N" "$TH" "$REPS" 2>/dev/null | tail -1)
-        echo "{\"model\":\"$preset\",\"type\":\"$t\",\"bw_gb_s\":$BW,\"sllm\":$s,\"llamacpp\":$l}" | tee -a "$RES"
+        r2=$(rt)
+        echo "{\"model\":\"$preset\",\"type\":\"$t\",\"bw_gb_s\":$BW,\"core_rt_ns\":[$r0,$r1,$r2],\"sllm\":$s,\"llamacpp\":$l}" | tee -a "$RES"
     done
 done
 /usr/bin/env python3 bench/report.py "$RES" "$P" "$N" "$TH" > "$W/performance-table.md"
