@@ -287,10 +287,10 @@ static int KV_ACCUM_RV(float *o, const float *p, int Hq, int Hkv, const KV_T *v,
 #ifndef KV_R_CASES
 #ifdef ATT_AVX512
 // Four heads x four rows a pass (HG = 4): measured on Zen 5 (one thread, f16 rows from L1/L2, 32-row
-// blocks) against 8 and 16 heads a pass: Qwen3-0.6B's shape 283 / 422 / 458 cycles a row, Llama 3.2 1B's
-// 383 / 438 / 572, Llama 3.2 3B's 463 / 582 / 650: every head of a pass reloads its slice of q per
-// 16-element step, so fewer heads (and more rows) a pass load q less often for the same FMAs and one
-// reduction per 16 scores either way.
+// blocks) against 8 and 16 heads a pass: Qwen3-0.6B's shape 185 / 375 / 350 cycles a row, Llama 3.2 1B's
+// 270 / 398 / 491, Llama 3.2 3B's 340 / 469 (24 heads: no 16-head pass): every head of a pass reloads its
+// slice of q per 16-element step, so fewer heads (and more rows) a pass load q less often for the same
+// FMAs and one reduction per 16 scores either way.
 #define KV_R_SG(r, fn, HG, ...)                                                                       \
     do {                                                                                              \
         if (G % HG == 0) r = fn(__VA_ARGS__, HG, HG);                                                 \
