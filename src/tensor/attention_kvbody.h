@@ -234,7 +234,7 @@ static inline __attribute__((always_inline)) int KV_SCORES_RC(float *sc, const f
 // Value rows four at a time: each vector of a row loaded (and widened) once for the GC <= 4 heads of a
 // kv head that a pass serves, each head's output slice loaded and stored once per four rows (added in row
 // order, as the twin does), the pass's 4 x GC probabilities broadcast once for all of D (broadcasting them
-// per 16-element step was half the kernel's loads: Qwen3's shape 181 -> 128 cycles a row from L1/L2).
+// per 16-element step was half the kernel's loads: Qwen3's shape 168-185 -> 134-145 cycles a row from L1/L2).
 static inline __attribute__((always_inline)) int KV_ACCUM_RVC(float *o, const float *p, int Hq, int Hkv, const KV_T *v,
                                                               int64_t ks, int n, int D, const int GC) {
     const int G = Hq / Hkv;

@@ -1158,7 +1158,7 @@ INLINE void r16_iq4xs_tile(const void *panel, int64_t K, const void *x, size_t x
 // The super-block tiles (K-quants, IQ4_XS) keep per activation row both an integer and a float
 // accumulator, and the level registers besides: at 8 rows they spill, so they take the rows 4 at a time
 // (prefill, one thread, 2048 x 2048 weight, T = 128: Q4_K 252-291 -> 445-460 GFLOP/s, Q5_K 238-285 ->
-// 391-398, Q6_K 241-286 -> 368-377, Q3_K 225-250 -> 319-430, Q2_K 220-222 -> 377-448, IQ4_XS 524-544
+// 391-398, Q6_K 241-286 -> 368-391, Q3_K 225-250 -> 319-430, Q2_K 220-222 -> 377-457, IQ4_XS 524-544
 // -> 578-606; the 32-element tiles are faster at 8: Q4_0 653 vs 584, Q8_0 632 vs 567). Each row's
 // arithmetic is the same either way, so are its bits.
 #define K_TILE_ROWS 4
