@@ -155,8 +155,16 @@ INLINE __m512 q4_0_group(const uint8_t *p, __m512i xlo, __m512i xhi, __m512 dx, 
 // three lane inserts) measured no better end to end and slower on L3-resident weights, so Q4_0 keeps
 // the 2-row kernel.
 #define DEC_PF_AHEAD 8192
+// The hint is measured, not reasoned: on the Zen 4 VM an L2 prefetch (prefetcht2) streamed best (1 GiB,
+// 2 threads: 24-26 GB/s against 21-24 with prefetcht0); on the Zen 5 VM (docs/performance.md, Machine)
+// prefetchnta does, most where a thread has a whole memory channel's worth of bandwidth to fill (one
+// thread, or two on two core complexes). bench_kernels, weights cold, one thread, share of the 1-thread
+// read probe, t2 -> nta: F16 70-74% -> 80-84%, BF16 70-74 -> 77-83, Q4_K 80-83 -> 89-92, Q5_K 83-87 ->
+// 87-91, Q6_K 85-89 -> 94-96, Q4_0 85-90 -> 85-93, Q8_0 87-89 -> 87-96; two threads on one complex F16
+// 89-91 -> 94-97, Q4_K 90 -> 93-94. (prefetcht0 and t1 fell between; 4 or 12 KiB ahead no better.)
+#define DEC_PF_HINT _MM_HINT_NTA
 #define DEC_ROWS 4   // weight rows per pass of the Q8_0 decode kernel
-INLINE void pf_line(const uint8_t *p) { _mm_prefetch((const char *)p, _MM_HINT_T2); }
+INLINE void pf_line(const uint8_t *p) { _mm_prefetch((const char *)p, DEC_PF_HINT); }
 
 // Two weight rows per pass share the activation loads (and halve the loop overhead per row).
 static void xd_dot_q4_0_avx512(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xd, float *out) {
@@ -566,11 +574,10 @@ INLINE __m512 r16_q8_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(t), _mm512_mul_ps(dw, _mm512_set1_ps(xb->d)), acc);
 }
 
-// The r16 decode kernels read their panels as one linear stream, prefetched R16_PF_AHEAD bytes ahead into L2 (an L1
-// prefetch would hold one of the core's few L1 miss slots for a whole memory round trip; an L2 one
-// leaves them to the demand loads, which then hit L2: streaming 1 GiB with 2 threads, 24-26 GB/s
-// against 21-24 with L1 prefetches, bare read loop 27-30).
+// The r16 decode kernels read their panels as one linear stream, prefetched R16_PF_AHEAD bytes ahead
+// with the hint of the other decode kernels, DEC_PF_HINT.
 #define R16_PF_AHEAD 8192
+#define R16_PF_HINT DEC_PF_HINT
 
 // ---------------------------------------------------------------- r16 Q4_K (layout in matmul_kernels.h)
 // A 16-row super-block: 4 groups of 8 nibble registers (low nibbles: sub-block 2g, high: 2g + 1, masked
@@ -672,7 +679,7 @@ INLINE __m512i r16_q45k_group1(const uint8_t *p, const int g, const int32_t *q, 
     return _mm512_add_epi32(_mm512_mullo_epi32(lo, sclo), _mm512_mullo_epi32(hi, schi));
 }
 INLINE void r16_prefetch_to(uintptr_t *pf, uintptr_t to, uintptr_t end) {
-    for (to = to < end ? to : end; *pf < to; *pf += 64) _mm_prefetch((const char *)*pf, _MM_HINT_T2);
+    for (to = to < end ? to : end; *pf < to; *pf += 64) _mm_prefetch((const char *)*pf, R16_PF_HINT);
 }
 
 // Decode, one super-block against one activation row (bs: its 8 sub-block sums); the prefetch runs
@@ -1202,7 +1209,7 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
         __m512 acc = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++, p += pb) {
             uintptr_t to = (uintptr_t)p + pb + R16_PF_AHEAD;
-            for (to = to < end ? to : end; pf < to; pf += 64) _mm_prefetch((const char *)pf, _MM_HINT_T2);
+            for (to = to < end ? to : end; pf < to; pf += 64) _mm_prefetch((const char *)pf, R16_PF_HINT);
             if (fmt == FMT_R16_Q5 || fmt == FMT_R16_Q5_1 || fmt == FMT_R16_Q4_1) {
                 __m512i w[8];
                 __m512 dw;
