@@ -46,9 +46,9 @@ static inline float hsum256(__m256 v) {
 
 #ifdef ATT_AVX512
 // The row-order kernels stream the cache as the decode products stream their weights (matmul_avx512.c
-// R16_PF_AHEAD): each prefetches ATT_PF_AHEAD bytes ahead of what it reads into L2, a few lines per step of
+// R16_PF_AHEAD): each prefetches ATT_PF_AHEAD bytes ahead of what it reads, a few lines per step of
 // its arithmetic (a burst of prefetches would wait for the core's miss slots with the arithmetic stalled
-// behind it); demand loads then hit L2.
+// behind it).
 // 16 KiB: with the faster score kernel (see attn_pf_to) 8 KiB left the arithmetic waiting (Zen 5, one
 // thread, a 72-key run from memory: 10.5-11.1 us at 8 KiB, 9.2-9.4 at 16 KiB, 9.9-10.1 at 24 KiB).
 #ifndef ATT_PF_AHEAD
@@ -60,7 +60,9 @@ static inline void attn_pf_to(uintptr_t *pf, uintptr_t to) {
     // disassembly). The address goes in a register operand: as a memory operand ("m") it told gcc the
     // asm may read any memory, so the score kernels stored their 16 accumulators to the stack before
     // every prefetch (Zen 5, Qwen3 shape, one thread from L1/L2: 265 cycles a row against 169).
-    for (; *pf < to; *pf += 64) __asm__ volatile("prefetcht2 (%0)" : : "r"(*pf));
+    // prefetchnta, as the decode products (matmul_avx512.c DEC_PF_HINT): one thread, a 72-key run of an
+    // f16 cache from memory (Qwen3 shape, huge pages), 12.2-12.6 us with prefetcht2, 11.6-11.7 with nta.
+    for (; *pf < to; *pf += 64) __asm__ volatile("prefetchnta (%0)" : : "r"(*pf));
 }
 
 // Sixteen keys at a time (D a multiple of 16): one accumulator per key, then a transposing reduction
