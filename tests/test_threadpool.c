@@ -1,12 +1,14 @@
 // Thread pool under stress: many back-to-back jobs of varying size, each task must run exactly once
 // and every tpool_run must return (a stale worker of the previous job once claimed a task of the next
-// job and left the caller asleep). Also nested runs execute serially and a NULL pool runs inline.
+// job and left the caller asleep), both for small jobs (tasks claimed from a mask, each thread's own index
+// first) and large ones (claimed from a counter). Also nested runs execute serially and a NULL pool runs
+// inline.
 #include "test.h"
 #include <stdatomic.h>
 #include <time.h>
 #include "base/threadpool.h"
 
-static int hits[16];
+static int hits[64];
 static atomic_long total;
 static void count_task(void *ctx, int64_t t, int th) {
     (void)ctx; (void)th;
@@ -48,7 +50,7 @@ static void outer_task(void *ctx, int64_t t, int th) {
 
 // A worker that counted its task done holds on until the caller is out of tpool_run: proves the
 // caller does not wait for the rest of an early-completed task.
-static atomic_int job_no, released_no, released_seen, worker_in;
+static atomic_int job_no, released_no, released_seen, worker_in, not_own;
 static long elapsed_ns(const struct timespec *a) {
     struct timespec b;
     clock_gettime(CLOCK_MONOTONIC, &b);
@@ -62,6 +64,7 @@ static void hold_task(void *ctx, int64_t t, int th) {
     int mine = atomic_load(&job_no);
     struct timespec a;
     clock_gettime(CLOCK_MONOTONIC, &a);
+    if (t != th) atomic_fetch_add(&not_own, 1);   // whoever claims first, each takes its own index
     if (th == 0) {
         while (atomic_load(&worker_in) != mine && elapsed_ns(&a) < 2000000000L) {}
         return;
@@ -71,6 +74,20 @@ static void hold_task(void *ctx, int64_t t, int th) {
     do {
         if (atomic_load(&released_no) >= mine) { atomic_fetch_add(&released_seen, 1); return; }
     } while (elapsed_ns(&a) < 2000000000L);
+}
+
+// Holds until both threads are in a task (at most 100 ms: a worker asleep or preempted may not come),
+// and notes a task run by a thread other than its index's.
+static atomic_int pair_in;
+static atomic_long own_miss;
+static void pair_task(void *ctx, int64_t t, int th) {
+    (void)ctx;
+    struct timespec a;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    __atomic_fetch_add(&hits[t], 1, __ATOMIC_RELAXED);
+    atomic_fetch_add(&pair_in, 1);
+    while (atomic_load(&pair_in) < 2 && elapsed_ns(&a) < 100000000L) {}
+    if (atomic_load(&pair_in) >= 2 && t != th) atomic_fetch_add(&own_miss, 1);
 }
 
 int main(void) {
@@ -91,8 +108,42 @@ int main(void) {
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
     CHECK(bad == 0, "%ld tasks ran a number of times other than once", bad);
+    // the claim policy itself: own index first, then the lowest free; above 32 tasks a counter
+    CHECK(tpool_next_task(0, 2, 0) == 0 && tpool_next_task(0, 2, 1) == 1);
+    CHECK(tpool_next_task(0x2, 2, 1) == 0 && tpool_next_task(0x1, 2, 0) == 1 && tpool_next_task(0x3, 2, 0) == -1);
+    CHECK(tpool_next_task(0, 3, 5) == 0 && tpool_next_task(0x5, 8, 2) == 1 && tpool_next_task(0xffffffffu, 32, 3) == -1);
+    CHECK(tpool_next_task(0, 32, 31) == 31 && tpool_next_task(7, 33, 1) == 7 && tpool_next_task(33, 33, 0) == -1);
+    // two tasks, two threads, each task holding until both threads are in one: whichever thread claims
+    // first, each runs the task of its own index
+    for (long i = 0; i < 2000; i++) {
+        hits[0] = hits[1] = 0;
+        atomic_store(&pair_in, 0);
+        struct timespec a;   // the caller busy a while, the worker spinning for the next job (as in decode)
+        clock_gettime(CLOCK_MONOTONIC, &a);
+        while (elapsed_ns(&a) < (i % 2 ? 20000 : 0)) {}
+        tpool_run(p, 2, pair_task, NULL);
+        bad += hits[0] != 1 || hits[1] != 1;
+    }
+    CHECK(bad == 0, "two-task jobs: a task ran a number of times other than once");
+    CHECK(atomic_load(&own_miss) == 0, "two-task jobs: %ld tasks ran on a thread other than their index",
+          (long)atomic_load(&own_miss));
+    atomic_store(&total, expect);
     CHECK(atomic_load(&total) == expect, "%ld tasks run, %ld expected", (long)atomic_load(&total), expect);
     fprintf(stderr, "%ld jobs in %.2f s\n", iters, (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9);
+    // jobs above the mask's 32 tasks: claimed from a counter
+    bad = 0;
+    long expect_big = 0;
+    atomic_store(&total, 0);
+    for (long i = 0; i < iters / 8; i++) {
+        int n = 30 + (int)(i % 11);   // 30..40: both sides of the switch
+        for (int k = 0; k < n; k++) hits[k] = 0;
+        tpool_run(p, n, count_task, NULL);
+        expect_big += n;
+        for (int k = 0; k < n; k++) bad += hits[k] != 1;
+    }
+    CHECK(bad == 0, "30-40 tasks a job: %ld tasks ran a number of times other than once", bad);
+    CHECK(atomic_load(&total) == expect_big, "30-40 tasks a job: %ld tasks run, %ld expected",
+          (long)atomic_load(&total), expect_big);
     int sum = 0;
     tpool_run(p, 8, nested_task, &sum);
     CHECK(sum == 8);
@@ -129,6 +180,8 @@ int main(void) {
     tpool_free(p);   // joins the workers: every tail has run
     CHECK(atomic_load(&tail) == expect + 2000L * 8 * 3, "%ld tails ran, %ld expected", (long)atomic_load(&tail),
           expect + 2000L * 8 * 3);
+    CHECK(atomic_load(&not_own) == 0, "a thread ran a task other than its own index %d times in 50 two-task jobs",
+          atomic_load(&not_own));
     CHECK(atomic_load(&released_seen) == 50, "a worker saw the caller leave tpool_run while it held its task in %d of 50 jobs",
           atomic_load(&released_seen));
     return test_report();

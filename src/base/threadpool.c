@@ -35,7 +35,7 @@ static int64_t now_ns(void) {
 // another process on a shared machine) finds every task claimed and is not waited for, so the caller,
 // which claims tasks too, never idles on a thread that has nothing to do.
 typedef struct {
-    _Alignas(64) _Atomic uint64_t claim; // (job generation << 32) | next task index to claim
+    _Alignas(64) _Atomic uint64_t claim; // (job generation << 32) | next task index, or tasks taken (tpool_next_task)
     _Alignas(64) atomic_uint gen;       // bumped by the caller to publish a job (what workers wait on)
     _Alignas(64) atomic_uint done;      // tasks of the current job completed
     atomic_int sleeping_caller;         // caller is asleep on `done`
@@ -85,6 +85,22 @@ void tpool_task_done(void) {
     count_done(tl_task_pool, tl_task_n);
 }
 
+// The task thread `thread` claims next, given the claim word's low half `low` (a counter, or for a job
+// of at most AFFINE_MAX tasks a mask of the tasks taken); -1 when none is left.
+// Small jobs are the decode step's (one task per thread: a product's ranges, attention's runs), and there
+// each thread takes the task of its own index first, so a range or run's data stays in one core's cache
+// from one token to the next and the products' outputs land where the next step reads them. Claimed in
+// counter order, which thread got which task was a race; with the two vCPUs on different core complexes
+// (~415 ns a cache line round trip, docs/performance.md) every such line then crossed over.
+#define AFFINE_MAX 32
+int64_t tpool_next_task(uint32_t low, int64_t n, int thread) {
+    if (n > AFFINE_MAX) return (int64_t)low < n ? (int64_t)low : -1;
+    uint32_t free = ~low & (uint32_t)((1ull << n) - 1);
+    if (!free) return -1;
+    if (thread < n && (free >> thread & 1u)) return thread;
+    return __builtin_ctz(free);
+}
+
 // Claims and runs tasks of job `g` until none is left. A claim succeeds only while the job is current,
 // and the job cannot finish (nor fn / ctx change) before a claimed task completes, so reading them after
 // the claim is safe.
@@ -93,9 +109,10 @@ static void run_tasks(tpool *p, unsigned g, int thread) {
         uint64_t c = atomic_load_explicit(&p->s.claim, memory_order_acquire);
         if ((unsigned)(c >> 32) != g) return;
         int64_t n = atomic_load_explicit(&p->n_tasks[g & 1], memory_order_relaxed);
-        int64_t i = (int64_t)(c & 0xffffffffu);
-        if (i >= n) return;
-        if (!atomic_compare_exchange_weak_explicit(&p->s.claim, &c, c + 1, memory_order_acq_rel,
+        int64_t i = tpool_next_task((uint32_t)c, n, thread);
+        if (i < 0) return;
+        uint64_t taken = n > AFFINE_MAX ? c + 1 : c | 1ull << i;
+        if (!atomic_compare_exchange_weak_explicit(&p->s.claim, &c, taken, memory_order_acq_rel,
                                                    memory_order_relaxed))
             continue;
         tl_task_pool = p;

@@ -16,4 +16,8 @@ void tpool_run(tpool *p, int64_t n_tasks, void (*fn)(void *ctx, int64_t task, in
 // (the caller may have moved on): e.g. a prefetch of memory that outlives the job. No effect outside
 // a pool task (serial runs included) or when called twice.
 void tpool_task_done(void);
+// The claim policy (exposed for its test): the task thread `thread` claims next in a job of n tasks, given
+// `low`, the low half of the claim word: for n <= 32 the mask of tasks taken (the thread's own index
+// first, then the lowest free one), else the next index of a counter; -1 when none is left.
+int64_t tpool_next_task(uint32_t low, int64_t n, int thread);
 #endif
