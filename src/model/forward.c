@@ -28,7 +28,7 @@ static const mm_next *next_of(const sllm_model *m, int il, int st, int T, next_p
         w[n++] = &m->g[TR_OUTPUT];
     } else {
         const mweight *L = m->layers[il].w;
-        if (st == 0) { w[0] = &L[TR_ATTN_Q]; w[1] = &L[TR_ATTN_K]; w[2] = &L[TR_ATTN_V]; n = 3; }
+        if (st == 0) { w[0] = &L[TR_ATTN_K]; w[1] = &L[TR_ATTN_V]; w[2] = &L[TR_ATTN_Q]; n = 3; }
         else if (st == 1) w[n++] = &L[TR_ATTN_OUT];
         else if (st == 2 && m->arch->act == ACT_GELU) w[n++] = &L[TR_FFN_UP];
         else if (st == 2) { w[0] = &L[TR_FFN_GATE]; w[1] = &L[TR_FFN_UP]; n = 2; }
@@ -158,7 +158,9 @@ static void attn_task(void *ctx, int64_t task, int thread) {
 // run (all heads of consecutive positions) are one contiguous stream per K and V, split evenly over
 // the threads; attention_decode_merge then combines the runs. Each task rotates its own copy of the
 // query (the heads' norms and rope: cheap, and no single-threaded step between the q/k/v product and
-// attention); the last run holds the new position, so its task appends the new k / v row first. A task
+// attention); run 0 holds the newest keys, the new position among them, so its task appends the new
+// k / v row first: run 0 is the calling thread's (tpool_next_task), which also computed k and v (the
+// first range of the q/k/v product), and it starts its task before the worker does. A task
 // done with its run requests the first rows of its range of the output projection into L2 (as each
 // product does for the next), so that product does not start cold.
 // Run r's scratch in the session: rotated query q (Hq, D), partial output o (Hq, D), max m (Hq), sum l (Hq).
@@ -171,14 +173,15 @@ static float *dec_slot(const model_session *s, const attn_job *j, int64_t r, flo
     return q;
 }
 
-// Keys [*a, *b) of run r. The last run's task also appends the new k / v row (its norm, rope and f16
-// conversion: ~3 us a layer for Qwen3-0.6B against ~0.4 us a key; the even split left that thread ~4.6 us
-// behind) gets DEC_APPEND_KEYS keys fewer than each other run.
+// Keys [*a, *b) of run r, run 0 the newest. Run 0's task also appends the new k / v row (its norm, rope
+// and f16 conversion: ~3 us a layer for Qwen3-0.6B against ~0.4 us a key; the even split left that thread
+// ~4.6 us behind), so it gets DEC_APPEND_KEYS keys fewer than each other run.
 #define DEC_APPEND_KEYS 12
 static void dec_run(const attn_job *j, int64_t r, int64_t *a, int64_t *b) {
     int64_t n = j->p0 + 1 - j->s0, e = j->n_runs > 1 && n > 4 * DEC_APPEND_KEYS ? DEC_APPEND_KEYS : 0;
-    *a = j->s0 + (n + e) * r / j->n_runs;
-    *b = r == j->n_runs - 1 ? j->p0 + 1 : j->s0 + (n + e) * (r + 1) / j->n_runs;
+    int64_t i = j->n_runs - 1 - r;   // position of the run, oldest keys first
+    *a = j->s0 + (n + e) * i / j->n_runs;
+    *b = i == j->n_runs - 1 ? j->p0 + 1 : j->s0 + (n + e) * (i + 1) / j->n_runs;
 }
 
 static void attn_decode_task(void *ctx, int64_t r, int thread) {
@@ -189,7 +192,7 @@ static void attn_decode_task(void *ctx, int64_t r, int thread) {
     double *l;
     float *q = dec_slot(s, j, r, &o, &m, &l);
     rotate_rows(j, q, s->q, 1, j->Hq, &j->L->w[TR_ATTN_Q_NORM]);
-    if (r == j->n_runs - 1) append_kv(j);
+    if (r == 0) append_kv(j);
     int64_t a, b;
     dec_run(j, r, &a, &b);
     attention_decode_part(o, m, l, q, j->kc, j->vc, j->Hq, j->Hkv, j->D, a, b - 1, &j->ap);
@@ -222,9 +225,11 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     // ---- attention ----
     norm(m, s->xn, s->x, &w[TR_ATTN_NORM], &w[TR_ATTN_NORM_B], T, C);     // xn (T, C)
     {   // q (T, Hq*D), k (T, Hkv*D), v (T, Hkv*D)
-        const mweight *pw[3] = {&w[TR_ATTN_Q], &w[TR_ATTN_K], &w[TR_ATTN_V]};
-        const mweight *pb[3] = {&w[TR_ATTN_Q_B], &w[TR_ATTN_K_B], &w[TR_ATTN_V_B]};
-        float *py[3] = {s->q, s->k, s->v};
+        // k and v first: a decode step's first range (the calling thread's, tpool_next_task) is then k
+        // and v, which that thread appends to the cache in attention's run 0 (attn_decode_task)
+        const mweight *pw[3] = {&w[TR_ATTN_K], &w[TR_ATTN_V], &w[TR_ATTN_Q]};
+        const mweight *pb[3] = {&w[TR_ATTN_K_B], &w[TR_ATTN_V_B], &w[TR_ATTN_Q_B]};
+        float *py[3] = {s->k, s->v, s->q};
         if ((rc = mm_multi(s, 3, pw, pb, py, s->xn, T, NULL))) return rc;
     }
     attn_job job = {.s = s, .L = L, .kc = model_session_k(s, il), .vc = model_session_v(s, il), .T = T, .Hq = Hq,
