@@ -19,6 +19,7 @@
 #include "tensor/matmul.h"
 #include "tensor/matmul_kernels.h"
 #include "tensor/quant.h"
+#include "tensor/ops.h"
 #include "base/membw.h"
 #include "sllm.h"
 #include <stdatomic.h>
@@ -765,6 +766,61 @@ static void check_decode_split(void) {
     free(X);
 }
 
+// Gated feed-forward decode (mm_glu_decode): gate and up with the bits of the one-thread products, and
+// H = glu(gate, up) with the bits of the activation over whole vectors, for any number of threads (more
+// than the cores: ranges get stolen); H apart from and in place of up's output; a Q4_K gate with a Q6_K
+// up (a Q4_K_M mix); and -1, nothing written, where a dtype has no decode path or the N differ.
+static void check_glu_decode(void) {
+    isa_force(isa_detect());
+    static const dtype gt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K, DT_Q4_0}, ut[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q6_K, DT_Q4_0};
+    static const int packed[] = {1, 1, 1, 1, 0};   // last: the unpacked (xd) decode
+    const int64_t K = 512, N = 1000;
+    float *X = malloc(sizeof(float) * K), *G1 = malloc(sizeof(float) * N), *U1 = malloc(sizeof(float) * N),
+          *H1 = malloc(sizeof(float) * N), *G = malloc(sizeof(float) * N), *U = malloc(sizeof(float) * N),
+          *H = malloc(sizeof(float) * N);
+    for (int64_t i = 0; i < K; i++) X[i] = rndn();
+    static const int nths[] = {1, 2, 3, 5};
+    for (int c = 0; c < 5; c++) {
+        wmat wg = make_w(gt[c], N, K), wu = make_w(ut[c], N, K);
+        void *Pg = NULL, *Pu = NULL;
+        if (packed[c]) {
+            Pg = aligned_alloc(64, (mm_pack_bytes(gt[c], N, K) + 63) / 64 * 64);
+            Pu = aligned_alloc(64, (mm_pack_bytes(ut[c], N, K) + 63) / 64 * 64);
+            CHECK(mm_pack(NULL, wg.W, gt[c], N, K, Pg) == 0 && mm_pack(NULL, wu.W, ut[c], N, K, Pu) == 0);
+        }
+        mm_out o1[2] = {{.W = wg.W, .wt = gt[c], .N = N, .Y = G1, .Wp = Pg}, {.W = wu.W, .wt = ut[c], .N = N, .Y = U1, .Wp = Pu}};
+        CHECK(mm_matmul_multi(NULL, 2, o1, K, X, 1) == 0);
+        mm_glu_fn fn = c % 2 ? geglu_fwd : swiglu_fwd;
+        fn(H1, G1, U1, N);
+        for (int a = 0; a < 4; a++) {
+            tpool *p = tpool_new(nths[a]);
+            int same = 1;
+            for (int rep = 0; rep < 8 && same; rep++) {
+                bool inplace = rep % 2;   // H in place of up's output, as forward.c runs it
+                for (int64_t n = 0; n < N; n++) G[n] = U[n] = H[n] = NAN;
+                mm_out og = {.W = wg.W, .wt = gt[c], .N = N, .Y = G, .Wp = Pg}, ou = {.W = wu.W, .wt = ut[c], .N = N, .Y = U, .Wp = Pu};
+                CHECK(mm_glu_decode(p, &og, &ou, K, X, fn, inplace ? U : H, NULL) == 0);
+                same = memcmp(G, G1, sizeof(float) * N) == 0 && memcmp(inplace ? U : H, H1, sizeof(float) * N) == 0 &&
+                       (inplace || memcmp(U, U1, sizeof(float) * N) == 0);
+            }
+            CHECK(same, "glu decode %s/%s%s, %d threads: not the bits of the products and the activation apart",
+                  dtype_get(gt[c])->name, dtype_get(ut[c])->name, packed[c] ? " packed" : "", nths[a]);
+            tpool_free(p);
+        }
+        free_w(&wg); free_w(&wu); free(Pg); free(Pu);
+    }
+    // no decode path (F32 weights) / N differ: -1 and the outputs untouched
+    wmat wf = make_w(DT_F32, 64, K), wq = make_w(DT_Q8_0, 48, K);
+    for (int64_t n = 0; n < 64; n++) G[n] = U[n] = H[n] = NAN;
+    mm_out of = {.W = wf.W, .wt = DT_F32, .N = 64, .Y = G}, of2 = {.W = wf.W, .wt = DT_F32, .N = 64, .Y = U};
+    mm_out oq = {.W = wq.W, .wt = DT_Q8_0, .N = 48, .Y = U};
+    CHECK(mm_glu_decode(NULL, &of, &of2, K, X, swiglu_fwd, H, NULL) == -1 && isnan(G[0]) && isnan(H[0]),
+          "glu decode of F32 weights: -1, nothing computed");
+    CHECK(mm_glu_decode(NULL, &of, &oq, K, X, swiglu_fwd, H, NULL) == -1, "glu decode, N 64 and 48: -1");
+    free_w(&wf); free_w(&wq);
+    free(X); free(G1); free(U1); free(H1); free(G); free(U); free(H);
+}
+
 // ---------------------------------------------------------------- thread pool
 typedef struct { atomic_int *hits; atomic_int bad_thread; int nth; atomic_long sum; } pool_ctx;
 static void count_task(void *ctx, int64_t task, int thread) {
@@ -967,6 +1023,7 @@ int main(void) {
     check_r16_kquant_kernels(DT_Q2_K, 768);
     check_packed_products(pool2);
     check_decode_split();
+    check_glu_decode();
     check_membw(pool2);
     // errors, not crashes
     float x[64] = {0}, y[64];

@@ -38,7 +38,7 @@ static const mm_next *next_of(const sllm_model *m, int il, int st, int T, next_p
         if (!w[i]->data) return NULL;
         np->o[i] = (mm_out){.W = w[i]->data, .wt = w[i]->type, .N = w[i]->rows, .Wp = w[i]->packed};
     }
-    np->nx = (mm_next){.n = n, .outs = np->o, .K = w[0]->cols};
+    np->nx = (mm_next){.n = n, .outs = np->o, .K = w[0]->cols, .glu = st == 2 && n == 2 && !m->n_lora};
     return &np->nx;
 }
 
@@ -214,6 +214,20 @@ static void attention_decode(model_session *s, attn_job *j) {
                            j->n_runs, j->Hq, j->D);
 }
 
+// Decode of a gated feed-forward (gate, up, then SwiGLU / GeGLU into ff_b) in one dispatch whose threads
+// apply the activation to the rows they computed (mm_glu_decode); false when it does not apply (prefill,
+// LoRA adapters attached: their terms come before the activation, dtypes without a decode path), and
+// the caller then runs the products and the activation apart.
+static bool ffn_glu_decode(const model_session *s, const model_layer *L, int T, const mm_next *next) {
+    const sllm_model *m = s->m;
+    const mweight *g = &L->w[TR_FFN_GATE], *u = &L->w[TR_FFN_UP];
+    if (T != 1 || m->n_lora || !g->data || !u->data || g->cols != u->cols) return false;
+    mm_out og = {.W = g->data, .wt = g->type, .N = g->rows, .Y = s->ff_a, .Wp = g->packed};
+    mm_out ou = {.W = u->data, .wt = u->type, .N = u->rows, .Y = s->ff_b, .Wp = u->packed};
+    return mm_glu_decode(s->pool, &og, &ou, g->cols, s->xn, m->arch->act == ACT_GEGLU ? geglu_fwd : swiglu_fwd,
+                         s->ff_b, next) == 0;
+}
+
 static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     const sllm_model *m = s->m;
     const model_hparams *hp = &m->hp;
@@ -264,7 +278,7 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     if (m->arch->act == ACT_GELU) {
         if ((rc = mm(s, &w[TR_FFN_UP], s->xn, T, &w[TR_FFN_UP_B], s->ff_a, next_of(m, il, 2, T, &np)))) return rc;   // (T, F)
         gelu_fwd(s->ff_b, s->ff_a, nf);
-    } else {
+    } else if (!ffn_glu_decode(s, L, T, next_of(m, il, 2, T, &np))) {
         const mweight *pw[2] = {&w[TR_FFN_GATE], &w[TR_FFN_UP]}, *pb[2] = {NULL, NULL};
         float *py[2] = {s->ff_a, s->ff_b};
         if ((rc = mm_multi(s, 2, pw, pb, py, s->xn, T, next_of(m, il, 2, T, &np)))) return rc;   // gate, up (T, F)

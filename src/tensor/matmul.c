@@ -1150,6 +1150,8 @@ typedef struct {
     int64_t chunk;                      // units per claim
     dec_range *r;                       // nr ranges, range i is task i
     const mm_next *next;                // products of the next dispatch (may be NULL)
+    mm_glu_fn glu;                      // mm_glu_decode: jobs[0] gate, jobs[1] up, unit = rows of both
+    float *H;                           // mm_glu_decode's output
     int nthreads;
     _Alignas(64) atomic_int busy;       // tasks inside their unit loops
 } dec_sched;
@@ -1179,6 +1181,15 @@ static void dec_rows(const mm_job *j, int64_t n0, int64_t n1, int64_t pf_row, bo
 
 // Global units [u0, u1), split at product boundaries; prefetching may run to unit pf_u.
 static void dec_units(const dec_sched *d, int64_t u0, int64_t u1, int64_t pf_u, bool cold) {
+    if (d->glu) {   // the same rows of gate and up, then H over them (two streams, each continued)
+        const mm_job *g = &d->jobs[0], *up = &d->jobs[1];
+        int64_t n0 = u0 * DEC_UNIT, n1 = u1 * DEC_UNIT < g->N ? u1 * DEC_UNIT : g->N;
+        int64_t pf = pf_u * DEC_UNIT < g->N ? pf_u * DEC_UNIT : g->N;
+        dec_rows(g, n0, n1, pf, cold);
+        dec_rows(up, n0, n1, pf, cold);
+        d->glu(d->H + n0, g->Y + n0, up->Y + n0, n1 - n0);
+        return;
+    }
     int i = 0;
     while (u0 < u1) {
         while (u0 >= d->ustart[i + 1]) i++;
@@ -1211,6 +1222,17 @@ static const char *dec_base(const mm_out *o, int64_t K, size_t *ubytes) {
 static size_t dec_warm_target(const mm_next *nx, int64_t task, int nth, const char **p) {
     int64_t us[MM_MULTI_MAX + 1], N[MM_MULTI_MAX];
     int n = nx->n < MM_MULTI_MAX ? nx->n : MM_MULTI_MAX;
+    if (nx->glu && n == 2) {   // mm_glu_decode: one layout of units for both; the start of the gate rows
+        int64_t units = dec_layout(&nx->outs[0].N, 1, us);
+        if (units == 0) return 0;
+        int nr = dec_ranges(units, nth);
+        if (task >= nr) return 0;
+        int64_t u = dec_range_start(units, task, nr);
+        size_t ub;
+        *p = dec_base(&nx->outs[0], nx->K, &ub) + (size_t)u * ub;
+        size_t left = (size_t)(units - u) * ub;
+        return left < DEC_WARM_BYTES ? left : DEC_WARM_BYTES;
+    }
     for (int i = 0; i < n; i++) N[i] = nx->outs[i].N;
     int64_t units = dec_layout(N, n, us);
     if (units == 0) return 0;
@@ -1285,8 +1307,8 @@ static bool is_decode(const mm_job *j) {
 }
 
 // All n products in one dispatch of one task per range.
-static int dec_run(tpool *pool, const mm_job *jobs, int n, const mm_next *next) {
-    dec_sched d = {.jobs = jobs, .next = next, .nthreads = tpool_size(pool)};
+static int dec_run(tpool *pool, const mm_job *jobs, int n, const mm_next *next, mm_glu_fn glu, float *H) {
+    dec_sched d = {.jobs = jobs, .next = next, .glu = glu, .H = H, .nthreads = tpool_size(pool)};
     atomic_init(&d.busy, 0);
     size_t bytes = 0;
     int64_t N[MM_MULTI_MAX];
@@ -1294,7 +1316,7 @@ static int dec_run(tpool *pool, const mm_job *jobs, int n, const mm_next *next) 
         N[i] = jobs[i].N;
         bytes += (size_t)jobs[i].N * jobs[i].wrow_bytes;
     }
-    int64_t units = dec_layout(N, n, d.ustart);
+    int64_t units = dec_layout(N, glu ? 1 : n, d.ustart);   // glu: units of gate rows, each with up's
     if (units == 0) return 0;
     if (units > 0xffffffffLL) return -1;
     d.chunk = (int64_t)(DEC_CHUNK_BYTES / (bytes / (size_t)units + 1));
@@ -1341,7 +1363,7 @@ static int matmul_run(tpool *pool, int n, const mm_out *outs, int64_t K, const f
         if (jobs[mj.n].scratch_bytes > scratch) scratch = jobs[mj.n].scratch_bytes;
         mj.n++;
     }
-    if (!rc && nd) rc = dec_run(pool, dec, nd, next);
+    if (!rc && nd) rc = dec_run(pool, dec, nd, next, NULL, NULL);
     char *sbuf = NULL;
     if (!rc && scratch) {
         // one per-thread scratch for all jobs (a thread runs one task at a time), with a common stride
@@ -1376,6 +1398,22 @@ int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const flo
 int mm_matmul_multi_next(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T,
                          const mm_next *next) {
     return matmul_run(pool, n, outs, K, X, T, 0, next && next->n > 0 && next->outs ? next : NULL);
+}
+
+int mm_glu_decode(tpool *pool, const mm_out *gate, const mm_out *up, int64_t K, const float *X, mm_glu_fn glu,
+                  float *H, const mm_next *next) {
+    if (!gate || !up || !glu || !H || gate->N != up->N || gate->N <= 0) return -1;
+    mm_job jobs[2];
+    void *owned[2] = {0};
+    int rc = job_prepare(&jobs[0], pool, gate->W, gate->Wp, gate->wt, gate->N, K, X, 1, gate->bias, gate->Y, 0,
+                         NULL, 0, &owned[0]);
+    if (!rc) rc = job_prepare(&jobs[1], pool, up->W, up->Wp, up->wt, up->N, K, X, 1, up->bias, up->Y, 0, jobs, 1,
+                              &owned[1]);
+    if (!rc && (!is_decode(&jobs[0]) || !is_decode(&jobs[1]))) rc = -1;   // (nothing computed yet)
+    if (!rc) rc = dec_run(pool, jobs, 2, next && next->n > 0 && next->outs ? next : NULL, glu, H);
+    free(owned[0]);
+    free(owned[1]);
+    return rc;
 }
 
 // ---------------------------------------------------------------- weights packed at load

@@ -28,13 +28,24 @@ int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const flo
 // some single-threaded work). Each thread, done with its part of this dispatch, requests the first
 // bytes of the part of `next` it will most likely stream, so that dispatch does not start cold while
 // the caller does the work between the two. A hint only: results do not depend on it.
-typedef struct { int n; const mm_out *outs; int64_t K; } mm_next;
+// glu: the two products are a gated feed-forward's gate and up, run by mm_glu_decode.
+typedef struct { int n; const mm_out *outs; int64_t K; int glu; } mm_next;
 int mm_matmul_multi_next(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T,
                          const mm_next *next);
 // From inside pool task `task` of another dispatch (e.g. decode attention): requests into L2 the
 // first bytes that task `task` of a dispatch of `next` on nthreads threads will stream. done_first:
 // count the task done first (tpool_task_done), so the caller need not wait for the requests.
 void mm_next_warm(const mm_next *next, int64_t task, int nthreads, bool done_first);
+// Decode (one activation row) of a gated feed-forward: gate->Y = X W_g^T, up->Y = X W_u^T (+ biases), each
+// with mm_matmul's bits, and H = glu(gate->Y, up->Y) (e.g. swiglu_fwd; H may be up->Y). The decode split
+// takes rows of both products together, and the thread that computed a piece of rows applies glu to
+// them: no single-threaded pass over the products' outputs, and no thread reads the other's (a
+// cache-line transfer each, ~415 ns a round trip between this VM's core complexes). Returns -1, having
+// computed nothing, when the dtypes have no decode path (then run mm_matmul_multi and glu), the N differ
+// or an argument is bad.
+typedef void (*mm_glu_fn)(float *H, const float *gate, const float *up, int64_t n);
+int mm_glu_decode(tpool *pool, const mm_out *gate, const mm_out *up, int64_t K, const float *X, mm_glu_fn glu,
+                  float *H, const mm_next *next);
 // Weights repacked once for this CPU's kernels (Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q5_K / Q6_K
 // with AVX-512: 16 rows interleaved per panel, the bytes of the source rows reordered so a task's rows
 // are one linear stream; see tensor/matmul_kernels.h; F16 / BF16: the same rows copied, so that they
