@@ -39,6 +39,15 @@ static const mm_next *next_of(const sllm_model *m, int il, int st, int T, next_p
         np->o[i] = (mm_out){.W = w[i]->data, .wt = w[i]->type, .N = w[i]->rows, .Wp = w[i]->packed};
     }
     np->nx = (mm_next){.n = n, .outs = np->o, .K = w[0]->cols, .glu = st == 2 && n == 2 && !m->n_lora};
+    // the norm the caller runs before those products (after o: the FFN's; after down: the next layer's)
+    const mweight *nw = il == m->hp.n_layer ? &m->g[TR_OUTPUT_NORM]
+                        : st == 0           ? &m->layers[il].w[TR_ATTN_NORM]
+                        : st == 2           ? &m->layers[il].w[TR_FFN_NORM]
+                                            : NULL;
+    if (nw && nw->data && nw->type == DT_F32) {
+        np->nx.pre = nw->data;
+        np->nx.pre_bytes = (size_t)m->hp.n_embd * sizeof(float);
+    }
     return &np->nx;
 }
 

@@ -1260,6 +1260,9 @@ void mm_next_warm(const mm_next *next, int64_t task, int nthreads, bool done_fir
 }
 
 static void dec_warm(const dec_sched *d, int64_t task, int thread, bool others_busy) {
+    if (thread == 0 && d->next && d->next->pre)   // the caller's next reads (one thread, cold: 0.65 -> 0.19
+        for (size_t o = 0; o < d->next->pre_bytes; o += 64)   // us for the 4 KiB of a 1024-wide norm)
+            __builtin_prefetch((const char *)d->next->pre + o, 0, 3);
     if (thread == 0 && !others_busy) return;
     mm_next_warm(d->next, task, d->nthreads, thread != 0);
 }

@@ -28,8 +28,10 @@ int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const flo
 // some single-threaded work). Each thread, done with its part of this dispatch, requests the first
 // bytes of the part of `next` it will most likely stream, so that dispatch does not start cold while
 // the caller does the work between the two. A hint only: results do not depend on it.
-// glu: the two products are a gated feed-forward's gate and up, run by mm_glu_decode.
-typedef struct { int n; const mm_out *outs; int64_t K; int glu; } mm_next;
+// glu: the two products are a gated feed-forward's gate and up, run by mm_glu_decode. pre / pre_bytes
+// (optional): memory the caller reads right after this dispatch (a norm's weights), which the calling
+// thread requests once done with its own part, instead of taking the misses afterwards.
+typedef struct { int n; const mm_out *outs; int64_t K; int glu; const void *pre; size_t pre_bytes; } mm_next;
 int mm_matmul_multi_next(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T,
                          const mm_next *next);
 // From inside pool task `task` of another dispatch (e.g. decode attention): requests into L2 the
