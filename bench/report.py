@@ -4,13 +4,51 @@
 The roofline share of each row is `sllm bench --roofline`'s: decode GB/s (tg tok/s x bytes a decode
 step reads) of each repetition over the better of the bandwidth probes taken just before and just after
 it, median over the repetitions; the next column is the median decode over the best probe of the
-row's run. Rows from an older sllm without probes fall back to decode GB/s over its single figure."""
-import json, sys
+row's run. Rows from an older sllm without probes fall back to decode GB/s over its single figure. Rows of
+taking-turns pairs (run-bench.sh since round 11) are folded first: each engine's median over the pairs,
+the median of the pairs' ratios, and per pair the core-complex state the round trips show."""
+import json, statistics, sys
 path, P, N, TH = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 rows = [json.loads(l) for l in open(path) if l.strip()]
+
+
+def state(rts):
+    """'1' when every round trip of a pair says one core complex (< 200 ns), '2' when every one says two
+    (> 300 ns), else 'x' (the machine switched during the pair)."""
+    v = [x for x in rts if x is not None]
+    if v and all(x < 200 for x in v): return "1"
+    if v and all(x > 300 for x in v): return "2"
+    return "x"
+
+
+def fold(r):
+    """A row of taking-turns pairs (run-bench.sh) as one row: each engine's median over the pairs, the
+    median of the pairs' ratios, the roofline share over all of sllm's repetitions."""
+    if "pairs" not in r: return r
+    ps = r["pairs"]
+    med = lambda xs: statistics.median(xs) if xs else 0
+    S = [p["sllm"] for p in ps]
+    L = [p["llamacpp"] for p in ps]
+    key = lambda d, k: [x[k] for x in d if x.get(k)]
+    s = {f"pp{P}_tok_s": med(key(S, f"pp{P}_tok_s")), f"tg{N}_tok_s": med(key(S, f"tg{N}_tok_s")),
+         "decode_bytes_per_token": S[0].get("decode_bytes_per_token", 0)}
+    s["decode_gb_s"] = s[f"tg{N}_tok_s"] * s["decode_bytes_per_token"] / 1e9
+    probes = [b for x in S for b in x.get("membw_probes_gb_s", [])]
+    if probes:
+        s["membw_probes_gb_s"] = probes
+        s["membw_gb_s"] = max(probes)
+        s["roofline_share"] = med([v for x in S for v in x.get("roofline_share_reps", [])])
+    l = {f"pp{P}_tok_s": med(key(L, f"pp{P}_tok_s")), f"tg{N}_tok_s": med(key(L, f"tg{N}_tok_s"))}
+    ratio = lambda k: med([a[k] / b[k] for a, b in zip(S, L) if a.get(k) and b.get(k)])
+    return {"model": r["model"], "type": r["type"], "bw_gb_s": r.get("bw_gb_s"), "sllm": s, "llamacpp": l,
+            "pp_ratio": ratio(f"pp{P}_tok_s"), "tg_ratio": ratio(f"tg{N}_tok_s"),
+            "states": "".join(state(p.get("core_rt_ns", [])) for p in ps)}
+
+
+rows = [fold(r) for r in rows]
 print(f"| model | type | sllm pp{P} tok/s | llama.cpp pp{P} | ratio | sllm tg{N} tok/s | llama.cpp tg{N} | ratio "
       f"| decode MB/token | decode GB/s | same-run membw GB/s (probes) | roofline share | vs best probe "
-      f"| core round trip ns |")
+      f"| {'core complexes (pairs)' if rows and 'states' in rows[0] else 'core round trip ns'} |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for r in rows:
     s, l = r["sllm"], r["llamacpp"]
@@ -25,10 +63,27 @@ for r in rows:
     bws = f"{min(probes):.1f}-{max(probes):.1f}" if probes else f"{bw:.1f}"
     f = lambda x: f"{x:.1f}" if x else "-"
     rat = lambda a, b: f"{a / b:.2f}x" if a and b else "-"
-    rts = "/".join("-" if x is None else str(x) for x in r.get("core_rt_ns", [])) or "-"
-    print(f"| {r['model']} | {r['type']} | {f(spp)} | {f(lpp)} | {rat(spp, lpp)} | {f(stg)} | {f(ltg)} | {rat(stg, ltg)} "
+    prat, trat = rat(spp, lpp), rat(stg, ltg)
+    if "states" in r:   # pairs: the median of the pairs' ratios, and each pair's core-complex state
+        prat = f"{r['pp_ratio']:.2f}x" if r["pp_ratio"] else "-"
+        trat = f"{r['tg_ratio']:.2f}x" if r["tg_ratio"] else "-"
+        rts = " ".join(r["states"]) or "-"
+    else:
+        rts = "/".join("-" if x is None else str(x) for x in r.get("core_rt_ns", [])) or "-"
+    print(f"| {r['model']} | {r['type']} | {f(spp)} | {f(lpp)} | {prat} | {f(stg)} | {f(ltg)} | {trat} "
           f"| {bpt / 1e6:.0f} | {dgb:.1f} | {bws} | {roof * 100:.0f}% | {best * 100:.0f}% | {rts} |")
 first = rows[0]["bw_gb_s"] if rows else "?"
+if rows and "states" in rows[0]:
+    print(f"\n{TH} threads. The engines took turns: {len(rows[0]['states'])} pairs a row, each sllm's `bench -r R "
+          f"--roofline` then llama.cpp's harness with R repetitions (the same median of R for both: the higher of two at R = 2), back to back; each engine's figure "
+          f"is its median over the pairs, each ratio the median of the pairs' ratios. Roofline share: median over "
+          f"all of sllm's repetitions of decode GB/s over the better bandwidth probe next to it (best of 5 passes "
+          f"per probe; wide vector loads, all threads, a buffer of 4x the last-level cache); 'vs best probe': the "
+          f"median decode over the best probe of the row. {first} GB/s by `sllm bench --membw` at the start of the "
+          f"run. Core complexes, one figure a pair from `build/pingpong` before sllm / after sllm / after llama.cpp: "
+          f"1 = the two vCPUs on one core complex (all < 200 ns a round trip), 2 = on two (all > 300 ns: about "
+          f"twice the bandwidth, every hand-off between the threads ~5x slower), x = it switched during the pair.")
+    sys.exit(0)
 print(f"\n{TH} threads. Memory read bandwidth: probed by each row's `sllm bench --roofline` before its first "
       f"repetition and after each one (best of 5 passes per probe; wide vector loads, all threads, a buffer of 4x the "
       f"last-level cache); roofline share = median over the repetitions of decode GB/s over the better probe next to "
