@@ -284,13 +284,14 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     // ---- feed-forward ----
     norm(m, s->xn, s->x, &w[TR_FFN_NORM], &w[TR_FFN_NORM_B], T, C);
     int64_t nf = (int64_t)T * hp->n_ff;
+    const mm_next *nx_down = next_of(m, il, 2, T, &np);   // the FFN's last product, after these
     if (m->arch->act == ACT_GELU) {
-        if ((rc = mm(s, &w[TR_FFN_UP], s->xn, T, &w[TR_FFN_UP_B], s->ff_a, next_of(m, il, 2, T, &np)))) return rc;   // (T, F)
+        if ((rc = mm(s, &w[TR_FFN_UP], s->xn, T, &w[TR_FFN_UP_B], s->ff_a, nx_down))) return rc;   // (T, F)
         gelu_fwd(s->ff_b, s->ff_a, nf);
-    } else if (!ffn_glu_decode(s, L, T, next_of(m, il, 2, T, &np))) {
+    } else if (!ffn_glu_decode(s, L, T, nx_down)) {
         const mweight *pw[2] = {&w[TR_FFN_GATE], &w[TR_FFN_UP]}, *pb[2] = {NULL, NULL};
         float *py[2] = {s->ff_a, s->ff_b};
-        if ((rc = mm_multi(s, 2, pw, pb, py, s->xn, T, next_of(m, il, 2, T, &np)))) return rc;   // gate, up (T, F)
+        if ((rc = mm_multi(s, 2, pw, pb, py, s->xn, T, nx_down))) return rc;   // gate, up (T, F)
         if (m->arch->act == ACT_GEGLU) geglu_fwd(s->ff_b, s->ff_a, s->ff_b, nf);
         else swiglu_fwd(s->ff_b, s->ff_a, s->ff_b, nf);
     }

@@ -1222,17 +1222,7 @@ static const char *dec_base(const mm_out *o, int64_t K, size_t *ubytes) {
 static size_t dec_warm_target(const mm_next *nx, int64_t task, int nth, const char **p) {
     int64_t us[MM_MULTI_MAX + 1], N[MM_MULTI_MAX];
     int n = nx->n < MM_MULTI_MAX ? nx->n : MM_MULTI_MAX;
-    if (nx->glu && n == 2) {   // mm_glu_decode: one layout of units for both; the start of the gate rows
-        int64_t units = dec_layout(&nx->outs[0].N, 1, us);
-        if (units == 0) return 0;
-        int nr = dec_ranges(units, nth);
-        if (task >= nr) return 0;
-        int64_t u = dec_range_start(units, task, nr);
-        size_t ub;
-        *p = dec_base(&nx->outs[0], nx->K, &ub) + (size_t)u * ub;
-        size_t left = (size_t)(units - u) * ub;
-        return left < DEC_WARM_BYTES ? left : DEC_WARM_BYTES;
-    }
+    if (nx->glu && n == 2) n = 1;   // mm_glu_decode: units of gate rows, each with up's (as dec_run)
     for (int i = 0; i < n; i++) N[i] = nx->outs[i].N;
     int64_t units = dec_layout(N, n, us);
     if (units == 0) return 0;
@@ -1398,9 +1388,12 @@ int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const flo
     return matmul_run(pool, n, outs, K, X, T, 0, NULL);
 }
 
+// A warm-up hint with products in it, or NULL.
+static const mm_next *usable_next(const mm_next *next) { return next && next->n > 0 && next->outs ? next : NULL; }
+
 int mm_matmul_multi_next(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T,
                          const mm_next *next) {
-    return matmul_run(pool, n, outs, K, X, T, 0, next && next->n > 0 && next->outs ? next : NULL);
+    return matmul_run(pool, n, outs, K, X, T, 0, usable_next(next));
 }
 
 int mm_glu_decode(tpool *pool, const mm_out *gate, const mm_out *up, int64_t K, const float *X, mm_glu_fn glu,
@@ -1413,7 +1406,7 @@ int mm_glu_decode(tpool *pool, const mm_out *gate, const mm_out *up, int64_t K, 
     if (!rc) rc = job_prepare(&jobs[1], pool, up->W, up->Wp, up->wt, up->N, K, X, 1, up->bias, up->Y, 0, jobs, 1,
                               &owned[1]);
     if (!rc && (!is_decode(&jobs[0]) || !is_decode(&jobs[1]))) rc = -1;   // (nothing computed yet)
-    if (!rc) rc = dec_run(pool, jobs, 2, next && next->n > 0 && next->outs ? next : NULL, glu, H);
+    if (!rc) rc = dec_run(pool, jobs, 2, usable_next(next), glu, H);
     free(owned[0]);
     free(owned[1]);
     return rc;
