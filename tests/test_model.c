@@ -666,88 +666,6 @@ static void test_llamacpp_oracle(void) {
     }
 }
 
-// Decode by threads that own heads and rows (model/forward_tp.c) against forward.c's decode. Three sessions
-// per case: the threads owning kv-head groups (kv_groups = threads, s->tp), forward.c's decode over the
-// same grouped cache (s->tp cleared: the path a step takes when LoRA adapters are attached), and
-// forward.c's decode over one (n_ctx, Hkv, D) block (SLLM_DECODE_TP=0). Each row's products have the
-// same bits in all three; attention differs only in how the keys split into runs (past 128 keys
-// forward.c splits them in two and merges), so the logits agree within 1e-6 relative, and in F32 each
-// stays within 1e-5 of the batched prefill. Architectures: llama (GQA), qwen2 (q/k/v biases), qwen3 (q/k
-// norms), gemma3 (post norms, GeGLU, sliding window of 8 keys), gpt2 (LayerNorm, GELU, biases, 4 kv
-// heads: also 4 threads); F32, Q4_0 and Q8_0 packed (r16 panels) where this CPU packs.
-static float *decode_rows(sllm_model *m, const int32_t *ids, int n, tpool *pool, int mode, int *groups, bool *tp) {
-    model_session *s = NULL;
-    if (mode == 2) setenv("SLLM_DECODE_TP", "0", 1);
-    int rc = model_session_new(m, n + 4, 8, pool, &s);
-    unsetenv("SLLM_DECODE_TP");
-    if (rc) return NULL;
-    if (mode == 1) s->tp = false;
-    *groups = s->kv_groups;
-    *tp = s->tp;
-    int V = m->hp.n_vocab;
-    float *out = malloc(sizeof(float) * (size_t)n * V);
-    for (int t = 0; t < n; t++)
-        if (model_forward(s, &ids[t], 1, out + (size_t)t * V, false)) {
-            CHECK(0, "decode: %s", sllm_last_error());
-            free(out);
-            out = NULL;
-            break;
-        }
-    model_session_free(s);
-    return out;
-}
-
-static void test_decode_tp(void) {
-    enum { TL = 140 };
-    static const char *presets[] = {"tiny-llama", "tiny-qwen2", "tiny-qwen3", "tiny-gemma3", "tiny-gpt2"};
-    static const dtype types[] = {DT_F32, DT_Q4_0, DT_Q8_0};
-    int32_t ids[TL];
-    for (int t = 0; t < TL; t++) ids[t] = (int32_t)((t * 7919 + 5) % 256);
-    for (int pi = 0; pi < 5; pi++)
-        for (int ti = 0; ti < 3; ti++) {
-            const char *pn = presets[pi], *tn = dtype_get(types[ti])->name;
-            model_preset p = *model_preset_get(pn);
-            if (strcmp(pn, "tiny-gemma3") == 0) p.swa_window = 8;
-            sllm_model *m = NULL;
-            model_init_opts o = {.custom = &p, .type = types[ti], .seed = 91 + (uint64_t)pi, .std = 0.15f, .perturb = true};
-            CHECK(model_init(&o, &m) == SLLM_OK, "%s: %s", pn, sllm_last_error());
-            if (!m) continue;
-            tpool *pool1 = tpool_new(1);
-            if (types[ti] != DT_F32) CHECK(model_pack(m, pool1) == SLLM_OK, "%s %s: %s", pn, tn, sllm_last_error());
-            tpool_free(pool1);
-            int V = m->hp.n_vocab, n = TL < m->hp.n_ctx_train - 4 ? TL : m->hp.n_ctx_train - 4;   // gpt2: 128
-            model_session *ps = NULL;
-            float *pre = malloc(sizeof(float) * (size_t)n * V);
-            CHECK(model_session_new(m, n + 4, n, NULL, &ps) == SLLM_OK && model_forward(ps, ids, n, pre, true) == SLLM_OK,
-                  "%s %s prefill: %s", pn, tn, sllm_last_error());
-            model_session_free(ps);
-            for (int th = 2; th <= (m->hp.n_head_kv == 4 ? 4 : 2); th += 2) {
-                tpool *pool = tpool_new(th);
-                float *r[3];
-                int g[3];
-                bool tp[3];
-                for (int mode = 0; mode < 3; mode++) r[mode] = decode_rows(m, ids, n, pool, mode, &g[mode], &tp[mode]);
-                CHECK(g[0] == th && tp[0] && g[1] == th && !tp[1] && g[2] == 1 && !tp[2],
-                      "%s %s, %d threads: kv groups %d %d %d, tp %d %d %d", pn, tn, th, g[0], g[1], g[2], tp[0], tp[1], tp[2]);
-                size_t nn = (size_t)n * V;
-                if (r[0] && r[1] && r[2]) {
-                    CHECK(rel_err(r[0], r[2], nn) <= 1e-6, "%s %s, %d threads: owned-heads decode vs forward.c's rel err %.3g",
-                          pn, tn, th, rel_err(r[0], r[2], nn));
-                    CHECK(rel_err(r[1], r[2], nn) <= 1e-6, "%s %s, %d threads: grouped cache vs one block rel err %.3g",
-                          pn, tn, th, rel_err(r[1], r[2], nn));
-                    if (types[ti] == DT_F32)   // (quantized: decode's and prefill's attention differ in the
-                        // last bits, which now and then moves an activation across a q8 rounding step)
-                        CHECK(rel_err(r[0], pre, nn) <= 1e-5, "%s %s, %d threads: owned-heads decode vs prefill rel err %.3g",
-                              pn, tn, th, rel_err(r[0], pre, nn));
-                } else CHECK(0, "%s %s, %d threads: decode failed", pn, tn, th);
-                for (int mode = 0; mode < 3; mode++) free(r[mode]);
-                tpool_free(pool);
-            }
-            free(pre);
-            model_free(m);
-        }
-}
-
 // model_pack (weights repacked for this CPU's kernels, used by every inference command): for each
 // architecture in Q8_0, Q4_0, F16 and BF16 (same-layout copies on huge pages), the packed model's prefill logits are bit-identical to the unpacked
 // model's (same integer block sums, same f32 order), token-by-token decode stays within 1e-5 of that
@@ -846,7 +764,6 @@ int main(void) {
     test_arch_vs_reference();
     test_stories();
     test_decode_long();
-    test_decode_tp();
     test_errors();
     test_info_and_init();
     test_quant_mix();

@@ -203,15 +203,15 @@ static void make_cases(void) {
     ropes[n_ropes - 1].ff = rnd(8, 3.0f, 4.5f);   // divisors in [1.5, 7.5)
 
     int32_t docs[7] = {0, 0, 0, 3, 3, 3, 3};
-    add_attn("attn_gqa", 7, 7, 6, 2, 16, 0, (attn_params){.scale = 0.25f, .window = 0, .softcap = 0}, NULL, 1.0f);
-    add_attn("attn_window_cap_docs", 7, 7, 6, 2, 16, 0, (attn_params){.scale = 0.25f, .window = 3, .softcap = 5.0f}, docs, 2.0f);
-    add_attn("attn_cache_mha", 3, 10, 4, 4, 12, 7, (attn_params){.scale = 0.3f, .window = 5, .softcap = 0}, NULL, 1.0f);
-    add_attn("attn_mqa_d72", 5, 5, 3, 1, 72, 0, (attn_params){.scale = 1.0f / sqrtf(72.0f), .window = 0, .softcap = 0}, NULL, 1.5f);
+    add_attn("attn_gqa", 7, 7, 6, 2, 16, 0, (attn_params){0.25f, 0, 0, NULL, 0}, NULL, 1.0f);
+    add_attn("attn_window_cap_docs", 7, 7, 6, 2, 16, 0, (attn_params){0.25f, 3, 5.0f, NULL, 0}, docs, 2.0f);
+    add_attn("attn_cache_mha", 3, 10, 4, 4, 12, 7, (attn_params){0.3f, 5, 0, NULL, 0}, NULL, 1.0f);
+    add_attn("attn_mqa_d72", 5, 5, 3, 1, 72, 0, (attn_params){1.0f / sqrtf(72.0f), 0, 0, NULL, 0}, NULL, 1.5f);
     // Rows longer than the forward's score block (256) and the backward's dP buffer (4096).
-    add_attn("attn_decode_600", 2, 600, 4, 2, 64, 598, (attn_params){.scale = 0.125f, .window = 0, .softcap = 0}, NULL, 1.5f);
-    add_attn("attn_long_4500", 2, 4500, 2, 1, 8, 4498, (attn_params){.scale = 0.35f, .window = 0, .softcap = 30.0f}, NULL, 1.0f);
+    add_attn("attn_decode_600", 2, 600, 4, 2, 64, 598, (attn_params){0.125f, 0, 0, NULL, 0}, NULL, 1.5f);
+    add_attn("attn_long_4500", 2, 4500, 2, 1, 8, 4498, (attn_params){0.35f, 0, 30.0f, NULL, 0}, NULL, 1.0f);
     // More q heads per kv head than the forward handles in one run (16).
-    add_attn("attn_mqa_18", 3, 3, 18, 1, 8, 0, (attn_params){.scale = 0.5f, .window = 0, .softcap = 0}, NULL, 1.0f);
+    add_attn("attn_mqa_18", 3, 3, 18, 1, 8, 0, (attn_params){0.5f, 0, 0, NULL, 0}, NULL, 1.0f);
 
     acts[n_acts++] = (act_case){"gelu", "gelu", 1000, rnd(1000, 8.0f, 0), NULL, rnd(1000, 1.0f, 0)};
     acts[n_acts++] = (act_case){"swiglu", "swiglu", 777, rnd(777, 12.0f, 0), rnd(777, 1.0f, 0), rnd(777, 1.0f, 0)};
@@ -789,7 +789,7 @@ static void test_finite_differences(void) {
     }
     {
         int32_t doc[5] = {0, 0, 2, 2, 2};
-        fd_attn f = {{"fd", 5, 5, 4, 2, 8, 0, {.scale = 0.4f, .window = 2, .softcap = 3.0f, .doc_start = doc}, NULL, rnd(160, 1.5f, 0), rnd(80, 1.5f, 0),
+        fd_attn f = {{"fd", 5, 5, 4, 2, 8, 0, {0.4f, 2, 3.0f, doc, 0}, NULL, rnd(160, 1.5f, 0), rnd(80, 1.5f, 0),
                       rnd(80, 1.0f, 0), rnd(160, 1.0f, 0)}, malloc(160 * 4)};
         attn_case *c = &f.c;
         float att[4 * 5 * 5], *dq = calloc(160, 4), *dk = calloc(80, 4), *dv = calloc(80, 4);
@@ -848,7 +848,7 @@ static void test_attention_decode_split(void) {
     };
     for (size_t c = 0; c < sizeof C / sizeof C[0]; c++) {
         int Hq = C[c].Hq, Hkv = C[c].Hkv, D = C[c].D, S = C[c].S;
-        attn_params p = {.scale = 1.0f / sqrtf((float)D), .window = C[c].window, .softcap = C[c].softcap};
+        attn_params p = {1.0f / sqrtf((float)D), C[c].window, C[c].softcap, NULL, 0};
         float *q = rnd(Hq * D, 1.5f, 0), *k = rnd((int64_t)S * Hkv * D, 1.5f, 0), *v = rnd((int64_t)S * Hkv * D, 1.0f, 0);
         float *want = malloc(sizeof(float) * Hq * D), *got = malloc(sizeof(float) * Hq * D);
         attention_fwd(want, NULL, q, k, v, 1, S, Hq, Hkv, D, S - 1, &p);
@@ -904,7 +904,7 @@ static void test_attention_decode_split(void) {
     float q[8] = {1}, k[8] = {1}, o[8], out[8];
     float m;
     double l;
-    attn_params p = {.scale = 1.0f, .window = 0, .softcap = 0};
+    attn_params p = {1.0f, 0, 0, NULL, 0};
     attention_decode_part(o, &m, &l, q, k, k, 1, 1, 8, 1, 0, &p);
     const float *op[1] = {o}, *mp[1] = {&m};
     const double *lp[1] = {&l};
@@ -917,7 +917,7 @@ static void test_attention_decode_split(void) {
 static void test_attention_consistency(void) {
     enum { T = 9, Hq = 6, Hkv = 3, D = 20 };
     int32_t doc[T] = {0, 0, 0, 0, 4, 4, 4, 4, 4};
-    attn_params p = {.scale = 0.3f, .window = 4, .doc_start = doc};
+    attn_params p = {0.3f, 4, 0, doc, 0};
     float *q = rnd(T * Hq * D, 1.5f, 0), *k = rnd(T * Hkv * D, 1.5f, 0), *v = rnd(T * Hkv * D, 1.0f, 0);
     float *out = malloc(sizeof(float) * T * Hq * D), *att = malloc(sizeof(float) * Hq * T * T);
     attention_fwd(out, att, q, k, v, T, T, Hq, Hkv, D, 0, &p);
@@ -925,7 +925,7 @@ static void test_attention_consistency(void) {
     double e = 0;
     float o1[Hq * D];
     for (int t = 0; t < T; t++) {
-        attn_params p1 = {.scale = p.scale, .window = p.window, .softcap = p.softcap, .doc_start = doc + t};
+        attn_params p1 = {p.scale, p.window, p.softcap, doc + t, 0};
         attention_fwd(o1, NULL, q + t * Hq * D, k, v, 1, t + 1, Hq, Hkv, D, t, &p1);
         e = fmax(e, rel_err(o1, out + t * Hq * D, Hq * D));
     }
@@ -951,7 +951,7 @@ static void test_attention_consistency(void) {
     CHECK(!memcmp(dv, g[2], sizeof(float) * T * Hkv * D), "attention_bwd with only dv differs");
     // A query whose document starts after it (no visible key) gives zeros, not NaN.
     int32_t late = 5;
-    attn_params pl = {.scale = 0.3f, .doc_start = &late};
+    attn_params pl = {0.3f, 0, 0, &late, 0};
     float a1[Hq * 5];
     attention_fwd(o1, a1, q, k, v, 1, 5, Hq, Hkv, D, 4, &pl);
     int zeros = 1;
@@ -996,7 +996,7 @@ static void bench_attention(void) {
     enum { Hq = 16, Hkv = 4, D = 64, S = 2048, TP = 256 };
     float *q = rnd(TP * Hq * D, 1.0f, 0), *k = rnd(S * Hkv * D, 1.0f, 0), *v = rnd(S * Hkv * D, 1.0f, 0);
     float *out = malloc(sizeof(float) * TP * Hq * D);
-    attn_params p = {.scale = 0.125f, .window = 0, .softcap = 0};
+    attn_params p = {0.125f, 0, 0, NULL, 0};
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
     for (int i = 0; i < 10; i++) attention_fwd(out, NULL, q, k, v, 1, S, Hq, Hkv, D, S - 1, &p);

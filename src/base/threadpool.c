@@ -22,9 +22,7 @@
 // a machine shared with other processes a waiting thread soon gives its core away (an idle core also
 // pulls a preempted worker of ours over, where a spinning one would not). Timed with the clock rather
 // than counted in pause instructions, whose latency varies ~10x between CPU generations.
-#ifndef SPIN_NS
 #define SPIN_NS 40000
-#endif
 #define SPIN_CHECK 32   // pauses between clock reads
 
 static int64_t now_ns(void) {

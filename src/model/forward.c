@@ -93,8 +93,8 @@ static int mm_multi(const model_session *s, int n, const mweight *const *w, cons
     return SLLM_OK;
 }
 
-void fwd_norm(const sllm_model *m, float *y, const float *x, const mweight *w, const mweight *b, int64_t T,
-              int64_t C) {
+static void norm(const sllm_model *m, float *y, const float *x, const mweight *w, const mweight *b, int64_t T,
+                 int64_t C) {
     if (m->arch->norm == NORM_RMS) rmsnorm_fwd(y, NULL, x, w->data, 0.0f, T, C, m->hp.norm_eps);
     else layernorm_fwd(y, NULL, NULL, x, w->data, b ? b->data : NULL, T, C, m->hp.norm_eps);
 }
@@ -111,54 +111,38 @@ typedef struct {
     attn_params ap;
 } attn_job;
 
-void fwd_rotate(const model_session *s, const model_layer *L, float *y, const float *x, int T, int H,
-                const mweight *nw) {
-    const sllm_model *m = s->m;
+// q/k norms (qk_norm archs) and rope of n rows of D (T positions of n / T heads), from x into y (may
+// be x), with the norm weight `nw`.
+static void rotate_rows(const attn_job *j, float *y, const float *x, int T, int H, const mweight *nw) {
+    const sllm_model *m = j->s->m;
     const model_hparams *hp = &m->hp;
-    int D = hp->head_dim;
+    int D = j->D;
     if (m->arch->qk_norm) rmsnorm_fwd(y, NULL, x, nw->data, 0.0f, (int64_t)T * H, D, hp->norm_eps);
     else if (y != x) memcpy(y, x, (size_t)T * H * D * sizeof(float));
     if (m->arch->rope) {   // from the step's tables (forward_step)
-        const rope_params *rp = L->swa ? &hp->rope_local : &hp->rope;
-        rope_fwd_table(y, T, H, D, rp, s->rope_cs[L->swa], s->rope_sn[L->swa]);
+        const rope_params *rp = j->L->swa ? &hp->rope_local : &hp->rope;
+        rope_fwd_table(y, T, H, D, rp, j->s->rope_cs[j->L->swa], j->s->rope_sn[j->L->swa]);
     }
 }
 
-static void rotate_rows(const attn_job *j, float *y, const float *x, int T, int H, const mweight *nw) {
-    fwd_rotate(j->s, j->L, y, x, T, H, nw);
+// Row `pos` of a layer's K or V cache.
+static void *cache_row(const attn_job *j, void *c, int64_t pos) {
+    return (char *)c + (size_t)pos * (size_t)j->Hkv * (size_t)j->D * (j->ap.kv_f16 ? 2 : 4);
 }
 
-void *fwd_cache_row(const model_session *s, void *c, int g, int64_t pos) {
-    size_t hd = (size_t)(s->m->hp.n_head_kv / s->kv_groups) * (size_t)s->m->hp.head_dim;   // a group's row
-    return (char *)c + ((size_t)g * (size_t)s->n_ctx + (size_t)pos) * hd * (s->kv_f16 ? 2 : 4);
-}
-
-void fwd_append_kv(const model_session *s, void *kc, void *vc, int g, int64_t pos, const float *k, const float *v,
-                   int64_t n) {
-    if (s->kv_f16) {
-        f32_to_f16_row(k, fwd_cache_row(s, kc, g, pos), n);
-        f32_to_f16_row(v, fwd_cache_row(s, vc, g, pos), n);
-    } else {
-        memcpy(fwd_cache_row(s, kc, g, pos), k, (size_t)n * sizeof(float));
-        memcpy(fwd_cache_row(s, vc, g, pos), v, (size_t)n * sizeof(float));
-    }
-}
-
-// The T new rows' k (normed and rotated in place) and v appended to the cache at positions p0..: one
-// block per kv-head group (model/model.h, kv_groups), T rows of the group's heads each.
+// The T new rows' k (normed and rotated in place) and v appended to the cache at positions p0...
 static void append_kv(const attn_job *j) {
     const model_session *s = j->s;
+    size_t row = (size_t)j->Hkv * j->D;
     rotate_rows(j, s->k, s->k, j->T, j->Hkv, &j->L->w[TR_ATTN_K_NORM]);
-    int G = s->kv_groups;
-    size_t row = (size_t)j->Hkv * j->D, hd = row / (size_t)G;
-    if (G == 1) {
-        fwd_append_kv(s, j->kc, j->vc, 0, j->p0, s->k, s->v, (int64_t)j->T * (int64_t)row);
-        return;
+    int64_t n = (int64_t)j->T * (int64_t)row;
+    if (j->ap.kv_f16) {
+        f32_to_f16_row(s->k, cache_row(j, j->kc, j->p0), n);
+        f32_to_f16_row(s->v, cache_row(j, j->vc, j->p0), n);
+    } else {
+        memcpy(cache_row(j, j->kc, j->p0), s->k, (size_t)n * sizeof(float));
+        memcpy(cache_row(j, j->vc, j->p0), s->v, (size_t)n * sizeof(float));
     }
-    for (int t = 0; t < j->T; t++)
-        for (int g = 0; g < G; g++)
-            fwd_append_kv(s, j->kc, j->vc, g, j->p0 + t, s->k + t * row + g * hd, s->v + t * row + g * hd,
-                          (int64_t)hd);
 }
 
 // Prefill: task = (query heads [h, h + hpt), chunk of queries [t0, t1)), q and outputs in their (T, Hq, D)
@@ -175,7 +159,7 @@ static void attn_task(void *ctx, int64_t task, int thread) {
     int64_t s0 = 0;
     if (j->ap.window > 0 && j->p0 + t0 - j->ap.window + 1 > 0) s0 = j->p0 + t0 - j->ap.window + 1;
     size_t qoff = (size_t)t0 * j->Hq * j->D;
-    attention_fwd_heads(s->att + qoff, NULL, s->q + qoff, fwd_cache_row(s, j->kc, 0, s0), fwd_cache_row(s, j->vc, 0, s0), t1 - t0,
+    attention_fwd_heads(s->att + qoff, NULL, s->q + qoff, cache_row(j, j->kc, s0), cache_row(j, j->vc, s0), t1 - t0,
                         j->p0 + t1 - s0, j->Hq, j->Hkv, j->D, j->p0 + t0 - s0, &j->ap, h, h + j->hpt);
 }
 
@@ -220,11 +204,7 @@ static void attn_decode_task(void *ctx, int64_t r, int thread) {
     if (r == 0) append_kv(j);
     int64_t a, b;
     dec_run(j, r, &a, &b);
-    int G = s->kv_groups, hq = j->Hq / G, hk = j->Hkv / G;   // a group's q and kv heads
-    for (int g = 0; g < G; g++)
-        attention_decode_part(o + (size_t)g * hq * j->D, m + g * hq, l + g * hq, q + (size_t)g * hq * j->D,
-                              fwd_cache_row(s, j->kc, g, 0), fwd_cache_row(s, j->vc, g, 0), hq, hk, j->D, a, b - 1,
-                              &j->ap);
+    attention_decode_part(o, m, l, q, j->kc, j->vc, j->Hq, j->Hkv, j->D, a, b - 1, &j->ap);
     mm_next_warm(j->next, r, tpool_size(s->pool), thread != 0);   // the output projection's first rows
 }
 
@@ -266,7 +246,7 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     int rc;
 
     // ---- attention ----
-    fwd_norm(m, s->xn, s->x, &w[TR_ATTN_NORM], &w[TR_ATTN_NORM_B], T, C);     // xn (T, C)
+    norm(m, s->xn, s->x, &w[TR_ATTN_NORM], &w[TR_ATTN_NORM_B], T, C);     // xn (T, C)
     {   // q (T, Hq*D), k (T, Hkv*D), v (T, Hkv*D)
         // k and v first: a decode step's first range (the calling thread's, tpool_next_task) is then k
         // and v, which that thread appends to the cache in attention's run 0 (attn_decode_task)
@@ -282,8 +262,6 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     job.ap.softcap = 0;
     job.ap.doc_start = NULL;
     job.ap.kv_f16 = s->kv_f16;
-    job.ap.kv_group_heads = Hkv / s->kv_groups;
-    job.ap.kv_group_elems = (int64_t)s->n_ctx * (Hkv / s->kv_groups) * D;
     next_products np;
     if (T == 1) {
         job.next = next_of(m, il, 0, T, &np);
@@ -304,7 +282,7 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     add_f32(s->x, s->o, n);
 
     // ---- feed-forward ----
-    fwd_norm(m, s->xn, s->x, &w[TR_FFN_NORM], &w[TR_FFN_NORM_B], T, C);
+    norm(m, s->xn, s->x, &w[TR_FFN_NORM], &w[TR_FFN_NORM_B], T, C);
     int64_t nf = (int64_t)T * hp->n_ff;
     const mm_next *nx_down = next_of(m, il, 2, T, &np);   // the FFN's last product, after these
     if (m->arch->act == ACT_GELU) {
@@ -355,14 +333,13 @@ static int forward_step(model_session *s, const int32_t *ids, int T, float *logi
             rope_table(s->pos, T, hp->head_dim, &hp->rope_local, NULL, s->rope_cs[1], s->rope_sn[1]);
     }
     int rc;
-    if (T != 1 || !forward_tp_layers(s, p0))   // decode: threads owning heads and rows (forward_tp.c)
-        for (int il = 0; il < hp->n_layer; il++)
-            if ((rc = layer_forward(s, il, T, p0))) return rc;
+    for (int il = 0; il < hp->n_layer; il++)
+        if ((rc = layer_forward(s, il, T, p0))) return rc;
     s->n_past += T;
     if (!logits) return SLLM_OK;
     // final norm + head over all rows, or over the last row only
     int r0 = all_logits ? 0 : T - 1, nr = all_logits ? T : 1;
-    fwd_norm(m, s->xn, s->x + (size_t)r0 * C, &m->g[TR_OUTPUT_NORM], &m->g[TR_OUTPUT_NORM_B], nr, C);
+    norm(m, s->xn, s->x + (size_t)r0 * C, &m->g[TR_OUTPUT_NORM], &m->g[TR_OUTPUT_NORM_B], nr, C);
     if ((rc = mm(s, &m->g[TR_OUTPUT], s->xn, nr, NULL, logits, NULL))) return rc;   // (nr, V)
     if (hp->final_softcap > 0) {
         float cap = hp->final_softcap;

@@ -1,9 +1,8 @@
 // A session: the per-layer KV cache (f32 or f16 rows) of one sequence plus every scratch buffer the forward pass
 // needs for n_batch rows, allocated once so decoding a token allocates nothing.
-// Cache layout per layer: K then V, each kv_groups blocks of (n_ctx, Hkv / kv_groups, D) — position-major
-// within a group, so a decode step's thread that owns a group of kv heads (forward_tp.c) reads its keys
-// as one contiguous stream per K and V, and with one group (forward.c's decode: the threads split the
-// keys, not the heads) a run of positions of every head is one stream.
+// Cache layout per layer: K (n_ctx, Hkv, D) then V (n_ctx, Hkv, D) — position-major, so a prefill
+// appends one block and a decode step's run of positions (every head) is one contiguous stream per
+// K and V: the threads split the keys, not the heads (see forward.c attention_decode).
 #include <stdlib.h>
 #include <string.h>
 #include "base/error.h"
@@ -17,18 +16,12 @@ static size_t layer_kv_bytes(const model_session *s) {
 void *model_session_k(model_session *s, int layer) { return (char *)s->kv + 2 * (size_t)layer * layer_kv_bytes(s); }
 void *model_session_v(model_session *s, int layer) { return (char *)model_session_k(s, layer) + layer_kv_bytes(s); }
 
-// 64-byte aligned (whole lines): threads writing neighbouring row ranges of one buffer share no line.
-static float *alloc_lines(size_t floats) {
-    size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-    return aligned_alloc(64, bytes ? bytes : 64);
-}
-
 void model_session_free(model_session *s) {
     if (!s) return;
     bigmem_free(s->kv);
     free(s->x); free(s->xn); free(s->q); free(s->k); free(s->v); free(s->att); free(s->o);
     free(s->ff_a); free(s->ff_b); free(s->logits_tmp);
-    free(s->pos); free(s->dec_f); free(s->dec_l); free(s->tp_buf); free(s->tp_flags);
+    free(s->pos); free(s->dec_f); free(s->dec_l);
     for (int i = 0; i < 2; i++) { free(s->rope_cs[i]); free(s->rope_sn[i]); }
     free(s);
 }
@@ -43,7 +36,6 @@ int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, 
     if (!s) return err_set(SLLM_ERR_NOMEM, "session: out of memory");
     s->m = m; s->pool = pool; s->n_ctx = n_ctx; s->n_batch = n_batch;
     s->kv_f16 = m->kv_type == DT_F16;
-    s->kv_groups = forward_tp_groups(m, tpool_size(pool));
     size_t B = (size_t)n_batch, C = (size_t)h->n_embd, D = (size_t)h->head_dim;
     size_t qd = (size_t)h->n_head * D, kd = (size_t)h->n_head_kv * D;
     size_t ff = (size_t)h->n_ff;
@@ -51,13 +43,13 @@ int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, 
     s->kv = bigmem_calloc(2 * (size_t)h->n_layer * layer_kv_bytes(s));
     s->x = malloc(B * C * sizeof(float));
     s->xn = malloc(B * C * sizeof(float));
-    s->o = alloc_lines(B * C);
-    s->q = alloc_lines(B * qd);
-    s->att = alloc_lines(B * qd);
-    s->k = alloc_lines(B * kd);
-    s->v = alloc_lines(B * kd);
-    s->ff_a = alloc_lines(B * ff);
-    s->ff_b = alloc_lines(B * ff);
+    s->o = malloc(B * C * sizeof(float));
+    s->q = malloc(B * qd * sizeof(float));
+    s->att = malloc(B * qd * sizeof(float));
+    s->k = malloc(B * kd * sizeof(float));
+    s->v = malloc(B * kd * sizeof(float));
+    s->ff_a = malloc(B * ff * sizeof(float));
+    s->ff_b = malloc(B * ff * sizeof(float));
     s->logits_tmp = malloc((size_t)h->n_vocab * sizeof(float));
     s->pos = malloc(B * sizeof(int32_t));
     s->dec_runs = tpool_size(pool) < MAX_RUNS ? tpool_size(pool) : MAX_RUNS;
@@ -73,10 +65,6 @@ int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, 
         model_session_free(s);
         return err_set(SLLM_ERR_NOMEM, "session: out of memory for a %d-token KV cache (%zu bytes)", n_ctx,
                        model_kv_bytes(m, n_ctx));
-    }
-    if (forward_tp_setup(s) != SLLM_OK) {
-        model_session_free(s);
-        return SLLM_ERR_NOMEM;
     }
     *out = s;
     return SLLM_OK;

@@ -141,16 +141,6 @@ typedef struct model_session {
     float *dec_f;
     double *dec_l;
     int dec_runs;
-    // The cache holds the kv heads in kv_groups groups (each layer's K: kv_groups blocks of (n_ctx,
-    // Hkv / kv_groups, D), then V the same): kv_groups = the pool's threads when a decode step can give
-    // each thread a group (forward_tp.c), else 1 (one (n_ctx, Hkv, D) block).
-    int kv_groups;
-    // forward_tp.c: usable (every weight has a decode path), per-thread scratch of tp_stride bytes, and
-    // one barrier flag (64 bytes) per thread
-    bool tp;
-    char *tp_buf;
-    size_t tp_stride, tp_act_bytes;
-    void *tp_flags;
 } model_session;
 
 // n_ctx: KV capacity in tokens (<= 0: the model's training context, capped at 4096);
@@ -163,25 +153,6 @@ int model_session_truncate(model_session *s, int n);
 // This layer's K / V rows (float, or uint16_t f16 when s->kv_f16).
 void *model_session_k(model_session *s, int layer);
 void *model_session_v(model_session *s, int layer);
-
-// forward.c pieces the decode step of forward_tp.c shares. fwd_norm: the arch's norm of T rows of C.
-// fwd_rotate: q / k norms (qk_norm archs) and rope of T positions of H heads, x into y (may be x), norm
-// weight nw. fwd_cache_row: row pos of kv-head group g in a layer's K or V cache c. fwd_append_kv: n
-// elements of k and v (f32) stored at that row of the layer's K (kc) and V (vc) caches.
-void fwd_norm(const sllm_model *m, float *y, const float *x, const mweight *w, const mweight *b, int64_t T,
-              int64_t C);
-void fwd_rotate(const model_session *s, const model_layer *L, float *y, const float *x, int T, int H,
-                const mweight *nw);
-void *fwd_cache_row(const model_session *s, void *c, int g, int64_t pos);
-void fwd_append_kv(const model_session *s, void *kc, void *vc, int g, int64_t pos, const float *k, const float *v,
-                   int64_t n);
-// forward_tp.c. forward_tp_groups: the kv-head groups a session on `threads` threads gets (see
-// kv_groups); forward_tp_setup: the session's tp fields (SLLM_ERR_NOMEM); forward_tp_layers: every layer
-// of a one-token step at position p0 (x in s->x, left there), false when the step cannot run this way
-// (the caller then runs layer_forward).
-int forward_tp_groups(const sllm_model *m, int threads);
-int forward_tp_setup(model_session *s);
-bool forward_tp_layers(model_session *s, int64_t p0);
 
 // Runs T tokens at positions n_past.. (batched prefill when T > 1, decode when T == 1), appending
 // to the KV cache. logits: (T, n_vocab) when all_logits, else (n_vocab) for the last token only;

@@ -279,15 +279,13 @@ void attention_fwd_heads(float *out, float *att, const float *q, const void *k, 
                          int h0, int h1) {
     const attn_kernels *kn = attn_kernels_active();
     int group = Hq / Hkv;
-    int hg = p->kv_group_heads > 0 ? p->kv_group_heads : Hkv;   // kv heads a cache row holds
-    int64_t ks = (int64_t)hg * D;
+    int64_t ks = (int64_t)Hkv * D;
     // Runs of consecutive q heads that read the same kv head (at most HEAD_RUN, inside [h0, h1)).
     for (int h = h0; h < h1;) {
         int kvh = h / group;
         int hend = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
         if (hend - h > HEAD_RUN) hend = h + HEAD_RUN;
-        int64_t off = (int64_t)(kvh / hg) * p->kv_group_elems + (int64_t)(kvh % hg) * D;
-        const void *kh = kv_at(k, off, p), *vh = kv_at(v, off, p);
+        const void *kh = kv_at(k, (int64_t)kvh * D, p), *vh = kv_at(v, (int64_t)kvh * D, p);
         for (int64_t t = 0; t < T; t++) {
             const float *qt = q + (t * Hq + h) * (int64_t)D;
             float *ot = out + (t * Hq + h) * (int64_t)D;

@@ -936,20 +936,17 @@ typedef struct {
     size_t scratch_bytes;
 } mm_job;
 
-// One activation row x quantized into dst in the form the job's kernels read (not the xd layout).
-static void quantize_act(const mm_job *j, const float *x, void *dst) {
+static void quant_task(void *ctx, int64_t t, int thread) {
+    (void)thread;
+    mm_job *j = ctx;
+    void *dst = (char *)j->xq + (size_t)t * j->xstride;
+    const float *x = j->X + t * j->K;
     if (j->kind == ACT_Q8A) {
         if (j->k5) j->k5->q8a_quantize(x, dst, j->K);
         else quantize_row_q8a(x, dst, j->K);
         if (j->path == PATH_PANEL || j->path == PATH_R16) mm_q8a_seed(j->wt, dst, j->K / 32);
     } else if (j->k5) j->k5->q8k_quantize(x, dst, j->K);
     else quantize_row(DT_Q8_K, x, dst, j->K);
-}
-
-static void quant_task(void *ctx, int64_t t, int thread) {
-    (void)thread;
-    const mm_job *j = ctx;
-    quantize_act(j, j->X + t * j->K, (char *)j->xq + (size_t)t * j->xstride);
 }
 
 // Y[t, n0 + i] = out[i * ostride] (+ bias, or accumulated) for i < cnt.
@@ -1032,9 +1029,10 @@ static void mm_task(void *ctx, int64_t task, int thread) {
 // Sets up one product: checks the arguments, picks the path, and (unless `share` already holds the
 // activations in the form this job needs) quantizes / packs X into a buffer returned in *owned.
 // prev[0..nprev): the jobs prepared before this one in the same call, whose activations it may reuse.
-// The job's arguments checked and its path picked; no activations yet. 0 or -1.
-static int job_init(mm_job *j, const void *W, const void *Wp, dtype wt, int64_t N, int64_t K, const float *X,
-                    int64_t T, const float *bias, float *Y, int acc) {
+static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dtype wt, int64_t N, int64_t K,
+                       const float *X, int64_t T, const float *bias, float *Y, int acc, const mm_job *prev,
+                       int nprev, void **owned) {
+    *owned = NULL;
     memset(j, 0, sizeof *j);
     int kind = act_kind_of(wt);
     const dtype_info *di = dtype_get((int)wt);
@@ -1056,15 +1054,6 @@ static int job_init(mm_job *j, const void *W, const void *Wp, dtype wt, int64_t 
         else if (T >= MM_PACK_MIN_T && mm_panel_supported(wt)) j->path = PATH_PANEL;
         else if (T >= MM_PACK_MIN_T && (kind == ACT_F32 || widens_to_f32(wt))) j->path = PATH_F32TILE;
     }
-    return 0;
-}
-
-static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dtype wt, int64_t N, int64_t K,
-                       const float *X, int64_t T, const float *bias, float *Y, int acc, const mm_job *prev,
-                       int nprev, void **owned) {
-    *owned = NULL;
-    if (job_init(j, W, Wp, wt, N, K, X, T, bias, Y, acc)) return -1;
-    int kind = j->kind;
     if (N == 0 || T == 0) return 0;
     // The activations depend on the path, the activation kind and, for the xd layout and the panel
     // seeds, the weight dtype: equal on those, an earlier job's buffer serves this one too.
@@ -1421,78 +1410,6 @@ int mm_glu_decode(tpool *pool, const mm_out *gate, const mm_out *up, int64_t K, 
     free(owned[0]);
     free(owned[1]);
     return rc;
-}
-
-// ---------------------------------------------------------------- decode rows by one thread
-// For callers that split a decode step themselves (model/forward_tp.c: each thread owns heads and row
-// ranges for a whole step, with no dispatch per product). Same paths and kernels as the decode split
-// above, so each row gets the bits it gets there.
-static int dec_job(mm_job *j, const mm_out *o, int64_t K) {
-    return o ? job_init(j, o->W, o->Wp, o->wt, o->N, K, NULL, 1, o->bias, o->Y, 0) : -1;
-}
-
-static size_t act_bytes(const mm_job *j) {
-    if (j->path == PATH_XD) return mm_xd_bytes(j->wt, j->K);
-    if (j->kind == ACT_F32) return (size_t)j->K * sizeof(float);
-    if (j->kind == ACT_Q8A) return (size_t)(j->K / 32) * sizeof(blk_q8a);
-    return (size_t)(j->K / 256) * sizeof(blk_q8_K);
-}
-
-size_t mm_dec_act_bytes(const mm_out *o, int64_t K) {
-    mm_job j;
-    return dec_job(&j, o, K) ? 0 : act_bytes(&j);
-}
-
-int mm_dec_act_key(const mm_out *o, int64_t K) {
-    mm_job j;
-    if (dec_job(&j, o, K)) return -1;
-    bool by_type = j.path == PATH_XD || (j.path == PATH_R16 && j.kind == ACT_Q8A);   // layout / seeds per dtype
-    return (int)j.path << 16 | j.kind << 8 | (by_type ? (int)j.wt : 0xff);
-}
-
-int mm_dec_act(const mm_out *o, int64_t K, const float *X, void *act) {
-    mm_job j;
-    if (dec_job(&j, o, K) || !X || !act) return -1;
-    if (j.path == PATH_XD) j.k5->xd_quantize(j.wt, X, K, act);
-    else if (j.kind == ACT_F32) memcpy(act, X, (size_t)K * sizeof(float));
-    else quantize_act(&j, X, act);
-    return 0;
-}
-
-void mm_dec_rows(const mm_out *o, int64_t K, const void *act, int64_t n0, int64_t n1, int64_t pf_end, bool cold) {
-    mm_job j;
-    if (dec_job(&j, o, K) || n1 <= n0) return;
-    j.xa = act;
-    j.xstride = act_bytes(&j);
-    if (!is_decode(&j)) {   // no 512-bit decode path: the per-row dot kernels
-        for (int64_t n = n0; n < n1; n++) {
-            float out;
-            j.dot(K, j.W + (size_t)n * j.wrow_bytes, act, j.xstride, 1, &out);
-            store_out(&j, 0, n, 1, &out, 1);
-        }
-        return;
-    }
-    const int64_t step = DEC_UNIT * DEC_CHUNK_MAX;   // dec_rows' most rows a call
-    if (pf_end < n1) pf_end = n1;
-    if (pf_end > j.N) pf_end = j.N;
-    for (int64_t a = n0; a < n1; a += step) dec_rows(&j, a, n1 - a < step ? n1 : a + step, pf_end, cold && a == n0);
-}
-
-void mm_dec_warm(const mm_out *o, int64_t K, int64_t n0, int64_t n1) {
-    if (!o || n1 <= n0) return;
-    size_t ub;
-    const char *p = dec_base(o, K, &ub);
-    size_t bytes;
-    if (o->Wp && mm_r16_supported(o->wt)) {
-        p += (size_t)(n0 / DEC_UNIT) * ub;
-        bytes = (size_t)((n1 - n0 + DEC_UNIT - 1) / DEC_UNIT) * ub;
-    } else {
-        size_t rb = dtype_row_bytes(o->wt, K);
-        p += (size_t)n0 * rb;
-        bytes = (size_t)(n1 - n0) * rb;
-    }
-    if (bytes > DEC_WARM_BYTES) bytes = DEC_WARM_BYTES;
-    for (size_t b = 0; b < bytes; b += 64) __builtin_prefetch(p + b, 0, 2);   // prefetcht1: L2
 }
 
 // ---------------------------------------------------------------- weights packed at load

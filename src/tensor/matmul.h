@@ -48,18 +48,6 @@ void mm_next_warm(const mm_next *next, int64_t task, int nthreads, bool done_fir
 typedef void (*mm_glu_fn)(float *H, const float *gate, const float *up, int64_t n);
 int mm_glu_decode(tpool *pool, const mm_out *gate, const mm_out *up, int64_t K, const float *X, mm_glu_fn glu,
                   float *H, const mm_next *next);
-// Decode rows computed by the calling thread alone (for a caller that splits a decode step over its own
-// threads, e.g. inside one pool task per thread): rows [n0, n1) of o->Y = X W^T (+ bias), each with the
-// bits the decode split above gives it. mm_dec_act writes X (K) in the form o's kernels read into act
-// (mm_dec_act_bytes(o, K) bytes; 0 when the product cannot run: bad dtype / K); products with equal
-// mm_dec_act_key may share one act. Packed weights (o->Wp): n0 a multiple of 16. The kernels may
-// prefetch up to row pf_end (the rest of the caller's stream); cold: a new stream, whose first lines
-// are requested at once. mm_dec_warm requests the first bytes rows [n0, n1) will stream into L2 (a hint).
-size_t mm_dec_act_bytes(const mm_out *o, int64_t K);
-int mm_dec_act_key(const mm_out *o, int64_t K);
-int mm_dec_act(const mm_out *o, int64_t K, const float *X, void *act);
-void mm_dec_rows(const mm_out *o, int64_t K, const void *act, int64_t n0, int64_t n1, int64_t pf_end, bool cold);
-void mm_dec_warm(const mm_out *o, int64_t K, int64_t n0, int64_t n1);
 // Weights repacked once for this CPU's kernels (Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q4_K / Q5_K / Q6_K
 // with AVX-512: 16 rows interleaved per panel, the bytes of the source rows reordered so a task's rows
 // are one linear stream; see tensor/matmul_kernels.h; F16 / BF16: the same rows copied, so that they

@@ -66,14 +66,7 @@ void add_f32(float *y, const float *x, int64_t n);                      // y += 
 // out (T, Hq, D); att (Hq, T, S) saved probabilities for backward (may be NULL in inference).
 // kv_f16: the k / v arguments of attention_fwd_heads / attention_decode_part are f16 (uint16_t) rows
 // (an f16 KV cache) rather than f32; the arithmetic stays f32.
-// kv_group_heads > 0 (attention_fwd_heads): the cache holds the kv heads in groups of that many, each
-// group its own (S, kv_group_heads, D) block, kv_group_elems elements after the previous one (a decode
-// step whose threads own groups of heads reads each group as one stream, model/forward_tp.c); 0: one
-// (S, Hkv, D) block.
-typedef struct {
-    float scale; int window; float softcap; const int32_t *doc_start; int kv_f16;
-    int kv_group_heads; int64_t kv_group_elems;
-} attn_params;
+typedef struct { float scale; int window; float softcap; const int32_t *doc_start; int kv_f16; } attn_params;
 // Visible keys for query row t (absolute position q_pos0 + t) among S cached keys: [*lo, *hi], empty when
 // *hi < *lo. Causal, then the sliding window, then the packed document's start.
 static inline void attn_key_band(int64_t t, int64_t S, int64_t q_pos0, const attn_params *p, int64_t *lo,
