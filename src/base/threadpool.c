@@ -18,11 +18,16 @@
 #endif
 
 // How long a waiting thread spins before it sleeps on the futex: long enough to bridge the small
-// single-threaded ops between two matmuls of one decode step (a few to tens of us), short enough that on
-// a machine shared with other processes a waiting thread soon gives its core away (an idle core also
-// pulls a preempted worker of ours over, where a spinning one would not). Timed with the clock rather
-// than counted in pause instructions, whose latency varies ~10x between CPU generations.
-#define SPIN_NS 40000
+// single-threaded ops between two matmuls of one decode step (a few to tens of us) and the gap between
+// two decode steps (the head's argmax over a 150K vocabulary, the next embedding: 40-60 us, after which a
+// worker woken from the futex started its first task 40-70 us late; 150 us against 40: +1.0% decode
+// tok/s on one core complex, docs/performance.md round 12), short enough that on a machine shared with
+// other processes a waiting thread soon gives its core away (an idle core also pulls a preempted worker
+// of ours over, where a spinning one would not). Timed with the clock rather than counted in pause
+// instructions, whose latency varies ~10x between CPU generations. -DSPIN_NS=... to experiment.
+#ifndef SPIN_NS
+#define SPIN_NS 150000
+#endif
 #define SPIN_CHECK 32   // pauses between clock reads
 
 static int64_t now_ns(void) {

@@ -154,7 +154,9 @@ INLINE __m512 q4_0_group(const uint8_t *p, __m512i xlo, __m512i xhi, __m512 dx, 
 // 15-18 GB/s to 20-26 GB/s. The same 4-row scheme for Q4_0 (also with one word permute in place of the
 // three lane inserts) measured no better end to end and slower on L3-resident weights, so Q4_0 keeps
 // the 2-row kernel.
+#ifndef DEC_PF_AHEAD   // -DDEC_PF_AHEAD=... to experiment (2-16 KiB measured alike on Zen 5, round 12)
 #define DEC_PF_AHEAD 8192
+#endif
 // The hint is measured, not reasoned: on the Zen 4 VM an L2 prefetch (prefetcht2) streamed best (1 GiB,
 // 2 threads: 24-26 GB/s against 21-24 with prefetcht0); on the Zen 5 VM (docs/performance.md, Machine)
 // prefetchnta does, most where a thread has a whole memory channel's worth of bandwidth to fill (one
@@ -576,7 +578,9 @@ INLINE __m512 r16_q8_row1(const uint8_t *p, const blk_q8a *xb, __m512 acc) {
 
 // The r16 decode kernels read their panels as one linear stream, prefetched R16_PF_AHEAD bytes ahead
 // with the hint of the other decode kernels, DEC_PF_HINT.
+#ifndef R16_PF_AHEAD   // (as DEC_PF_AHEAD)
 #define R16_PF_AHEAD 8192
+#endif
 #define R16_PF_HINT DEC_PF_HINT
 
 // ---------------------------------------------------------------- r16 Q4_K (layout in matmul_kernels.h)
