@@ -1212,8 +1212,7 @@ INLINE void r16_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, f
     for (int64_t i = 0; i < np; i++) {
         __m512 acc = _mm512_setzero_ps();
         for (int64_t b = 0; b < nb; b++, p += pb) {
-            uintptr_t to = (uintptr_t)p + pb + R16_PF_AHEAD;
-            for (to = to < end ? to : end; pf < to; pf += 64) _mm_prefetch((const char *)pf, R16_PF_HINT);
+            r16_prefetch_to(&pf, (uintptr_t)p + pb + R16_PF_AHEAD, end);
             if (fmt == FMT_R16_Q5 || fmt == FMT_R16_Q5_1 || fmt == FMT_R16_Q4_1) {
                 __m512i w[8];
                 __m512 dw;
