@@ -111,10 +111,10 @@ static void check_matmul_type(dtype t, int64_t N, int64_t K, tpool *pool2) {
             isa_force((isa_level)l);
             CHECK(mm_matmul(NULL, w.W, t, N, K, X, T, NULL, Y) == 0);
             int bad_twin = 0, bad_ref = 0;
-            // Q2_K / Q3_K / IQ4_XS prefill with AVX-512 widens the weights to f32 for the f32 tile and keeps
-            // the activations f32: its twin is then the f32 reference itself (no activation rounding)
+            // Q2_K / Q3_K / IQ4_XS prefill with AVX2 / AVX-512 widens the weights to f32 for the f32 tile and
+            // keeps the activations f32: its twin is then the f32 reference itself (no activation rounding)
             const bool widened = t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_XS;
-            const float *twin = l == ISA_AVX512 && T >= 2 && widened ? ref : Ys;
+            const float *twin = l >= ISA_AVX2 && T >= 2 && widened ? ref : Ys;
             for (int64_t i = 0; i < T * N; i++) {
                 double tol = 1e-5 * scale[i] + 1e-6;
                 if (!(fabs((double)Y[i] - twin[i]) <= tol)) {
@@ -271,7 +271,26 @@ static void check_wgrad(tpool *pool2) {
     free(dY); free(X); free(dW); free(dW2); free(init);
 }
 
-// ---------------------------------------------------------------- 512-bit kernels vs scalar twins
+// ---------------------------------------------------------------- path tables vs scalar twins
+// The packed / tiled paths (mm_paths) run once per ISA level this CPU has (AVX2, AVX-512): g_lvl is the
+// level of the current pass, forced before each check (mm_paths_active follows it).
+static isa_level g_lvl = ISA_AVX512;
+// The table of the level above the current pass (AVX-512 during the AVX2 pass), NULL where there is none:
+// the AVX2 kernels must give its bits.
+static const mm_paths *paths_above(void) {
+    if (g_lvl != ISA_AVX2 || isa_detect() < ISA_AVX512) return NULL;
+    isa_force(ISA_AVX512);
+    const mm_paths *k = mm_paths_active();
+    isa_force(g_lvl);
+    return k;
+}
+// op <- the AVX-512 r16 tile (TT rows of 16) where the pass is AVX2 on an AVX-512 CPU, else ov itself.
+static void other_r16_tile(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *op,
+                           const float *ov) {
+    const mm_paths *k = paths_above();
+    if (k) k->r16_tile(t, panel, K, x, xs, TT, op, 16, 16, NULL, 0);
+    else memcpy(op, ov, sizeof(float) * 16 * (size_t)TT);
+}
 static int close_rel(float a, float b, double scale) { return fabs((double)a - b) <= 1e-5 * scale + 1e-6; }
 // sum_k |w[k] * x[k]|: the scale of a product's rounding, for close_rel.
 static double abs_dot(const float *w, const float *x, int64_t K) {
@@ -280,10 +299,10 @@ static double abs_dot(const float *w, const float *x, int64_t K) {
     return s;
 }
 
-static void check_kernels512(void) {
-    isa_force(isa_detect());
-    const mm_kernels512 *k5 = mm_kernels512_active();
-    if (!k5) { SKIP("no AVX-512 on this CPU: 512-bit kernel twins not run"); return; }
+static void check_paths(void) {
+    isa_force(g_lvl);
+    const mm_paths *kp = mm_paths_active();
+    if (!kp) { SKIP("no AVX2 on this CPU: path kernel twins not run"); return; }
     static const int64_t Ks[] = {96, 320, 1024};
     // Q8_K activations (K-quants): bit-identical to quantize_row, with an all-zero super-block, a tie of
     // +a and -a for the largest magnitude (the first one sets the sign), and a super-block of denormals
@@ -297,7 +316,7 @@ static void check_kernels512(void) {
         blk_q8_K *a = malloc(sizeof(blk_q8_K) * (K / 256)), *b = malloc(sizeof(blk_q8_K) * (K / 256));
         memset(a, 0x11, sizeof(blk_q8_K) * (K / 256)); memset(b, 0x22, sizeof(blk_q8_K) * (K / 256));
         quantize_row(DT_Q8_K, x, a, K);
-        k5->q8k_quantize(x, b, K);
+        kp->q8k_quantize(x, b, K);
         CHECK(memcmp(a, b, sizeof(blk_q8_K) * (K / 256)) == 0, "q8_K quantizer: SIMD differs from scalar");
         CHECK(a[2].d > 0, "q8_K: the first of two equal magnitudes (-40) sets the sign");
         free(x); free(a); free(b);
@@ -310,15 +329,15 @@ static void check_kernels512(void) {
         for (int64_t i = 0; i < 32; i++) x[i] = 0;   // an all-zero block
         blk_q8a *a = malloc(sizeof(blk_q8a) * (K / 32)), *b = malloc(sizeof(blk_q8a) * (K / 32));
         quantize_row_q8a(x, a, K);
-        k5->q8a_quantize(x, b, K);
+        kp->q8a_quantize(x, b, K);
         CHECK(memcmp(a, b, sizeof(blk_q8a) * (K / 32)) == 0, "q8a quantizer K=%ld: SIMD differs from scalar", (long)K);
         static const dtype xt[] = {DT_Q4_0, DT_Q8_0};
-        for (int d = 0; d < 2; d++) {
+        for (int d = 0; d < 2 && kp->xd_quantize; d++) {   // (AVX2: no xd decode)
             size_t nb = mm_xd_bytes(xt[d], K);
             uint8_t *p = aligned_alloc(64, nb), *q = aligned_alloc(64, nb);
             memset(p, 0x55, nb); memset(q, 0x55, nb);
             mm_xd_quantize_ref(xt[d], x, K, p);
-            k5->xd_quantize(xt[d], x, K, q);
+            kp->xd_quantize(xt[d], x, K, q);
             CHECK(memcmp(p, q, nb) == 0, "xd quantizer %s K=%ld: SIMD differs from scalar", dtype_get(xt[d])->name, (long)K);
             // the layout holds the same integers as blk_q8a
             mm_xd_view v = mm_xd_map(xt[d], K, p);
@@ -331,7 +350,7 @@ static void check_kernels512(void) {
             float ys[21], yv[21];
             size_t rb = dtype_row_bytes(xt[d], K);
             (xt[d] == DT_Q4_0 ? mm_xd_dot_q4_0_ref : mm_xd_dot_q8_0_ref)(K, w.W, rb, N, p, ys);
-            k5->xd_dot[xt[d]](K, w.W, rb, N, q, yv);
+            kp->xd_dot[xt[d]](K, w.W, rb, N, q, yv);
             int bad = 0;
             for (int64_t n = 0; n < N; n++) {
                 bad += !close_rel(yv[n], ys[n], abs_dot(w.Wf + n * K, x, K));
@@ -344,7 +363,7 @@ static void check_kernels512(void) {
     }
     // panels: pack twins, unpacked values, tile twins
     static const dtype pt[] = {DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q8_0, DT_IQ4_NL};
-    for (int d = 0; d < 6; d++) {
+    for (int d = 0; d < 6 && kp->pack; d++) {   // (AVX2: no packed panels)
         dtype t = pt[d];
         const int64_t K = 320;
         wmat w = make_w(t, 16, K);
@@ -354,7 +373,7 @@ static void check_kernels512(void) {
             uint8_t *p = aligned_alloc(64, pbytes), *q = aligned_alloc(64, pbytes);
             memset(p, 0x55, pbytes); memset(q, 0xAA, pbytes);
             mm_pack_panel(t, w.W, rb, nrows, K, p);
-            k5->pack(t, w.W, rb, nrows, K, q);
+            kp->pack(t, w.W, rb, nrows, K, q);
             CHECK(memcmp(p, q, pbytes) == 0, "pack %s nrows=%d: SIMD differs from scalar", dtype_get(t)->name, nrows);
             int ok = 1;
             for (int l = 0; l < 16; l++)
@@ -379,7 +398,7 @@ static void check_kernels512(void) {
             for (int tt = 1; tt <= TT; tt += 3) {
                 float os[8 * 16], ov[8 * 16];
                 mm_tile_q32_ref(t, p, K, xa, sizeof(blk_q8a) * (K / 32), tt, os, 16, 16, NULL, 0);
-                k5->tile_q32(t, q, K, xa, sizeof(blk_q8a) * (K / 32), tt, ov, 16, 16, NULL, 0);
+                kp->tile_q32(t, q, K, xa, sizeof(blk_q8a) * (K / 32), tt, ov, 16, 16, NULL, 0);
                 int bad = 0;
                 for (int r = 0; r < tt; r++)
                     for (int l = 0; l < 16; l++) {
@@ -400,7 +419,7 @@ static void check_kernels512(void) {
         size_t nf = mm_packx_floats(T, K);
         float *a = aligned_alloc(64, nf * sizeof(float)), *b = aligned_alloc(64, nf * sizeof(float));
         mm_packx_ref(X, T, K, a);
-        k5->packx(X, T, K, b);
+        kp->packx(X, T, K, b);
         CHECK(memcmp(a, b, nf * sizeof(float)) == 0, "packx: SIMD differs from scalar");
         CHECK(a[(1 * K + 3) * MM_GEMM_TB + 2] == X[(32 + 2) * K + 3] && a[(1 * K + 3) * MM_GEMM_TB + 9] == 0.f,
               "packx layout");
@@ -408,7 +427,7 @@ static void check_kernels512(void) {
         for (int64_t i = 0; i < MM_GEMM_NR * K; i++) wr[i] = rndn();
         float os[MM_GEMM_NR * MM_GEMM_TB], ov[MM_GEMM_NR * MM_GEMM_TB];
         mm_f32gemm_ref(K, wr, (size_t)K, a, os);
-        k5->f32gemm(K, wr, (size_t)K, b, ov);
+        kp->f32gemm(K, wr, (size_t)K, b, ov);
         int bad = 0;
         for (int i = 0; i < MM_GEMM_NR; i++)
             for (int t = 0; t < MM_GEMM_TB; t++) {
@@ -417,13 +436,18 @@ static void check_kernels512(void) {
                 bad += !close_rel(ov[i * MM_GEMM_TB + t], os[i * MM_GEMM_TB + t], sc);
             }
         CHECK(bad == 0, "f32 GEMM tile: %d outputs differ from the twin", bad);
+        const mm_paths *up = paths_above();
+        if (up) {   // AVX2: the bits of the AVX-512 tile (one FMA chain per output in both)
+            up->f32gemm(K, wr, (size_t)K, b, os);
+            CHECK(memcmp(os, ov, sizeof os) == 0, "f32 GEMM tile: AVX2 differs from AVX-512");
+        }
         free(X); free(a); free(b); free(wr);
     }
 }
 
 // The r16 panels of w (N rows, NP panels of psz bytes) by the scalar pack (*p) and the kernel table's (*q):
 // they must be identical, and mm_pack (all panels at once) must give the same bytes.
-static void r16_pack_both(const mm_kernels512 *k5, dtype t, const wmat *w, int64_t N, int64_t K, int64_t NP,
+static void r16_pack_both(const mm_paths *kp, dtype t, const wmat *w, int64_t N, int64_t K, int64_t NP,
                           size_t psz, uint8_t **p, uint8_t **q) {
     const char *tn = dtype_get(t)->name;
     size_t rb = dtype_row_bytes(t, K), al = (psz * NP + 63) / 64 * 64;   // (aligned_alloc: a multiple of 64)
@@ -433,7 +457,7 @@ static void r16_pack_both(const mm_kernels512 *k5, dtype t, const wmat *w, int64
     for (int64_t i = 0; i < NP; i++) {
         int nr = N - 16 * i < 16 ? (int)(N - 16 * i) : 16;
         mm_r16_pack_ref(t, w->W + (size_t)(16 * i) * rb, rb, nr, K, *p + i * psz);
-        k5->r16_pack(t, w->W + (size_t)(16 * i) * rb, rb, nr, K, *q + i * psz);
+        kp->r16_pack(t, w->W + (size_t)(16 * i) * rb, rb, nr, K, *q + i * psz);
     }
     CHECK(memcmp(*p, *q, psz * NP) == 0, "r16 pack %s: the table's pack differs from the scalar one", tn);
     CHECK(mm_pack_bytes(t, N, K) == psz * NP, "mm_pack_bytes %s", tn);
@@ -443,13 +467,13 @@ static void r16_pack_both(const mm_kernels512 *k5, dtype t, const wmat *w, int64
 }
 
 // Decode over NP panels at once has the bits of the tile with one activation row, panel by panel.
-static void r16_check_dec_is_tile(const mm_kernels512 *k5, dtype t, const uint8_t *q, int64_t NP, size_t psz, int64_t K,
+static void r16_check_dec_is_tile(const mm_paths *kp, dtype t, const uint8_t *q, int64_t NP, size_t psz, int64_t K,
                                   const void *x, size_t xs) {
     float *od = malloc(sizeof(float) * 16 * (size_t)NP), ot[16];
-    k5->r16_dec(t, q, NP, K, x, od, (size_t)NP * psz);
+    kp->r16_dec(t, q, NP, K, x, od, (size_t)NP * psz);
     int same = 1;
     for (int64_t i = 0; i < NP; i++) {
-        k5->r16_tile(t, q + i * psz, K, x, xs, 1, ot, 16, 16, NULL, 0);
+        kp->r16_tile(t, q + i * psz, K, x, xs, 1, ot, 16, 16, NULL, 0);
         for (int l = 0; l < 16; l++) same &= od[16 * i + l] == ot[l];
     }
     CHECK(same, "r16 decode %s: differs from the one-row tile", dtype_get(t)->name);
@@ -461,19 +485,20 @@ static void r16_check_dec_is_tile(const mm_kernels512 *k5, dtype t, const uint8_
 // scales; the r16 tile (TT 1..8) and decode kernels equal their scalar twin within 1e-5 * sum|w*x|, and
 // equal the packed-panel tile (the prefill path over unpacked weights) bit for bit.
 static void check_r16_kernels(void) {
-    isa_force(isa_detect());
-    const mm_kernels512 *k5 = mm_kernels512_active();
-    if (!k5) { SKIP("no AVX-512 on this CPU: r16 kernel twins not run"); return; }
+    isa_force(g_lvl);
+    const mm_paths *kp = mm_paths_active();
+    if (!kp) { SKIP("no AVX2 on this CPU: r16 kernel twins not run"); return; }
     static const dtype rt[] = {DT_Q4_0, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_Q4_1, DT_IQ4_NL};
     for (int d = 0; d < 6; d++) {
         dtype t = rt[d];
+        if (!mm_paths_r16(kp, t)) continue;   // (not an r16 type at this level)
         const char *tn = dtype_get(t)->name;
         const int64_t K = 320, nb = K / 32, NP = 3;   // 3 panels, the last with 5 rows
         const int64_t N = 16 * (NP - 1) + 5;
         wmat w = make_w(t, N, K);
         size_t rb = dtype_row_bytes(t, K), psz = (size_t)nb * mm_r16_block_bytes(t);
         uint8_t *p, *q;
-        r16_pack_both(k5, t, &w, N, K, NP, psz, &p, &q);
+        r16_pack_both(kp, t, &w, N, K, NP, psz, &p, &q);
         // the packed bytes decode to the dequantized weights (zero past row N)
         int ok = 1;
         for (int64_t i = 0; i < NP; i++)
@@ -523,8 +548,10 @@ static void check_r16_kernels(void) {
             for (int tt = 1; tt <= TT; tt++) {
                 float os[8 * 16], ov[8 * 16], op[8 * 16];
                 mm_r16_tile_ref(t, p + i * psz, K, xa, xs, tt, os, 16, 16, NULL, 0);
-                k5->r16_tile(t, q + i * psz, K, xa, xs, tt, ov, 16, 16, NULL, 0);
-                k5->tile_q32(t, panel, K, xa, xs, tt, op, 16, 16, NULL, 0);
+                kp->r16_tile(t, q + i * psz, K, xa, xs, tt, ov, 16, 16, NULL, 0);
+                // the packed-panel tile where this level has it, else the AVX-512 r16 tile: the same bits
+                if (kp->tile_q32) kp->tile_q32(t, panel, K, xa, xs, tt, op, 16, 16, NULL, 0);
+                else other_r16_tile(t, q + i * psz, K, xa, xs, tt, op, ov);
                 int bad = 0, same = 1;
                 for (int r = 0; r < tt; r++)
                     for (int l = 0; l < 16; l++) {
@@ -534,10 +561,11 @@ static void check_r16_kernels(void) {
                         same &= ov[r * 16 + l] == op[r * 16 + l];
                     }
                 CHECK(bad == 0, "r16 tile %s panel %ld TT=%d: %d outputs differ from the twin", tn, (long)i, tt, bad);
-                CHECK(same, "r16 tile %s panel %ld TT=%d: not the bits of the packed-panel tile", tn, (long)i, tt);
+                CHECK(same, "r16 tile %s panel %ld TT=%d: not the bits of the packed-panel tile (AVX2: of the AVX-512 tile)",
+                      tn, (long)i, tt);
             }
         }
-        r16_check_dec_is_tile(k5, t, q, NP, psz, K, xa, xs);
+        r16_check_dec_is_tile(kp, t, q, NP, psz, K, xa, xs);
         free(panel); free(x); free(xa); free(p); free(q);
         free_w(&w);
     }
@@ -605,16 +633,17 @@ static float r16k_value(dtype t, const uint8_t *sb, int l, int e) {
 // scalar twin within 1e-5 * sum|w*x|; the twin equals the unpacked product (the generic dot twin) within
 // the same bound; decode over several panels has the bits of the one-row tile.
 static void check_r16_kquant_kernels(dtype t, int64_t K) {
-    isa_force(isa_detect());
-    const mm_kernels512 *k5 = mm_kernels512_active();
+    isa_force(g_lvl);
+    const mm_paths *kp = mm_paths_active();
     const char *tn = dtype_get(t)->name;
-    if (!k5) { SKIP("no AVX-512 on this CPU: r16 %s kernel twins not run", tn); return; }
+    if (!kp) { SKIP("no AVX2 on this CPU: r16 %s kernel twins not run", tn); return; }
+    if (!mm_paths_r16(kp, t)) return;   // (not an r16 type at this level)
     const int64_t ns = K / 256, NP = 3, N = 16 * (NP - 1) + 7;   // the last panel has 7 rows
     wmat w = make_w(t, N, K);
     size_t psz = (size_t)(K / 32) * mm_r16_block_bytes(t), sbb = psz / (size_t)ns;
     CHECK(psz == (size_t)ns * 16 * dtype_get(t)->block_bytes, "r16 %s: a panel holds exactly its 16 rows' bytes", tn);
     uint8_t *p, *q;
-    r16_pack_both(k5, t, &w, N, K, NP, psz, &p, &q);
+    r16_pack_both(kp, t, &w, N, K, NP, psz, &p, &q);
     int ok = 1;
     for (int64_t i = 0; i < NP; i++)
         for (int l = 0; l < 16; l++)
@@ -634,13 +663,15 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
     float *yu = malloc(sizeof(float) * TT * N);
     isa_force(ISA_SCALAR);
     for (int r = 0; r < TT; r++) CHECK(mm_matmul(NULL, w.W, t, N, K, x + r * K, 1, NULL, yu + r * N) == 0);
-    isa_force(isa_detect());
-    int bad = 0, badu = 0;
+    isa_force(g_lvl);
+    int bad = 0, badu = 0, diff_above = 0;
     for (int64_t i = 0; i < NP; i++)
         for (int tt = 1; tt <= TT; tt++) {
-            float os[8 * 16], ov[8 * 16];
+            float os[8 * 16], ov[8 * 16], oa[8 * 16];
             mm_r16_tile_ref(t, p + i * psz, K, xk, xs, tt, os, 16, 16, NULL, 0);
-            k5->r16_tile(t, q + i * psz, K, xk, xs, tt, ov, 16, 16, NULL, 0);
+            kp->r16_tile(t, q + i * psz, K, xk, xs, tt, ov, 16, 16, NULL, 0);
+            other_r16_tile(t, q + i * psz, K, xk, xs, tt, oa, ov);
+            diff_above += memcmp(oa, ov, sizeof(float) * 16 * (size_t)tt) != 0;
             for (int r = 0; r < tt; r++)
                 for (int l = 0; l < 16; l++) {
                     int64_t row = 16 * i + l;
@@ -651,7 +682,8 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
         }
     CHECK(bad == 0, "r16 tile %s: %d outputs differ from the twin", tn, bad);
     CHECK(badu == 0, "r16 tile twin %s: %d outputs differ from the unpacked product", tn, badu);
-    r16_check_dec_is_tile(k5, t, q, NP, psz, K, xk, xs);
+    CHECK(diff_above == 0, "r16 tile %s: %d tiles of the AVX2 kernel differ from the AVX-512 bits", tn, diff_above);
+    r16_check_dec_is_tile(kp, t, q, NP, psz, K, xk, xs);
     free(x); free(xk); free(yu); free(p); free(q);
     free_w(&w);
 }
@@ -661,8 +693,9 @@ static void check_r16_kquant_kernels(dtype t, int64_t K) {
 // close to the unpacked decode; threads, bias,
 // partial panels, several tasks per thread (N = 300). Without AVX-512 the copy is ignored (mm_pack_bytes is 0 there, nothing to pack).
 static void check_packed_products(tpool *pool2) {
-    isa_force(isa_detect());
-    if (!mm_kernels512_active()) { SKIP("no AVX-512: packed products not run"); return; }
+    isa_force(g_lvl);
+    const mm_paths *kp = mm_paths_active();
+    if (!kp) { SKIP("no AVX2: packed products not run"); return; }
     static const dtype rt[] = {DT_Q4_0, DT_Q4_1, DT_Q8_0, DT_Q5_0, DT_Q5_1, DT_F16, DT_BF16, DT_Q4_K, DT_Q5_K, DT_Q6_K,
                                DT_IQ4_NL, DT_IQ4_XS, DT_Q3_K, DT_Q2_K};
     static const int64_t Ns[] = {37, 300};   // (F16 / BF16: same-layout copies)
@@ -671,6 +704,7 @@ static void check_packed_products(tpool *pool2) {
             dtype t = rt[d];
             const char *tn = dtype_get(t)->name;
             const int64_t N = Ns[ni], K = 256, T = 9;
+            if (!mm_pack_bytes(t, N, K)) continue;   // (no packed form at this level)
             wmat w = make_w(t, N, K);
             void *Wp = aligned_alloc(64, (mm_pack_bytes(t, N, K) + 63) / 64 * 64);
             CHECK(mm_pack(pool2, w.W, t, N, K, Wp) == 0);
@@ -685,9 +719,9 @@ static void check_packed_products(tpool *pool2) {
             if (widened) {
                 // (its unpacked prefill widens the weights for the f32 tile with f32 activations: no twin of
                 // the packed one, which the decode rows below pin down bit for bit)
-            } else if (t != DT_Q4_K && t != DT_Q5_K && t != DT_Q6_K) {
+            } else if (t == DT_F16 || t == DT_BF16 || (kp->tile_q32 && t != DT_Q4_K && t != DT_Q5_K && t != DT_Q6_K)) {
                 CHECK(memcmp(Yu, Yp, sizeof(float) * T * N) == 0, "packed prefill %s N=%ld: not the unpacked bits", tn, (long)N);
-            } else {   // K-quants: the unpacked product sums in another order (per-row dot kernels)
+            } else {   // K-quants (AVX2: all): the unpacked product sums in another order (per-row dot kernels)
                 int cl = 1;
                 for (int64_t r = 0; r < T; r++)
                     for (int64_t n = 0; n < N; n++) {
@@ -724,7 +758,7 @@ static void check_packed_products(tpool *pool2) {
 // (Y starts as NaN). Packed Q4_0 / Q8_0 / F16 and an unpacked xd type in one dispatch, N not a multiple
 // of 16, sizes that give several claims per range.
 static void check_decode_split(void) {
-    isa_force(isa_detect());
+    isa_force(g_lvl);
     static const dtype dt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K};
     static const int64_t Ns[] = {1000, 33, 517, 200};
     const int64_t K = 512;
@@ -771,7 +805,7 @@ static void check_decode_split(void) {
 // than the cores: ranges get stolen); H apart from and in place of up's output; a Q4_K gate with a Q6_K
 // up (a Q4_K_M mix); and -1, nothing written, where a dtype has no decode path or the N differ.
 static void check_glu_decode(void) {
-    isa_force(isa_detect());
+    isa_force(g_lvl);
     static const dtype gt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K, DT_Q4_0}, ut[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q6_K, DT_Q4_0};
     static const int packed[] = {1, 1, 1, 1, 0};   // last: the unpacked (xd) decode
     const int64_t K = 512, N = 1000;
@@ -781,6 +815,8 @@ static void check_glu_decode(void) {
     for (int64_t i = 0; i < K; i++) X[i] = rndn();
     static const int nths[] = {1, 2, 3, 5};
     for (int c = 0; c < 5; c++) {
+        // (cases without a decode path at this level: AVX2 has no unpacked xd decode, r16 for fewer types)
+        if (packed[c] ? !mm_pack_bytes(gt[c], N, K) || !mm_pack_bytes(ut[c], N, K) : !mm_paths_active()->xd_quantize) continue;
         wmat wg = make_w(gt[c], N, K), wu = make_w(ut[c], N, K);
         void *Pg = NULL, *Pu = NULL;
         if (packed[c]) {
@@ -998,7 +1034,6 @@ static void check_membw(tpool *pool2) {
 int main(void) {
     printf("isa_detect: %s\n", ISA_NAME[isa_detect()]);
     test_pool();
-    check_kernels512();
     tpool *pool2 = tpool_new(3);   // 3 > cores here: also exercises oversubscription
     for (int i = 0; i < NTYPES; i++) {
         dtype t = TYPES[i];
@@ -1013,17 +1048,24 @@ int main(void) {
     check_iq4_exact(DT_IQ4_XS, pool2);
     check_wgrad(pool2);
     check_multi(pool2);
-    check_r16_kernels();
-    check_r16_kquant_kernels(DT_Q4_K, 768);
-    check_r16_kquant_kernels(DT_Q4_K, 256 * 130);   // rows longer than the decode kernel's stack of sums
-    check_r16_kquant_kernels(DT_Q5_K, 768);
-    check_r16_kquant_kernels(DT_Q6_K, 768);
-    check_r16_kquant_kernels(DT_IQ4_XS, 768);
-    check_r16_kquant_kernels(DT_Q3_K, 768);
-    check_r16_kquant_kernels(DT_Q2_K, 768);
-    check_packed_products(pool2);
-    check_decode_split();
-    check_glu_decode();
+    // the path tables, once per ISA level this CPU has
+    for (int l = ISA_AVX2; l <= ISA_AVX512; l++) {
+        if (isa_detect() < (isa_level)l) { if (l == ISA_AVX2) SKIP("no AVX2: path tables not run"); continue; }
+        g_lvl = (isa_level)l;
+        printf("path tables at %s\n", ISA_NAME[l]);
+        check_paths();
+        check_r16_kernels();
+        check_r16_kquant_kernels(DT_Q4_K, 768);
+        check_r16_kquant_kernels(DT_Q4_K, 256 * 130);   // rows longer than the decode kernel's stack of sums
+        check_r16_kquant_kernels(DT_Q5_K, 768);
+        check_r16_kquant_kernels(DT_Q6_K, 768);
+        check_r16_kquant_kernels(DT_IQ4_XS, 768);
+        check_r16_kquant_kernels(DT_Q3_K, 768);
+        check_r16_kquant_kernels(DT_Q2_K, 768);
+        check_packed_products(pool2);
+        check_decode_split();
+        check_glu_decode();
+    }
     check_membw(pool2);
     // errors, not crashes
     float x[64] = {0}, y[64];

@@ -861,18 +861,26 @@ static const mm_kernels *kernels(void) {
     return &g_tab[isa_active()];
 }
 
-static mm_kernels512 g_tab512;
-static atomic_int g_tab512_ready;
+static mm_paths g_paths[2];   // [0] AVX2, [1] AVX-512
+static atomic_int g_paths_ready;
 
-const mm_kernels512 *mm_kernels512_active(void) {
-    if (isa_active() < ISA_AVX512) return NULL;
-    if (!atomic_load_explicit(&g_tab512_ready, memory_order_acquire)) {
-        mm_kernels512 k = {0};
-        mm_kernels512_avx512(&k);
-        g_tab512 = k;
-        atomic_store_explicit(&g_tab512_ready, 1, memory_order_release);
+const mm_paths *mm_paths_active(void) {
+    isa_level l = isa_active();
+    if (l < ISA_AVX2) return NULL;
+    if (!atomic_load_explicit(&g_paths_ready, memory_order_acquire)) {
+        // Idempotent: concurrent first callers compute identical tables.
+        mm_paths a = {0}, b = {0};
+        mm_paths_avx2(&a);
+        if (isa_detect() >= ISA_AVX512) mm_paths_avx512(&b);
+        g_paths[0] = a;
+        g_paths[1] = b;
+        atomic_store_explicit(&g_paths_ready, 1, memory_order_release);
     }
-    return &g_tab512;
+    return &g_paths[l >= ISA_AVX512 ? 1 : 0];
+}
+
+bool mm_paths_r16(const mm_paths *k, dtype t) {
+    return k && (unsigned)t < 64 && (k->r16_types >> t & 1) && mm_r16_supported(t);
 }
 
 // ---------------------------------------------------------------- f32 reference dot
@@ -902,7 +910,7 @@ static int act_kind_of(dtype t) {
 }
 
 // Q2_K / Q3_K / IQ4_XS have no packed-panel (per-call) form: unless packed at load (r16), their prefill
-// widens each task's rows to f32 (mm_kernels512.tof32) for the f32 tile.
+// widens each task's rows to f32 (mm_paths.tof32) for the f32 tile.
 static bool widens_to_f32(dtype t) { return t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_XS; }
 
 // F16 / BF16: packed as a plain copy of the rows (same layout, on huge pages) and decoded by dec_f16 /
@@ -914,7 +922,7 @@ typedef enum { PATH_DOT, PATH_XD, PATH_DEC_F16, PATH_PANEL, PATH_F32TILE, PATH_R
 
 typedef struct {
     mm_dot_fn dot;
-    const mm_kernels512 *k5;
+    const mm_paths *kp;
     mm_path path;
     dtype wt;
     const char *W;
@@ -942,10 +950,10 @@ static void quant_task(void *ctx, int64_t t, int thread) {
     void *dst = (char *)j->xq + (size_t)t * j->xstride;
     const float *x = j->X + t * j->K;
     if (j->kind == ACT_Q8A) {
-        if (j->k5) j->k5->q8a_quantize(x, dst, j->K);
+        if (j->kp) j->kp->q8a_quantize(x, dst, j->K);
         else quantize_row_q8a(x, dst, j->K);
         if (j->path == PATH_PANEL || j->path == PATH_R16) mm_q8a_seed(j->wt, dst, j->K / 32);
-    } else if (j->k5) j->k5->q8k_quantize(x, dst, j->K);
+    } else if (j->kp) j->kp->q8k_quantize(x, dst, j->K);
     else quantize_row(DT_Q8_K, x, dst, j->K);
 }
 
@@ -985,15 +993,15 @@ static void mm_task(void *ctx, int64_t task, int thread) {
         const size_t psz = (size_t)(j->K / 32) * mm_r16_block_bytes(j->wt);   // bytes per panel
         const char *P = j->Wp + (size_t)(n0 / 16) * psz;
         for (int64_t n = n0; n < n1; n += 16, P += psz)
-            tile_rows(j, j->k5->r16_tile, P, n, n1 - n < 16 ? (int)(n1 - n) : 16);
+            tile_rows(j, j->kp->r16_tile, P, n, n1 - n < 16 ? (int)(n1 - n) : 16);
         return;
     }
     if (j->path == PATH_PANEL) {
         // one panel of 16 rows: unpack once, then every activation row in tiles of MM_TILE_T
         char *panel = j->scratch + (size_t)thread * j->scratch_bytes;
         int nr = (int)(n1 - n0);
-        j->k5->pack(j->wt, j->W + (size_t)n0 * j->wrow_bytes, j->wrow_bytes, nr, j->K, panel);
-        tile_rows(j, j->k5->tile_q32, panel, n0, nr);
+        j->kp->pack(j->wt, j->W + (size_t)n0 * j->wrow_bytes, j->wrow_bytes, nr, j->K, panel);
+        tile_rows(j, j->kp->tile_q32, panel, n0, nr);
         return;
     }
     if (j->path == PATH_F32TILE) {
@@ -1002,13 +1010,13 @@ static void mm_task(void *ctx, int64_t task, int thread) {
         float *wf = (float *)(j->scratch + (size_t)thread * j->scratch_bytes);
         int nr = (int)(n1 - n0);
         for (int i = 0; i < MM_GEMM_NR; i++) {
-            if (i < nr) j->k5->tof32(j->wt, j->W + (size_t)(n0 + i) * j->wrow_bytes, wf + i * j->K, j->K);
+            if (i < nr) j->kp->tof32(j->wt, j->W + (size_t)(n0 + i) * j->wrow_bytes, wf + i * j->K, j->K);
             else memset(wf + i * j->K, 0, (size_t)j->K * sizeof(float));
         }
         float out[MM_GEMM_NR * MM_GEMM_TB];
         for (int64_t t0 = 0; t0 < j->T; t0 += MM_GEMM_TB) {
             int TT = j->T - t0 < MM_GEMM_TB ? (int)(j->T - t0) : MM_GEMM_TB;
-            j->k5->f32gemm(j->K, wf, (size_t)j->K, (const float *)j->xa + (size_t)t0 * (size_t)j->K, out);
+            j->kp->f32gemm(j->K, wf, (size_t)j->K, (const float *)j->xa + (size_t)t0 * (size_t)j->K, out);
             for (int r = 0; r < TT; r++) store_out(j, t0 + r, n0, nr, out + r, MM_GEMM_TB);
         }
         return;
@@ -1038,7 +1046,7 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dt
     const dtype_info *di = dtype_get((int)wt);
     if (kind < 0 || !di || N < 0 || K <= 0 || T < 0 || K % di->block) return -1;
     j->dot = kernels()->dot[wt];
-    j->k5 = mm_kernels512_active();
+    j->kp = mm_paths_active();
     j->wt = wt;
     // F16's / BF16's packed form is a copy with the same layout (on huge pages): read it in place of W
     j->W = Wp && is_half(wt) ? Wp : W;
@@ -1047,12 +1055,13 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dt
     j->N = N; j->K = K; j->T = T; j->bias = bias; j->Y = Y; j->acc = acc;
     j->X = X; j->kind = kind;
     j->path = PATH_DOT;
-    if (j->k5) {
-        if (Wp && mm_r16_supported(wt)) j->path = PATH_R16;
-        else if (T == 1 && mm_xd_supported(wt)) j->path = PATH_XD;
-        else if (T == 1 && is_half(wt)) j->path = PATH_DEC_F16;
-        else if (T >= MM_PACK_MIN_T && mm_panel_supported(wt)) j->path = PATH_PANEL;
-        else if (T >= MM_PACK_MIN_T && (kind == ACT_F32 || widens_to_f32(wt))) j->path = PATH_F32TILE;
+    const mm_paths *kp = j->kp;
+    if (kp) {   // (a NULL entry: the path is not taken at this ISA level)
+        if (Wp && mm_paths_r16(kp, wt)) j->path = PATH_R16;
+        else if (T == 1 && kp->xd_quantize && mm_xd_supported(wt)) j->path = PATH_XD;
+        else if (T == 1 && is_half(wt) && (wt == DT_BF16 ? kp->dec_bf16 : kp->dec_f16)) j->path = PATH_DEC_F16;
+        else if (T >= MM_PACK_MIN_T && kp->tile_q32 && mm_panel_supported(wt)) j->path = PATH_PANEL;
+        else if (T >= MM_PACK_MIN_T && kp->f32gemm && (kind == ACT_F32 || widens_to_f32(wt))) j->path = PATH_F32TILE;
     }
     if (N == 0 || T == 0) return 0;
     // The activations depend on the path, the activation kind and, for the xd layout and the panel
@@ -1071,11 +1080,11 @@ static int job_prepare(mm_job *j, tpool *pool, const void *W, const void *Wp, dt
     if (j->path == PATH_XD) {
         j->xstride = mm_xd_bytes(wt, K);
         if (!(xq = aligned_alloc(64, j->xstride))) return -1;
-        j->k5->xd_quantize(wt, X, K, xq);
+        j->kp->xd_quantize(wt, X, K, xq);
         j->xa = xq;
     } else if (j->path == PATH_F32TILE) {
         if (!(xq = aligned_alloc(64, mm_packx_floats(T, K) * sizeof(float)))) return -1;
-        j->k5->packx(X, T, K, xq);
+        j->kp->packx(X, T, K, xq);
         j->xa = xq;
     } else if (kind == ACT_F32) {
         j->xa = X;
@@ -1165,12 +1174,12 @@ static void dec_rows(const mm_job *j, int64_t n0, int64_t n1, int64_t pf_row, bo
         const char *P = j->Wp + (size_t)(n0 / 16) * psz;
         int64_t np = (n1 - n0 + 15) / 16, npf = (pf_row - n0 + 15) / 16;
         if (cold) prefetch_start(P, (size_t)np * psz);
-        j->k5->r16_dec(j->wt, P, np, j->K, j->xa, out, (size_t)npf * psz);
+        j->kp->r16_dec(j->wt, P, np, j->K, j->xa, out, (size_t)npf * psz);
         store_out(j, 0, n0, (int)(n1 - n0), out, 1);
         return;
     }
     // PATH_XD / PATH_DEC_F16: rows in order, 64 outputs per kernel call
-    mm_xd_dot_fn f = j->path == PATH_XD ? j->k5->xd_dot[j->wt] : j->wt == DT_BF16 ? j->k5->dec_bf16 : j->k5->dec_f16;
+    mm_xd_dot_fn f = j->path == PATH_XD ? j->kp->xd_dot[j->wt] : j->wt == DT_BF16 ? j->kp->dec_bf16 : j->kp->dec_f16;
     if (cold) prefetch_start(j->W + (size_t)n0 * j->wrow_bytes, (size_t)(n1 - n0) * j->wrow_bytes);
     for (int64_t n = n0; n < n1; n += 64) {
         int cnt = n1 - n < 64 ? (int)(n1 - n) : 64;
@@ -1209,7 +1218,7 @@ static void dec_units(const dec_sched *d, int64_t u0, int64_t u1, int64_t pf_u, 
 
 // Bytes of one unit of a product's weights as the decode reads them, and where they start.
 static const char *dec_base(const mm_out *o, int64_t K, size_t *ubytes) {
-    if (o->Wp && mm_r16_supported(o->wt)) {
+    if (o->Wp && mm_paths_r16(mm_paths_active(), o->wt)) {
         *ubytes = (size_t)(K / 32) * mm_r16_block_bytes(o->wt);
         return o->Wp;
     }
@@ -1414,9 +1423,10 @@ int mm_glu_decode(tpool *pool, const mm_out *gate, const mm_out *up, int64_t K, 
 
 // ---------------------------------------------------------------- weights packed at load
 size_t mm_pack_bytes(dtype wt, int64_t N, int64_t K) {
-    if (!mm_kernels512_active() || N <= 0 || K <= 0) return 0;
-    if (is_half(wt)) return (size_t)N * (size_t)K * 2;   // same layout: a copy on huge pages (see mm_pack)
-    if (!mm_r16_supported(wt) || K % 32) return 0;
+    const mm_paths *kp = mm_paths_active();
+    if (!kp || N <= 0 || K <= 0) return 0;
+    if (is_half(wt)) return kp->dec_f16 ? (size_t)N * (size_t)K * 2 : 0;   // same layout: a copy on huge pages (see mm_pack)
+    if (!mm_paths_r16(kp, wt) || K % 32) return 0;
     return (size_t)((N + 15) / 16) * (size_t)(K / 32) * mm_r16_block_bytes(wt);
 }
 
@@ -1425,7 +1435,7 @@ typedef struct { const char *W; dtype wt; int64_t N, K; char *dst; size_t rb, ps
 static void pack_task(void *ctx, int64_t task, int thread) {
     (void)thread;
     const pack_job *p = ctx;
-    const mm_kernels512 *k5 = mm_kernels512_active();
+    const mm_paths *kp = mm_paths_active();
     if (is_half(p->wt)) {   // rows [16 * per * task, ...) copied as they are
         int64_t r0 = 16 * p->per * task, r1 = r0 + 16 * p->per < p->N ? r0 + 16 * p->per : p->N;
         memcpy(p->dst + (size_t)r0 * p->rb, p->W + (size_t)r0 * p->rb, (size_t)(r1 - r0) * p->rb);
@@ -1433,7 +1443,7 @@ static void pack_task(void *ctx, int64_t task, int thread) {
     }
     for (int64_t i = task * p->per; i < (task + 1) * p->per && 16 * i < p->N; i++) {
         int nr = p->N - 16 * i < 16 ? (int)(p->N - 16 * i) : 16;
-        k5->r16_pack(p->wt, p->W + (size_t)(16 * i) * p->rb, p->rb, nr, p->K, p->dst + (size_t)i * p->psz);
+        kp->r16_pack(p->wt, p->W + (size_t)(16 * i) * p->rb, p->rb, nr, p->K, p->dst + (size_t)i * p->psz);
     }
 }
 

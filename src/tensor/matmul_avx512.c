@@ -1381,7 +1381,7 @@ static void tof32_avx512(dtype t, const void *src, float *dst, int64_t n) {
     }
 }
 
-void mm_kernels512_avx512(mm_kernels512 *k) {
+void mm_paths_avx512(mm_paths *k) {
     k->xd_quantize = xd_quantize_avx512;
     k->xd_dot[DT_Q4_0] = xd_dot_q4_0_avx512;
     k->xd_dot[DT_Q8_0] = xd_dot_q8_0_avx512;
@@ -1397,4 +1397,7 @@ void mm_kernels512_avx512(mm_kernels512 *k) {
     k->r16_pack = r16_pack_avx512;
     k->r16_tile = r16_tile_avx512;
     k->r16_dec = r16_dec_avx512;
+    static const dtype r16[] = {DT_Q4_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_Q8_0, DT_Q2_K, DT_Q3_K, DT_Q4_K, DT_Q5_K,
+                                DT_Q6_K, DT_IQ4_NL, DT_IQ4_XS};
+    for (size_t i = 0; i < sizeof r16 / sizeof *r16; i++) k->r16_types |= (uint64_t)1 << r16[i];
 }

@@ -1,7 +1,9 @@
-// Internal to the matmul: the layouts and kernel table of the 512-bit paths (matmul_avx512.c), and the
-// scalar twins (matmul.c) every one of those kernels is tested against. Not for use outside tensor/.
+// Internal to the matmul: the layouts and kernel tables of the packed / tiled paths (mm_paths: AVX-512 in
+// matmul_avx512.c, AVX2 in matmul_paths_avx2.c), and the scalar twins (matmul.c) every one of those
+// kernels is tested against. Not for use outside tensor/.
 //
-// Two paths beside the generic per-row dot kernels of matmul.h:
+// Paths beside the generic per-row dot kernels of matmul.h (the AVX-512 table has all of them; the AVX2
+// table the f32 GEMM, the F16 / BF16 decode and the r16 products of the types in its r16_types):
 //  - decode (T == 1): the activation row is quantized into the "xd" layout below, arranged so that one
 //    512-bit load of activations lines up with 4 Q4_0 blocks (or 2 Q8_0 blocks) loaded from the weight,
 //    with per-lane scale and offset vectors, so a weight row is streamed with ~3.5 vector ops per block
@@ -177,9 +179,20 @@ typedef struct {
     void (*r16_pack)(dtype t, const void *W, size_t wrow_bytes, int nrows, int64_t K, void *panel);
     mm_tile_fn r16_tile;
     mm_r16_dec_fn r16_dec;
-} mm_kernels512;
-// Fills the table for ISA_AVX512 (matmul_avx512.c).
-void mm_kernels512_avx512(mm_kernels512 *k);
-// The table for the active ISA level, NULL below AVX-512 (tests use it to run the twins side by side).
-const mm_kernels512 *mm_kernels512_active(void);
+    uint64_t r16_types;            // bit t: r16_tile / r16_dec take dtype t (weights are packed at load only then)
+} mm_paths;
+// Fills the table for ISA_AVX512 (matmul_avx512.c) / ISA_AVX2 (matmul_paths_avx2.c). A NULL entry: that
+// path is not taken at this level (the product falls back to the per-row dot kernels).
+void mm_paths_avx512(mm_paths *k);
+void mm_paths_avx2(mm_paths *k);
+// The table for the active ISA level, NULL below AVX2 (tests force each level to run the twins side by side).
+const mm_paths *mm_paths_active(void);
+// Does table k (may be NULL) take r16 panels of dtype t?
+bool mm_paths_r16(const mm_paths *k, dtype t);
+
+// AVX2 forms of the r16 K-quant kernels (matmul_r16k_avx2.c), t in {Q4_K, Q5_K, Q6_K}: the bits of the
+// AVX-512 ones (the same integer sums, the same float steps).
+void mm_r16k_tile_avx2(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
+                       size_t ldy, int nvalid, const float *bias, int acc);
+void mm_r16k_dec_avx2(dtype t, const void *panels, int64_t np, int64_t K, const void *x, float *out, size_t pf_bytes);
 #endif
