@@ -57,6 +57,8 @@ $(BUILD)/pingpong: bench/pingpong.c
 	$(CC) $(CFLAGS) -o $@ $< -pthread
 bench: all $(BUILD)/pingpong
 	@BUILD=$(BUILD) bench/run-bench.sh
+	@# on an AVX-512 CPU, also as on one without it (both engines at AVX2: most laptops)
+	@if grep -qw avx512f /proc/cpuinfo; then BUILD=$(BUILD) BENCH_ISA=avx2 BENCH_TYPES="$${BENCH_TYPES:-f16 q8_0 q4_0 q4_k_m}" bench/run-bench.sh; fi
 	@BUILD=$(BUILD) bench/bench_train.sh
 
 check-full: test

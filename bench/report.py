@@ -9,6 +9,7 @@ taking-turns pairs (run-bench.sh since round 11) are folded first: each engine's
 the median of the pairs' ratios, and per pair the core-complex state the round trips show."""
 import json, statistics, sys
 path, P, N, TH = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+ISA = sys.argv[5] if len(sys.argv) > 5 else ""   # run-bench.sh BENCH_ISA
 rows = [json.loads(l) for l in open(path) if l.strip()]
 
 
@@ -74,6 +75,9 @@ for r in rows:
           f"| {bpt / 1e6:.0f} | {dgb:.1f} | {bws} | {roof * 100:.0f}% | {best * 100:.0f}% | {rts} |")
 first = rows[0]["bw_gb_s"] if rows else "?"
 if rows and "states" in rows[0]:
+    if ISA == "avx2":
+        print("\nBoth engines at AVX2, as on a CPU without AVX-512: sllm with SLLM_ISA=avx2 (its AVX2 kernels and "
+              "bandwidth probe), llama.cpp with only its AVX2 ('haswell') CPU backend in the directory it loads from.")
     print(f"\n{TH} threads. The engines took turns: {len(rows[0]['states'])} pairs a row, each sllm's `bench -r R "
           f"--roofline` then llama.cpp's harness with R repetitions (the same median of R for both: the higher of two at R = 2), back to back; each engine's figure "
           f"is its median over the pairs, each ratio the median of the pairs' ratios. Roofline share: median over "

@@ -9,6 +9,8 @@
 # itself, before and after each of its repetitions, so every row's share is against same-run figures (the machine's
 # bandwidth drifts with the other tenants). Writes build/bench/results.jsonl and
 # build/bench/performance-table.md (copy the table into docs/performance.md by hand).
+# BENCH_ISA=avx2: the same comparison as on a CPU without AVX-512 (most laptops): sllm with
+# SLLM_ISA=avx2, llama.cpp with only its AVX2 ("haswell") CPU backend to load; writes *-avx2.* files.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
@@ -26,17 +28,31 @@ MODELS=${BENCH_MODELS:-"llama:llama-3.2-1b:llama-bpe qwen3:qwen3-0.6b:qwen2"}
 TYPES=${BENCH_TYPES:-"f16 q8_0 q4_0 q4_k_m q5_k_m"}
 FIX=${SLLM_FIXTURES:-../shared/fixtures}
 
+ISA=${BENCH_ISA:-}
+SUF=${ISA:+-$ISA}
 LLB=""
 if ORA=$(scripts/llamacpp-oracle.sh 2>/dev/null); then LLB="$ORA/run-bench.sh"
 else echo "bench: llama.cpp oracle unavailable (../shared/oracles); measuring sllm only"; fi
+if [ "$ISA" = avx2 ]; then
+    export SLLM_ISA=avx2
+    if [ -n "$LLB" ]; then
+        # llama.cpp loads the best CPU backend variant its directory offers: give it a directory with
+        # every library but the CPU variants, plus the AVX2 one
+        src=$(sed -nE 's/^LLAMA_BACKEND_DIR=([^ ]+) .*/\1/p' "$LLB"); hw=$W/ggml-avx2; mkdir -p "$hw"
+        for f in "$src"/*; do case $(basename "$f") in libggml-cpu-*) ;; *) ln -sf "$f" "$hw/";; esac; done
+        ln -sf "$src/libggml-cpu-haswell.so" "$hw/"
+        printf '#!/bin/sh\nLLAMA_BACKEND_DIR=%s exec %s "$@"\n' "$hw" "$ORA/llamacpp_bench" > "$W/run-bench-avx2.sh"
+        chmod +x "$W/run-bench-avx2.sh"; LLB=$W/run-bench-avx2.sh
+    fi
+elif [ -n "$ISA" ]; then echo "bench: BENCH_ISA=$ISA: only avx2 is supported" >&2; exit 2; fi
 
 BW=$($SLLM bench --membw -t "$TH" --json | sed -E 's/.*"read_gb_s":([0-9.]+).*/\1/')
-echo "memory read bandwidth: $BW GB/s ($TH threads; each model row measures its own as well)"
+echo "memory read bandwidth: $BW GB/s ($TH threads; each model row measures its own as well)${ISA:+; ISA $ISA for both engines}"
 # The core-to-core round trip before each engine's timings and after the last: this VM switches between
 # its two vCPUs on one core complex (~85 ns, ~45 GB/s) and on two (~415 ns, ~80 GB/s), which changes
 # both engines' figures (docs/performance.md, Machine); the table shows which state each row ran in.
 rt() { [ "$TH" -ge 2 ] && [ -x "$BUILD/pingpong" ] && timeout 10 "$BUILD/pingpong" 100000 2>/dev/null | sed -E 's/.*: ([0-9]+) ns.*/\1/' || echo null; }
-RES=$W/results.jsonl; : > "$RES"
+RES=$W/results$SUF.jsonl; : > "$RES"
 for spec in $MODELS; do
     IFS=: read -r arch preset vocab <<< "$spec"
     base=$W/$preset-f16.gguf
@@ -57,5 +73,5 @@ for spec in $MODELS; do
         echo "{\"model\":\"$preset\",\"type\":\"$t\",\"bw_gb_s\":$BW,\"pairs\":[$pairs]}" | tee -a "$RES"
     done
 done
-/usr/bin/env python3 bench/report.py "$RES" "$P" "$N" "$TH" > "$W/performance-table.md"
-cat "$W/performance-table.md"
+/usr/bin/env python3 bench/report.py "$RES" "$P" "$N" "$TH" "$ISA" > "$W/performance-table$SUF.md"
+cat "$W/performance-table$SUF.md"
