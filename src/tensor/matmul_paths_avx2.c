@@ -196,6 +196,31 @@ INLINE void r16_q32_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *
     }
 }
 
+// Q4_0 / Q8_0 panels at load: dword moves (row l's qs word j to word 16j + l; Q8_0's levels + 128 by
+// flipping each byte's sign bit), 10x the scalar byte-by-byte pack on a 1B model; the other types by
+// the scalar pack (their byte moves are few per weight).
+static void r16_pack_avx2(dtype t, const void *W, size_t rb, int nrows, int64_t K, void *panel) {
+    if (t != DT_Q4_0 && t != DT_Q8_0) { mm_r16_pack_ref(t, W, rb, nrows, K, panel); return; }
+    const int q8 = t == DT_Q8_0, nw = q8 ? 8 : 4;
+    const size_t pb = q8 ? 544 : 288, bb = q8 ? 34 : 18;
+    const uint32_t flip = q8 ? 0x80808080u : 0;
+    for (int64_t b = 0; b < K / 32; b++) {
+        uint8_t *dst = (uint8_t *)panel + b * pb;
+        uint16_t d[16] = {0};
+        for (int l = 0; l < 16; l++) {
+            const uint8_t *src = (const uint8_t *)W + l * rb + b * bb;
+            for (int j = 0; j < nw; j++) {
+                uint32_t v = 0;   // rows past nrows: level 0 (Q8_0: 128), scale 0
+                if (l < nrows) memcpy(&v, src + 2 + 4 * j, 4);
+                v ^= flip;
+                memcpy(dst + 64 * j + 4 * l, &v, 4);
+            }
+            if (l < nrows) memcpy(&d[l], src, 2);
+        }
+        memcpy(dst + (q8 ? 512 : 256), d, 32);
+    }
+}
+
 static void r16_tile_avx2(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                           size_t ldy, int nvalid, const float *bias, int acc) {
     if (t == DT_Q4_0) r16_q32_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, 0);
@@ -206,19 +231,94 @@ static void r16_dec_avx2(dtype t, const void *panels, int64_t np, int64_t K, con
     else r16_q32_dec(panels, np, K, x, out, pf_bytes, 1);
 }
 
-static void q8k_quantize_ref(const float *x, blk_q8_K *y, int64_t n) { quantize_row(DT_Q8_K, x, y, n); }
+// ---------------------------------------------------------------- activation quantizers
+// Both bit-identical to the scalar ones (tensor/quant.c): the same float multiply per element, rounded
+// half to even (the default rounding of vcvtps2dq, as lrintf), and the low byte of each level stored, as
+// the scalar (int8_t) casts (so an out-of-range level from a scale that overflowed wraps the same way).
+INLINE float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+}
+INLINE __m256 abs8(__m256 v) { return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff))); }
+// The low bytes of 4 x 8 int32 lanes, in order, as 32 bytes.
+INLINE __m256i low_bytes32(__m256i a, __m256i b, __m256i c, __m256i d) {
+    const __m256i lo = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+                                        0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    // per vector: dword 0 (lane 0) and dword 4 (lane 1) hold its 8 bytes
+    __m256i ab = _mm256_or_si256(_mm256_shuffle_epi8(a, lo), _mm256_slli_si256(_mm256_shuffle_epi8(b, lo), 4));
+    __m256i cd = _mm256_or_si256(_mm256_shuffle_epi8(c, lo), _mm256_slli_si256(_mm256_shuffle_epi8(d, lo), 4));
+    __m256i v = _mm256_unpacklo_epi64(ab, cd);   // dwords: a0 b0 c0 d0 | a1 b1 c1 d1
+    return _mm256_permutevar8x32_epi32(v, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+INLINE int hsum8_i32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    return _mm_cvtsi128_si32(_mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1)));
+}
+
+// blk_q8a (quantize_row_q8a): d = amax / 127, levels round(x / d), their sum.
+static void q8a_quantize_avx2(const float *x, blk_q8a *y, int64_t n) {
+    for (int64_t i = 0; i < n / 32; i++, x += 32) {
+        __m256 v[4];
+        for (int j = 0; j < 4; j++) v[j] = _mm256_loadu_ps(x + 8 * j);
+        float amax = hmax8(_mm256_max_ps(_mm256_max_ps(abs8(v[0]), abs8(v[1])), _mm256_max_ps(abs8(v[2]), abs8(v[3]))));
+        float d = amax / 127, id = d ? 1.0f / d : 0.0f;
+        __m256i q[4];
+        for (int j = 0; j < 4; j++) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], _mm256_set1_ps(id)));
+        _mm256_storeu_si256((__m256i *)y[i].qs, low_bytes32(q[0], q[1], q[2], q[3]));
+        int sum = hsum8_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+        y[i].d = d;
+        y[i].s = d * (float)sum;
+        y[i].sum = sum;
+        y[i].seed = 0;
+    }
+}
+
+// blk_q8_K (quantize_row(DT_Q8_K)): the value of largest magnitude (its first occurrence) sets
+// iscale = -127 / max, levels round(iscale * x) capped at 127, 16-element sums of the stored levels.
+static void q8k_quantize_avx2(const float *x, blk_q8_K *y, int64_t n) {
+    for (int64_t i = 0; i < n / 256; i++, x += 256) {
+        __m256 m = _mm256_setzero_ps();
+        for (int j = 0; j < 256; j += 8) m = _mm256_max_ps(m, abs8(_mm256_loadu_ps(x + j)));
+        float amax = hmax8(m);
+        if (!(amax > 0)) {
+            memset(&y[i], 0, sizeof y[i]);
+            continue;
+        }
+        int first = 0;
+        for (int j = 0; j < 256; j += 8) {
+            int k = _mm256_movemask_ps(_mm256_cmp_ps(abs8(_mm256_loadu_ps(x + j)), _mm256_set1_ps(amax), _CMP_EQ_OQ));
+            if (k) { first = j + __builtin_ctz((unsigned)k); break; }
+        }
+        float iscale = -127.f / x[first];
+        const __m256 vs = _mm256_set1_ps(iscale);
+        const __m256i cap = _mm256_set1_epi32(127);
+        for (int j = 0; j < 256; j += 32) {
+            __m256i q[4];
+            for (int k = 0; k < 4; k++)
+                q[k] = _mm256_min_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(vs, _mm256_loadu_ps(x + j + 8 * k))), cap);
+            __m256i b = low_bytes32(q[0], q[1], q[2], q[3]);
+            _mm256_storeu_si256((__m256i *)(y[i].qs + j), b);
+            // sums of the stored levels, 16 at a time (widened to int16, pairs summed twice)
+            __m256i w0 = _mm256_cvtepi8_epi16(_mm256_castsi256_si128(b)), w1 = _mm256_cvtepi8_epi16(_mm256_extracti128_si256(b, 1));
+            __m256i s0 = _mm256_madd_epi16(w0, _mm256_set1_epi16(1)), s1 = _mm256_madd_epi16(w1, _mm256_set1_epi16(1));
+            y[i].bsums[j / 16] = (int16_t)hsum8_i32(s0);
+            y[i].bsums[j / 16 + 1] = (int16_t)hsum8_i32(s1);
+        }
+        y[i].d = 1 / iscale;
+    }
+}
 
 void mm_paths_avx2(mm_paths *k) {
     k->dec_f16 = dec_f16_avx2;
     k->dec_bf16 = dec_bf16_avx2;
-    // activation quantizers: the scalar ones (one pass over a row per product; the SIMD forms in
-    // matmul_avx512.c are bit-identical to these)
-    k->q8a_quantize = quantize_row_q8a;
-    k->q8k_quantize = q8k_quantize_ref;
+    k->q8a_quantize = q8a_quantize_avx2;
+    k->q8k_quantize = q8k_quantize_avx2;
     k->packx = mm_packx_ref;
     k->f32gemm = f32gemm_avx2;
     k->tof32 = tof32_avx2;
-    k->r16_pack = mm_r16_pack_ref;   // (byte moves, once at load)
+    k->r16_pack = r16_pack_avx2;
     k->r16_tile = r16_tile_avx2;
     k->r16_dec = r16_dec_avx2;
     static const dtype r16[] = {DT_Q4_0, DT_Q8_0};
