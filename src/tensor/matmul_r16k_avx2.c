@@ -11,63 +11,7 @@
 // sums per (super-block, row) are exactly the integers the AVX-512 kernels form (int32 sums are exact in
 // any order), and the float steps that follow are theirs, in their order: the results are bit for bit
 // those of the AVX-512 table, and the decode's are those of the tile with one activation row.
-#include "tensor/matmul_kernels.h"
-#include <immintrin.h>
-
-// Empty asm statements that make a vector / pointer opaque to the compiler (no instruction): they keep
-// gcc from re-associating a chain of int32 sums (it would then form every product first and spill them)
-// and from sharing loads between passes that should each load their own (it would keep them all live).
-#define OPAQUE_V(v) __asm__("" : "+x"(v))
-#define OPAQUE_P(p) __asm__("" : "+r"(p))
-#define INLINE static inline __attribute__((always_inline))
-#define R16K_PF_AHEAD 8192   // decode prefetch distance along the panel stream (as the AVX-512 kernels)
-
-// ---------------------------------------------------------------- shared helpers
-
-// Prefetch (non-temporal) the lines from *pf up to `to`, never past `end`.
-INLINE void r16k_prefetch_to(uintptr_t *pf, uintptr_t to, uintptr_t end) {
-    for (to = to < end ? to : end; *pf < to; *pf += 64) _mm_prefetch((const char *)*pf, _MM_HINT_NTA);
-}
-
-// 32 bytes at p + off.
-INLINE __m256i ld(const uint8_t *p, size_t off) { return _mm256_loadu_si256((const __m256i *)(p + off)); }
-INLINE __m128i ld16(const uint8_t *p, size_t off) { return _mm_loadu_si128((const __m128i *)(p + off)); }
-// The 4 activation bytes of word i, in every lane.
-INLINE __m256i bq(const int32_t *q, int i) { return _mm256_set1_epi32(q[i]); }
-// int16 pair sums of u8 levels x s8 activations (exact: the callers keep |sum| <= 32767).
-INLINE __m256i mul16(__m256i w, __m256i x) { return _mm256_maddubs_epi16(w, x); }
-// Sum of such int16 sums. The callers' bounds keep it exact, so the saturating form gives the plain sum;
-// it is used because gcc does not re-associate it (see OPAQUE_V).
-INLINE __m256i add16(__m256i a, __m256i b) { return _mm256_adds_epi16(a, b); }
-
-// pshufb control that turns the 16 bytes of one scale row (one byte per panel row, both 128-bit lanes
-// alike) into the int32 lanes [b, 0, b, 0] of rows 8rh..8rh+7: the u8 scale duplicated as two int16.
-INLINE __m256i dup_ctl(const int rh) {
-    const char z = (char)0x80, b = (char)(8 * rh);
-    return _mm256_setr_epi8(b, z, b, z, b + 1, z, b + 1, z, b + 2, z, b + 2, z, b + 3, z, b + 3, z,
-                            b + 4, z, b + 4, z, b + 5, z, b + 5, z, b + 6, z, b + 6, z, b + 7, z, b + 7, z);
-}
-// The u8 scales s[0..15] of 16 rows as duplicated int16 pairs for row half rh (vpmaddwd operand).
-INLINE __m256i dup_u8(const uint8_t *s, const int rh) {
-    return _mm256_shuffle_epi8(_mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)s)), dup_ctl(rh));
-}
-
-// Tile results into Y for row half rh: y[r*ldy + 8rh + l] for 8rh + l < nvalid, plus bias (+0 without
-// one, as the AVX-512 store does), or added to what Y holds.
-INLINE void tile_store8(const __m256 (*acc)[2], int TT, float *y, size_t ldy, int nvalid, const float *bias,
-                        int accum) {
-    for (int rh = 0; rh < 2; rh++) {
-        int n = nvalid - 8 * rh;
-        if (n <= 0) break;
-        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-        __m256 bv = bias ? _mm256_maskload_ps(bias + 8 * rh, m) : _mm256_setzero_ps();
-        for (int r = 0; r < TT; r++) {
-            float *o = y + (size_t)r * ldy + 8 * rh;
-            __m256 v = accum ? _mm256_add_ps(_mm256_maskload_ps(o, m), acc[r][rh]) : _mm256_add_ps(acc[r][rh], bv);
-            _mm256_maskstore_ps(o, m, v);
-        }
-    }
-}
+#include "tensor/matmul_r16_avx2.h"
 
 // ---------------------------------------------------------------- Q4_K / Q5_K
 
@@ -168,7 +112,7 @@ INLINE void r16k_q45k_sb1(const uint8_t *p, const blk_q8_K *xb, __m256 acc[2], u
     __m256i sumi[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
 #pragma GCC unroll 4
     for (int g = 0; g < 4; g++) {
-        r16k_prefetch_to(pf, (uintptr_t)p + gb * (size_t)(g + 1) + R16K_PF_AHEAD, end);
+        r16_pf_to(pf, (uintptr_t)p + gb * (size_t)(g + 1) + R16_AVX2_PF_AHEAD, end);
         const uint8_t *pg = p;
         OPAQUE_P(pg);   // (a new pointer per group: gcc would keep the fifth-bit loads of all groups live)
         r16k_q45k_group1(pg, g, q + 16 * g, u, sumi, q5);
@@ -180,13 +124,7 @@ INLINE void r16k_q45k_sb1(const uint8_t *p, const blk_q8_K *xb, __m256 acc[2], u
 INLINE void r16k_dec_q45k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes,
                           const int q5) {
     const size_t sbb = q5 ? R16_Q5K_SB : R16_Q4K_SB;
-    uintptr_t pf = (uintptr_t)p + R16K_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
-    for (int64_t i = 0; i < np; i++) {
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int64_t s = 0; s < K / 256; s++, p += sbb) r16k_q45k_sb1(p, x + s, acc, &pf, end, q5);
-        _mm256_storeu_ps(out + 16 * i, acc[0]);
-        _mm256_storeu_ps(out + 16 * i + 8, acc[1]);
-    }
+    R16_AVX2_DEC(np, K, p, x, out, pf_bytes, sbb, r16k_q45k_sb1(p, x + s_, acc_, &pf_, end_, q5));
 }
 
 // Prefill: per super-block, sub-block k and row half, the 8 level registers stay live while each of the
@@ -197,10 +135,7 @@ INLINE void r16k_q45k_tile(const uint8_t *panel, int64_t K, const void *x, size_
     const size_t sbb = q5 ? R16_Q5K_SB : R16_Q4K_SB;
     const blk_q8_K *xr[MM_TILE_T];
     __m256 acc[MM_TILE_T][2];
-    for (int r = 0; r < TT; r++) {
-        xr[r] = (const blk_q8_K *)((const char *)x + (size_t)r * xs);
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    }
+    tile_begin(x, xs, TT, xr, acc);
     for (int64_t sb = 0; sb < K / 256; sb++) {
         const uint8_t *p = panel + sb * sbb, *sc = p + (q5 ? R16_Q5K_SC : R16_Q4K_SC);
         _Alignas(32) uint8_t u[256];
@@ -331,22 +266,16 @@ INLINE void r16k_q6k_sb1(const uint8_t *p, const blk_q8_K *xb, __m256 acc[2], ui
         OPAQUE_P(qq);
 #pragma GCC unroll 2
         for (int H = 0; H < 2; H++) {
-            r16k_prefetch_to(pf, (uintptr_t)p + 1536 * (size_t)(H + 1) + R16K_PF_AHEAD, end);
+            r16_pf_to(pf, (uintptr_t)p + 1536 * (size_t)(H + 1) + R16_AVX2_PF_AHEAD, end);
             s = _mm256_add_epi32(s, r16k_q6k_half1(p, H, rh, qq, scd));
         }
         acc[rh] = q6k_finish8(p, rh, _mm256_sub_epi32(s, o[rh]), xb->d, acc[rh]);
     }
-    r16k_prefetch_to(pf, (uintptr_t)p + R16_Q6K_SB + R16K_PF_AHEAD, end);
+    r16_pf_to(pf, (uintptr_t)p + R16_Q6K_SB + R16_AVX2_PF_AHEAD, end);
 }
 
 static void r16k_dec_q6k(const uint8_t *p, int64_t np, int64_t K, const blk_q8_K *x, float *out, size_t pf_bytes) {
-    uintptr_t pf = (uintptr_t)p + R16K_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
-    for (int64_t i = 0; i < np; i++) {
-        __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
-        for (int64_t s = 0; s < K / 256; s++, p += R16_Q6K_SB) r16k_q6k_sb1(p, x + s, acc, &pf, end);
-        _mm256_storeu_ps(out + 16 * i, acc[0]);
-        _mm256_storeu_ps(out + 16 * i + 8, acc[1]);
-    }
+    R16_AVX2_DEC(np, K, p, x, out, pf_bytes, R16_Q6K_SB, r16k_q6k_sb1(p, x + s_, acc_, &pf_, end_));
 }
 
 // Prefill: per (half H, set c, row half) the 8 level registers (two sub-blocks) stay live while each
@@ -355,10 +284,7 @@ INLINE void r16k_q6k_tile(const uint8_t *panel, int64_t K, const void *x, size_t
                           size_t ldy, int nvalid, const float *bias, int accum) {
     const blk_q8_K *xr[MM_TILE_T];
     __m256 acc[MM_TILE_T][2];
-    for (int r = 0; r < TT; r++) {
-        xr[r] = (const blk_q8_K *)((const char *)x + (size_t)r * xs);
-        acc[r][0] = acc[r][1] = _mm256_setzero_ps();
-    }
+    tile_begin(x, xs, TT, xr, acc);
     for (int64_t sb = 0; sb < K / 256; sb++) {
         const uint8_t *p = panel + sb * R16_Q6K_SB;
         __m256i scd[32], sumi[MM_TILE_T][2];
