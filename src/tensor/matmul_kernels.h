@@ -195,6 +195,10 @@ bool mm_paths_r16(const mm_paths *k, dtype t);
 void mm_r16k_tile_avx2(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                        size_t ldy, int nvalid, const float *bias, int acc);
 void mm_r16k_dec_avx2(dtype t, const void *panels, int64_t np, int64_t K, const void *x, float *out, size_t pf_bytes);
+// The same for Q4_1 / Q5_0 / Q5_1 / IQ4_NL (matmul_r16q_avx2.c; blk_q8a activations).
+void mm_r16q_tile_avx2(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
+                       size_t ldy, int nvalid, const float *bias, int acc);
+void mm_r16q_dec_avx2(dtype t, const void *panels, int64_t np, int64_t K, const void *x, float *out, size_t pf_bytes);
 // The same for Q2_K / Q3_K / IQ4_XS (matmul_r16k2_avx2.c).
 void mm_r16k2_tile_avx2(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                         size_t ldy, int nvalid, const float *bias, int acc);

@@ -1,7 +1,7 @@
 // The AVX2 table of the packed / tiled product paths (mm_paths, tensor/matmul_kernels.h) for CPUs without
 // AVX-512 (most laptop CPUs): the f32 GEMM of F32 / F16 / BF16 prefill, the F16 / BF16 decode kernel, and
-// the r16 products of Q4_0 / Q8_0 here, of Q4_K / Q5_K / Q6_K in matmul_r16k_avx2.c, of Q2_K / Q3_K /
-// IQ4_XS in matmul_r16k2_avx2.c (the other r16 types keep the per-row AVX2 dot kernels, unpacked). Each r16 kernel has the
+// the r16 products of Q4_0 / Q8_0 here, of Q4_1 / Q5_0 / Q5_1 / IQ4_NL in matmul_r16q_avx2.c, of Q4_K /
+// Q5_K / Q6_K in matmul_r16k_avx2.c and of Q2_K / Q3_K / IQ4_XS in matmul_r16k2_avx2.c: every r16 type. Each r16 kernel has the
 // bits of its AVX-512 twin (the same exact integer sums, then the same float steps), so a model gives the
 // same logits on either ISA level; the tests compare them (tests/test_matmul.c).
 //
@@ -226,12 +226,14 @@ static void r16_tile_avx2(dtype t, const void *panel, int64_t K, const void *x, 
                           size_t ldy, int nvalid, const float *bias, int acc) {
     if (t == DT_Q4_0) r16_q32_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, 0);
     else if (t == DT_Q8_0) r16_q32_tile(panel, K, x, xs, TT, y, ldy, nvalid, bias, acc, 1);
+    else if (t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL) mm_r16q_tile_avx2(t, panel, K, x, xs, TT, y, ldy, nvalid, bias, acc);
     else if (t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_XS) mm_r16k2_tile_avx2(t, panel, K, x, xs, TT, y, ldy, nvalid, bias, acc);
     else mm_r16k_tile_avx2(t, panel, K, x, xs, TT, y, ldy, nvalid, bias, acc);
 }
 static void r16_dec_avx2(dtype t, const void *panels, int64_t np, int64_t K, const void *x, float *out, size_t pf_bytes) {
     if (t == DT_Q4_0) r16_q32_dec(panels, np, K, x, out, pf_bytes, 0);
     else if (t == DT_Q8_0) r16_q32_dec(panels, np, K, x, out, pf_bytes, 1);
+    else if (t == DT_Q4_1 || t == DT_Q5_0 || t == DT_Q5_1 || t == DT_IQ4_NL) mm_r16q_dec_avx2(t, panels, np, K, x, out, pf_bytes);
     else if (t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_XS) mm_r16k2_dec_avx2(t, panels, np, K, x, out, pf_bytes);
     else mm_r16k_dec_avx2(t, panels, np, K, x, out, pf_bytes);
 }
@@ -326,6 +328,7 @@ void mm_paths_avx2(mm_paths *k) {
     k->r16_pack = r16_pack_avx2;
     k->r16_tile = r16_tile_avx2;
     k->r16_dec = r16_dec_avx2;
-    static const dtype r16[] = {DT_Q4_0, DT_Q8_0, DT_Q4_K, DT_Q5_K, DT_Q6_K, DT_Q2_K, DT_Q3_K, DT_IQ4_XS};
+    static const dtype r16[] = {DT_Q4_0, DT_Q8_0, DT_Q4_1, DT_Q5_0, DT_Q5_1, DT_IQ4_NL, DT_Q4_K, DT_Q5_K, DT_Q6_K,
+                                DT_Q2_K, DT_Q3_K, DT_IQ4_XS};
     for (size_t i = 0; i < sizeof r16 / sizeof *r16; i++) k->r16_types |= (uint64_t)1 << r16[i];
 }
