@@ -337,8 +337,55 @@ static void test_f16_row(void) {
     free(x); free(a); free(b);
 }
 
+// The AVX2 dequantizers (dequant_avx2.c) against the scalar ones, bit for bit: random block bytes with
+// sane scales, raw random bytes (any scale: NaN / Inf / denormal included, compared as bits), quantized
+// rows, odd block counts; F16 / BF16 over all 65536 values; bad lengths and other dtypes refused (-1).
+static void test_dequant_avx2(void) {
+    if (isa_detect() < ISA_AVX2) { SKIP("no AVX2: the AVX2 dequantizers are not checked"); return; }
+    const int64_t nmax = 256 * 7;
+    uint8_t *blk = malloc(dtype_row_bytes(DT_F32, nmax) + 64);
+    float *a = malloc(sizeof(float) * (nmax + 8)), *b = malloc(sizeof(float) * (nmax + 8)), *x = malloc(sizeof(float) * nmax);
+    for (int ti = 0; ti < NT; ti++) {
+        dtype t = ALL[ti];
+        if (t == DT_F32 || t == DT_Q8_K) {   // not among its types
+            CHECK(dequantize_row_avx2(t, blk, b, 256) == -1, "dequantize_row_avx2 %s: -1", dtype_get(t)->name);
+            continue;
+        }
+        const char *tn = dtype_get(t)->name;
+        int blkn = dtype_get(t)->block, bad = 0;
+        for (int rep = 0; rep < 60; rep++) {
+            int64_t n = (int64_t)blkn * (1 + rep % 7) * (blkn == 256 ? 1 : 8);
+            if (rep % 3 == 0) random_blocks(t, blk, n);
+            else if (rep % 3 == 1) for (size_t i = 0; i < dtype_row_bytes(t, n); i++) blk[i] = (uint8_t)rnd32();
+            else {
+                if (!dtype_can_quantize(t)) continue;
+                for (int64_t i = 0; i < n; i++) x[i] = rndn() * (rep % 5 + 1) * 0.1f;
+                quantize_row(t, x, blk, n);
+            }
+            a[n] = b[n] = 12345.f;   // nothing past the row
+            CHECK(dequantize_row(t, blk, a, n) == 0 && dequantize_row_avx2(t, blk, b, n) == 0);
+            bad += memcmp(a, b, sizeof(float) * (size_t)(n + 1)) != 0;
+        }
+        CHECK(bad == 0, "dequantize_row_avx2 %s: %d rows differ from dequantize_row", tn, bad);
+        if (blkn > 1) CHECK(dequantize_row_avx2(t, blk, b, blkn + 1) == -1, "%s: a partial block is refused", tn);
+        CHECK(dequantize_row_fast(t, blk, b, blkn) == 0);
+    }
+    for (int bf = 0; bf < 2; bf++) {   // every 16-bit pattern
+        uint16_t *h = malloc(sizeof(uint16_t) * 65536);
+        float *ya = malloc(sizeof(float) * 65536), *yb = malloc(sizeof(float) * 65536);
+        for (int i = 0; i < 65536; i++) h[i] = (uint16_t)i;
+        dtype t = bf ? DT_BF16 : DT_F16;
+        CHECK(dequantize_row(t, h, ya, 65536) == 0 && dequantize_row_avx2(t, h, yb, 65536) == 0);
+        CHECK(memcmp(ya, yb, sizeof(float) * 65536) == 0, "%s: all 65536 values, the bits of the scalar widening",
+              dtype_get(t)->name);
+        free(h); free(ya); free(yb);
+    }
+    free(blk); free(a); free(b); free(x);
+}
+
 int main(void) {
     test_f16_row();
+    test_dequant_avx2();
     test_known_answers();
     test_error_bounds();
     test_requantize();

@@ -302,7 +302,7 @@ int lora_merge(sllm_model *m, const lora_adapter *ad, float scale) {
         if (!d) return err_set(SLLM_ERR_NOMEM, "lora: merge: out of memory");
         for (int64_t n = 0; n < p->N; n++) {
             float *row = d + n * p->K;
-            if (dequantize_row(w->type, (const char *)w->data + rb * (size_t)n, row, p->K))
+            if (dequantize_row_fast(w->type, (const char *)w->data + rb * (size_t)n, row, p->K))
                 return err_set(SLLM_ERR_UNSUPPORTED, "lora: merge: %s: weight dtype %d cannot be dequantized",
                                ad->names[4 * i + 2], (int)w->type);
             for (int j = 0; j < r; j++) {

@@ -228,7 +228,7 @@ typedef struct { const char *W; dtype wt; size_t rb; int64_t K, n0; float *dst; 
 static void deq_task(void *ctx, int64_t t, int thread) {
     (void)thread;
     deq_job *j = ctx;
-    if (dequantize_row(j->wt, j->W + j->rb * (size_t)(j->n0 + t), j->dst + t * j->K, j->K)) j->bad = 1;
+    if (dequantize_row_fast(j->wt, j->W + j->rb * (size_t)(j->n0 + t), j->dst + t * j->K, j->K)) j->bad = 1;
 }
 
 static int tiled(tpool *pool, bool fwd, const void *W, dtype wt, int64_t N, int64_t K, const float *In, int64_t T,

@@ -96,15 +96,10 @@ static void f32gemm_avx2(int64_t K, const float *w, size_t ldw, const float *xp,
         for (int t = 0; t < MM_GEMM_TB; t += 16) f32gemm_6x16(K, w + r * ldw, ldw, xp + t, out + r * MM_GEMM_TB + t);
 }
 
-// Rows to f32 for the GEMM: F32 copied, F16 / BF16 widened (exact), other types by dequantize_row.
+// Rows to f32 for the GEMM: F32 copied, the others by the AVX2 dequantizers (dequantize_row's bits).
 static void tof32_avx2(dtype t, const void *src, float *dst, int64_t n) {
-    if (t == DT_F32) { memcpy(dst, src, (size_t)n * sizeof(float)); return; }
-    if (t != DT_F16 && t != DT_BF16) { dequantize_row(t, src, dst, n); return; }
-    const int bf = t == DT_BF16;
-    const uint16_t *h = src;
-    int64_t k = 0;
-    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(dst + k, half8(h + k, bf));
-    for (; k < n; k++) dst[k] = half1(h[k], bf);
+    if (t == DT_F32) memcpy(dst, src, (size_t)n * sizeof(float));
+    else if (dequantize_row_avx2(t, src, dst, n)) dequantize_row(t, src, dst, n);
 }
 
 // ---------------------------------------------------------------- r16 Q4_0 / Q8_0

@@ -2,6 +2,7 @@
 // (non-imatrix) quantizers follow GGML's published formats so our files load in llama.cpp and theirs
 // load here; the code is written from the format description.
 #include "tensor/quant.h"
+#include "tensor/matmul.h"   // isa_active
 #include <math.h>
 #include <string.h>
 
@@ -192,6 +193,11 @@ int dequantize_row(dtype t, const void *src, float *dst, int64_t n) {
     case DT_Q8_K: deq_q8_K(src, dst, nb); return 0;
     default: return -1;
     }
+}
+
+int dequantize_row_fast(dtype t, const void *src, float *dst, int64_t n) {
+    if (isa_active() >= ISA_AVX2 && dequantize_row_avx2(t, src, dst, n) == 0) return 0;
+    return dequantize_row(t, src, dst, n);
 }
 
 // ---------------------------------------------------------------- quantize (legacy 32-blocks)

@@ -8,6 +8,11 @@
 
 // dst (n) <- src row of dtype t. n must be a multiple of the block size. Returns 0, or -1 if t is unsupported.
 int dequantize_row(dtype t, const void *src, float *dst, int64_t n);
+// The same bits, with the AVX2 dequantizers (dequant_avx2.c) where the CPU has them: for the weight tiles
+// of training and the prefill's widened rows (7-24x the scalar loops).
+int dequantize_row_fast(dtype t, const void *src, float *dst, int64_t n);
+// The AVX2 dequantizers themselves (call only on an AVX2 CPU): 0, or -1 for a dtype they do not take.
+int dequantize_row_avx2(dtype t, const void *src, float *dst, int64_t n);
 // dst row of dtype t <- src (n). Round-to-nearest with the same scale choice as GGML's reference
 // quantizers (so files we write load in llama.cpp). Returns 0, or -1 if t is unsupported.
 int quantize_row(dtype t, const float *src, void *dst, int64_t n);

@@ -783,7 +783,7 @@ static int make_full_params(train_model *tm) {
             tm->names[k] = strdup(name);
             if (!d || !g || !tm->names[k]) { bigmem_free(g); return err_set(SLLM_ERR_NOMEM, "train: out of memory for f32 master weights"); }
             for (int64_t r = 0; r < rows; r++)
-                if (dequantize_row(w->type, (const char *)w->data + rb * (size_t)r, d + r * cols, cols)) {
+                if (dequantize_row_fast(w->type, (const char *)w->data + rb * (size_t)r, d + r * cols, cols)) {
                     bigmem_free(g);
                     return err_set(SLLM_ERR_UNSUPPORTED, "train: %s: dtype %d cannot be dequantized", name, (int)w->type);
                 }
