@@ -203,17 +203,23 @@ static void deq_iq4_xs(const blk_iq4_xs *b, float *y, int64_t nb) {
 }
 
 // ---------------------------------------------------------------- K-quants
+// The 8 sub-blocks' float scales d * sc and minimums dmin * m of a Q4_K / Q5_K super-block (the scalar
+// code's products).
+AI void q4k_steps(uint16_t hd, uint16_t hdmin, const uint8_t *scales, float dl[8], float ml[8]) {
+    float d = h2f(hd), dmin = h2f(hdmin);
+    #pragma GCC unroll 8
+    for (int j = 0; j < 8; j++) {
+        int sc, m;
+        q4k_scale_min(j, scales, &sc, &m);
+        dl[j] = d * (float)sc;
+        ml[j] = dmin * (float)m;
+    }
+}
 // Q4_K: per sub-block pair (32 bytes), y = d1 * low nibble - m1, then d2 * high nibble - m2.
 static void deq_q4_K(const blk_q4_K *b, float *y, int64_t nb) {
     for (int64_t i = 0; i < nb; i++) {
-        float d = h2f(b[i].d), dmin = h2f(b[i].dmin), dl[8], ml[8];
-        #pragma GCC unroll 8
-        for (int j = 0; j < 8; j++) {
-            int sc, m;
-            q4k_scale_min(j, b[i].scales, &sc, &m);
-            dl[j] = d * (float)sc;
-            ml[j] = dmin * (float)m;
-        }
+        float dl[8], ml[8];
+        q4k_steps(b[i].d, b[i].dmin, b[i].scales, dl, ml);
         const uint8_t *q = b[i].qs;
         #pragma GCC unroll 8
         for (int j = 0; j < 8; j += 2, q += 32, y += 64) {
@@ -233,14 +239,8 @@ static void deq_q4_K(const blk_q4_K *b, float *y, int64_t nb) {
 static void deq_q5_K(const blk_q5_K *b, float *y, int64_t nb) {
     const __m256i m4 = _mm256_set1_epi8(0xF), m10 = _mm256_set1_epi8(0x10);
     for (int64_t i = 0; i < nb; i++) {
-        float d = h2f(b[i].d), dmin = h2f(b[i].dmin), dl[8], ml[8];
-        #pragma GCC unroll 8
-        for (int j = 0; j < 8; j++) {
-            int sc, m;
-            q4k_scale_min(j, b[i].scales, &sc, &m);
-            dl[j] = d * (float)sc;
-            ml[j] = dmin * (float)m;
-        }
+        float dl[8], ml[8];
+        q4k_steps(b[i].d, b[i].dmin, b[i].scales, dl, ml);
         const __m256i qh = _mm256_loadu_si256((const __m256i *)b[i].qh);
         #pragma GCC unroll 4
         for (int jp = 0; jp < 4; jp++, y += 64) {
