@@ -6,6 +6,10 @@
 #include "base/threadpool.h"
 #include "train/optim.h"
 #include "train/optim_kernels.h"
+#include "train/dropout.h"
+#include "tensor/matmul.h"
+#include <math.h>
+#include <string.h>
 #include "train/schedule.h"
 #include <jansson.h>
 
@@ -228,7 +232,46 @@ out:
     free(buf);
 }
 
+// Dropout masks: the AVX-512 kernel gives the reference's bits (unaligned ranges, in place, p near 0 and
+// 1, ragged tails); the reference drops about a fraction p and scales the rest by exactly 1 / (1 - p); the
+// mask of an element does not depend on the range it is computed in.
+static void test_dropout(void) {
+    const int64_t n = 5000;
+    float *src = malloc(sizeof(float) * n), *a = malloc(sizeof(float) * n), *b = malloc(sizeof(float) * n);
+    for (int64_t i = 0; i < n; i++) src[i] = (float)(i % 97) * 0.01f + 0.5f;
+    static const float ps[] = {0.05f, 0.1f, 0.5f, 0.999f};
+    for (int pi = 0; pi < 4; pi++) {
+        float p = ps[pi];
+        dropout_range_ref(a, src, 0, n, 0x1234567ull + (uint64_t)pi, p);
+        int64_t dropped = 0;
+        int scaled = 1;
+        for (int64_t i = 0; i < n; i++) {
+            dropped += a[i] == 0.0f;
+            scaled &= a[i] == 0.0f || a[i] == src[i] * (1.0f / (1.0f - p));
+        }
+        CHECK(fabs((double)dropped / n - p) < 0.03, "dropout p=%g: dropped %.3f", p, (double)dropped / n);
+        CHECK(scaled, "dropout p=%g: kept elements scaled by 1 / (1 - p)", p);
+        // a sub-range gives the same mask there
+        dropout_range_ref(b, src, 1234, 1777, 0x1234567ull + (uint64_t)pi, p);
+        CHECK(memcmp(a + 1234, b + 1234, sizeof(float) * (1777 - 1234)) == 0, "dropout p=%g: range-independent", p);
+        if (isa_detect() < ISA_AVX512) continue;
+        int same = 1;
+        for (int64_t i0 = 0; i0 < 11; i0++)
+            for (int64_t len = 0; len < 40; len += 3) {
+                memset(b, 0x55, sizeof(float) * n);
+                memcpy(a, src, sizeof(float) * n);
+                dropout_range_ref(b, src, i0, i0 + len + 4000 * (len % 2), 77 + (uint64_t)len, p);
+                dropout_range_avx512(a, a, i0, i0 + len + 4000 * (len % 2), 77 + (uint64_t)len, p);   // in place
+                for (int64_t i = i0; i < i0 + len + 4000 * (len % 2); i++) same &= memcmp(&a[i], &b[i], 4) == 0;
+            }
+        CHECK(same, "dropout p=%g: the AVX-512 kernel differs from the reference", p);
+    }
+    if (isa_detect() < ISA_AVX512) SKIP("no AVX-512: the AVX-512 dropout kernel is not checked");
+    free(src); free(a); free(b);
+}
+
 int main(void) {
+    test_dropout();
     tpool *pool = tpool_new(2);
     test_schedules();
     test_clip_and_accum(pool);

@@ -21,6 +21,7 @@
 #include "tensor/gemm.h"
 #include "tensor/ops.h"
 #include "tensor/quant.h"
+#include "train/dropout.h"
 
 enum { U_Q, U_K, U_V, U_QKV, U_O, U_GATE, U_UP, U_DOWN, U_COUNT };
 static const tensor_role unit_w[U_COUNT] = {TR_ATTN_Q, TR_ATTN_K, TR_ATTN_V, TR_ATTN_QKV,
@@ -89,23 +90,6 @@ static const float *W(const train_model *tm, int il, tensor_role r) {
     return r == TR_COUNT ? NULL : (const float *)tm->m->layers[il].w[r].data;
 }
 
-static uint64_t mix64(uint64_t x) {
-    x += 0x9E3779B97F4A7C15ull;
-    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-    x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
-// Inverted dropout with a mask that is a pure function of (key, element): the backward and a
-// checkpoint recompute regenerate it instead of storing it. dst may equal src.
-static void dropout_range(float *dst, const float *src, int64_t i0, int64_t i1, uint64_t key, float p) {
-    float inv = 1.0f / (1.0f - p);
-    uint32_t thr = (uint32_t)fmin((double)p * 4294967296.0, 4294967295.0);
-    for (int64_t i = i0; i < i1; i++) {
-        uint32_t u = (uint32_t)(mix64(key + (uint64_t)i) >> 32);
-        dst[i] = u < thr ? 0.0f : src[i] * inv;
-    }
-}
 typedef struct { float *dst; const float *src; uint64_t key; float p; } drop_ctx;
 static void drop_rng(void *c, int64_t i0, int64_t i1) {
     drop_ctx *d = c;
@@ -119,7 +103,7 @@ static void dropout_apply(const train_model *tm, float *dst, const float *src, i
 }
 
 static uint64_t drop_key(const train_model *tm, int il, int u) {
-    return mix64(tm->opt.dropout_seed ^ mix64(tm->step * 0x100000001B3ull + (uint64_t)il * 64 + (uint64_t)u));
+    return dropout_mix64(tm->opt.dropout_seed ^ dropout_mix64(tm->step * 0x100000001B3ull + (uint64_t)il * 64 + (uint64_t)u));
 }
 
 // ---------------------------------------------------------------- matmul units
