@@ -760,7 +760,7 @@ static void check_packed_products(tpool *pool2) {
 static void check_decode_split(void) {
     isa_force(g_lvl);
     static const dtype dt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K};
-    static const int64_t Ns[] = {1000, 33, 517, 200};
+    static const int64_t Ns[] = {4000, 33, 2100, 800};   // (several 128 KiB claims per range at 2 threads)
     const int64_t K = 512;
     wmat w[4];
     void *Wp[4] = {0};
