@@ -8,18 +8,10 @@
 // AVX2 has no vpdpbusd: u8 x s8 products go through vpmaddubsw (pairs summed into int16, saturating) and
 // vpmaddwd. The levels fed to it stay small enough that no pair or int16 partial sum can saturate
 // (bounds at each use).
-#include <immintrin.h>
 #include <string.h>
-#include "tensor/matmul_kernels.h"
+#include "tensor/matmul_r16_avx2.h"   // INLINE, r16_pf_to, R16_AVX2_PF_AHEAD (the AVX-512 kernels' distance)
 
-#define INLINE static inline __attribute__((always_inline))
 #define XROW(x, xs, r) ((const void *)((const char *)(x) + (size_t)(r) * (xs)))
-
-// Prefetch along the weight stream, as the AVX-512 decode kernels (matmul_avx512.c DEC_PF_AHEAD / HINT).
-#define PF_AHEAD 8192
-INLINE void pf_to(uintptr_t *pf, uintptr_t to, uintptr_t end) {
-    for (to = to < end ? to : end; *pf < to; *pf += 64) _mm_prefetch((const char *)*pf, _MM_HINT_NTA);
-}
 
 INLINE float hsum8(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -40,7 +32,8 @@ INLINE float half1(uint16_t h, const int bf) {
     memcpy(&f, &u, 4);
     return f;
 }
-// One row at a time, 4 chains of 8 lanes, prefetching PF_AHEAD bytes ahead (two lines per 64 bytes read).
+// One row at a time, 4 chains of 8 lanes, prefetching R16_AVX2_PF_AHEAD bytes ahead (one line per 64
+// bytes read).
 INLINE void dec_half(int64_t K, const void *w, size_t rb, int64_t nrows, const void *xv, float *out, const int bf) {
     const float *x = xv;
     for (int64_t r = 0; r < nrows; r++) {
@@ -48,7 +41,7 @@ INLINE void dec_half(int64_t K, const void *w, size_t rb, int64_t nrows, const v
         __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
         int64_t k = 0;
         for (; k + 32 <= K; k += 32) {
-            _mm_prefetch((const char *)(wr + k) + PF_AHEAD, _MM_HINT_NTA);
+            _mm_prefetch((const char *)(wr + k) + R16_AVX2_PF_AHEAD, _MM_HINT_NTA);
             a0 = _mm256_fmadd_ps(half8(wr + k, bf), _mm256_loadu_ps(x + k), a0);
             a1 = _mm256_fmadd_ps(half8(wr + k + 8, bf), _mm256_loadu_ps(x + k + 8), a1);
             a2 = _mm256_fmadd_ps(half8(wr + k + 16, bf), _mm256_loadu_ps(x + k + 16), a2);
@@ -96,11 +89,8 @@ static void f32gemm_avx2(int64_t K, const float *w, size_t ldw, const float *xp,
         for (int t = 0; t < MM_GEMM_TB; t += 16) f32gemm_6x16(K, w + r * ldw, ldw, xp + t, out + r * MM_GEMM_TB + t);
 }
 
-// Rows to f32 for the GEMM: F32 copied, the others by the AVX2 dequantizers (dequantize_row's bits).
-static void tof32_avx2(dtype t, const void *src, float *dst, int64_t n) {
-    if (t == DT_F32) memcpy(dst, src, (size_t)n * sizeof(float));
-    else if (dequantize_row_avx2(t, src, dst, n)) dequantize_row(t, src, dst, n);
-}
+// Rows to f32 for the GEMM (dequantize_row's bits, with the AVX2 dequantizers).
+static void tof32_avx2(dtype t, const void *src, float *dst, int64_t n) { dequantize_row_fast(t, src, dst, n); }
 
 // ---------------------------------------------------------------- r16 Q4_0 / Q8_0
 // A panel's 64-byte registers hold 4 bytes of each of its 16 rows (row l at bytes 4l..4l+3): the low 32
@@ -179,11 +169,11 @@ INLINE void r16_q32_tile(const void *panel, int64_t K, const void *x, size_t xs,
 INLINE void r16_q32_dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, float *out, size_t pf_bytes,
                         const int q8) {
     const size_t pb = q8 ? 544 : 288;
-    uintptr_t pf = (uintptr_t)p + PF_AHEAD, end = (uintptr_t)p + pf_bytes;
+    uintptr_t pf = (uintptr_t)p + R16_AVX2_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
     for (int64_t i = 0; i < np; i++) {
         __m256 a0 = _mm256_setzero_ps(), a1 = a0;
         for (int64_t b = 0; b < K / 32; b++, p += pb) {
-            pf_to(&pf, (uintptr_t)p + pb + PF_AHEAD, end);
+            r16_pf_to(&pf, (uintptr_t)p + pb + R16_AVX2_PF_AHEAD, end);
             a0 = q32_step(p, 0, q8, q32_isum_half(p, 0, x + b, q8), x[b].d, a0);
             a1 = q32_step(p, 1, q8, q32_isum_half(p, 1, x + b, q8), x[b].d, a1);
         }

@@ -1,5 +1,6 @@
-// Shared pieces of the AVX2 r16 K-quant kernels (matmul_r16k_avx2.c: Q4_K / Q5_K / Q6_K;
-// matmul_r16k2_avx2.c: Q2_K / Q3_K / IQ4_XS). Internal to those files (compiled with the AVX2 flags).
+// Shared pieces of the AVX2 kernels over r16 panels (matmul_paths_avx2.c: Q4_0 / Q8_0; matmul_r16q_avx2.c:
+// Q4_1 / Q5_0 / Q5_1 / IQ4_NL; matmul_r16k_avx2.c: Q4_K / Q5_K / Q6_K; matmul_r16k2_avx2.c: Q2_K / Q3_K /
+// IQ4_XS). Internal to those files (compiled with the AVX2 flags).
 #ifndef SLLM_TENSOR_MATMUL_R16_AVX2_H
 #define SLLM_TENSOR_MATMUL_R16_AVX2_H
 #include <immintrin.h>

@@ -21,18 +21,13 @@
 // Then the AVX-512 kernel's float steps in its order: acc = fma((float)isum, dw * dx, acc), and for
 // Q4_1 / Q5_1 acc = fma(m, x.s, acc). So the results are bit for bit those of the AVX-512 table, and the
 // decode's are those of the tile with one activation row.
-#include <immintrin.h>
 #include <string.h>
-#include "tensor/matmul_kernels.h"
+#include "tensor/matmul_r16_avx2.h"   // OPAQUE_P / OPAQUE_V, ld, bq, r16_pf_to, R16_AVX2_PF_AHEAD
 
-#define INLINE static inline __attribute__((always_inline))
-// Empty asm statements that hide a value from gcc (no instruction). In levels_pass: the plain form lets
-// it share the two passes' nibble loads, the volatile one has each pass load its own. OPAQUE_V keeps it
-// from sinking the sums of a block's first pass into the second (it would spill every product instead).
-#define OPAQUE_P(p) __asm__("" : "+r"(p))
+// In levels_pass: OPAQUE_P lets gcc share the two passes' nibble loads, the volatile form below has each
+// pass load its own. OPAQUE_V keeps it from sinking the sums of a block's first pass into the second (it
+// would spill every product instead).
 #define OPAQUE_PV(p) __asm__ volatile("" : "+r"(p))
-#define OPAQUE_V(v) __asm__("" : "+x"(v))
-#define R16Q_PF_AHEAD 8192   // decode prefetch distance along the panel stream (as the AVX-512 kernels)
 
 // ---------------------------------------------------------------- block formats
 
@@ -45,15 +40,6 @@ INLINE size_t f_d(const int f) { return f_q5(f) ? 320 : 256; }      // offset of
 INLINE size_t f_m(const int f) { return f == F_Q5_1 ? 352 : 288; }  // offset of f16 m[16]
 
 // ---------------------------------------------------------------- helpers
-
-INLINE __m256i ld(const uint8_t *p) { return _mm256_loadu_si256((const __m256i *)p); }
-// Activation word j (4 bytes) in every 32-bit lane.
-INLINE __m256i bq(const int32_t *q, int j) { return _mm256_set1_epi32(q[j]); }
-
-// Prefetch (non-temporal) the lines from *pf up to `to`, never past `end`.
-INLINE void pf_to(uintptr_t *pf, uintptr_t to, uintptr_t end) {
-    for (to = to < end ? to : end; *pf < to; *pf += 64) _mm_prefetch((const char *)*pf, _MM_HINT_NTA);
-}
 
 // The IQ4_NL levels (signed) in both 128-bit lanes, for vpshufb.
 INLINE __m256i iq4_tab(void) { return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)iq4_levels)); }
@@ -92,7 +78,7 @@ INLINE void levels_pass(const uint8_t *p, const int g, const int f, __m256i w[8]
         const __m256i fs = f_q5(f) ? fifth_src(p + 256 + 32 * g + 8 * j) : _mm256_setzero_si256();
 #pragma GCC unroll 2
         for (int h = 0; h < 2; h++) {
-            __m256i v = ld(p + 64 * j + 32 * h);
+            __m256i v = ld(p, 64 * j + 32 * h);
             __m256i lv = _mm256_and_si256(g ? _mm256_srli_epi16(v, 4) : v, m4);
             if (f_q5(f)) lv = _mm256_or_si256(lv, fifth_bits(fs, h));
             if (f == F_IQ4) lv = _mm256_shuffle_epi8(iq4_tab(), lv);
@@ -235,11 +221,11 @@ INLINE void dec_block(const uint8_t *p, const blk_q8a *xb, __m256 acc[2], const 
 // Decode over np consecutive panels: one linear stream, prefetched ahead.
 INLINE void dec(const uint8_t *p, int64_t np, int64_t K, const blk_q8a *x, float *out, size_t pf_bytes, const int f) {
     const size_t pb = f_pb(f);
-    uintptr_t pf = (uintptr_t)p + R16Q_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
+    uintptr_t pf = (uintptr_t)p + R16_AVX2_PF_AHEAD, end = (uintptr_t)p + pf_bytes;
     for (int64_t i = 0; i < np; i++) {
         __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
         for (int64_t b = 0; b < K / 32; b++, p += pb) {
-            pf_to(&pf, (uintptr_t)p + pb + R16Q_PF_AHEAD, end);
+            r16_pf_to(&pf, (uintptr_t)p + pb + R16_AVX2_PF_AHEAD, end);
             dec_block(p, x + b, acc, f);
         }
         _mm256_storeu_ps(out + 16 * i, acc[0]);

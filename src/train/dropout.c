@@ -1,13 +1,6 @@
 // Dropout masks (train/dropout.h): the reference kernel and the dispatch.
 #include "train/dropout.h"
-#include <math.h>
 #include "tensor/matmul.h"   // isa_active
-
-// The threshold on the hash's top 32 bits and the kept elements' scale.
-static void dropout_consts(float p, uint32_t *thr, float *inv) {
-    *inv = 1.0f / (1.0f - p);
-    *thr = (uint32_t)fmin((double)p * 4294967296.0, 4294967295.0);
-}
 
 void dropout_range_ref(float *dst, const float *src, int64_t i0, int64_t i1, uint64_t key, float p) {
     uint32_t thr;

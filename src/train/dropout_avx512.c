@@ -2,7 +2,6 @@
 // time with vpmullq (AVX512DQ), the same compare and the same single multiply per kept element, so the
 // same bits. The scalar hash was ~5% of a LoRA step (one per activation element of every adapted input).
 #include <immintrin.h>
-#include <math.h>
 #include "train/dropout.h"
 
 static inline __m512i mix64x8(__m512i x) {
@@ -13,8 +12,9 @@ static inline __m512i mix64x8(__m512i x) {
 }
 
 void dropout_range_avx512(float *dst, const float *src, int64_t i0, int64_t i1, uint64_t key, float p) {
-    const float inv = 1.0f / (1.0f - p);
-    const uint32_t thr = (uint32_t)fmin((double)p * 4294967296.0, 4294967295.0);
+    uint32_t thr;
+    float inv;
+    dropout_consts(p, &thr, &inv);
     const __m512i vthr = _mm512_set1_epi64((long long)thr), step = _mm512_set1_epi64(8);
     const __m256 vinv = _mm256_set1_ps(inv);
     __m512i idx = _mm512_add_epi64(_mm512_set1_epi64((long long)(key + (uint64_t)i0)),
@@ -24,8 +24,5 @@ void dropout_range_avx512(float *dst, const float *src, int64_t i0, int64_t i1, 
         __mmask8 keep = _mm512_cmpge_epu64_mask(_mm512_srli_epi64(mix64x8(idx), 32), vthr);
         _mm256_storeu_ps(dst + i, _mm256_maskz_mul_ps(keep, _mm256_loadu_ps(src + i), vinv));
     }
-    for (; i < i1; i++) {
-        uint32_t u = (uint32_t)(dropout_mix64(key + (uint64_t)i) >> 32);
-        dst[i] = u < thr ? 0.0f : src[i] * inv;
-    }
+    dropout_range_ref(dst, src, i, i1, key, p);   // the tail
 }
