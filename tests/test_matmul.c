@@ -857,6 +857,88 @@ static void check_glu_decode(void) {
     free(X); free(G1); free(U1); free(H1); free(G); free(U); free(H);
 }
 
+// The first index of the largest value, NaN never chosen (the test's own loop, for argmax_f32 and
+// mm_out.argmax).
+static int64_t first_max(const float *y, int64_t n) {
+    int64_t b = -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!isnan(y[i]) && (b < 0 || y[i] > y[b])) b = i;
+    return b < 0 ? 0 : b;
+}
+
+static void check_argmax_f32(void) {
+    float v[300];
+    for (int i = 0; i < 300; i++) v[i] = rndn();
+    CHECK(argmax_f32(v, 300) == first_max(v, 300), "argmax_f32 of 300 values");
+    v[7] = v[250] = 50.0f;
+    CHECK(argmax_f32(v, 300) == 7, "argmax_f32: equal maxima at 7 and 250: the lower");
+    v[0] = NAN;
+    v[3] = INFINITY;
+    CHECK(argmax_f32(v, 300) == 3, "argmax_f32: NaN skipped, +inf wins");
+    for (int i = 0; i < 300; i++) v[i] = NAN;
+    CHECK(argmax_f32(v, 300) == 0 && argmax_f32(v, 0) == 0, "argmax_f32: all NaN / none: 0");
+    v[40] = -INFINITY;
+    CHECK(argmax_f32(v, 300) == 40, "argmax_f32: only -inf compares");
+    // pieces merged in any order give the whole row's answer
+    for (int i = 0; i < 300; i++) v[i] = (float)(i % 37);
+    float bv = -INFINITY;
+    int64_t bi = -1;
+    argmax_f32_merge(&bv, &bi, v + 200, 200, 100);
+    argmax_f32_merge(&bv, &bi, v, 0, 100);
+    argmax_f32_merge(&bv, &bi, v + 100, 100, 100);
+    CHECK(bi == 36 && bv == 36.0f, "argmax_f32_merge: pieces 2, 0, 1: index %lld", (long long)bi);
+}
+
+// mm_out.argmax: the decode split's per-thread pieces (and the other paths' pass) give first_max of Y,
+// also with the maximum planted twice, far apart (so two threads each hold one at 2+ threads).
+static void check_argmax_decode(void) {
+    isa_force(g_lvl);
+    static const dtype dt[] = {DT_Q4_0, DT_Q8_0, DT_F16, DT_Q4_K, DT_Q4_0, DT_F32};
+    static const int packed[] = {1, 1, 1, 1, 0, 0};   // Q4_0 unpacked: xd decode (AVX-512) or rows; F32: rows
+    const int64_t K = 512, N = 1000;
+    float *X = malloc(sizeof(float) * K), *Y = malloc(sizeof(float) * N);
+    for (int64_t i = 0; i < K; i++) X[i] = rndn();
+    static const int nths[] = {1, 2, 3, 5};
+    for (int c = 0; c < 6; c++) {
+        if (packed[c] && !mm_pack_bytes(dt[c], N, K)) continue;
+        wmat w = make_w(dt[c], N, K);
+        size_t rb = dtype_row_bytes(dt[c], K);
+        for (int plant = 0; plant < 2; plant++) {
+            void *P = NULL;
+            if (packed[c]) {
+                P = aligned_alloc(64, (mm_pack_bytes(dt[c], N, K) + 63) / 64 * 64);
+                CHECK(mm_pack(NULL, w.W, dt[c], N, K, P) == 0);
+            }
+            for (int a = 0; a < 4; a++) {
+                tpool *p = tpool_new(nths[a]);
+                int64_t am = -7;
+                mm_out o = {.W = w.W, .wt = dt[c], .N = N, .Y = Y, .Wp = P, .argmax = &am};
+                CHECK(mm_matmul_multi(p, 1, &o, K, X, 1) == 0);
+                int64_t want = first_max(Y, N);
+                CHECK(am == want, "argmax of a %s%s decode, %d threads%s: %lld, the outputs' %lld", dtype_get(dt[c])->name,
+                      packed[c] ? " packed" : "", nths[a], plant ? ", maximum planted twice" : "", (long long)am,
+                      (long long)want);
+                tpool_free(p);
+            }
+            free(P);
+            if (plant) break;
+            // copy the best row far away: the same outputs, so two equal maxima; the lower index wins
+            int64_t b = first_max(Y, N), far = b < N / 2 ? N - 3 : 2;
+            memcpy(w.W + rb * (size_t)far, w.W + rb * (size_t)b, rb);
+        }
+        free_w(&w);
+    }
+    // with several rows (prefill) it is the last row's
+    wmat w = make_w(DT_Q8_0, 200, K);
+    float *X3 = malloc(sizeof(float) * K * 3), *Y3 = malloc(sizeof(float) * 200 * 3);
+    for (int64_t i = 0; i < K * 3; i++) X3[i] = rndn();
+    int64_t am = -7;
+    mm_out o = {.W = w.W, .wt = DT_Q8_0, .N = 200, .Y = Y3, .argmax = &am};
+    CHECK(mm_matmul_multi(NULL, 1, &o, K, X3, 3) == 0 && am == first_max(Y3 + 400, 200), "argmax of T = 3: the last row's");
+    free_w(&w);
+    free(X3); free(Y3); free(X); free(Y);
+}
+
 // ---------------------------------------------------------------- thread pool
 typedef struct { atomic_int *hits; atomic_int bad_thread; int nth; atomic_long sum; } pool_ctx;
 static void count_task(void *ctx, int64_t task, int thread) {
@@ -1065,7 +1147,9 @@ int main(void) {
         check_packed_products(pool2);
         check_decode_split();
         check_glu_decode();
+        check_argmax_decode();
     }
+    check_argmax_f32();
     check_membw(pool2);
     // errors, not crashes
     float x[64] = {0}, y[64];

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include "test.h"
 #include "base/error.h"
+#include "model/lora.h"
 #include "model/model.h"
 #include "tensor/matmul.h"
 
@@ -753,6 +754,50 @@ static void test_packed(void) {
     tpool_free(pool);
 }
 
+// model_forward_argmax: the same logits as model_forward, and the first index of their maximum, step by
+// step (prefill, then decode steps: the argmax taken inside the head's product), packed and unpacked,
+// with a final soft cap (taken after the cap), with a LoRA adapter attached (the pass after the
+// adapters' terms), at 1 and 2 threads.
+static void test_forward_argmax(void) {
+    static const char *presets[] = {"tiny-llama", "tiny-qwen3", "tiny-gemma3", "tiny-gpt2"};
+    static const dtype types[] = {DT_Q8_0, DT_F32, DT_F16};
+    for (int pi = 0; pi < 4; pi++)
+        for (int ti = 0; ti < 3; ti++)
+            for (int v = 0; v < 4; v++) {   // v: 0 packed, 2 threads; 1 unpacked, 1 thread; 2 packed + soft cap; 3 + LoRA
+                sllm_model *m = NULL;
+                model_init_opts o = {.preset = presets[pi], .type = types[ti], .seed = 79, .std = 0.15f, .perturb = true};
+                CHECK(model_init(&o, &m) == SLLM_OK);
+                if (!m) continue;
+                tpool *pool = v == 1 ? NULL : tpool_new(2);
+                if (v != 1) CHECK(model_pack(m, pool) == SLLM_OK);
+                if (v == 2) m->hp.final_softcap = 2.0f;   // small: caps many logits, rounds some to one value
+                lora_adapter *ad = NULL;
+                lora_config lc = {.r = 4, .alpha = 8, .targets = LORA_ALL};
+                if (v == 3) CHECK(lora_new(m, &lc, 5, &ad) == SLLM_OK && lora_attach(m, ad, 1.0f) == SLLM_OK, "%s", sllm_last_error());
+                int V = m->hp.n_vocab, ok = 1, bad_id = -1;
+                float *la = malloc(sizeof(float) * V), *lb = malloc(sizeof(float) * V);
+                model_session *a = NULL, *b = NULL;
+                CHECK(model_session_new(m, 64, 8, pool, &a) == SLLM_OK && model_session_new(m, 64, 8, pool, &b) == SLLM_OK);
+                for (int t = 0; a && b && t < 10 && ok; t++) {
+                    int n = t == 0 ? 5 : 1;   // a 5-token prefill, then single tokens
+                    const int32_t *ids = g_ids + (t == 0 ? 0 : 4 + t);
+                    int32_t next = -1;
+                    ok = model_forward(a, ids, n, la, false) == SLLM_OK &&
+                         model_forward_argmax(b, ids, n, lb, &next) == SLLM_OK &&
+                         memcmp(la, lb, sizeof(float) * V) == 0 && next == argmax(la, V);
+                    if (!ok) bad_id = t;
+                }
+                CHECK(ok, "%s %s %s: model_forward_argmax differs at step %d", presets[pi], dtype_get(types[ti])->name,
+                      v == 0 ? "packed" : v == 1 ? "unpacked" : v == 2 ? "soft cap" : "LoRA", bad_id);
+                if (ad) { lora_detach(m, ad); lora_free(ad); }
+                model_session_free(a);
+                model_session_free(b);
+                free(la); free(lb);
+                tpool_free(pool);
+                model_free(m);
+            }
+}
+
 int main(void) {
     snprintf(g_tmp, sizeof g_tmp, "/tmp/sllm_test_model_%d", (int)getpid());
     mkdir(g_tmp, 0755);
@@ -764,6 +809,7 @@ int main(void) {
     test_arch_vs_reference();
     test_stories();
     test_decode_long();
+    test_forward_argmax();
     test_errors();
     test_info_and_init();
     test_quant_mix();

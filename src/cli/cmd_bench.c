@@ -1,6 +1,7 @@
 // sllm bench: prefill and decode tokens/s measured the way llama-bench does (and the way the
 // llama.cpp harness in make bench does): prefill = one batch of P tokens into an empty cache;
-// decode = T single-token steps, each reading the logits and taking the argmax. Median of reps.
+// decode = T single-token steps, each taking the argmax of the logits (sllm inside the output head's
+// product, model_forward_argmax; the harness with a pass over the logits). Median of reps.
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,22 +25,6 @@ static const char BENCH_HELP[] =
     "             after each one (best of 5 passes each), and report decode as a share of it: each\n"
     "             repetition against the better of the two probes around it (the median over the\n"
     "             repetitions is the roofline share), and the median decode against the run's best probe\n";
-
-// First index of the largest logit. Two passes so the first (16 running maxima) vectorizes: a
-// compare-and-branch loop over a 150K vocabulary was ~1% of a small model's decode step.
-static int32_t argmax_f32(const float *x, int n) {
-    float m[16];
-    for (int i = 0; i < 16; i++) m[i] = x[0];
-    int k = 0;
-    for (; k + 16 <= n; k += 16)
-        for (int i = 0; i < 16; i++) m[i] = x[k + i] > m[i] ? x[k + i] : m[i];
-    float best = m[0];
-    for (int i = 1; i < 16; i++) best = m[i] > best ? m[i] : best;
-    for (; k < n; k++) best = x[k] > best ? x[k] : best;
-    for (k = 0; k < n; k++)
-        if (x[k] == best) return k;
-    return 0;
-}
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
@@ -65,13 +50,11 @@ static int bench_rep(cli_model *cm, int32_t *prompt, float *logits, int64_t P, i
     if (rc != SLLM_OK) return rc;
     for (int i = 0; i < P; i++) prompt[i] = (int32_t)((i * 7919 + 100) % V);
     double t0 = gen_now_ms();
-    rc = model_forward(s, prompt, (int)P, logits, false);
+    int32_t best = 0;
+    rc = model_forward_argmax(s, prompt, (int)P, logits, &best);
     *pp = (double)P * 1e3 / (gen_now_ms() - t0);
     t0 = gen_now_ms();
-    for (int i = 0; i < T && rc == SLLM_OK; i++) {
-        int32_t best = argmax_f32(logits, V);
-        rc = model_forward(s, &best, 1, logits, false);
-    }
+    for (int i = 0; i < T && rc == SLLM_OK; i++) rc = model_forward_argmax(s, &best, 1, logits, &best);
     *tg = T ? (double)T * 1e3 / (gen_now_ms() - t0) : 0;
     model_session_free(s);
     return rc;

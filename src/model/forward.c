@@ -53,9 +53,11 @@ static const mm_next *next_of(const sllm_model *m, int il, int st, int T, next_p
 
 // Every matmul goes through this helper, which also adds the attached LoRA adapters' terms (model/lora.h);
 // with none attached it is the plain product. next: the products that follow (a hint, may be NULL).
-static int mm(const model_session *s, const mweight *w, const float *X, int T, const mweight *bias, float *Y,
-              const mm_next *next) {
-    mm_out o = {.W = w->data, .wt = w->type, .N = w->rows, .bias = bias ? bias->data : NULL, .Y = Y, .Wp = w->packed};
+// amax (may be NULL): also the argmax of Y's last row (mm_out.argmax), only where no adapter changes Y.
+static int mm_amax(const model_session *s, const mweight *w, const float *X, int T, const mweight *bias, float *Y,
+                   const mm_next *next, int64_t *amax) {
+    mm_out o = {.W = w->data, .wt = w->type, .N = w->rows, .bias = bias ? bias->data : NULL, .Y = Y, .Wp = w->packed,
+                .argmax = s->m->n_lora ? NULL : amax};
     int rc = mm_matmul_multi_next(s->pool, 1, &o, w->cols, X, T, next);
     if (rc) {
         const dtype_info *di = dtype_get(w->type);
@@ -64,6 +66,11 @@ static int mm(const model_session *s, const mweight *w, const float *X, int T, c
     }
     if (s->m->n_lora) return lora_apply(s->m, w, X, T, Y, s->pool);
     return SLLM_OK;
+}
+
+static int mm(const model_session *s, const mweight *w, const float *X, int T, const mweight *bias, float *Y,
+              const mm_next *next) {
+    return mm_amax(s, w, X, T, bias, Y, next, NULL);
 }
 
 // Products sharing the input X (q/k/v, gate/up): one activation quantization and one thread-pool
@@ -200,10 +207,13 @@ static void attn_decode_task(void *ctx, int64_t r, int thread) {
     float *o, *m;
     double *l;
     float *q = dec_slot(s, j, r, &o, &m, &l);
-    rotate_rows(j, q, s->q, 1, j->Hq, &j->L->w[TR_ATTN_Q_NORM]);
-    if (r == 0) append_kv(j);
     int64_t a, b;
     dec_run(j, r, &a, &b);
+    // the run's first rows are requested before the rotation (and the append) so their misses overlap it;
+    // run 0 ends at the new key, whose row the append writes
+    attention_decode_prefetch(j->kc, j->vc, j->Hkv, j->D, a, r == 0 ? b - 2 : b - 1, &j->ap);
+    rotate_rows(j, q, s->q, 1, j->Hq, &j->L->w[TR_ATTN_Q_NORM]);
+    if (r == 0) append_kv(j);
     attention_decode_part(o, m, l, q, j->kc, j->vc, j->Hq, j->Hkv, j->D, a, b - 1, &j->ap);
     mm_next_warm(j->next, r, tpool_size(s->pool), thread != 0);   // the output projection's first rows
 }
@@ -301,8 +311,9 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     return SLLM_OK;
 }
 
-// One step of at most n_batch tokens. logits: (T, V) rows, or only the last row.
-static int forward_step(model_session *s, const int32_t *ids, int T, float *logits, bool all_logits) {
+// One step of at most n_batch tokens. logits: (T, V) rows, or only the last row. amax (may be NULL): the
+// argmax of the last row.
+static int forward_step(model_session *s, const int32_t *ids, int T, float *logits, bool all_logits, int64_t *amax) {
     const sllm_model *m = s->m;
     const model_hparams *hp = &m->hp;
     int C = hp->n_embd;
@@ -340,16 +351,21 @@ static int forward_step(model_session *s, const int32_t *ids, int T, float *logi
     // final norm + head over all rows, or over the last row only
     int r0 = all_logits ? 0 : T - 1, nr = all_logits ? T : 1;
     norm(m, s->xn, s->x + (size_t)r0 * C, &m->g[TR_OUTPUT_NORM], &m->g[TR_OUTPUT_NORM_B], nr, C);
-    if ((rc = mm(s, &m->g[TR_OUTPUT], s->xn, nr, NULL, logits, NULL))) return rc;   // (nr, V)
+    // (the cap below can round different logits to one value, so then the argmax is taken after it)
+    int64_t *head_amax = hp->final_softcap > 0 ? NULL : amax;
+    if ((rc = mm_amax(s, &m->g[TR_OUTPUT], s->xn, nr, NULL, logits, NULL, head_amax))) return rc;   // (nr, V)
     if (hp->final_softcap > 0) {
         float cap = hp->final_softcap;
         int64_t nl = (int64_t)nr * hp->n_vocab;
         for (int64_t i = 0; i < nl; i++) logits[i] = cap * tanhf(logits[i] / cap);
     }
+    if (amax && (!head_amax || m->n_lora))
+        *amax = argmax_f32(logits + (size_t)(nr - 1) * (size_t)hp->n_vocab, hp->n_vocab);
     return SLLM_OK;
 }
 
-int model_forward(model_session *s, const int32_t *ids, int T, float *logits, bool all_logits) {
+static int forward_tokens(model_session *s, const int32_t *ids, int T, float *logits, bool all_logits,
+                          int64_t *amax) {
     const sllm_model *m = s->m;
     if (T <= 0 || !ids) return err_set(SLLM_ERR_ARG, "forward: no tokens (T=%d)", T);
     for (int t = 0; t < T; t++)
@@ -368,8 +384,20 @@ int model_forward(model_session *s, const int32_t *ids, int T, float *logits, bo
         float *lg = NULL;
         if (logits && all_logits) lg = logits + (size_t)t0 * (size_t)m->hp.n_vocab;
         else if (logits && last) lg = logits;
-        int rc = forward_step(s, ids + t0, n, lg, all_logits);
+        int rc = forward_step(s, ids + t0, n, lg, all_logits, last ? amax : NULL);
         if (rc) return rc;
     }
     return SLLM_OK;
+}
+
+int model_forward(model_session *s, const int32_t *ids, int T, float *logits, bool all_logits) {
+    return forward_tokens(s, ids, T, logits, all_logits, NULL);
+}
+
+int model_forward_argmax(model_session *s, const int32_t *ids, int T, float *logits, int32_t *next) {
+    if (!logits || !next) return err_set(SLLM_ERR_ARG, "forward: model_forward_argmax needs logits and next");
+    int64_t a = 0;
+    int rc = forward_tokens(s, ids, T, logits, false, &a);
+    if (rc == SLLM_OK) *next = (int32_t)a;
+    return rc;
 }

@@ -158,6 +158,9 @@ void *model_session_v(model_session *s, int layer);
 // to the KV cache. logits: (T, n_vocab) when all_logits, else (n_vocab) for the last token only;
 // may be NULL to only fill the cache.
 int model_forward(model_session *s, const int32_t *ids, int T, float *logits, bool all_logits);
+// model_forward with the last token's logits, and *next = their argmax (argmax_f32: the greedy pick),
+// which a decode step takes inside the output head's product (mm_out.argmax) instead of a second pass.
+int model_forward_argmax(model_session *s, const int32_t *ids, int T, float *logits, int32_t *next);
 
 // ---- init.c: random models of named shapes ----
 typedef struct {

@@ -56,6 +56,31 @@ double logsumexp_f32(const float *x, int64_t n) {
     return ce_row_kernel()(NULL, x, n, 0, 1.0f) + (double)x[0];   // (lse - x[0]) + x[0]
 }
 
+// Two passes: the maximum (a max reduction the compiler vectorizes; a compare-and-branch loop over a
+// 150K vocabulary was ~1% of a small model's decode step), then its first index.
+void argmax_f32_merge(float *bv, int64_t *bi, const float *x, int64_t off, int64_t n) {
+    float m[16];
+    for (int i = 0; i < 16; i++) m[i] = -INFINITY;
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16)
+        for (int i = 0; i < 16; i++) m[i] = x[k + i] > m[i] ? x[k + i] : m[i];
+    float best = m[0];
+    for (int i = 1; i < 16; i++) best = m[i] > best ? m[i] : best;
+    for (; k < n; k++) best = x[k] > best ? x[k] : best;
+    if (best < *bv) return;
+    for (k = 0; k < n; k++)
+        if (x[k] == best) break;
+    if (k == n) return;   // every value NaN
+    if (best > *bv || *bi < 0 || off + k < *bi) { *bv = best; *bi = off + k; }
+}
+
+int64_t argmax_f32(const float *x, int64_t n) {
+    float bv = -INFINITY;
+    int64_t bi = -1;
+    if (n > 0) argmax_f32_merge(&bv, &bi, x, 0, n);
+    return bi < 0 ? 0 : bi;
+}
+
 // Per counted row: loss = logsumexp(z) - z[target]; dz = (softmax(z) - onehot(target)) * grad_scale.
 // Rows with target < 0 (or >= V, which no valid batch holds) are skipped and their dlogits zeroed.
 // dlogits is written (=), not accumulated: it is the start of the backward pass.

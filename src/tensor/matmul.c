@@ -7,6 +7,7 @@
 // activation rows so each weight block is unpacked once for 4 rows.
 #include "tensor/matmul.h"
 #include "tensor/matmul_kernels.h"
+#include "tensor/ops.h"
 #include "tensor/quant.h"
 #include <math.h>
 #include <stdatomic.h>
@@ -933,6 +934,7 @@ typedef struct {
     size_t xstride;       // bytes between activation rows
     const float *bias;
     float *Y;
+    int64_t *argmax;      // mm_out's: argmax_f32 of Y's last row wanted
     int acc;
     int64_t rows_per_task;
     // activation quantization
@@ -1146,6 +1148,8 @@ static int64_t job_split(mm_job *j, int nth) {
 #define DEC_CHUNK_MAX 64             // units per claim at most (the output buffer is on the stack)
 
 typedef struct { _Alignas(64) _Atomic uint64_t fb; } dec_range;   // front | back << 32, in global units
+// A thread's running argmax over the rows of one product it computed (mm_out.argmax)
+typedef struct { _Alignas(64) float v; int64_t i; } dec_best;
 
 // The split of a dispatch (dec_run), also used to warm the next one (dec_warm): product i's units start
 // at us[i] (us[n] = all units); nth threads get min(units, nth) ranges, range r starting at unit
@@ -1164,6 +1168,7 @@ typedef struct {
     int64_t ustart[MM_MULTI_MAX + 1];   // first global unit of each product
     int64_t chunk;                      // units per claim
     dec_range *r;                       // nr ranges, range i is task i
+    dec_best *best;                     // [thread * MM_MULTI_MAX + product]: argmax pieces
     const mm_next *next;                // products of the next dispatch (may be NULL)
     mm_glu_fn glu;                      // mm_glu_decode: jobs[0] gate, jobs[1] up, unit = rows of both
     float *H;                           // mm_glu_decode's output
@@ -1172,8 +1177,9 @@ typedef struct {
 } dec_sched;
 
 // Rows [n0, n1) of one product (n1 - n0 <= DEC_UNIT * DEC_CHUNK_MAX); the kernel may prefetch up to row
-// pf_row. cold: the first read of a new stream, whose first lines are requested at once.
-static void dec_rows(const mm_job *j, int64_t n0, int64_t n1, int64_t pf_row, bool cold) {
+// pf_row. cold: the first read of a new stream, whose first lines are requested at once. bb: merge the
+// rows' outputs into this running argmax (NULL: none).
+static void dec_rows(const mm_job *j, int64_t n0, int64_t n1, int64_t pf_row, bool cold, dec_best *bb) {
     float out[DEC_UNIT * DEC_CHUNK_MAX];
     if (j->path == PATH_R16) {
         const size_t psz = (size_t)(j->K / 32) * mm_r16_block_bytes(j->wt);   // bytes per panel
@@ -1182,6 +1188,7 @@ static void dec_rows(const mm_job *j, int64_t n0, int64_t n1, int64_t pf_row, bo
         if (cold) prefetch_start(P, (size_t)np * psz);
         j->kp->r16_dec(j->wt, P, np, j->K, j->xa, out, (size_t)npf * psz);
         store_out(j, 0, n0, (int)(n1 - n0), out, 1);
+        if (bb) argmax_f32_merge(&bb->v, &bb->i, j->Y + n0, n0, n1 - n0);
         return;
     }
     // PATH_XD / PATH_DEC_F16: rows in order, 64 outputs per kernel call
@@ -1192,16 +1199,17 @@ static void dec_rows(const mm_job *j, int64_t n0, int64_t n1, int64_t pf_row, bo
         f(j->K, j->W + (size_t)n * j->wrow_bytes, j->wrow_bytes, cnt, j->xa, out);
         store_out(j, 0, n, cnt, out, 1);
     }
+    if (bb) argmax_f32_merge(&bb->v, &bb->i, j->Y + n0, n0, n1 - n0);
 }
 
 // Global units [u0, u1), split at product boundaries; prefetching may run to unit pf_u.
-static void dec_units(const dec_sched *d, int64_t u0, int64_t u1, int64_t pf_u, bool cold) {
+static void dec_units(const dec_sched *d, int64_t u0, int64_t u1, int64_t pf_u, bool cold, int thread) {
     if (d->glu) {   // the same rows of gate and up, then H over them (two streams, each continued)
         const mm_job *g = &d->jobs[0], *up = &d->jobs[1];
         int64_t n0 = u0 * DEC_UNIT, n1 = u1 * DEC_UNIT < g->N ? u1 * DEC_UNIT : g->N;
         int64_t pf = pf_u * DEC_UNIT < g->N ? pf_u * DEC_UNIT : g->N;
-        dec_rows(g, n0, n1, pf, cold);
-        dec_rows(up, n0, n1, pf, cold);
+        dec_rows(g, n0, n1, pf, cold, NULL);
+        dec_rows(up, n0, n1, pf, cold, NULL);
         d->glu(d->H + n0, g->Y + n0, up->Y + n0, n1 - n0);
         return;
     }
@@ -1212,7 +1220,8 @@ static void dec_units(const dec_sched *d, int64_t u0, int64_t u1, int64_t pf_u, 
         int64_t e = u1 < d->ustart[i + 1] ? u1 : d->ustart[i + 1];
         int64_t pe = pf_u < d->ustart[i + 1] ? pf_u : d->ustart[i + 1];
         int64_t n1 = (e - d->ustart[i]) * DEC_UNIT, pf = (pe - d->ustart[i]) * DEC_UNIT;
-        dec_rows(j, (u0 - d->ustart[i]) * DEC_UNIT, n1 < j->N ? n1 : j->N, pf < j->N ? pf : j->N, cold);
+        dec_best *bb = j->argmax ? &d->best[thread * MM_MULTI_MAX + i] : NULL;
+        dec_rows(j, (u0 - d->ustart[i]) * DEC_UNIT, n1 < j->N ? n1 : j->N, pf < j->N ? pf : j->N, cold, bb);
         cold = true;   // the next product is a new stream
         u0 = e;
     }
@@ -1220,7 +1229,9 @@ static void dec_units(const dec_sched *d, int64_t u0, int64_t u1, int64_t pf_u, 
 
 #define RANGE(f, b) ((uint64_t)(f) | (uint64_t)(b) << 32)
 
+#ifndef DEC_WARM_BYTES   // (-DDEC_WARM_BYTES=... to experiment)
 #define DEC_WARM_BYTES (32 << 10)
+#endif
 
 // Bytes of one unit of a product's weights as the decode reads them, and where they start.
 static const char *dec_base(const mm_out *o, int64_t K, size_t *ubytes) {
@@ -1285,7 +1296,7 @@ static void dec_task(void *ctx, int64_t task, int thread) {
         if (!atomic_compare_exchange_weak_explicit(&own->fb, &v, RANGE(f + c, b), memory_order_acq_rel,
                                                    memory_order_relaxed))
             continue;
-        dec_units(d, f, f + c, b, cold);
+        dec_units(d, f, f + c, b, cold, thread);
         cold = false;
     }
     for (;;) {   // then pieces from the back of the fullest other range
@@ -1304,7 +1315,7 @@ static void dec_task(void *ctx, int64_t task, int thread) {
         if (c > d->chunk) c = d->chunk;
         if (atomic_compare_exchange_weak_explicit(&vr->fb, &v, RANGE(f, b - c), memory_order_acq_rel,
                                                   memory_order_relaxed))
-            dec_units(d, b - c, b, b, true);
+            dec_units(d, b - c, b, b, true, thread);
     }
     bool others_busy = atomic_fetch_sub_explicit(&d->busy, 1, memory_order_acq_rel) > 1;
     dec_warm(d, task, thread, others_busy);
@@ -1330,10 +1341,24 @@ static int dec_run(tpool *pool, const mm_job *jobs, int n, const mm_next *next, 
     d.chunk = (int64_t)(DEC_CHUNK_BYTES / (bytes / (size_t)units + 1));
     d.chunk = d.chunk < 1 ? 1 : d.chunk > DEC_CHUNK_MAX ? DEC_CHUNK_MAX : d.chunk;
     d.nr = dec_ranges(units, d.nthreads);
-    if (!(d.r = aligned_alloc(64, (size_t)d.nr * sizeof *d.r))) return -1;
+    bool amax = false;
+    for (int i = 0; i < n; i++) amax |= !glu && jobs[i].argmax;
+    size_t nbest = amax ? (size_t)d.nthreads * MM_MULTI_MAX : 0;
+    if (!(d.r = aligned_alloc(64, (size_t)d.nr * sizeof *d.r + nbest * sizeof(dec_best)))) return -1;
+    d.best = nbest ? (dec_best *)(d.r + d.nr) : NULL;
+    for (size_t i = 0; i < nbest; i++) d.best[i] = (dec_best){.v = -INFINITY, .i = -1};
     for (int i = 0; i < d.nr; i++)
         atomic_init(&d.r[i].fb, RANGE(dec_range_start(units, i, d.nr), dec_range_start(units, i + 1, d.nr)));
     tpool_run(pool, d.nr, dec_task, &d);
+    for (int i = 0; amax && i < n; i++) {   // the threads' pieces: the largest, the lowest index among equal
+        if (!jobs[i].argmax) continue;
+        dec_best b = {.v = -INFINITY, .i = -1};
+        for (int t = 0; t < d.nthreads; t++) {
+            const dec_best *p = &d.best[t * MM_MULTI_MAX + i];
+            if (p->i >= 0 && (b.i < 0 || p->v > b.v || (p->v == b.v && p->i < b.i))) b = *p;
+        }
+        *jobs[i].argmax = b.i < 0 ? 0 : b.i;
+    }
     free(d.r);
     return 0;
 }
@@ -1362,7 +1387,8 @@ static int matmul_run(tpool *pool, int n, const mm_out *outs, int64_t K, const f
     for (; np < n && !rc; np++)
         rc = job_prepare(&prep[np], pool, outs[np].W, outs[np].Wp, outs[np].wt, outs[np].N, K, X, T, outs[np].bias,
                          outs[np].Y, acc, prep, np, &owned[np]);
-    // one activation row: the decode split (dec_run); otherwise tasks of rows
+    for (int i = 0; i < np; i++) prep[i].argmax = outs[i].argmax;
+    // one activation row: the decode split (dec_run, which also takes the argmax); otherwise tasks of rows
     size_t scratch = 0;
     for (int i = 0; i < np && !rc; i++) {
         if (is_decode(&prep[i])) { dec[nd++] = prep[i]; continue; }
@@ -1381,6 +1407,8 @@ static int matmul_run(tpool *pool, int n, const mm_out *outs, int64_t K, const f
     if (!rc && mj.start[mj.n] > 0) {
         if (mj.n == 1) tpool_run(pool, mj.start[1], mm_task, &jobs[0]);
         else tpool_run(pool, mj.start[mj.n], multi_task, &mj);
+        for (int i = 0; i < mj.n; i++)
+            if (jobs[i].argmax) *jobs[i].argmax = argmax_f32(jobs[i].Y + (size_t)(T - 1) * (size_t)jobs[i].N, jobs[i].N);
     }
     free(sbuf);
     for (int i = 0; i < np; i++) free(owned[i]);

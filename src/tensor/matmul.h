@@ -22,7 +22,13 @@ int mm_matmul(tpool *pool, const void *W, dtype wt, int64_t N, int64_t K,
 // is then guaranteed about the Y_i).
 #define MM_MULTI_MAX 4
 // Wp: optional copy of W in this CPU's packed layout (mm_pack); used where given and NULL otherwise.
-typedef struct { const void *W; dtype wt; int64_t N; const float *bias; float *Y; const void *Wp; } mm_out;
+// argmax (optional): also *argmax = argmax_f32 of Y's last row (greedy decoding's next token). A decode
+// product takes it from its outputs while they are in L1, each thread over the rows it computed: no
+// second pass over a vocabulary of logits, half of which another core wrote.
+typedef struct {
+    const void *W; dtype wt; int64_t N; const float *bias; float *Y; const void *Wp;
+    int64_t *argmax;
+} mm_out;
 int mm_matmul_multi(tpool *pool, int n, const mm_out *outs, int64_t K, const float *X, int64_t T);
 // Decode (T == 1): the products the caller runs next (W, wt, N, Wp of each; after this dispatch and
 // some single-threaded work). Each thread, done with its part of this dispatch, requests the first

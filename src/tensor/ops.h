@@ -104,6 +104,9 @@ void attention_bwd_kvheads(float *dq, float *dk, float *dv, const float *dout, c
 // (k / v: f32 rows, or f16 ones under p->kv_f16.)
 void attention_decode_part(float *o, float *m, double *l, const float *q, const void *k, const void *v, int Hq,
                            int Hkv, int D, int64_t lo, int64_t hi, const attn_params *p);
+// Requests the first lines of the K and V rows of keys [lo, hi] (cold: a decode run's start).
+void attention_decode_prefetch(const void *k, const void *v, int Hkv, int D, int64_t lo, int64_t hi,
+                               const attn_params *p);
 void attention_decode_merge(float *out, const float *const *o, const float *const *m, const double *const *l, int n,
                             int Hq, int D);
 
@@ -112,6 +115,12 @@ void softmax_inplace(float *x, int64_t n);
 // log(sum_i exp(x_i)) over n values (f32 exps summed in double, by the cross-entropy row kernels: SIMD
 // where the CPU has it). A vocabulary-sized row in ~0.1 ms where libm's double exp took ~2 ms.
 double logsumexp_f32(const float *x, int64_t n);
+// Index of the largest of n values: the lowest index among equal ones, NaN never chosen, 0 when no value
+// compares (n <= 0, all NaN). Greedy decoding's pick.
+int64_t argmax_f32(const float *x, int64_t n);
+// The same over pieces: merges values x[0..n), whose indices are off..off+n-1, into a running best
+// (*bv, *bi), which starts at (-INFINITY, -1); *bi stays -1 while no value compared.
+void argmax_f32_merge(float *bv, int64_t *bi, const float *x, int64_t off, int64_t n);
 // Mean cross-entropy over rows whose target >= 0 (target < 0 = ignored). logits (T, V).
 // Returns the SUM of per-token losses and writes the count of counted rows to *n_counted.
 // dlogits (may be NULL, or logits itself) gets (softmax - onehot) * grad_scale for counted rows, 0 for
