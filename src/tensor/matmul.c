@@ -1283,6 +1283,18 @@ static void dec_warm(const dec_sched *d, int64_t task, int thread, bool others_b
     mm_next_warm(d->next, task, d->nthreads, thread != 0);
 }
 
+// Units a thread claims from the front of its own range with `left` still there: a chunk, and near the
+// end half of what is left (at least a quarter chunk), so the claim in progress when another thread runs
+// dry and takes from the back is short and the two finish closer together. Alternated shuffled rounds
+// (Qwen3 Q4_0, round 14): +0.6% decode on one core complex (202 rounds), +0.9% on two (61); with an
+// eighth-chunk floor 0.3% / -0.4%.
+static int64_t dec_claim(int64_t chunk, int64_t left) {
+    if (left >= 2 * chunk) return chunk;
+    int64_t half = (left + 1) / 2, floor = chunk / 4 > 0 ? chunk / 4 : 1;
+    int64_t c = half > floor ? half : floor;
+    return c < left ? c : left;
+}
+
 static void dec_task(void *ctx, int64_t task, int thread) {
     dec_sched *d = ctx;
     dec_range *own = &d->r[task];
@@ -1292,7 +1304,7 @@ static void dec_task(void *ctx, int64_t task, int thread) {
         uint64_t v = atomic_load_explicit(&own->fb, memory_order_acquire);
         int64_t f = (int64_t)(v & 0xffffffffu), b = (int64_t)(v >> 32);
         if (f >= b) break;
-        int64_t c = b - f < d->chunk ? b - f : d->chunk;
+        int64_t c = dec_claim(d->chunk, b - f);
         if (!atomic_compare_exchange_weak_explicit(&own->fb, &v, RANGE(f + c, b), memory_order_acq_rel,
                                                    memory_order_relaxed))
             continue;
