@@ -192,7 +192,9 @@ static float *dec_slot(const model_session *s, const attn_job *j, int64_t r, flo
 // Keys [*a, *b) of run r, run 0 the newest. Run 0's task also appends the new k / v row (its norm, rope
 // and f16 conversion: ~3 us a layer for Qwen3-0.6B against ~0.4 us a key; the even split left that thread
 // ~4.6 us behind), so it gets DEC_APPEND_KEYS keys fewer than each other run.
+#ifndef DEC_APPEND_KEYS   // (-DDEC_APPEND_KEYS=... to experiment)
 #define DEC_APPEND_KEYS 12
+#endif
 static void dec_run(const attn_job *j, int64_t r, int64_t *a, int64_t *b) {
     int64_t n = j->p0 + 1 - j->s0, e = j->n_runs > 1 && n > 4 * DEC_APPEND_KEYS ? DEC_APPEND_KEYS : 0;
     int64_t i = j->n_runs - 1 - r;   // position of the run, oldest keys first
