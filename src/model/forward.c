@@ -53,7 +53,8 @@ static const mm_next *next_of(const sllm_model *m, int il, int st, int T, next_p
 
 // Every matmul goes through this helper, which also adds the attached LoRA adapters' terms (model/lora.h);
 // with none attached it is the plain product. next: the products that follow (a hint, may be NULL).
-// amax (may be NULL): also the argmax of Y's last row (mm_out.argmax), only where no adapter changes Y.
+// amax (may be NULL): also the argmax of Y's last row: the product's (mm_out.argmax), or with adapters
+// attached a pass after their terms.
 static int mm_amax(const model_session *s, const mweight *w, const float *X, int T, const mweight *bias, float *Y,
                    const mm_next *next, int64_t *amax) {
     mm_out o = {.W = w->data, .wt = w->type, .N = w->rows, .bias = bias ? bias->data : NULL, .Y = Y, .Wp = w->packed,
@@ -64,7 +65,9 @@ static int mm_amax(const model_session *s, const mweight *w, const float *X, int
         return err_set(SLLM_ERR_UNSUPPORTED, "%s: matmul with a %s weight (%lld x %lld) failed", s->m->path,
                        di ? di->name : "?", (long long)w->rows, (long long)w->cols);
     }
-    if (s->m->n_lora) return lora_apply(s->m, w, X, T, Y, s->pool);
+    if (!s->m->n_lora) return SLLM_OK;
+    if ((rc = lora_apply(s->m, w, X, T, Y, s->pool))) return rc;
+    if (amax) *amax = argmax_f32(Y + (size_t)(T - 1) * (size_t)w->rows, w->rows);
     return SLLM_OK;
 }
 
@@ -353,16 +356,15 @@ static int forward_step(model_session *s, const int32_t *ids, int T, float *logi
     // final norm + head over all rows, or over the last row only
     int r0 = all_logits ? 0 : T - 1, nr = all_logits ? T : 1;
     norm(m, s->xn, s->x + (size_t)r0 * C, &m->g[TR_OUTPUT_NORM], &m->g[TR_OUTPUT_NORM_B], nr, C);
-    // (the cap below can round different logits to one value, so then the argmax is taken after it)
-    int64_t *head_amax = hp->final_softcap > 0 ? NULL : amax;
-    if ((rc = mm_amax(s, &m->g[TR_OUTPUT], s->xn, nr, NULL, logits, NULL, head_amax))) return rc;   // (nr, V)
-    if (hp->final_softcap > 0) {
+    // (the cap below can round different logits to one value, so under it the argmax is taken after it)
+    bool capped = hp->final_softcap > 0;
+    if ((rc = mm_amax(s, &m->g[TR_OUTPUT], s->xn, nr, NULL, logits, NULL, capped ? NULL : amax))) return rc;   // (nr, V)
+    if (capped) {
         float cap = hp->final_softcap;
         int64_t nl = (int64_t)nr * hp->n_vocab;
         for (int64_t i = 0; i < nl; i++) logits[i] = cap * tanhf(logits[i] / cap);
+        if (amax) *amax = argmax_f32(logits + (size_t)(nr - 1) * (size_t)hp->n_vocab, hp->n_vocab);
     }
-    if (amax && (!head_amax || m->n_lora))
-        *amax = argmax_f32(logits + (size_t)(nr - 1) * (size_t)hp->n_vocab, hp->n_vocab);
     return SLLM_OK;
 }
 

@@ -343,14 +343,14 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
 }
 
 // The first bytes of a run's K and V rows, requested at once (the row kernels prefetch ATT_PF_AHEAD bytes
-// ahead of what they read, so a run's first 16 KiB of each would otherwise come in at demand-miss pace).
-#define DEC_START_BYTES 16384
+// ahead of what they read, so a run's first ATT_PF_AHEAD bytes of each would otherwise come in at
+// demand-miss pace).
 void attention_decode_prefetch(const void *k, const void *v, int Hkv, int D, int64_t lo, int64_t hi,
                                const attn_params *p) {
     if (hi < lo) return;
     const int64_t ks = (int64_t)Hkv * D;
     size_t run = (size_t)(hi - lo + 1) * (size_t)ks * (p->kv_f16 ? 2 : 4);
-    size_t n = run < DEC_START_BYTES ? run : DEC_START_BYTES;
+    size_t n = run < ATT_PF_AHEAD ? run : ATT_PF_AHEAD;
     const char *kr = kv_at(k, lo * ks, p), *vr = kv_at(v, lo * ks, p);
     for (size_t o = 0; o < n; o += 64) {
         __builtin_prefetch(kr + o, 0, 0);

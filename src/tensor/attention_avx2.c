@@ -49,11 +49,7 @@ static inline float hsum256(__m256 v) {
 // R16_PF_AHEAD): each prefetches ATT_PF_AHEAD bytes ahead of what it reads, a few lines per step of
 // its arithmetic (a burst of prefetches would wait for the core's miss slots with the arithmetic stalled
 // behind it).
-// 16 KiB: with the faster score kernel (see attn_pf_to) 8 KiB left the arithmetic waiting (Zen 5, one
-// thread, a 72-key run from memory: 10.5-11.1 us at 8 KiB, 9.2-9.4 at 16 KiB, 9.9-10.1 at 24 KiB).
-#ifndef ATT_PF_AHEAD
-#define ATT_PF_AHEAD 16384
-#endif
+// (ATT_PF_AHEAD: tensor/attention_kernels.h)
 // Prefetches the lines from *pf up to `to` (exclusive) and advances *pf.
 static inline void attn_pf_to(uintptr_t *pf, uintptr_t to) {
     // asm, not _mm_prefetch: gcc 12 drops the builtin from the inlined score kernels (seen in the

@@ -6,6 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// Bytes the AVX-512 row-order kernels prefetch ahead of the cache rows they read (and the run's first
+// bytes attention_decode_prefetch requests at once). 16 KiB: with the faster score kernel (see
+// attn_pf_to) 8 KiB left the arithmetic waiting (Zen 5, one thread, a 72-key run from memory: 10.5-11.1
+// us at 8 KiB, 9.2-9.4 at 16 KiB, 9.9-10.1 at 24 KiB).
+#ifndef ATT_PF_AHEAD
+#define ATT_PF_AHEAD 16384
+#endif
+
 typedef struct {
     // sc[i] = q . k[i*ks .. i*ks + D) for i < n
     void (*scores)(float *sc, const float *q, const float *k, int64_t ks, int n, int D);

@@ -463,18 +463,6 @@ INLINE void tile(const void *panel, int64_t K, const blk_q8a *x, size_t xs, cons
     tile_store(acc, TT, y, ldy, nvalid, bias, accum);
 }
 
-// The tile kernels take TT (1..MM_TILE_T) as a compile-time constant: one instantiation per value.
-#define TT_CASES(fn, ...) \
-    switch (TT) { \
-    case 1: fn(panel, K, x, xs, 1, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
-    case 2: fn(panel, K, x, xs, 2, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
-    case 3: fn(panel, K, x, xs, 3, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
-    case 4: fn(panel, K, x, xs, 4, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
-    case 5: fn(panel, K, x, xs, 5, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
-    case 6: fn(panel, K, x, xs, 6, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
-    case 7: fn(panel, K, x, xs, 7, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
-    default: fn(panel, K, x, xs, 8, y, ldy, nvalid, bias, acc, __VA_ARGS__); break; \
-    }
 static void tile_q32_avx512(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                             size_t ldy, int nvalid, const float *bias, int acc) {
     if (t == DT_Q4_1 || t == DT_Q5_1) { TT_CASES(tile, FMT_PANEL_MIN) }

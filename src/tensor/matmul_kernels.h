@@ -61,6 +61,20 @@ void mm_q8a_seed(dtype t, blk_q8a *x, int64_t nb);
 // x: activation rows xs bytes apart, blk_q8a (blk_q8_K for Q4_K r16 panels).
 typedef void (*mm_tile_fn)(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                            size_t ldy, int nvalid, const float *bias, int acc);
+// Inside an mm_tile_fn (its parameters in scope): fn(..., TT, ..., extra args) with TT (1..MM_TILE_T) a
+// compile-time constant, one instantiation per value (the kernels keep a register per activation row).
+#define TT_CASES(fn, ...)                                                            \
+    switch (TT) {                                                                    \
+    case 1: fn(panel, K, x, xs, 1, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
+    case 2: fn(panel, K, x, xs, 2, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
+    case 3: fn(panel, K, x, xs, 3, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
+    case 4: fn(panel, K, x, xs, 4, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
+    case 5: fn(panel, K, x, xs, 5, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
+    case 6: fn(panel, K, x, xs, 6, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
+    case 7: fn(panel, K, x, xs, 7, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
+    default: fn(panel, K, x, xs, 8, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;  \
+    }
+_Static_assert(MM_TILE_T == 8, "TT_CASES instantiates TT = 1..8");
 void mm_tile_q32_ref(dtype t, const void *panel, int64_t K, const void *x, size_t xs, int TT, float *y,
                      size_t ldy, int nvalid, const float *bias, int acc);
 

@@ -186,19 +186,6 @@ INLINE void tile(const uint8_t *panel, int64_t K, const void *x, size_t xs, cons
     store_tile((const __m256(*)[2])acc, TT, y, ldy, nvalid, bias, accum);
 }
 
-// The tile takes TT (1..MM_TILE_T) as a compile-time constant: one instantiation per value.
-#define TT_CASES(fn, ...)                                                            \
-    switch (TT) {                                                                    \
-    case 1: fn(panel, K, x, xs, 1, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
-    case 2: fn(panel, K, x, xs, 2, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
-    case 3: fn(panel, K, x, xs, 3, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
-    case 4: fn(panel, K, x, xs, 4, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
-    case 5: fn(panel, K, x, xs, 5, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
-    case 6: fn(panel, K, x, xs, 6, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
-    case 7: fn(panel, K, x, xs, 7, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;   \
-    default: fn(panel, K, x, xs, 8, y, ldy, nvalid, bias, acc, __VA_ARGS__); break;  \
-    }
-
 // ---------------------------------------------------------------- decode
 
 // One block against one activation row: the tile's two passes, integer sums and float steps.
