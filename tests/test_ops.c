@@ -588,31 +588,56 @@ static void test_ce_kernels(void) {
     if (isa_detect() < ISA_AVX512) SKIP("cross-entropy kernels: this CPU lacks AVX-512 (or AVX2); those twins untested");
 }
 
-// SIMD SwiGLU (polynomial-exp sigmoid) against the scalar twin: forward and accumulated backward within
-// 1e-6 relative (normwise), lengths around the vector widths, gate values up to +-90 (saturated sigmoid).
+// SIMD SwiGLU / GELU / GeGLU (polynomial-exp sigmoids) against the scalar twins: forward and accumulated
+// backward within 1e-6 relative (normwise), lengths around the vector widths, inputs up to +-90
+// (saturated sigmoids), GeGLU's output over its up input in place as the decode writes it.
+static double act_pair_err(const act_kernels *ref, const act_kernels *kn, int64_t n, float scale) {
+    float *g = rnd(n, scale, 0), *u = rnd(n, 1.0f, 0), *d = rnd(n, 1.0f, 0);
+    float *o1 = malloc((size_t)n * 4), *o2 = malloc((size_t)n * 4), *o3 = malloc((size_t)n * 4);
+    float *dg1 = rnd(n, 0.1f, 0), *dg2 = dup_f(dg1, n), *du1 = rnd(n, 0.1f, 0), *du2 = dup_f(du1, n);
+    double e = 0;
+    ref->swiglu_fwd(o1, g, u, n);
+    kn->swiglu_fwd(o2, g, u, n);
+    ref->swiglu_bwd(dg1, du1, d, g, u, n);
+    kn->swiglu_bwd(dg2, du2, d, g, u, n);
+    e = fmax(e, fmax(rel_err(o2, o1, n), fmax(rel_err(dg2, dg1, n), rel_err(du2, du1, n))));
+    ref->gelu_fwd(o1, g, n);
+    kn->gelu_fwd(o2, g, n);
+    ref->gelu_bwd(dg1, d, g, n);
+    kn->gelu_bwd(dg2, d, g, n);
+    e = fmax(e, fmax(rel_err(o2, o1, n), rel_err(dg2, dg1, n)));
+    ref->geglu_fwd(o1, g, u, n);
+    memcpy(o3, u, (size_t)n * 4);
+    kn->geglu_fwd(o3, g, o3, n);   // in place over up
+    ref->geglu_bwd(dg1, du1, d, g, u, n);
+    kn->geglu_bwd(dg2, du2, d, g, u, n);
+    e = fmax(e, fmax(rel_err(o3, o1, n), fmax(rel_err(dg2, dg1, n), rel_err(du2, du1, n))));
+    free(g); free(u); free(d); free(o1); free(o2); free(o3); free(dg1); free(dg2); free(du1); free(du2);
+    return e;
+}
+
 static void test_act_kernels(void) {
     const act_kernels *ref = act_kernels_for(ISA_SCALAR);
     int64_t ns[] = {1, 7, 8, 9, 16, 17, 33, 1000};
     float scales[] = {1.0f, 8.0f, 90.0f};
     for (int lvl = ISA_AVX2; lvl <= (int)isa_detect(); lvl++) {
-        const act_kernels *kn = act_kernels_for(lvl);
         double worst = 0;
         for (size_t a = 0; a < sizeof ns / sizeof *ns; a++)
-            for (size_t b = 0; b < sizeof scales / sizeof *scales; b++) {
-                int64_t n = ns[a];
-                float *g = rnd(n, scales[b], 0), *u = rnd(n, 1.0f, 0), *d = rnd(n, 1.0f, 0);
-                float *o1 = malloc((size_t)n * 4), *o2 = malloc((size_t)n * 4);
-                float *dg1 = rnd(n, 0.1f, 0), *dg2 = dup_f(dg1, n), *du1 = rnd(n, 0.1f, 0), *du2 = dup_f(du1, n);
-                ref->swiglu_fwd(o1, g, u, n);
-                kn->swiglu_fwd(o2, g, u, n);
-                ref->swiglu_bwd(dg1, du1, d, g, u, n);
-                kn->swiglu_bwd(dg2, du2, d, g, u, n);
-                worst = fmax(worst, fmax(rel_err(o2, o1, n), fmax(rel_err(dg2, dg1, n), rel_err(du2, du1, n))));
-                free(g); free(u); free(d); free(o1); free(o2); free(dg1); free(dg2); free(du1); free(du2);
-            }
-        CHECK(worst < 1e-6, "swiglu kernels isa %d vs scalar: relative error %.3g", lvl, worst);
+            for (size_t b = 0; b < sizeof scales / sizeof *scales; b++)
+                worst = fmax(worst, act_pair_err(ref, act_kernels_for(lvl), ns[a], scales[b]));
+        CHECK(worst < 1e-6, "activation kernels isa %d vs scalar: relative error %.3g", lvl, worst);
     }
-    if (isa_detect() < ISA_AVX512) SKIP("swiglu kernels: this CPU lacks AVX-512 (or AVX2); those twins untested");
+    // the scalar GELU's sigmoid form against tanh in double: 0.5 x (1 + tanh u)
+    double werr = 0;
+    for (int i = -4000; i <= 4000; i++) {
+        float x = (float)i * 0.0025f, y;
+        ref->gelu_fwd(&y, &x, 1);
+        double u = 0.7978845608028654 * ((double)x + 0.044715 * (double)x * x * x);
+        double want = 0.5 * x * (1.0 + tanh(u));
+        werr = fmax(werr, fabs(y - want) / fmax(fabs(want), 1e-3));
+    }
+    CHECK(werr < 2e-6, "scalar gelu vs tanh form in double on [-10, 10]: %.3g", werr);
+    if (isa_detect() < ISA_AVX512) SKIP("activation kernels: this CPU lacks AVX-512 (or AVX2); those twins untested");
 }
 
 static void check_acts(void) {

@@ -8,16 +8,15 @@
 #define GELU_K 0.7978845608028654f   // sqrt(2/pi)
 #define GELU_C 0.044715f
 
-static inline float gelu1(float x) {
-    float u = GELU_K * (x + GELU_C * x * x * x);
-    return 0.5f * x * (1.0f + tanhf(u));
-}
+// gelu_tanh(x) = 0.5 x (1 + tanh u) = x sigmoid(2u), u = k (x + c x^3): the sigmoid form, which the SIMD
+// twins compute with their vector exp (and which keeps its precision where tanh u nears -1).
+static inline float gelu_u(float x) { return GELU_K * x * (1.0f + GELU_C * x * x); }
+static inline float gelu1(float x) { return x / (1.0f + expf(-2.0f * gelu_u(x))); }
 
-// d/dx of 0.5 x (1 + tanh(u)), u = k (x + c x^3).
+// d/dx of x s(2u) = s + 2 x s (1 - s) u', u' = k (1 + 3c x^2).
 static inline float gelu_grad1(float x) {
-    float u = GELU_K * (x + GELU_C * x * x * x);
-    float th = tanhf(u);
-    return 0.5f * (1.0f + th) + 0.5f * x * (1.0f - th * th) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+    float s = 1.0f / (1.0f + expf(-2.0f * gelu_u(x)));
+    return s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
 }
 
 static inline float sigmoid1(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -33,12 +32,23 @@ void add_f32(float *y, const float *x, int64_t n) {
     for (; i < n; i++) y[i] += x[i];
 }
 
-void gelu_fwd(float *out, const float *x, int64_t n) {
+static void gelu_fwd_ref(float *out, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) out[i] = gelu1(x[i]);
 }
 
-void gelu_bwd(float *dx, const float *dout, const float *x, int64_t n) {
+static void gelu_bwd_ref(float *dx, const float *dout, const float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) dx[i] += dout[i] * gelu_grad1(x[i]);
+}
+
+static void geglu_fwd_ref(float *out, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) out[i] = gelu1(gate[i]) * up[i];
+}
+
+static void geglu_bwd_ref(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        if (dgate) dgate[i] += dout[i] * up[i] * gelu_grad1(gate[i]);
+        if (dup) dup[i] += dout[i] * gelu1(gate[i]);
+    }
 }
 
 static void swiglu_fwd_ref(float *out, const float *gate, const float *up, int64_t n) {
@@ -55,28 +65,31 @@ static void swiglu_bwd_ref(float *dgate, float *dup, const float *dout, const fl
 }
 
 const act_kernels *act_kernels_for(int isa) {
-    static const act_kernels ref = {swiglu_fwd_ref, swiglu_bwd_ref};
-    static const act_kernels k2 = {swiglu_fwd_avx2, swiglu_bwd_avx2};
-    static const act_kernels k512 = {swiglu_fwd_avx512, swiglu_bwd_avx512};
+    static const act_kernels ref = {swiglu_fwd_ref, swiglu_bwd_ref, gelu_fwd_ref, gelu_bwd_ref, geglu_fwd_ref,
+                                    geglu_bwd_ref};
+    static const act_kernels k2 = {swiglu_fwd_avx2, swiglu_bwd_avx2, gelu_fwd_avx2, gelu_bwd_avx2, geglu_fwd_avx2,
+                                   geglu_bwd_avx2};
+    static const act_kernels k512 = {swiglu_fwd_avx512, swiglu_bwd_avx512, gelu_fwd_avx512, gelu_bwd_avx512,
+                                     geglu_fwd_avx512, geglu_bwd_avx512};
     return isa >= ISA_AVX512 ? &k512 : isa >= ISA_AVX2 ? &k2 : &ref;
 }
 
-void swiglu_fwd(float *out, const float *gate, const float *up, int64_t n) {
-    act_kernels_for((int)isa_active())->swiglu_fwd(out, gate, up, n);
-}
+static const act_kernels *act_active(void) { return act_kernels_for((int)isa_active()); }
+
+void swiglu_fwd(float *out, const float *gate, const float *up, int64_t n) { act_active()->swiglu_fwd(out, gate, up, n); }
 
 void swiglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
     if (!dgate || !dup) swiglu_bwd_ref(dgate, dup, dout, gate, up, n);
-    else act_kernels_for((int)isa_active())->swiglu_bwd(dgate, dup, dout, gate, up, n);
+    else act_active()->swiglu_bwd(dgate, dup, dout, gate, up, n);
 }
 
-void geglu_fwd(float *out, const float *gate, const float *up, int64_t n) {
-    for (int64_t i = 0; i < n; i++) out[i] = gelu1(gate[i]) * up[i];
-}
+void gelu_fwd(float *out, const float *x, int64_t n) { act_active()->gelu_fwd(out, x, n); }
+
+void gelu_bwd(float *dx, const float *dout, const float *x, int64_t n) { act_active()->gelu_bwd(dx, dout, x, n); }
+
+void geglu_fwd(float *out, const float *gate, const float *up, int64_t n) { act_active()->geglu_fwd(out, gate, up, n); }
 
 void geglu_bwd(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
-    for (int64_t i = 0; i < n; i++) {
-        if (dgate) dgate[i] += dout[i] * up[i] * gelu_grad1(gate[i]);
-        if (dup) dup[i] += dout[i] * gelu1(gate[i]);
-    }
+    if (!dgate || !dup) geglu_bwd_ref(dgate, dup, dout, gate, up, n);
+    else act_active()->geglu_bwd(dgate, dup, dout, gate, up, n);
 }

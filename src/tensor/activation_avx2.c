@@ -1,4 +1,5 @@
-// AVX2 (and, recompiled by activation_avx512.c, AVX-512) SwiGLU; twins of the scalar loops in activation.c.
+// AVX2 (and, recompiled by activation_avx512.c, AVX-512) SwiGLU, GELU and GeGLU; twins of the scalar loops in
+// activation.c.
 #include "tensor/activation_kernels.h"
 #include <immintrin.h>
 #include <math.h>
@@ -57,6 +58,67 @@ void KNAME(swiglu_bwd)(float *dgate, float *dup, const float *dout, const float 
     for (; i < n; i++) {
         float g = gate[i], s = 1.0f / (1.0f + expf(-g));
         dgate[i] += dout[i] * up[i] * s * (1.0f + g * (1.0f - s));
+        dup[i] += dout[i] * g * s;
+    }
+}
+
+// GELU (tanh approximation) as x sigmoid(2u), u = k x (1 + c x^2); the tails use activation.c's formulas.
+#define GELU_K 0.7978845608028654f   // sqrt(2/pi)
+#define GELU_C 0.044715f
+
+static inline float gelu_s1(float x) { return 1.0f / (1.0f + expf(-2.0f * (GELU_K * x * (1.0f + GELU_C * x * x)))); }
+static inline float gelu_g1(float x, float s) { return s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * GELU_C * x * x); }
+
+// sigmoid(2u) of x
+static inline vf vgelu_s(vf x) {
+    vf x2 = VMUL(x, x);
+    vf u2 = VMUL(VMUL(x, VSET1(-2.0f * GELU_K)), VFMA(x2, VSET1(GELU_C), VSET1(1.0f)));   // -2u
+    return VDIV(VSET1(1.0f), VADD(VSET1(1.0f), vexp(u2)));
+}
+
+// d/dx of x s(2u): s + 2 x s (1 - s) k (1 + 3c x^2)
+static inline vf vgelu_grad(vf x, vf s) {
+    vf du = VMUL(VSET1(2.0f * GELU_K), VFMA(VMUL(x, x), VSET1(3.0f * GELU_C), VSET1(1.0f)));
+    return VFMA(VMUL(VMUL(x, s), VSUB(VSET1(1.0f), s)), du, s);
+}
+
+void KNAME(gelu_fwd)(float *out, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + W <= n; i += W) {
+        vf v = VLOAD(x + i);
+        VSTORE(out + i, VMUL(v, vgelu_s(v)));
+    }
+    for (; i < n; i++) out[i] = x[i] * gelu_s1(x[i]);
+}
+
+void KNAME(gelu_bwd)(float *dx, const float *dout, const float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + W <= n; i += W) {
+        vf v = VLOAD(x + i);
+        VSTORE(dx + i, VFMA(VLOAD(dout + i), vgelu_grad(v, vgelu_s(v)), VLOAD(dx + i)));
+    }
+    for (; i < n; i++) dx[i] += dout[i] * gelu_g1(x[i], gelu_s1(x[i]));
+}
+
+void KNAME(geglu_fwd)(float *out, const float *gate, const float *up, int64_t n) {
+    int64_t i = 0;
+    for (; i + W <= n; i += W) {
+        vf g = VLOAD(gate + i);
+        VSTORE(out + i, VMUL(VMUL(g, vgelu_s(g)), VLOAD(up + i)));
+    }
+    for (; i < n; i++) out[i] = gate[i] * gelu_s1(gate[i]) * up[i];
+}
+
+void KNAME(geglu_bwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
+    int64_t i = 0;
+    for (; i + W <= n; i += W) {
+        vf g = VLOAD(gate + i), s = vgelu_s(g), d = VLOAD(dout + i);
+        VSTORE(dgate + i, VFMA(VMUL(d, VLOAD(up + i)), vgelu_grad(g, s), VLOAD(dgate + i)));
+        VSTORE(dup + i, VFMA(VMUL(d, g), s, VLOAD(dup + i)));
+    }
+    for (; i < n; i++) {
+        float g = gate[i], s = gelu_s1(g);
+        dgate[i] += dout[i] * up[i] * gelu_g1(g, s);
         dup[i] += dout[i] * g * s;
     }
 }
