@@ -473,6 +473,55 @@ static void test_errors(void) {
     model_free(m);
 }
 
+
+// A tokenizer with fewer tokens than the model's rows (a 32000-token vocabulary in a 262144-row Gemma 3
+// shape): the written token arrays are padded to n_vocab with "[PAD<id>]" tokens of type UNUSED (5),
+// score 0 (llama.cpp refuses a token list shorter than the embedding), the source's entries kept.
+static void test_init_padded_vocab(void) {
+    static const char *const toks[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81" "a", "b", "c"};
+    static const float scores[] = {0.0f, 0.0f, 0.0f, -1.0f, -2.0f, -3.0f};
+    static const int32_t types[] = {2, 3, 3, 1, 1, 1};
+    char vp[400], path[400];
+    snprintf(vp, sizeof vp, "%s/six-tokens.gguf", g_tmp);
+    snprintf(path, sizeof path, "%s/init-padded.gguf", g_tmp);
+    gguf_writer *w = gguf_writer_new();
+    gguf_set_str(w, "general.architecture", "llama");
+    gguf_set_str(w, "tokenizer.ggml.model", "llama");
+    gguf_set_array(w, "tokenizer.ggml.tokens", GGUF_STRING, toks, 6);
+    gguf_set_array(w, "tokenizer.ggml.scores", GGUF_F32, scores, 6);
+    gguf_set_array(w, "tokenizer.ggml.token_type", GGUF_I32, types, 6);
+    gguf_set_u32(w, "tokenizer.ggml.bos_token_id", 1);
+    CHECK(gguf_writer_write(w, vp) == SLLM_OK, "%s", sllm_last_error());
+    gguf_writer_free(w);
+    gguf_file *tok = gguf_open(vp), *g = NULL;
+    CHECK(tok && model_init_write_gguf("tiny-llama", DT_F32, 5, tok, path) == SLLM_OK, "%s", sllm_last_error());
+    if (tok) gguf_close(tok);
+    CHECK((g = gguf_open(path)) != NULL, "%s", sllm_last_error());
+    if (!g) return;
+    const gguf_kv *t = gguf_find(g, "tokenizer.ggml.tokens"), *sc = gguf_find(g, "tokenizer.ggml.scores"),
+                  *ty = gguf_find(g, "tokenizer.ggml.token_type");
+    CHECK(t && sc && ty && t->arr_n == 256 && sc->arr_n == 256 && ty->arr_n == 256, "arrays %llu",
+          t ? (unsigned long long)t->arr_n : 0ULL);
+    if (t && sc && ty && t->arr_n == 256 && sc->arr_n == 256 && ty->arr_n == 256) {
+        int bad = 0;
+        for (uint64_t i = 0; i < 256; i++) {
+            gguf_str s = gguf_arr_str(t, i);
+            char want[32];
+            if (i < 6) snprintf(want, sizeof want, "%s", toks[i]);
+            else snprintf(want, sizeof want, "[PAD%llu]", (unsigned long long)i);
+            double wsc = i < 6 ? scores[i] : 0.0, wty = i < 6 ? types[i] : 5;
+            bad += s.len != strlen(want) || memcmp(s.ptr, want, s.len) != 0 || gguf_arr_num(sc, i) != wsc ||
+                   gguf_arr_num(ty, i) != wty;
+        }
+        CHECK(bad == 0, "%d padded entries differ", bad);
+        CHECK(gguf_get_int(g, "tokenizer.ggml.bos_token_id", 0, NULL) == 1);
+    }
+    gguf_close(g);
+    sllm_model *m = NULL;
+    CHECK(model_load(path, &m) == SLLM_OK && m && m->hp.n_vocab == 256, "%s", sllm_last_error());
+    model_free(m);
+}
+
 static void test_info_and_init(void) {
     // parameter count of tiny-llama by hand: tied embedding + per layer (norms, q, k, v, o, 3 FFN) + final norm
     sllm_model *m = NULL;
@@ -532,6 +581,7 @@ static void test_info_and_init(void) {
     }
     if (g) gguf_close(g);
     if (tok) gguf_close(tok);
+    test_init_padded_vocab();
     CHECK(model_init_write_hf("tiny-gemma3", DT_F16, 11, dir) == SLLM_OK, "%s", sllm_last_error());
     sllm_model *h = NULL;
     CHECK(model_load(dir, &h) == SLLM_OK, "%s", sllm_last_error());

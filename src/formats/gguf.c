@@ -27,6 +27,10 @@ static const char *const g_type_names[] = {"u8", "i8", "u16", "i16", "u32", "i32
                                            "string", "array", "u64", "i64", "f64"};
 static const int g_type_size[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
 
+size_t gguf_type_size(gguf_type t) {
+    return (unsigned)t < sizeof g_type_size / sizeof g_type_size[0] ? (size_t)g_type_size[t] : 0;
+}
+
 static bool type_valid(uint32_t t) { return t <= GGUF_F64; }
 static const char *type_name(uint32_t t) { return type_valid(t) ? g_type_names[t] : "?"; }
 static bool type_numeric(uint32_t t) { return type_valid(t) && t != GGUF_STRING && t != GGUF_ARRAY; }

@@ -83,6 +83,8 @@ void gguf_set_str(gguf_writer *w, const char *key, const char *v);
 // Setting a key again replaces its value. Setter/add errors are reported by gguf_writer_write.
 void gguf_set_scalar(gguf_writer *w, const char *key, gguf_type t, const void *value);
 void gguf_set_array(gguf_writer *w, const char *key, gguf_type elem_type, const void *values, uint64_t n);
+// Bytes of one value of a scalar type (0 for STRING / ARRAY / unknown types).
+size_t gguf_type_size(gguf_type t);
 // Copies every key/value of `src` except those whose key starts with `skip_prefix` (may be NULL).
 void gguf_copy_kv(gguf_writer *w, const gguf_file *src, const char *skip_prefix);
 // Adds a tensor; `data` must stay valid until gguf_writer_write returns (not copied).

@@ -262,12 +262,53 @@ static const mweight *role_weight(const sllm_model *m, tensor_role r, int il) {
 
 // ---------------------------------------------------------------- GGUF writer
 
-static void copy_tokenizer_keys(gguf_writer *w, const gguf_file *src) {
+// The per-token arrays of a tokenizer, padded to the model's n_vocab rows when the source is shorter
+// (a 32000-token vocabulary in a 262144-row model): llama.cpp refuses a file whose token list is
+// shorter than its embedding. Padding: "[PAD<id>]" tokens of type UNUSED (5) and score 0, as
+// conversions of padded vocabularies write them.
+static bool is_token_array(const char *key) {
+    return !strcmp(key, "tokenizer.ggml.tokens") || !strcmp(key, "tokenizer.ggml.scores") ||
+           !strcmp(key, "tokenizer.ggml.token_type");
+}
+
+static void copy_string_array(gguf_writer *w, const char *key, const gguf_kv *kv, uint64_t n) {
+    char **strs = calloc(n ? n : 1, sizeof *strs);
+    bool ok = strs != NULL;
+    for (uint64_t j = 0; ok && j < n; j++) {
+        if (j < kv->arr_n) {
+            gguf_str s = gguf_arr_str(kv, j);
+            ok = (strs[j] = strndup(s.ptr, (size_t)s.len)) != NULL;
+        } else {
+            char pad[32];
+            snprintf(pad, sizeof pad, "[PAD%llu]", (unsigned long long)j);
+            ok = (strs[j] = strdup(pad)) != NULL;
+        }
+    }
+    if (ok) gguf_set_array(w, key, GGUF_STRING, (const char *const *)strs, n);
+    for (uint64_t j = 0; strs && j < n; j++) free(strs[j]);
+    free(strs);
+}
+
+static void copy_value_array(gguf_writer *w, const char *key, const gguf_kv *kv, uint64_t n) {
+    size_t es = gguf_type_size(kv->arr_type);
+    if (n == kv->arr_n || es == 0) { gguf_set_array(w, key, kv->arr_type, kv->data, kv->arr_n); return; }
+    char *v = calloc(n, es);   // scores 0.0f (all-zero bits)
+    if (!v) return;
+    memcpy(v, kv->data, kv->arr_n * es);
+    if (!strcmp(key, "tokenizer.ggml.token_type") && kv->arr_type == GGUF_I32)
+        for (uint64_t j = kv->arr_n; j < n; j++) ((int32_t *)v)[j] = 5;   // UNUSED
+    gguf_set_array(w, key, kv->arr_type, v, n);
+    free(v);
+}
+
+static void copy_tokenizer_keys(gguf_writer *w, const gguf_file *src, int64_t n_vocab) {
     for (int64_t i = 0; i < src->n_kv; i++) {
         const gguf_kv *kv = &src->kv[i];
         if (kv->key.len < 10 || memcmp(kv->key.ptr, "tokenizer.", 10) != 0) continue;
         char *key = strndup(kv->key.ptr, (size_t)kv->key.len);
         if (!key) continue;
+        uint64_t n = kv->type == GGUF_ARRAY ? kv->arr_n : 0;
+        if (kv->type == GGUF_ARRAY && is_token_array(key) && (int64_t)n < n_vocab) n = (uint64_t)n_vocab;
         if (kv->type == GGUF_STRING) {
             char *s = strndup(kv->v.s.ptr, (size_t)kv->v.s.len);
             if (s) gguf_set_str(w, key, s);
@@ -275,17 +316,9 @@ static void copy_tokenizer_keys(gguf_writer *w, const gguf_file *src) {
         } else if (kv->type != GGUF_ARRAY) {
             gguf_set_scalar(w, key, kv->type, kv->data);
         } else if (kv->arr_type == GGUF_STRING) {
-            char **strs = calloc(kv->arr_n ? kv->arr_n : 1, sizeof *strs);
-            bool ok = strs != NULL;
-            for (uint64_t j = 0; ok && j < kv->arr_n; j++) {
-                gguf_str s = gguf_arr_str(kv, j);
-                ok = (strs[j] = strndup(s.ptr, (size_t)s.len)) != NULL;
-            }
-            if (ok) gguf_set_array(w, key, GGUF_STRING, (const char *const *)strs, kv->arr_n);
-            for (uint64_t j = 0; strs && j < kv->arr_n; j++) free(strs[j]);
-            free(strs);
+            copy_string_array(w, key, kv, n);
         } else if (kv->arr_type != GGUF_ARRAY) {
-            gguf_set_array(w, key, kv->arr_type, kv->data, kv->arr_n);
+            copy_value_array(w, key, kv, n);
         }
         free(key);
     }
@@ -358,7 +391,7 @@ int model_save_gguf(const sllm_model *m, const char *path, int out_type, const g
     // llama.cpp derives the attention scale from head_dim; write it only when it differs
     if (fabsf(h->attn_scale * sqrtf((float)h->head_dim) - 1.0f) > 1e-6f) gguf_set_f32(w, K("attention.scale"), h->attn_scale);
 #undef K
-    if (tokenizer_src) copy_tokenizer_keys(w, tokenizer_src);
+    if (tokenizer_src) copy_tokenizer_keys(w, tokenizer_src, h->n_vocab);
 
     char name[160];
     for (const arch_tensor *t = a->tensors; t->role != TR_COUNT && !rc; t++) {
