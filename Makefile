@@ -57,6 +57,9 @@ $(BUILD)/pingpong: bench/pingpong.c
 	$(CC) $(CFLAGS) -o $@ $< -pthread
 bench: all $(BUILD)/pingpong
 	@BUILD=$(BUILD) bench/run-bench.sh
+	@# the other families at Q8_0 / Q4_0 (Gemma's file with the llama-spm vocabulary padded to its 262144 rows)
+	@BUILD=$(BUILD) BENCH_TAG=families BENCH_MODELS="gemma3:gemma-3-1b:llama-spm gpt2:gpt2-124m:gpt-2 qwen2:qwen2.5-0.5b:qwen2" \
+		BENCH_TYPES="$${BENCH_FAMILY_TYPES:-q8_0 q4_0}" bench/run-bench.sh
 	@# on an AVX-512 CPU, also as on one without it (both engines at AVX2: most laptops)
 	@if grep -qw avx512f /proc/cpuinfo; then BUILD=$(BUILD) BENCH_ISA=avx2 BENCH_TYPES="$${BENCH_TYPES:-f16 q8_0 q4_0 q4_k_m}" bench/run-bench.sh; fi
 	@BUILD=$(BUILD) bench/bench_train.sh

@@ -9,6 +9,8 @@
 # itself, before and after each of its repetitions, so every row's share is against same-run figures (the machine's
 # bandwidth drifts with the other tenants). Writes build/bench/results.jsonl and
 # build/bench/performance-table.md (copy the table into docs/performance.md by hand).
+# BENCH_MODELS="ARCH:PRESET:VOCAB ...", BENCH_TYPES: other rows (make bench also runs the other families:
+# Gemma 3 1B, GPT-2 124M, Qwen2.5 0.5B, into *-families.* files).
 # BENCH_ISA=avx2: the same comparison as on a CPU without AVX-512 (most laptops): sllm with
 # SLLM_ISA=avx2, llama.cpp with only its AVX2 ("haswell") CPU backend to load; writes *-avx2.* files.
 set -euo pipefail
@@ -29,7 +31,7 @@ TYPES=${BENCH_TYPES:-"f16 q8_0 q4_0 q4_k_m q5_k_m"}
 FIX=${SLLM_FIXTURES:-../shared/fixtures}
 
 ISA=${BENCH_ISA:-}
-SUF=${ISA:+-$ISA}
+SUF=${BENCH_TAG:+-$BENCH_TAG}${ISA:+-$ISA}   # BENCH_TAG: a name for this run's files (results-TAG.jsonl, ...)
 LLB=""
 if ORA=$(scripts/llamacpp-oracle.sh 2>/dev/null); then LLB="$ORA/run-bench.sh"
 else echo "bench: llama.cpp oracle unavailable (../shared/oracles); measuring sllm only"; fi
@@ -66,7 +68,11 @@ for spec in $MODELS; do
             r0=$(rt)
             s=$($SLLM bench -m "$m" -p "$P" -n "$N" -t "$TH" -r "$REPS" --roofline --json)
             r1=$(rt)
-            l='{}'; [ -n "$LLB" ] && l=$($LLB "$m" "$P" "$N" "$TH" "$REPS" 2>/dev/null | tail -1)
+            l='{}'   # (llama.cpp refusing a file leaves its columns empty instead of ending the run)
+            if [ -n "$LLB" ]; then
+                l=$($LLB "$m" "$P" "$N" "$TH" "$REPS" 2>/dev/null | tail -1) || l='{}'
+                case $l in '{'*'}') ;; *) echo "bench: llama.cpp could not run $m" >&2; l='{}';; esac
+            fi
             r2=$(rt)
             pairs="$pairs${pairs:+,}{\"core_rt_ns\":[$r0,$r1,$r2],\"sllm\":$s,\"llamacpp\":$l}"
         done

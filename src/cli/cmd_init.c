@@ -14,7 +14,8 @@ static void init_help(void) {
            "Writes a model with N(0, 0.02) random weights in the shape of a real model. OUT ending in .gguf\n"
            "writes GGUF (loads in llama.cpp); otherwise OUT is a Hugging Face directory (config.json +\n"
            "model.safetensors). --vocab copies the tokenizer of a GGUF file (e.g. a llama.cpp vocab file)\n"
-           "into the model, growing the vocabulary to fit it; --vocab bytes gives it a byte-level tokenizer\n"
+           "into the model, growing the vocabulary to fit it (a shorter tokenizer is padded with unused\n"
+           "[PAD<id>] tokens to the preset's vocabulary); --vocab bytes gives it a byte-level tokenizer\n"
            "(256 bytes + <|endoftext|> <|im_start|> <|im_end|>, ChatML template) for training from scratch.\n"
            "--arch, when given, must match the preset.\n"
            "\npresets:");
