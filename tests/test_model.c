@@ -757,9 +757,9 @@ static void test_packed(void) {
             model_free(b);
         }
     static const dtype ktypes[] = {DT_Q4_K, DT_Q5_K, DT_Q6_K};
-    for (int ki = 0; ki < 3; ki++) {   // K-quants (rows of 256: small-llama): packed prefill within 1e-5 of
-        // the unpacked model (the per-row dot kernels sum in another order), token-by-token decode within
-        // 1e-5 of the packed prefill
+    for (int ki = 0; ki < 3; ki++) {   // K-quants (rows of 256: small-llama): packed prefill near the
+        // unpacked model's (the per-row dot kernels sum in another order: see below), token-by-token
+        // decode within 1e-5 of the packed prefill
         model_init_opts o = {.preset = "small-llama", .type = ktypes[ki], .seed = 78, .std = 0.15f, .perturb = true};
         const char *kn = dtype_get(ktypes[ki])->name;
         sllm_model *a = NULL, *b = NULL;
@@ -770,8 +770,14 @@ static void test_packed(void) {
             size_t n = (size_t)T * a->hp.n_vocab;
             float *la = run_logits(a, g_ids, T, T, NULL), *lb = run_logits(b, g_ids, T, T, pool);
             float *ld = run_logits(b, g_ids, T, 1, pool);
-            CHECK(la && lb && rel_err(lb, la, n) <= 1e-5, "small-llama %s: packed prefill vs unpacked rel err %.3g",
-                  kn, la && lb ? rel_err(lb, la, n) : -1.0);
+            // K-quant products quantize their activations to Q8_K, so the last-bit differences of packed and
+            // unpacked sums can move an activation across a rounding boundary: one step of 1/127 of its
+            // block's max, which this chaotic 2-layer model (std 0.15) carries to ~1e-2 of the logits and
+            // sometimes another greedy token. Which inputs flip is luck: std 0.05 Q4_K and 0.08 Q6_K did
+            // with the per-query attention too, 0.15 Q6_K with the tiled one. So the logits are held to 5e-2
+            // (a wrong layout or scale is O(1)); test_matmul checks each packed K-quant product tightly.
+            double epu = la && lb ? rel_err(lb, la, n) : -1.0;
+            CHECK(epu >= 0 && epu <= 5e-2, "small-llama %s: packed prefill vs unpacked rel err %.3g", kn, epu);
             CHECK(lb && ld && rel_err(ld, lb, n) <= 1e-5, "small-llama %s: packed decode vs prefill rel err %.3g",
                   kn, lb && ld ? rel_err(ld, lb, n) : -1.0);
             int same = 1;

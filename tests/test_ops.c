@@ -939,6 +939,89 @@ static void test_attention_decode_split(void) {
     CHECK(zero, "decode split with no visible key: not zeros");
 }
 
+// Prefill tile kernels (attn_kernels.tile_scores / tile_accum / keys_t / rows_h) against their scalar
+// twins: 8 rows against blocks of 1..64 keys, D multiples of 16 (16..256). Scores and sums within 1e-5
+// of the twins' (normwise relative; each sums D or n products in another order); the transpose and the
+// f16 widening exact.
+static void test_tile_kernels(void) {
+    const attn_kernels *ref = attn_kernels_for(ISA_SCALAR), *kn = attn_kernels_for(ISA_AVX512);
+    if (isa_detect() < ISA_AVX512 || !kn->tiles) { SKIP("tile kernels: this CPU lacks AVX-512"); return; }
+    int Ds[] = {16, 48, 64, 128, 256}, ns[] = {1, 5, 16, 31, 32, 33, 63, 64};
+    double worst = 0;
+    int exact = 1;
+    for (size_t a = 0; a < sizeof Ds / sizeof *Ds; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof *ns; b++) {
+            int D = Ds[a], n = ns[b], n32 = (n + 31) / 32 * 32;
+            const int R = ATT_TILE_ROWS, TK = ATT_TILE_KEYS;
+            float *q = rnd(R * D, 1.0f, 0), *kb = calloc((size_t)TK * D, 4), *vb = rnd(TK * D, 1.0f, 0);
+            float *kt1 = calloc((size_t)TK * D, 4), *kt2 = calloc((size_t)TK * D, 4);
+            float *s1 = calloc((size_t)R * TK, 4), *s2 = calloc((size_t)R * TK, 4), *pr = rnd(R * TK, 1.0f, 0);
+            float *o1 = rnd(R * D, 1.0f, 0), *o2 = dup_f(o1, R * D);
+            float *kr = rnd(n * D, 1.0f, 0);
+            memcpy(kb, kr, (size_t)n * D * 4);
+            ref->keys_t(kt1, kb, n32, D);
+            kn->keys_t(kt2, kb, n32, D);
+            exact &= !memcmp(kt1, kt2, (size_t)TK * D * 4);
+            for (int i = 0; i < n && exact; i++)
+                for (int d = 0; d < D; d++) exact &= kt1[d * TK + i] == kb[i * D + d];
+            ref->tile_scores(s1, q, kt1, n, D);
+            kn->tile_scores(s2, q, kt1, n, D);
+            for (int m = 0; m < R; m++) worst = fmax(worst, rel_err(s2 + m * TK, s1 + m * TK, n));
+            ref->tile_accum(o1, pr, vb, n, D);
+            kn->tile_accum(o2, pr, vb, n, D);
+            worst = fmax(worst, rel_err(o2, o1, R * D));
+            // f16 rows ks apart, widened
+            int64_t ks = D + 16;
+            uint16_t *h = malloc(sizeof(uint16_t) * (size_t)(n * ks));
+            float *src = rnd(n * ks, 2.0f, 0), *w1 = malloc((size_t)n * D * 4), *w2 = malloc((size_t)n * D * 4);
+            f32_to_f16_row_ref(src, h, n * ks);
+            ref->rows_h(w1, h, ks, n, D);
+            kn->rows_h(w2, h, ks, n, D);
+            exact &= !memcmp(w1, w2, (size_t)n * D * 4) && w1[(n - 1) * D + D - 1] == f16_to_f32(h[(n - 1) * ks + D - 1]);
+            free(q); free(kb); free(vb); free(kt1); free(kt2); free(s1); free(s2); free(pr); free(o1); free(o2);
+            free(kr); free(h); free(src); free(w1); free(w2);
+        }
+    CHECK(worst < 1e-5, "tile kernels vs scalar: relative error %.3g", worst);
+    CHECK(exact, "tile transpose / f16 widening differ from the scalar twins");
+}
+
+// The tiled prefill (no stored probabilities, AVX-512) against the per-query path that stores them (the
+// oracle-checked one): heads per kv head 1 / 2 / 4 / 8, D 16..256, several passes of queries (D 256:
+// 128 rows a pass), a cache ahead of the queries, sliding windows, soft caps, f16 caches; within 1e-5.
+static void test_tiled_prefill(void) {
+    if (isa_detect() < ISA_AVX512) { SKIP("tiled prefill: this CPU lacks AVX-512"); return; }
+    struct { int T, S, Hq, Hkv, D, window; float cap; int f16; } cs[] = {
+        {9, 9, 2, 2, 16, 0, 0, 0},       {37, 50, 4, 2, 64, 0, 0, 0},   {130, 130, 8, 2, 128, 0, 0, 1},
+        {300, 300, 4, 4, 256, 0, 0, 0}, {70, 90, 8, 1, 64, 16, 0, 1},  {41, 41, 16, 2, 48, 0, 30.0f, 0},
+        {200, 260, 4, 1, 256, 100, 0, 1}, {8, 8, 1, 1, 32, 3, 0, 0},   {150, 150, 6, 3, 128, 0, 0, 1},
+    };
+    isa_level keep = isa_active();
+    isa_force(ISA_AVX512);
+    for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+        int T = cs[c].T, S = cs[c].S, Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D;
+        attn_params p = {1.0f / sqrtf((float)D), cs[c].window, cs[c].cap, NULL, cs[c].f16};
+        float *q = rnd((int64_t)T * Hq * D, 1.5f, 0), *k = rnd((int64_t)S * Hkv * D, 1.5f, 0), *v = rnd((int64_t)S * Hkv * D, 1.0f, 0);
+        float *want = malloc(sizeof(float) * (size_t)T * Hq * D), *got = malloc(sizeof(float) * (size_t)T * Hq * D);
+        float *att = malloc(sizeof(float) * (size_t)Hq * T * S);
+        const void *kk = k, *vv = v;
+        uint16_t *kh = NULL, *vh = NULL;
+        if (p.kv_f16) {
+            kh = malloc(sizeof(uint16_t) * (size_t)S * Hkv * D);
+            vh = malloc(sizeof(uint16_t) * (size_t)S * Hkv * D);
+            f32_to_f16_row_ref(k, kh, (int64_t)S * Hkv * D);
+            f32_to_f16_row_ref(v, vh, (int64_t)S * Hkv * D);
+            kk = kh;
+            vv = vh;
+        }
+        attention_fwd_heads(want, att, q, kk, vv, T, S, Hq, Hkv, D, S - T, &p, 0, Hq);
+        attention_fwd_heads(got, NULL, q, kk, vv, T, S, Hq, Hkv, D, S - T, &p, 0, Hq);
+        double e = rel_err(got, want, (int64_t)T * Hq * D);
+        CHECK(e < 1e-5, "tiled prefill case %zu (T %d S %d heads %d/%d D %d): rel err %.3g", c, T, S, Hq, Hkv, D, e);
+        free(q); free(k); free(v); free(want); free(got); free(att); free(kh); free(vh);
+    }
+    isa_force(keep);
+}
+
 static void test_attention_consistency(void) {
     enum { T = 9, Hq = 6, Hkv = 3, D = 20 };
     int32_t doc[T] = {0, 0, 0, 0, 4, 4, 4, 4, 4};
@@ -1055,6 +1138,8 @@ int main(void) {
     test_rope_identities();
     test_attention_consistency();
     test_attention_decode_split();
+    test_tile_kernels();
+    test_tiled_prefill();
     test_edges();
     if (!getenv("SLLM_ASAN")) bench_attention();
     free_cases();

@@ -285,7 +285,7 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     } else {
         rotate_rows(&job, s->q, s->q, T, Hq, &w[TR_ATTN_Q_NORM]);
         append_kv(&job);
-        job.chunk = T < 16 ? T : 16;
+        job.chunk = (int)attention_prefill_chunk(T, Hkv, tpool_size(s->pool));
         job.n_chunks = (T + job.chunk - 1) / job.chunk;
         job.hpt = Hq / Hkv;
         if ((int64_t)Hkv * job.n_chunks < 4 * (int64_t)tpool_size(s->pool)) job.hpt = 1;

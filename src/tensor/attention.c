@@ -12,6 +12,7 @@
 #include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define LANES 8
@@ -129,6 +130,27 @@ static double attn_expsum_ref(float *sc, int n, float m) {
     return s;
 }
 
+static void attn_tile_scores_ref(float *sc, const float *q, const float *kt, int n, int D) {
+    for (int m = 0; m < ATT_TILE_ROWS; m++)
+        for (int i = 0; i < n; i++) {
+            float s = 0.0f;
+            for (int d = 0; d < D; d++) s += q[(int64_t)m * D + d] * kt[(int64_t)d * ATT_TILE_KEYS + i];
+            sc[m * ATT_TILE_KEYS + i] = s;
+        }
+}
+static void attn_keys_t_ref(float *kt, const float *kb, int n, int D) {
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < D; d++) kt[(int64_t)d * ATT_TILE_KEYS + i] = kb[(int64_t)i * D + d];
+}
+static void attn_tile_accum_ref(float *o, const float *p, const float *vb, int n, int D) {
+    for (int m = 0; m < ATT_TILE_ROWS; m++)
+        for (int i = 0; i < n; i++) axpy_f32(o + (int64_t)m * D, p[m * ATT_TILE_KEYS + i], vb + (int64_t)i * D, D);
+}
+static void attn_rows_h_ref(float *dst, const uint16_t *src, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < D; d++) dst[(int64_t)i * D + d] = f16_to_f32(src[(int64_t)i * ks + d]);
+}
+
 static attn_kernels g_tab[3];
 static atomic_int g_tab_ready;
 
@@ -139,7 +161,8 @@ const attn_kernels *attn_kernels_for(int isa) {
         t[0] = (attn_kernels){attn_scores_ref,    attn_accum_ref,    attn_scores_h_ref,  attn_accum_h_ref,
                               attn_scores_g_ref,  attn_accum_g_ref,  attn_scores_gh_ref, attn_accum_gh_ref,
                               attn_scale_max_ref, attn_expsum_ref, attn_scores_rows_ref, attn_accum_rows_ref,
-                              attn_scores_rowsh_ref, attn_accum_rowsh_ref};
+                              attn_scores_rowsh_ref, attn_accum_rowsh_ref, attn_tile_scores_ref,
+                              attn_tile_accum_ref, attn_rows_h_ref, attn_keys_t_ref, 0};
         t[1] = t[2] = t[0];
         isa_level d = isa_detect();
         if (d >= ISA_AVX2) { attn_kernels_avx2(&t[1]); t[2] = t[1]; }
@@ -274,6 +297,130 @@ static void attend_online(const attn_kernels *kn, float *o, const float *q, int 
         if (l[j] > 0) scale_f32(o + (int64_t)j * D, (float)(1.0 / l[j]), D);
 }
 
+// Rows of q / out a pass of attend_tiles holds (the q copies and the outputs, 2 x rows x D floats).
+#define TILE_PASS_FLOATS 65536
+
+// The tile-row state of one pass of attend_tiles: rows r = (query t0 + r / nh, head h + r % nh).
+typedef struct {
+    float *q, *o, *kb, *kt, *vb, *mx;
+    double *l;
+    int64_t *lo, *hi;   // per query of the pass: its visible keys
+} tile_pass;
+
+// One block of n keys from b0 (widened in kb / vb) through the 8 rows from r0: scores, each row's
+// online-softmax step over the part of the block it sees (the rest of its scores zeroed), the values.
+static void tile_block(const attn_kernels *kn, const tile_pass *tp, float *sc, int r0, int nh, int nrows, int64_t b0,
+                       int n, int D, const attn_params *p) {
+    kn->tile_scores(sc, tp->q + (int64_t)r0 * D, tp->kt, n, D);
+    for (int m = 0; m < ATT_TILE_ROWS; m++) {
+        int r = r0 + m;
+        float *sj = sc + m * ATT_TILE_KEYS;
+        int64_t a = r < nrows ? tp->lo[r / nh] - b0 : n, b = r < nrows ? tp->hi[r / nh] - b0 : -1;
+        a = a < 0 ? 0 : a;
+        b = b > n - 1 ? n - 1 : b;
+        if (b < a) { memset(sj, 0, (size_t)n * sizeof(float)); continue; }
+        float bm = finish_scores(kn, sj + a, (int)(b - a + 1), p);
+        memset(sj, 0, (size_t)a * sizeof(float));
+        memset(sj + b + 1, 0, (size_t)(n - 1 - b) * sizeof(float));
+        if (bm > tp->mx[r]) {
+            if (tp->mx[r] != -INFINITY) {
+                float f = expf(tp->mx[r] - bm);
+                tp->l[r] *= f;
+                scale_f32(tp->o + (int64_t)r * D, f, D);
+            }
+            tp->mx[r] = bm;
+        }
+        tp->l[r] += kn->expsum(sj + a, (int)(b - a + 1), tp->mx[r]);
+    }
+    kn->tile_accum(tp->o + (int64_t)r0 * D, sc, tp->vb, n, D);
+}
+
+// K / V rows [b0, b0 + n) of one kv head as contiguous f32 rows of D.
+static void widen_rows(const attn_kernels *kn, float *dst, const void *src, int64_t b0, int n, int64_t ks, int D,
+                       const attn_params *p) {
+    if (p->kv_f16) { kn->rows_h(dst, (const uint16_t *)src + b0 * ks, ks, n, D); return; }
+    for (int i = 0; i < n; i++) memcpy(dst + (int64_t)i * D, (const float *)src + (b0 + i) * ks, (size_t)D * sizeof(float));
+}
+
+// Queries [t0, t1) of q heads [h, h + nh) (one kv head): their rows copied into the pass, every block of
+// keys any of them sees widened once and taken by each tile of 8 rows that sees part of it.
+static void tile_pass_run(const attn_kernels *kn, const tile_pass *tp, float *out, const float *q, int64_t t0,
+                          int64_t t1, int64_t S, int Hq, int h, int nh, const void *kh, const void *vh, int64_t ks,
+                          int D, int64_t q_pos0, const attn_params *p) {
+    int nrows = (int)(t1 - t0) * nh, rows = (nrows + ATT_TILE_ROWS - 1) / ATT_TILE_ROWS * ATT_TILE_ROWS;
+    int64_t kmin = S, kmax = -1;
+    for (int64_t t = t0; t < t1; t++) {
+        attn_key_band(t, S, q_pos0, p, &tp->lo[t - t0], &tp->hi[t - t0]);
+        if (tp->hi[t - t0] < tp->lo[t - t0]) continue;
+        kmin = tp->lo[t - t0] < kmin ? tp->lo[t - t0] : kmin;
+        kmax = tp->hi[t - t0] > kmax ? tp->hi[t - t0] : kmax;
+        memcpy(tp->q + (t - t0) * nh * D, q + (t * Hq + h) * (int64_t)D, (size_t)nh * D * sizeof(float));
+    }
+    memset(tp->q + (int64_t)nrows * D, 0, (size_t)(rows - nrows) * D * sizeof(float));
+    memset(tp->o, 0, (size_t)rows * D * sizeof(float));
+    for (int r = 0; r < rows; r++) { tp->mx[r] = -INFINITY; tp->l[r] = 0.0; }
+    float sc[ATT_TILE_ROWS * ATT_TILE_KEYS];
+    // blocks at multiples of ATT_TILE_KEYS: a row's sums do not depend on which rows share its pass
+    for (int64_t b0 = kmin / ATT_TILE_KEYS * ATT_TILE_KEYS; b0 <= kmax; b0 += ATT_TILE_KEYS) {
+        int n = (int)(kmax - b0 + 1 < ATT_TILE_KEYS ? kmax - b0 + 1 : ATT_TILE_KEYS);
+        widen_rows(kn, tp->kb, kh, b0, n, ks, D, p);
+        int n32 = (n + 31) / 32 * 32;   // the keys the score kernel reads: zero rows past n
+        memset(tp->kb + (int64_t)n * D, 0, (size_t)(n32 - n) * D * sizeof(float));
+        kn->keys_t(tp->kt, tp->kb, n32, D);
+        widen_rows(kn, tp->vb, vh, b0, n, ks, D, p);
+        for (int r0 = 0; r0 < nrows; r0 += ATT_TILE_ROWS) {
+            int64_t qa = r0 / nh, qb = (r0 + ATT_TILE_ROWS < nrows ? r0 + ATT_TILE_ROWS : nrows) - 1;
+            qb /= nh;
+            int64_t lo = S, hi = -1;   // the keys the tile's queries see
+            for (int64_t t = qa; t <= qb; t++) {
+                if (tp->hi[t] < tp->lo[t]) continue;
+                lo = tp->lo[t] < lo ? tp->lo[t] : lo;
+                hi = tp->hi[t] > hi ? tp->hi[t] : hi;
+            }
+            if (hi < b0 || lo > b0 + n - 1) continue;
+            tile_block(kn, tp, sc, r0, nh, nrows, b0, n, D, p);
+        }
+    }
+    for (int r = 0; r < nrows; r++) {
+        float *o = out + ((t0 + r / nh) * Hq + h + r % nh) * (int64_t)D;
+        if (tp->l[r] > 0) {
+            float inv = (float)(1.0 / tp->l[r]);
+            for (int d = 0; d < D; d++) o[d] = tp->o[(int64_t)r * D + d] * inv;
+        } else {
+            memset(o, 0, (size_t)D * sizeof(float));
+        }
+    }
+}
+
+// Prefill without stored probabilities for nh q heads of one kv head (nh divides ATT_TILE_ROWS): passes of
+// queries whose rows fit TILE_PASS_FLOATS, each as tile_pass_run. Returns -1 (nothing written) when
+// its buffers cannot be had.
+static int attend_tiles(const attn_kernels *kn, float *out, const float *q, int64_t T, int64_t S, int Hq, int h,
+                        int nh, const void *kh, const void *vh, int64_t ks, int D, int64_t q_pos0,
+                        const attn_params *p) {
+    int rows = TILE_PASS_FLOATS / 2 / D / ATT_TILE_ROWS * ATT_TILE_ROWS;
+    if (rows < ATT_TILE_ROWS) rows = ATT_TILE_ROWS;
+    int64_t qc = rows / nh;   // queries a pass
+    if (qc > T) { qc = T; rows = (int)((T * nh + ATT_TILE_ROWS - 1) / ATT_TILE_ROWS * ATT_TILE_ROWS); }
+    size_t fl = (size_t)rows * D * 2 + (size_t)ATT_TILE_KEYS * D * 3 + (size_t)rows;
+    char *buf = malloc(fl * sizeof(float) + (size_t)rows * sizeof(double) + (size_t)qc * 2 * sizeof(int64_t));
+    if (!buf) return -1;
+    tile_pass tp;
+    tp.l = (double *)buf;
+    tp.lo = (int64_t *)(tp.l + rows);
+    tp.hi = tp.lo + qc;
+    tp.q = (float *)(tp.hi + qc);
+    tp.o = tp.q + (size_t)rows * D;
+    tp.kb = tp.o + (size_t)rows * D;
+    tp.kt = tp.kb + (size_t)ATT_TILE_KEYS * D;
+    tp.vb = tp.kt + (size_t)ATT_TILE_KEYS * D;
+    tp.mx = tp.vb + (size_t)ATT_TILE_KEYS * D;
+    for (int64_t t0 = 0; t0 < T; t0 += qc)
+        tile_pass_run(kn, &tp, out, q, t0, t0 + qc < T ? t0 + qc : T, S, Hq, h, nh, kh, vh, ks, D, q_pos0, p);
+    free(buf);
+    return 0;
+}
+
 void attention_fwd_heads(float *out, float *att, const float *q, const void *k, const void *v,
                          int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
                          int h0, int h1) {
@@ -286,6 +433,13 @@ void attention_fwd_heads(float *out, float *att, const float *q, const void *k, 
         int hend = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
         if (hend - h > HEAD_RUN) hend = h + HEAD_RUN;
         const void *kh = kv_at(k, (int64_t)kvh * D, p), *vh = kv_at(v, (int64_t)kvh * D, p);
+        // without stored probabilities or documents, at a level with tile kernels: tiles of 8 query rows
+        int nh = hend - h;
+        if (!att && !p->doc_start && kn->tiles && D % 16 == 0 && ATT_TILE_ROWS % nh == 0 &&
+            attend_tiles(kn, out, q, T, S, Hq, h, nh, kh, vh, ks, D, q_pos0, p) == 0) {
+            h = hend;
+            continue;
+        }
         for (int64_t t = 0; t < T; t++) {
             const float *qt = q + (t * Hq + h) * (int64_t)D;
             float *ot = out + (t * Hq + h) * (int64_t)D;
@@ -303,6 +457,13 @@ void attention_fwd_heads(float *out, float *att, const float *q, const void *k, 
         }
         h = hend;
     }
+}
+
+int64_t attention_prefill_chunk(int64_t T, int Hkv, int nthreads) {
+    if (!attn_kernels_active()->tiles) return T < 16 ? T : 16;
+    int64_t c = 128;
+    while (c > 16 && (int64_t)Hkv * ((T + c - 1) / c) < 8 * (int64_t)nthreads) c /= 2;
+    return c < T ? c : T;
 }
 
 // Keys per block of the decode parts, and scores kept on the stack per block (every head's).

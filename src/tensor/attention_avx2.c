@@ -174,7 +174,124 @@ static float KNAME(attn_scale_max)(float *sc, int n, float scale) {
     return m;
 }
 
+#ifdef ATT_AVX512
+// 8 rows x 32 keys in 16 registers: per element d of the rows, two vectors of kt and a broadcast q_m[d]
+// per row.
+static void attn_tile_scores_avx512(float *sc, const float *q, const float *kt, int n, int D) {
+    for (int i0 = 0; i0 < n; i0 += 32) {
+        __m512 a[16];
+#pragma GCC unroll 16
+        for (int s = 0; s < 16; s++) a[s] = _mm512_setzero_ps();
+        for (int d = 0; d < D; d++) {
+            __m512 k0 = _mm512_loadu_ps(kt + (int64_t)d * ATT_TILE_KEYS + i0);
+            __m512 k1 = _mm512_loadu_ps(kt + (int64_t)d * ATT_TILE_KEYS + i0 + 16);
+#pragma GCC unroll 8
+            for (int m = 0; m < ATT_TILE_ROWS; m++) {
+                __m512 qb = _mm512_set1_ps(q[(int64_t)m * D + d]);
+                a[2 * m] = _mm512_fmadd_ps(qb, k0, a[2 * m]);
+                a[2 * m + 1] = _mm512_fmadd_ps(qb, k1, a[2 * m + 1]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int m = 0; m < ATT_TILE_ROWS; m++) {
+            _mm512_storeu_ps(sc + m * ATT_TILE_KEYS + i0, a[2 * m]);
+            _mm512_storeu_ps(sc + m * ATT_TILE_KEYS + i0 + 16, a[2 * m + 1]);
+        }
+    }
+}
+
+// 16 x 16 floats transposed: dst row c = column c of the src rows (unpacks within 128-bit lanes, then
+// lane shuffles).
+static inline void transpose16(float *dst, int64_t ds, const float *src, int64_t ss) {
+    __m512 r[16], t[16], u[16], v[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + i * ss);
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; g++) {
+        const __m512 *T = t + 4 * g;
+        __m512 *U = u + 4 * g;
+        U[0] = _mm512_shuffle_ps(T[0], T[2], 0x44);
+        U[1] = _mm512_shuffle_ps(T[0], T[2], 0xEE);
+        U[2] = _mm512_shuffle_ps(T[1], T[3], 0x44);
+        U[3] = _mm512_shuffle_ps(T[1], T[3], 0xEE);
+    }
+    for (int g = 0; g < 2; g++)
+        for (int k = 0; k < 4; k++) {
+            v[8 * g + k] = _mm512_shuffle_f32x4(u[8 * g + k], u[8 * g + 4 + k], 0x88);
+            v[8 * g + 4 + k] = _mm512_shuffle_f32x4(u[8 * g + k], u[8 * g + 4 + k], 0xDD);
+        }
+    for (int k = 0; k < 8; k++) {
+        _mm512_storeu_ps(dst + k * ds, _mm512_shuffle_f32x4(v[k], v[8 + k], 0x88));
+        _mm512_storeu_ps(dst + (k + 8) * ds, _mm512_shuffle_f32x4(v[k], v[8 + k], 0xDD));
+    }
+}
+
+static void attn_keys_t_avx512(float *kt, const float *kb, int n, int D) {
+    for (int i0 = 0; i0 < n; i0 += 16)
+        for (int d0 = 0; d0 < D; d0 += 16) transpose16(kt + (int64_t)d0 * ATT_TILE_KEYS + i0, ATT_TILE_KEYS, kb + (int64_t)i0 * D + d0, D);
+}
+
+// 8 rows x 32 columns of o in 16 registers while the n value rows stream past (16 columns at the end
+// when D is an odd multiple of 16).
+static void attn_tile_accum_avx512(float *o, const float *p, const float *vb, int n, int D) {
+    int d0 = 0;
+    for (; d0 + 32 <= D; d0 += 32) {
+        __m512 a[16];
+#pragma GCC unroll 8
+        for (int m = 0; m < ATT_TILE_ROWS; m++) {
+            a[2 * m] = _mm512_loadu_ps(o + (int64_t)m * D + d0);
+            a[2 * m + 1] = _mm512_loadu_ps(o + (int64_t)m * D + d0 + 16);
+        }
+        for (int i = 0; i < n; i++) {
+            __m512 v0 = _mm512_loadu_ps(vb + (int64_t)i * D + d0), v1 = _mm512_loadu_ps(vb + (int64_t)i * D + d0 + 16);
+#pragma GCC unroll 8
+            for (int m = 0; m < ATT_TILE_ROWS; m++) {
+                __m512 pb = _mm512_set1_ps(p[m * ATT_TILE_KEYS + i]);
+                a[2 * m] = _mm512_fmadd_ps(pb, v0, a[2 * m]);
+                a[2 * m + 1] = _mm512_fmadd_ps(pb, v1, a[2 * m + 1]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int m = 0; m < ATT_TILE_ROWS; m++) {
+            _mm512_storeu_ps(o + (int64_t)m * D + d0, a[2 * m]);
+            _mm512_storeu_ps(o + (int64_t)m * D + d0 + 16, a[2 * m + 1]);
+        }
+    }
+    for (; d0 < D; d0 += 16) {
+        __m512 a[ATT_TILE_ROWS];
+#pragma GCC unroll 8
+        for (int m = 0; m < ATT_TILE_ROWS; m++) a[m] = _mm512_loadu_ps(o + (int64_t)m * D + d0);
+        for (int i = 0; i < n; i++) {
+            __m512 v0 = _mm512_loadu_ps(vb + (int64_t)i * D + d0);
+#pragma GCC unroll 8
+            for (int m = 0; m < ATT_TILE_ROWS; m++)
+                a[m] = _mm512_fmadd_ps(_mm512_set1_ps(p[m * ATT_TILE_KEYS + i]), v0, a[m]);
+        }
+#pragma GCC unroll 8
+        for (int m = 0; m < ATT_TILE_ROWS; m++) _mm512_storeu_ps(o + (int64_t)m * D + d0, a[m]);
+    }
+}
+
+static void attn_rows_h_avx512(float *dst, const uint16_t *src, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < D; d += 16)
+            _mm512_storeu_ps(dst + (int64_t)i * D + d,
+                             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + (int64_t)i * ks + d))));
+}
+#endif
+
 void KNAME(attn_kernels)(attn_kernels *k) {
+#ifdef ATT_AVX512
+    k->tile_scores = attn_tile_scores_avx512;
+    k->tile_accum = attn_tile_accum_avx512;
+    k->rows_h = attn_rows_h_avx512;
+    k->keys_t = attn_keys_t_avx512;
+#ifndef ATT_NO_TILES   // (-DATT_NO_TILES: prefill through the per-query kernels, to compare)
+    k->tiles = 1;
+#endif
+#endif
     k->scores = KNAME(attn_scores);
     k->accum = KNAME(attn_accum);
     k->expsum = KNAME(attn_expsum);

@@ -40,7 +40,23 @@ typedef struct {
     void (*accum_rows)(float *o, const float *p, int Hq, int Hkv, const float *v, int64_t ks, int n, int D);
     void (*scores_rowsh)(float *sc, const float *q, int Hq, int Hkv, const uint16_t *k, int64_t ks, int n, int D);
     void (*accum_rowsh)(float *o, const float *p, int Hq, int Hkv, const uint16_t *v, int64_t ks, int n, int D);
+    // Prefill tiles (attention.c, attend_tiles): ATT_TILE_ROWS query rows q_m (rows of D, contiguous)
+    // against a block of n <= ATT_TILE_KEYS keys / values widened to f32: keys transposed, kt[d *
+    // ATT_TILE_KEYS + i] = k_i[d] (keys_t makes kt from n contiguous rows kb of D, n a multiple of 16;
+    // the caller pads the block to 32 keys with zero rows), values as contiguous rows vb of D.
+    // sc[m * ATT_TILE_KEYS + i] = q_m . k_i for i < n (up to n rounded up to 32), o_m += sum_{i<n} p[m *
+    // ATT_TILE_KEYS + i] v_i. The scores are an outer-product update (a broadcast q_m[d] times 32 keys at
+    // a time: no reduction across lanes); each K / V vector loaded feeds the 8 rows. D a multiple of 16.
+    // rows_h widens n f16 rows (ks apart) into contiguous f32 rows of D.
+    void (*tile_scores)(float *sc, const float *q, const float *kt, int n, int D);
+    void (*tile_accum)(float *o, const float *p, const float *vb, int n, int D);
+    void (*rows_h)(float *dst, const uint16_t *src, int64_t ks, int n, int D);
+    void (*keys_t)(float *kt, const float *kb, int n, int D);
+    int tiles;   // 1: prefill takes the tiled path at this level (its tile kernels are SIMD)
 } attn_kernels;
+
+#define ATT_TILE_ROWS 8
+#define ATT_TILE_KEYS 64
 
 // Reads one word of every 64-byte line of [p, p + bytes) in address order, values unused. Kernels that
 // must walk a block of cache rows head by head (pieces of D elements, Hkv * D apart: a pattern the
