@@ -939,13 +939,19 @@ static void test_attention_decode_split(void) {
     CHECK(zero, "decode split with no visible key: not zeros");
 }
 
-// Prefill tile kernels (attn_kernels.tile_scores / tile_accum / keys_t / rows_h) against their scalar
-// twins: 8 rows against blocks of 1..64 keys, D multiples of 16 (16..256). Scores and sums within 1e-5
+// Prefill tile kernels (attn_kernels.tile_scores / tile_accum / keys_t / rows_h) at AVX2 and AVX-512
+// against their scalar twins: 8 rows against blocks of 1..64 keys, D multiples of 16 (16..256). Scores and sums within 1e-5
 // of the twins' (normwise relative; each sums D or n products in another order); the transpose and the
 // f16 widening exact.
+static void tile_kernels_at(int lvl);
 static void test_tile_kernels(void) {
-    const attn_kernels *ref = attn_kernels_for(ISA_SCALAR), *kn = attn_kernels_for(ISA_AVX512);
-    if (isa_detect() < ISA_AVX512 || !kn->tiles) { SKIP("tile kernels: this CPU lacks AVX-512"); return; }
+    if (isa_detect() < ISA_AVX2) { SKIP("tile kernels: this CPU lacks AVX2"); return; }
+    for (int lvl = ISA_AVX2; lvl <= (int)isa_detect(); lvl++) tile_kernels_at(lvl);
+    if (isa_detect() < ISA_AVX512) SKIP("tile kernels: this CPU lacks AVX-512; those twins untested");
+}
+
+static void tile_kernels_at(int lvl) {
+    const attn_kernels *ref = attn_kernels_for(ISA_SCALAR), *kn = attn_kernels_for(lvl);
     int Ds[] = {16, 48, 64, 128, 256}, ns[] = {1, 5, 16, 31, 32, 33, 63, 64};
     double worst = 0;
     int exact = 1;
@@ -981,22 +987,28 @@ static void test_tile_kernels(void) {
             free(q); free(kb); free(vb); free(kt1); free(kt2); free(s1); free(s2); free(pr); free(o1); free(o2);
             free(kr); free(h); free(src); free(w1); free(w2);
         }
-    CHECK(worst < 1e-5, "tile kernels vs scalar: relative error %.3g", worst);
-    CHECK(exact, "tile transpose / f16 widening differ from the scalar twins");
+    CHECK(worst < 1e-5, "tile kernels isa %d vs scalar: relative error %.3g", lvl, worst);
+    CHECK(exact && kn->tiles, "tile kernels isa %d: transpose / f16 widening differ from the scalar twins", lvl);
 }
 
-// The tiled prefill (no stored probabilities, AVX-512) against the per-query path that stores them (the
+// The tiled prefill (no stored probabilities; AVX2 and AVX-512) against the per-query path that stores them (the
 // oracle-checked one): heads per kv head 1 / 2 / 4 / 8, D 16..256, several passes of queries (D 256:
 // 128 rows a pass), a cache ahead of the queries, sliding windows, soft caps, f16 caches; within 1e-5.
+static void tiled_prefill_at(isa_level lvl);
 static void test_tiled_prefill(void) {
-    if (isa_detect() < ISA_AVX512) { SKIP("tiled prefill: this CPU lacks AVX-512"); return; }
+    if (isa_detect() < ISA_AVX2) { SKIP("tiled prefill: this CPU lacks AVX2"); return; }
+    isa_level keep = isa_active();
+    for (int lvl = ISA_AVX2; lvl <= (int)isa_detect(); lvl++) tiled_prefill_at((isa_level)lvl);
+    isa_force(keep);
+}
+
+static void tiled_prefill_at(isa_level lvl) {
     struct { int T, S, Hq, Hkv, D, window; float cap; int f16; } cs[] = {
         {9, 9, 2, 2, 16, 0, 0, 0},       {37, 50, 4, 2, 64, 0, 0, 0},   {130, 130, 8, 2, 128, 0, 0, 1},
         {300, 300, 4, 4, 256, 0, 0, 0}, {70, 90, 8, 1, 64, 16, 0, 1},  {41, 41, 16, 2, 48, 0, 30.0f, 0},
         {200, 260, 4, 1, 256, 100, 0, 1}, {8, 8, 1, 1, 32, 3, 0, 0},   {150, 150, 6, 3, 128, 0, 0, 1},
     };
-    isa_level keep = isa_active();
-    isa_force(ISA_AVX512);
+    isa_force(lvl);
     for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
         int T = cs[c].T, S = cs[c].S, Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D;
         attn_params p = {1.0f / sqrtf((float)D), cs[c].window, cs[c].cap, NULL, cs[c].f16};
@@ -1016,10 +1028,9 @@ static void test_tiled_prefill(void) {
         attention_fwd_heads(want, att, q, kk, vv, T, S, Hq, Hkv, D, S - T, &p, 0, Hq);
         attention_fwd_heads(got, NULL, q, kk, vv, T, S, Hq, Hkv, D, S - T, &p, 0, Hq);
         double e = rel_err(got, want, (int64_t)T * Hq * D);
-        CHECK(e < 1e-5, "tiled prefill case %zu (T %d S %d heads %d/%d D %d): rel err %.3g", c, T, S, Hq, Hkv, D, e);
+        CHECK(e < 1e-5, "tiled prefill isa %d case %zu (T %d S %d heads %d/%d D %d): rel err %.3g", (int)lvl, c, T, S, Hq, Hkv, D, e);
         free(q); free(k); free(v); free(want); free(got); free(att); free(kh); free(vh);
     }
-    isa_force(keep);
 }
 
 static void test_attention_consistency(void) {

@@ -174,32 +174,85 @@ static float KNAME(attn_scale_max)(float *sc, int n, float scale) {
     return m;
 }
 
+// Prefill tiles (see attention_kernels.h). TV vectors of keys / columns per row: 2 with AVX-512's 32
+// registers (16 accumulators), 1 with AVX2's 16 (8 accumulators and the operands).
 #ifdef ATT_AVX512
-// 8 rows x 32 keys in 16 registers: per element d of the rows, two vectors of kt and a broadcast q_m[d]
-// per row.
-static void attn_tile_scores_avx512(float *sc, const float *q, const float *kt, int n, int D) {
-    for (int i0 = 0; i0 < n; i0 += 32) {
-        __m512 a[16];
+#define TV 2
+#else
+#define TV 1
+#endif
+
+// 8 rows x TV*W keys in registers: per element d of the rows, TV vectors of kt and a broadcast q_m[d] per row.
+static void KNAME(attn_tile_scores)(float *sc, const float *q, const float *kt, int n, int D) {
+    for (int i0 = 0; i0 < n; i0 += TV * W) {
+        vf a[ATT_TILE_ROWS * TV];
 #pragma GCC unroll 16
-        for (int s = 0; s < 16; s++) a[s] = _mm512_setzero_ps();
+        for (int s = 0; s < ATT_TILE_ROWS * TV; s++) a[s] = VZERO();
         for (int d = 0; d < D; d++) {
-            __m512 k0 = _mm512_loadu_ps(kt + (int64_t)d * ATT_TILE_KEYS + i0);
-            __m512 k1 = _mm512_loadu_ps(kt + (int64_t)d * ATT_TILE_KEYS + i0 + 16);
+            vf k[TV];
+#pragma GCC unroll 2
+            for (int v = 0; v < TV; v++) k[v] = VLOAD(kt + (int64_t)d * ATT_TILE_KEYS + i0 + v * W);
 #pragma GCC unroll 8
             for (int m = 0; m < ATT_TILE_ROWS; m++) {
-                __m512 qb = _mm512_set1_ps(q[(int64_t)m * D + d]);
-                a[2 * m] = _mm512_fmadd_ps(qb, k0, a[2 * m]);
-                a[2 * m + 1] = _mm512_fmadd_ps(qb, k1, a[2 * m + 1]);
+                vf qb = VSET1(q[(int64_t)m * D + d]);
+#pragma GCC unroll 2
+                for (int v = 0; v < TV; v++) a[m * TV + v] = VFMA(qb, k[v], a[m * TV + v]);
             }
         }
 #pragma GCC unroll 8
-        for (int m = 0; m < ATT_TILE_ROWS; m++) {
-            _mm512_storeu_ps(sc + m * ATT_TILE_KEYS + i0, a[2 * m]);
-            _mm512_storeu_ps(sc + m * ATT_TILE_KEYS + i0 + 16, a[2 * m + 1]);
-        }
+        for (int m = 0; m < ATT_TILE_ROWS; m++)
+#pragma GCC unroll 2
+            for (int v = 0; v < TV; v++) VSTORE(sc + m * ATT_TILE_KEYS + i0 + v * W, a[m * TV + v]);
     }
 }
 
+// 8 rows x TV*W columns of o in registers while the n value rows stream past (D a multiple of 16, so of
+// TV*W on AVX2; AVX-512 ends an odd multiple of 16 with one vector per row).
+static void KNAME(attn_tile_accum)(float *o, const float *p, const float *vb, int n, int D) {
+    int d0 = 0;
+    for (; d0 + TV * W <= D; d0 += TV * W) {
+        vf a[ATT_TILE_ROWS * TV];
+#pragma GCC unroll 8
+        for (int m = 0; m < ATT_TILE_ROWS; m++)
+#pragma GCC unroll 2
+            for (int v = 0; v < TV; v++) a[m * TV + v] = VLOAD(o + (int64_t)m * D + d0 + v * W);
+        for (int i = 0; i < n; i++) {
+            vf x[TV];
+#pragma GCC unroll 2
+            for (int v = 0; v < TV; v++) x[v] = VLOAD(vb + (int64_t)i * D + d0 + v * W);
+#pragma GCC unroll 8
+            for (int m = 0; m < ATT_TILE_ROWS; m++) {
+                vf pb = VSET1(p[m * ATT_TILE_KEYS + i]);
+#pragma GCC unroll 2
+                for (int v = 0; v < TV; v++) a[m * TV + v] = VFMA(pb, x[v], a[m * TV + v]);
+            }
+        }
+#pragma GCC unroll 8
+        for (int m = 0; m < ATT_TILE_ROWS; m++)
+#pragma GCC unroll 2
+            for (int v = 0; v < TV; v++) VSTORE(o + (int64_t)m * D + d0 + v * W, a[m * TV + v]);
+    }
+    for (; d0 < D; d0 += W) {
+        vf a[ATT_TILE_ROWS];
+#pragma GCC unroll 8
+        for (int m = 0; m < ATT_TILE_ROWS; m++) a[m] = VLOAD(o + (int64_t)m * D + d0);
+        for (int i = 0; i < n; i++) {
+            vf x = VLOAD(vb + (int64_t)i * D + d0);
+#pragma GCC unroll 8
+            for (int m = 0; m < ATT_TILE_ROWS; m++) a[m] = VFMA(VSET1(p[m * ATT_TILE_KEYS + i]), x, a[m]);
+        }
+#pragma GCC unroll 8
+        for (int m = 0; m < ATT_TILE_ROWS; m++) VSTORE(o + (int64_t)m * D + d0, a[m]);
+    }
+}
+#undef TV
+
+static void KNAME(attn_rows_h)(float *dst, const uint16_t *src, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < D; d += W) VSTORE(dst + (int64_t)i * D + d, VLOADH(src + (int64_t)i * ks + d));
+}
+
+#ifdef ATT_AVX512
 // 16 x 16 floats transposed: dst row c = column c of the src rows (unpacks within 128-bit lanes, then
 // lane shuffles).
 static inline void transpose16(float *dst, int64_t ds, const float *src, int64_t ss) {
@@ -233,64 +286,21 @@ static void attn_keys_t_avx512(float *kt, const float *kb, int n, int D) {
         for (int d0 = 0; d0 < D; d0 += 16) transpose16(kt + (int64_t)d0 * ATT_TILE_KEYS + i0, ATT_TILE_KEYS, kb + (int64_t)i0 * D + d0, D);
 }
 
-// 8 rows x 32 columns of o in 16 registers while the n value rows stream past (16 columns at the end
-// when D is an odd multiple of 16).
-static void attn_tile_accum_avx512(float *o, const float *p, const float *vb, int n, int D) {
-    int d0 = 0;
-    for (; d0 + 32 <= D; d0 += 32) {
-        __m512 a[16];
-#pragma GCC unroll 8
-        for (int m = 0; m < ATT_TILE_ROWS; m++) {
-            a[2 * m] = _mm512_loadu_ps(o + (int64_t)m * D + d0);
-            a[2 * m + 1] = _mm512_loadu_ps(o + (int64_t)m * D + d0 + 16);
-        }
-        for (int i = 0; i < n; i++) {
-            __m512 v0 = _mm512_loadu_ps(vb + (int64_t)i * D + d0), v1 = _mm512_loadu_ps(vb + (int64_t)i * D + d0 + 16);
-#pragma GCC unroll 8
-            for (int m = 0; m < ATT_TILE_ROWS; m++) {
-                __m512 pb = _mm512_set1_ps(p[m * ATT_TILE_KEYS + i]);
-                a[2 * m] = _mm512_fmadd_ps(pb, v0, a[2 * m]);
-                a[2 * m + 1] = _mm512_fmadd_ps(pb, v1, a[2 * m + 1]);
-            }
-        }
-#pragma GCC unroll 8
-        for (int m = 0; m < ATT_TILE_ROWS; m++) {
-            _mm512_storeu_ps(o + (int64_t)m * D + d0, a[2 * m]);
-            _mm512_storeu_ps(o + (int64_t)m * D + d0 + 16, a[2 * m + 1]);
-        }
-    }
-    for (; d0 < D; d0 += 16) {
-        __m512 a[ATT_TILE_ROWS];
-#pragma GCC unroll 8
-        for (int m = 0; m < ATT_TILE_ROWS; m++) a[m] = _mm512_loadu_ps(o + (int64_t)m * D + d0);
-        for (int i = 0; i < n; i++) {
-            __m512 v0 = _mm512_loadu_ps(vb + (int64_t)i * D + d0);
-#pragma GCC unroll 8
-            for (int m = 0; m < ATT_TILE_ROWS; m++)
-                a[m] = _mm512_fmadd_ps(_mm512_set1_ps(p[m * ATT_TILE_KEYS + i]), v0, a[m]);
-        }
-#pragma GCC unroll 8
-        for (int m = 0; m < ATT_TILE_ROWS; m++) _mm512_storeu_ps(o + (int64_t)m * D + d0, a[m]);
-    }
-}
-
-static void attn_rows_h_avx512(float *dst, const uint16_t *src, int64_t ks, int n, int D) {
+#else
+// AVX2: the transpose element by element (a few % of a tile pass: each block serves every tile of it)
+static void attn_keys_t_avx2(float *kt, const float *kb, int n, int D) {
     for (int i = 0; i < n; i++)
-        for (int d = 0; d < D; d += 16)
-            _mm512_storeu_ps(dst + (int64_t)i * D + d,
-                             _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(src + (int64_t)i * ks + d))));
+        for (int d = 0; d < D; d++) kt[(int64_t)d * ATT_TILE_KEYS + i] = kb[(int64_t)i * D + d];
 }
 #endif
 
 void KNAME(attn_kernels)(attn_kernels *k) {
-#ifdef ATT_AVX512
-    k->tile_scores = attn_tile_scores_avx512;
-    k->tile_accum = attn_tile_accum_avx512;
-    k->rows_h = attn_rows_h_avx512;
-    k->keys_t = attn_keys_t_avx512;
+    k->tile_scores = KNAME(attn_tile_scores);
+    k->tile_accum = KNAME(attn_tile_accum);
+    k->rows_h = KNAME(attn_rows_h);
+    k->keys_t = KNAME(attn_keys_t);
 #ifndef ATT_NO_TILES   // (-DATT_NO_TILES: prefill through the per-query kernels, to compare)
     k->tiles = 1;
-#endif
 #endif
     k->scores = KNAME(attn_scores);
     k->accum = KNAME(attn_accum);
