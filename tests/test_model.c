@@ -558,6 +558,10 @@ static void test_info_and_init(void) {
     CHECK(p && p->n_embd == 2048 && p->n_layer == 16 && p->n_vocab == 128256 && p->l3_factor == 32.0f);
     p = model_preset_get("gemma-3-1b");
     CHECK(p && p->n_head_kv == 1 && p->head_dim == 256 && p->swa_window == 512);
+    p = model_preset_get("qwen3-4b");   // (published config: 36 layers of 2560, 32 / 8 heads of 128, ffn 9728)
+    CHECK(p && p->n_layer == 36 && p->n_embd == 2560 && p->n_head == 32 && p->n_head_kv == 8 && p->n_ff == 9728);
+    p = model_preset_get("gemma-3-4b");
+    CHECK(p && p->swa_window == 1024 && p->rope_linear_factor == 8.0f && p->n_head_kv == 4 && p->n_vocab == 262208);
     int np = 0;
     for (const char *const *n = model_preset_names(); *n; n++) np++;
     CHECK(np >= 9);
