@@ -433,9 +433,10 @@ void attention_fwd_heads(float *out, float *att, const float *q, const void *k, 
         int hend = (kvh + 1) * group < h1 ? (kvh + 1) * group : h1;
         if (hend - h > HEAD_RUN) hend = h + HEAD_RUN;
         const void *kh = kv_at(k, (int64_t)kvh * D, p), *vh = kv_at(v, (int64_t)kvh * D, p);
-        // without stored probabilities or documents, at a level with tile kernels: tiles of 8 query rows
+        // without stored probabilities or documents, at a level with tile kernels, more than one query (a
+        // single one, as in a decode step, is faster per query): tiles of 8 query rows
         int nh = hend - h;
-        if (!att && !p->doc_start && kn->tiles && D % 16 == 0 && ATT_TILE_ROWS % nh == 0 &&
+        if (!att && !p->doc_start && kn->tiles && T > 1 && D % 16 == 0 && ATT_TILE_ROWS % nh == 0 &&
             attend_tiles(kn, out, q, T, S, Hq, h, nh, kh, vh, ks, D, q_pos0, p) == 0) {
             h = hend;
             continue;
