@@ -478,7 +478,7 @@ static void test_errors(void) {
 // shape): the written token arrays are padded to n_vocab with "[PAD<id>]" tokens of type UNUSED (5),
 // score 0 (llama.cpp refuses a token list shorter than the embedding), the source's entries kept.
 static void test_init_padded_vocab(void) {
-    static const char *const toks[] = {"<unk>", "<s>", "</s>", "\xe2\x96\x81" "a", "b", "c"};
+    static const char *const toks[] = {"<unk>", "<s>", "</s>", "\u2581a", "b", "c"};
     static const float scores[] = {0.0f, 0.0f, 0.0f, -1.0f, -2.0f, -3.0f};
     static const int32_t types[] = {2, 3, 3, 1, 1, 1};
     char vp[400], path[400];
