@@ -992,7 +992,7 @@ static void tile_kernels_at(int lvl) {
 }
 
 // The tiled prefill (no stored probabilities; AVX2 and AVX-512) against the per-query path that stores them (the
-// oracle-checked one): heads per kv head 1 / 2 / 4 / 8, D 16..256, several passes of queries (D 256:
+// oracle-checked one): heads per kv head 1 / 2 / 4 / 8 and 3 / 6 / 7 (tiles of 1 / 2 / 1 of them), D 16..256, several passes of queries (D 256:
 // 128 rows a pass), a cache ahead of the queries, sliding windows, soft caps, f16 caches; within 1e-5.
 static void tiled_prefill_at(isa_level lvl);
 static void test_tiled_prefill(void) {
@@ -1007,6 +1007,7 @@ static void tiled_prefill_at(isa_level lvl) {
         {9, 9, 2, 2, 16, 0, 0, 0},       {37, 50, 4, 2, 64, 0, 0, 0},   {130, 130, 8, 2, 128, 0, 0, 1},
         {300, 300, 4, 4, 256, 0, 0, 0}, {70, 90, 8, 1, 64, 16, 0, 1},  {41, 41, 16, 2, 48, 0, 30.0f, 0},
         {200, 260, 4, 1, 256, 100, 0, 1}, {8, 8, 1, 1, 32, 3, 0, 0},   {150, 150, 6, 3, 128, 0, 0, 1},
+        {70, 70, 6, 2, 64, 0, 0, 1},     {45, 60, 14, 2, 64, 20, 0, 0}, {33, 33, 12, 2, 128, 0, 0, 1},   // 3 / 7 / 6 a kv head
     };
     isa_force(lvl);
     for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {

@@ -434,12 +434,19 @@ void attention_fwd_heads(float *out, float *att, const float *q, const void *k, 
         if (hend - h > HEAD_RUN) hend = h + HEAD_RUN;
         const void *kh = kv_at(k, (int64_t)kvh * D, p), *vh = kv_at(v, (int64_t)kvh * D, p);
         // without stored probabilities or documents, at a level with tile kernels, more than one query (a
-        // single one, as in a decode step, is faster per query): tiles of 8 query rows
-        int nh = hend - h;
-        if (!att && !p->doc_start && kn->tiles && T > 1 && D % 16 == 0 && ATT_TILE_ROWS % nh == 0 &&
-            attend_tiles(kn, out, q, T, S, Hq, h, nh, kh, vh, ks, D, q_pos0, p) == 0) {
-            h = hend;
-            continue;
+        // single one, as in a decode step, is faster per query): tiles of 8 query rows, the run's heads in
+        // groups of g, the largest power of two up to 8 dividing their count (3 heads a kv head, as Llama
+        // 3.2 3B: 1; 7, as Qwen2.5 0.5B: 1)
+        int nh = hend - h, g = 8;
+        while (nh % g) g /= 2;
+        if (!att && !p->doc_start && kn->tiles && T > 1 && D % 16 == 0) {
+            int ok = 1;
+            for (int h1 = h; h1 < hend && ok; h1 += g)
+                ok = attend_tiles(kn, out, q, T, S, Hq, h1, g, kh, vh, ks, D, q_pos0, p) == 0;
+            if (ok) {
+                h = hend;
+                continue;
+            }
         }
         for (int64_t t = 0; t < T; t++) {
             const float *qt = q + (t * Hq + h) * (int64_t)D;
