@@ -5,19 +5,8 @@
 #include "tensor/activation_kernels.h"
 #include "tensor/matmul.h"
 
-#define GELU_K 0.7978845608028654f   // sqrt(2/pi)
-#define GELU_C 0.044715f
-
-// gelu_tanh(x) = 0.5 x (1 + tanh u) = x sigmoid(2u), u = k (x + c x^3): the sigmoid form, which the SIMD
-// twins compute with their vector exp (and which keeps its precision where tanh u nears -1).
-static inline float gelu_u(float x) { return GELU_K * x * (1.0f + GELU_C * x * x); }
-static inline float gelu1(float x) { return x / (1.0f + expf(-2.0f * gelu_u(x))); }
-
-// d/dx of x s(2u) = s + 2 x s (1 - s) u', u' = k (1 + 3c x^2).
-static inline float gelu_grad1(float x) {
-    float s = 1.0f / (1.0f + expf(-2.0f * gelu_u(x)));
-    return s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
-}
+// GELU: gelu1 / gelu_grad_s1 of activation_kernels.h.
+static inline float gelu_grad1(float x) { return gelu_grad_s1(x, 1.0f / gelu_den1(x)); }
 
 static inline float sigmoid1(float x) { return 1.0f / (1.0f + expf(-x)); }
 

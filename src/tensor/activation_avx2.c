@@ -62,13 +62,8 @@ void KNAME(swiglu_bwd)(float *dgate, float *dup, const float *dout, const float 
     }
 }
 
-// GELU (tanh approximation) as x sigmoid(2u), u = k x (1 + c x^2); the tails use activation.c's formulas.
-#define GELU_K 0.7978845608028654f   // sqrt(2/pi)
-#define GELU_C 0.044715f
-
-static inline float gelu_s1(float x) { return 1.0f / (1.0f + expf(-2.0f * (GELU_K * x * (1.0f + GELU_C * x * x)))); }
-static inline float gelu_g1(float x, float s) { return s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * GELU_C * x * x); }
-
+// GELU (tanh approximation) as x sigmoid(2u), u = k x (1 + c x^2); the tails are activation.c's
+// (activation_kernels.h's gelu1 / gelu_grad_s1).
 // sigmoid(2u) of x
 static inline vf vgelu_s(vf x) {
     vf x2 = VMUL(x, x);
@@ -88,7 +83,7 @@ void KNAME(gelu_fwd)(float *out, const float *x, int64_t n) {
         vf v = VLOAD(x + i);
         VSTORE(out + i, VMUL(v, vgelu_s(v)));
     }
-    for (; i < n; i++) out[i] = x[i] * gelu_s1(x[i]);
+    for (; i < n; i++) out[i] = gelu1(x[i]);
 }
 
 void KNAME(gelu_bwd)(float *dx, const float *dout, const float *x, int64_t n) {
@@ -97,7 +92,7 @@ void KNAME(gelu_bwd)(float *dx, const float *dout, const float *x, int64_t n) {
         vf v = VLOAD(x + i);
         VSTORE(dx + i, VFMA(VLOAD(dout + i), vgelu_grad(v, vgelu_s(v)), VLOAD(dx + i)));
     }
-    for (; i < n; i++) dx[i] += dout[i] * gelu_g1(x[i], gelu_s1(x[i]));
+    for (; i < n; i++) dx[i] += dout[i] * gelu_grad_s1(x[i], 1.0f / gelu_den1(x[i]));
 }
 
 void KNAME(geglu_fwd)(float *out, const float *gate, const float *up, int64_t n) {
@@ -106,7 +101,7 @@ void KNAME(geglu_fwd)(float *out, const float *gate, const float *up, int64_t n)
         vf g = VLOAD(gate + i);
         VSTORE(out + i, VMUL(VMUL(g, vgelu_s(g)), VLOAD(up + i)));
     }
-    for (; i < n; i++) out[i] = gate[i] * gelu_s1(gate[i]) * up[i];
+    for (; i < n; i++) out[i] = gelu1(gate[i]) * up[i];
 }
 
 void KNAME(geglu_bwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n) {
@@ -117,8 +112,8 @@ void KNAME(geglu_bwd)(float *dgate, float *dup, const float *dout, const float *
         VSTORE(dup + i, VFMA(VMUL(d, g), s, VLOAD(dup + i)));
     }
     for (; i < n; i++) {
-        float g = gate[i], s = gelu_s1(g);
-        dgate[i] += dout[i] * up[i] * gelu_g1(g, s);
-        dup[i] += dout[i] * g * s;
+        float g = gate[i];
+        dgate[i] += dout[i] * up[i] * gelu_grad_s1(g, 1.0f / gelu_den1(g));
+        dup[i] += dout[i] * gelu1(g);
     }
 }

@@ -4,7 +4,19 @@
 // functions of ops.h (backward accumulates; both outputs of a gated backward required).
 #ifndef SLLM_TENSOR_ACTIVATION_KERNELS_H
 #define SLLM_TENSOR_ACTIVATION_KERNELS_H
+#include <math.h>
 #include <stdint.h>
+
+// GELU's scalar pieces, shared by the references and the SIMD kernels' tails: gelu_tanh(x) =
+// 0.5 x (1 + tanh u) = x sigmoid(2u) = x / gelu_den1(x), u = k x (1 + c x^2) (the sigmoid form keeps its
+// precision where tanh u nears -1); d/dx = s + 2 x s (1 - s) k (1 + 3c x^2), s = sigmoid(2u).
+#define GELU_K 0.7978845608028654f   // sqrt(2/pi)
+#define GELU_C 0.044715f
+static inline float gelu_den1(float x) { return 1.0f + expf(-2.0f * (GELU_K * x * (1.0f + GELU_C * x * x))); }
+static inline float gelu1(float x) { return x / gelu_den1(x); }
+static inline float gelu_grad_s1(float x, float s) {
+    return s + 2.0f * x * s * (1.0f - s) * GELU_K * (1.0f + 3.0f * GELU_C * x * x);
+}
 typedef struct {
     void (*swiglu_fwd)(float *out, const float *gate, const float *up, int64_t n);
     void (*swiglu_bwd)(float *dgate, float *dup, const float *dout, const float *gate, const float *up, int64_t n);

@@ -97,7 +97,7 @@ void attention_bwd_kvheads(float *dq, float *dk, float *dv, const float *dout, c
                            int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
                            int g0, int g1);
 // Queries per task of a threaded prefill (attention_fwd_heads over chunks of queries): 16, or where
-// prefill runs in tiles (AVX-512: each block of keys widened once for the chunk's rows) up to 128 while
+// prefill runs in tiles (AVX2 / AVX-512: each block of keys widened once for the chunk's rows) up to 128 while
 // that leaves at least 8 tasks a thread. The tiled rows' results do not depend on the chunk; the
 // per-query path's do not either, but its head grouping (which the caller picks from the task count)
 // does, so there the chunk stays 16 whatever the threads.
