@@ -286,19 +286,15 @@ static void attn_keys_t_avx512(float *kt, const float *kb, int n, int D) {
         for (int d0 = 0; d0 < D; d0 += 16) transpose16(kt + (int64_t)d0 * ATT_TILE_KEYS + i0, ATT_TILE_KEYS, kb + (int64_t)i0 * D + d0, D);
 }
 
-#else
-// AVX2: the transpose element by element (a few % of a tile pass: each block serves every tile of it)
-static void attn_keys_t_avx2(float *kt, const float *kb, int n, int D) {
-    for (int i = 0; i < n; i++)
-        for (int d = 0; d < D; d++) kt[(int64_t)d * ATT_TILE_KEYS + i] = kb[(int64_t)i * D + d];
-}
 #endif
 
 void KNAME(attn_kernels)(attn_kernels *k) {
     k->tile_scores = KNAME(attn_tile_scores);
     k->tile_accum = KNAME(attn_tile_accum);
     k->rows_h = KNAME(attn_rows_h);
-    k->keys_t = KNAME(attn_keys_t);
+#ifdef ATT_AVX512
+    k->keys_t = attn_keys_t_avx512;   // (AVX2 keeps the scalar transpose: a few % of a tile pass, as each
+#endif                                //  block serves every tile of it)
 #ifndef ATT_NO_TILES   // (-DATT_NO_TILES: prefill through the per-query kernels, to compare)
     k->tiles = 1;
 #endif
