@@ -38,6 +38,9 @@ const char *sllm_model_arch(const sllm_model *m);
 // KV cache element type of the sessions made from now on: f16 != 0 (the default after sllm_model_load)
 // or 0 for f32 (exact to the f32 arithmetic, twice the memory). Returns SLLM_OK.
 int sllm_model_set_kv_f16(sllm_model *m, int f16);
+// The same by name: "f16", "f32" or "q8_0" (half of f16's memory, as llama.cpp's -ctk / -ctv q8_0; the
+// model's head dimension a multiple of 32). SLLM_ERR_ARG (sllm_last_error says why) for any other.
+int sllm_model_set_kv_type(sllm_model *m, const char *type);
 
 // ---- tokenizer (the model's own: GGUF metadata or tokenizer.json) ----
 int sllm_tokenizer_load(const sllm_model *m, sllm_tokenizer **out);

@@ -123,6 +123,12 @@ n1=$($S info "$E2E_TMP/tinyq3" --json | $PY -c 'import json,sys; print(json.load
 $S init --preset tiny-qwen3 --seed 1 "$E2E_TMP/tinyq3.gguf" 2>/dev/null
 n2=$($S info "$E2E_TMP/tinyq3.gguf" --json | $PY -c 'import json,sys; print(json.load(sys.stdin)["n_params"])')
 [ -n "$n1" ] && [ "$n1" = "$n2" ] && ok || fail "init params" "$n1 vs $n2"
+# a q8_0 KV cache: 2 x 3 layers x 2 kv heads x 32 dims x 34 / 32 bytes a token; decodes; refused (with the
+# reason) for tiny-llama's head dimension of 16
+$S info "$E2E_TMP/tinyq3.gguf" --json --kv-type q8_0 | $PY -c 'import json,sys; d=json.load(sys.stdin); assert d["kv_type"]=="q8_0" and d["kv_bytes"]==4096*408' && ok || fail "info --kv-type q8_0"
+$S --kv-type q8_0 bench -m "$E2E_TMP/tinyq3.gguf" -p 16 -n 4 -r 1 --json | grep -q '"tg4_tok_s"' && ok || fail "bench --kv-type q8_0"
+expect_error "q8_0 KV cache, head_dim 16" "KV cache type q8_0 needs a head dimension that is a multiple of 32 .this model's: 16" \
+    $S bench -m "$E2E_TMP/tiny.gguf" -p 4 -n 2 -r 1 --kv-type q8_0
 $S bench -m "$E2E_TMP/tiny.gguf" -p 16 -n 4 -r 1 --json | grep -q '"tg4_tok_s"' && ok || fail "bench"
 # roofline: decode GB/s (bytes a step reads x tok/s) over the bandwidth probed in the same run, before
 # and after each repetition (-r 2: three probes; each repetition against the better probe next to it)
@@ -152,8 +158,8 @@ mb=$($S bench --membw --json | $PY -c 'import json,sys; d=json.load(sys.stdin); 
 # 9. Bad input: one clear error line, non-zero exit, no crash.
 expect_error "no args" "-m MODEL is required" $S run
 expect_error "unknown command" "unknown command 'frobnicate'" $S frobnicate
-expect_error "bad --kv-type" "--kv-type takes f16 or f32 .got 'q8'" $S run -m x -p y --kv-type q8
-expect_error "--kv-type without a value" "--kv-type takes f16 or f32" $S info x --kv-type
+expect_error "bad --kv-type" "--kv-type takes f16, f32 or q8_0 .got 'q8'" $S run -m x -p y --kv-type q8
+expect_error "--kv-type without a value" "--kv-type takes f16, f32 or q8_0" $S info x --kv-type
 expect_error "unknown option" "unknown option '--bogus'" $S run -m x -p y --bogus
 expect_error "missing file" "/nonexistent/m.gguf" $S run -m /nonexistent/m.gguf -p hi
 expect_error "bad temp" "--temp: 'abc'" $S run -m x -p y --temp abc

@@ -72,6 +72,7 @@ static int expect_error(int rc, int code, const char *needle, const char *what) 
 
 // f16 KV cache vs f32 (logits, relative to their norm): measured up to ~1e-3 on these random models
 #define KV16_TOL 5e-3
+#define KV8_TOL 5e-2   // q8_0 K / V rows (see the q8_0 check); measured below it, printed by the test
 
 typedef struct {
     const char *preset;
@@ -178,7 +179,7 @@ static void test_arch_vs_reference(void) {
                   l16 ? rel_err(l16, l_gg, n) : -1.0);
             CHECK(l16 && l16c && rel_err(l16c, l16, n) <= 1e-6, "%s: f16 KV cache, chunked prefill differs", ac->preset);
             s = NULL;
-            CHECK(model_session_new(gg, 32, 8, pool, &s) == SLLM_OK && s->kv_f16);
+            CHECK(model_session_new(gg, 32, 8, pool, &s) == SLLM_OK && s->kv_type == DT_F16);
             ed = 0;
             for (int t = 0; s && l16 && t < T_SEQ; t++) {
                 if (model_forward(s, &g_ids[t], 1, row, false)) { CHECK(0, "%s", sllm_last_error()); break; }
@@ -186,7 +187,33 @@ static void test_arch_vs_reference(void) {
             }
             CHECK(ed <= 1e-3, "%s: f16 KV cache, decode vs prefill rel err %.3g", ac->preset, ed);
             model_session_free(s);
-            CHECK(model_set_kv_type(gg, DT_Q8_0) == SLLM_ERR_ARG && gg->kv_type == DT_F16, "KV type q8_0 refused");
+            CHECK(model_set_kv_type(gg, DT_Q4_0) == SLLM_ERR_ARG && gg->kv_type == DT_F16, "KV type q4_0 refused");
+            // a q8_0 KV cache (head_dim a multiple of 32; refused otherwise, the type unchanged): within KV8_TOL
+            // of the f32 cache's logits, chunked prefill equal to one-shot (1e-6: a row's q8_0 blocks do not
+            // depend on the chunk), decode within KV8_TOL of its prefill (decode's k / v differ in the last
+            // bits, and a q8_0 level is 1/127 of a block's largest value)
+            if (gg->hp.head_dim % 32) {
+                CHECK(model_set_kv_type(gg, DT_Q8_0) == SLLM_ERR_ARG && gg->kv_type == DT_F16, "%s: KV q8_0 with head_dim %d refused",
+                      ac->preset, gg->hp.head_dim);
+            } else {
+                CHECK(model_set_kv_type(gg, DT_Q8_0) == SLLM_OK, "%s: %s", ac->preset, sllm_last_error());
+                float *l8 = run_logits(gg, g_ids, T_SEQ, 64, pool), *l8c = run_logits(gg, g_ids, T_SEQ, 7, NULL);
+                double e8 = l8 ? rel_err(l8, l_gg, n) : -1.0;
+                CHECK(l8 && e8 <= KV8_TOL && e8 > 0, "%s: q8_0 KV cache vs f32 rel err %.3g", ac->preset, e8);
+                CHECK(l8 && l8c && rel_err(l8c, l8, n) <= 1e-6, "%s: q8_0 KV cache, chunked prefill differs", ac->preset);
+                s = NULL;
+                CHECK(model_session_new(gg, 32, 8, pool, &s) == SLLM_OK && s->kv_type == DT_Q8_0 &&
+                      model_kv_bytes(gg, 32) == 2 * (size_t)gg->hp.n_layer * 32 * gg->hp.n_head_kv * gg->hp.head_dim / 32 * 34);
+                ed = 0;
+                for (int t = 0; s && l8 && t < T_SEQ; t++) {
+                    if (model_forward(s, &g_ids[t], 1, row, false)) { CHECK(0, "%s", sllm_last_error()); break; }
+                    ed = fmax(ed, rel_err(row, l8 + (size_t)t * V, (size_t)V));
+                }
+                CHECK(ed <= KV8_TOL, "%s: q8_0 KV cache, decode vs prefill rel err %.3g", ac->preset, ed);
+                printf("# %s: q8_0 KV cache vs f32 %.3g, decode vs prefill %.3g\n", ac->preset, e8, ed);
+                model_session_free(s);
+                free(l8); free(l8c);
+            }
             model_set_kv_type(gg, DT_F32);
             free(l16); free(l16c);
             free(row);

@@ -11,6 +11,7 @@
 #include "tensor/loss_kernels.h"
 #include "tensor/activation_kernels.h"
 #include "tensor/matmul.h"
+#include "tensor/quant.h"
 #include <errno.h>
 #include <stdint.h>
 #include <sys/wait.h>
@@ -864,12 +865,13 @@ static void test_rope_identities(void) {
 // Decode split over runs of keys (attention_decode_part + attention_decode_merge) against attention_fwd
 // for the same query row: GQA groups 1 to 1026, the last position with and without a sliding window,
 // splits into 1..5 runs including empty ones, softcap; within 1e-6 relative (the split only changes the
-// summation order).
+// summation order). Then f16 and q8_0 caches against f32 rows of the same values.
 static void test_attention_decode_split(void) {
     static const struct { int Hq, Hkv, D, S, window; float softcap; } C[] = {
         {6, 6, 20, 37, 0, 0}, {8, 4, 32, 150, 0, 0}, {8, 2, 64, 70, 16, 0}, {4, 1, 48, 33, 0, 30.0f}, {16, 8, 128, 129, 0, 0},
         {32, 8, 64, 101, 0, 0}, {24, 8, 128, 77, 0, 0}, {12, 12, 64, 66, 0, 0}, {4, 1, 256, 90, 40, 0},
         {2052, 2, 16, 40, 0, 0},   // more heads than a block's scores on the stack: the kv-head path
+        {40, 40, 256, 20, 0, 0},   // q8_0 rows wider than a widened block (40 x 256 floats): the kv-head path
     };
     for (size_t c = 0; c < sizeof C / sizeof C[0]; c++) {
         int Hq = C[c].Hq, Hkv = C[c].Hkv, D = C[c].D, S = C[c].S;
@@ -898,17 +900,21 @@ static void test_attention_decode_split(void) {
             CHECK(e < 1e-6, "decode split case %zu, %d runs: rel err %.3g", c, runs, e);
             for (int r = 0; r < runs; r++) { free(o[r]); free(m[r]); free(l[r]); }
         }
-        // an f16 cache: the decode parts (2 runs, merged) and the prefill path over f16 rows against the
-        // f32 ones over the same values widened (1e-5 relative: only the summation order may differ)
-        {
+        // f16 and q8_0 caches (q8_0 where D is a multiple of 32): the decode parts (2 runs, merged) and the
+        // prefill paths (online, and storing probabilities) over those rows against the f32 ones over the
+        // same values widened (1e-5 relative: only the summation order may differ)
+        for (int kt = 0; kt < 2; kt++) {
+            dtype t = kt ? DT_Q8_0 : DT_F16;
+            if (t == DT_Q8_0 && D % 32) continue;
             int64_t nkv = (int64_t)S * Hkv * D;
-            uint16_t *kh = malloc(sizeof(uint16_t) * nkv), *vh = malloc(sizeof(uint16_t) * nkv);
-            f32_to_f16_row(k, kh, nkv);
-            f32_to_f16_row(v, vh, nkv);
-            for (int64_t i = 0; i < nkv; i++) { k[i] = f16_to_f32(kh[i]); v[i] = f16_to_f32(vh[i]); }
+            size_t bytes = dtype_row_bytes(t, nkv);
+            void *kh = malloc(bytes), *vh = malloc(bytes);
+            CHECK(quantize_row(t, k, kh, nkv) == 0 && quantize_row(t, v, vh, nkv) == 0, "quantize %s cache", dtype_get(t)->name);
+            dequantize_row(t, kh, k, nkv);
+            dequantize_row(t, vh, v, nkv);
             attention_fwd(want, NULL, q, k, v, 1, S, Hq, Hkv, D, S - 1, &p);
             attn_params ph = p;
-            ph.kv_f16 = 1;
+            ph.kv = t;
             float *o[2], *m[2];
             double *l[2];
             int64_t mid = (lo + hi + 1) / 2;
@@ -917,9 +923,17 @@ static void test_attention_decode_split(void) {
                 attention_decode_part(o[r], m[r], l[r], q, kh, vh, Hq, Hkv, D, r ? mid : lo, r ? hi : mid - 1, &ph);
             }
             attention_decode_merge(got, (const float *const *)o, (const float *const *)m, (const double *const *)l, 2, Hq, D);
-            CHECK(rel_err(got, want, Hq * D) < 1e-5, "f16 cache decode case %zu: rel err %.3g", c, rel_err(got, want, Hq * D));
+            const char *tn = dtype_get(t)->name;
+            CHECK(rel_err(got, want, Hq * D) < 1e-5, "%s cache decode case %zu: rel err %.3g", tn, c, rel_err(got, want, Hq * D));
             attention_fwd_heads(got, NULL, q, kh, vh, 1, S, Hq, Hkv, D, S - 1, &ph, 0, Hq);
-            CHECK(rel_err(got, want, Hq * D) < 1e-5, "f16 cache prefill path case %zu: rel err %.3g", c, rel_err(got, want, Hq * D));
+            CHECK(rel_err(got, want, Hq * D) < 1e-5, "%s cache prefill path case %zu: rel err %.3g", tn, c, rel_err(got, want, Hq * D));
+            if (Hq <= 64) {   // the path that stores probabilities (training's), over the same rows
+                float *att = malloc(sizeof(float) * (size_t)Hq * S);
+                attention_fwd_heads(got, att, q, kh, vh, 1, S, Hq, Hkv, D, S - 1, &ph, 0, Hq);
+                CHECK(rel_err(got, want, Hq * D) < 1e-5, "%s cache stored-probability path case %zu: rel err %.3g", tn, c,
+                      rel_err(got, want, Hq * D));
+                free(att);
+            }
             for (int r = 0; r < 2; r++) { free(o[r]); free(m[r]); free(l[r]); }
             free(kh); free(vh);
         }
@@ -993,7 +1007,7 @@ static void tile_kernels_at(int lvl) {
 
 // The tiled prefill (no stored probabilities; AVX2 and AVX-512) against the per-query path that stores them (the
 // oracle-checked one): heads per kv head 1 / 2 / 4 / 8 and 3 / 6 / 7 (tiles of 1 / 2 / 1 of them), D 16..256, several passes of queries (D 256:
-// 128 rows a pass), a cache ahead of the queries, sliding windows, soft caps, f16 caches; within 1e-5.
+// 128 rows a pass), a cache ahead of the queries, sliding windows, soft caps, f16 and q8_0 caches; within 1e-5.
 static void tiled_prefill_at(isa_level lvl);
 static void test_tiled_prefill(void) {
     if (isa_detect() < ISA_AVX2) { SKIP("tiled prefill: this CPU lacks AVX2"); return; }
@@ -1003,26 +1017,30 @@ static void test_tiled_prefill(void) {
 }
 
 static void tiled_prefill_at(isa_level lvl) {
-    struct { int T, S, Hq, Hkv, D, window; float cap; int f16; } cs[] = {
+    // kvt: the cache's rows f32 (0), f16 (1) or q8_0 (2)
+    struct { int T, S, Hq, Hkv, D, window; float cap; int kvt; } cs[] = {
         {9, 9, 2, 2, 16, 0, 0, 0},       {37, 50, 4, 2, 64, 0, 0, 0},   {130, 130, 8, 2, 128, 0, 0, 1},
         {300, 300, 4, 4, 256, 0, 0, 0}, {70, 90, 8, 1, 64, 16, 0, 1},  {41, 41, 16, 2, 48, 0, 30.0f, 0},
         {200, 260, 4, 1, 256, 100, 0, 1}, {8, 8, 1, 1, 32, 3, 0, 0},   {150, 150, 6, 3, 128, 0, 0, 1},
         {70, 70, 6, 2, 64, 0, 0, 1},     {45, 60, 14, 2, 64, 20, 0, 0}, {33, 33, 12, 2, 128, 0, 0, 1},   // 3 / 7 / 6 a kv head
+        {130, 130, 8, 2, 128, 0, 0, 2},  {200, 260, 4, 1, 256, 100, 0, 2}, {70, 90, 6, 2, 64, 16, 0, 2},   // q8_0 caches
     };
+    const dtype kvts[3] = {DT_F32, DT_F16, DT_Q8_0};
     isa_force(lvl);
     for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
         int T = cs[c].T, S = cs[c].S, Hq = cs[c].Hq, Hkv = cs[c].Hkv, D = cs[c].D;
-        attn_params p = {1.0f / sqrtf((float)D), cs[c].window, cs[c].cap, NULL, cs[c].f16};
+        attn_params p = {1.0f / sqrtf((float)D), cs[c].window, cs[c].cap, NULL, kvts[cs[c].kvt]};
         float *q = rnd((int64_t)T * Hq * D, 1.5f, 0), *k = rnd((int64_t)S * Hkv * D, 1.5f, 0), *v = rnd((int64_t)S * Hkv * D, 1.0f, 0);
         float *want = malloc(sizeof(float) * (size_t)T * Hq * D), *got = malloc(sizeof(float) * (size_t)T * Hq * D);
         float *att = malloc(sizeof(float) * (size_t)Hq * T * S);
         const void *kk = k, *vv = v;
-        uint16_t *kh = NULL, *vh = NULL;
-        if (p.kv_f16) {
-            kh = malloc(sizeof(uint16_t) * (size_t)S * Hkv * D);
-            vh = malloc(sizeof(uint16_t) * (size_t)S * Hkv * D);
-            f32_to_f16_row_ref(k, kh, (int64_t)S * Hkv * D);
-            f32_to_f16_row_ref(v, vh, (int64_t)S * Hkv * D);
+        void *kh = NULL, *vh = NULL;
+        if (p.kv != DT_F32) {
+            size_t bytes = dtype_row_bytes(p.kv, (int64_t)S * Hkv * D);
+            kh = malloc(bytes);
+            vh = malloc(bytes);
+            quantize_row(p.kv, k, kh, (int64_t)S * Hkv * D);
+            quantize_row(p.kv, v, vh, (int64_t)S * Hkv * D);
             kk = kh;
             vv = vh;
         }

@@ -10,7 +10,7 @@ static const char INFO_HELP[] =
     "\n"
     "Prints the architecture, shape, parameter count, dtype mix and the memory needed for the\n"
     "weights plus a KV cache of N tokens (default: 4096 and the model's training context) in the\n"
-    "dtype inference uses (f16, or f32 with the global option --kv-type f32).\n";
+    "dtype inference uses (f16, or the global option --kv-type f32 / q8_0).\n";
 
 static void human_bytes(char *buf, size_t n, double b) {
     const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -83,8 +83,12 @@ int cmd_info(int argc, char **argv) {
     human_bytes(b4, sizeof b4, (double)kv_train);
     const dtype_info *kvt = dtype_get(m->kv_type);
     printf("memory       weights %s + KV cache (%s, %lld tokens) %s = %s\n", b1, kvt->name, (long long)ctx, b2, b3);
-    printf("             KV cache per token %zu bytes = 2 (K,V) x %d layers x %d kv heads x %d dims x %d bytes\n",
-           kv / (size_t)ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, kvt->block_bytes);
+    if (kvt->block == 1)
+        printf("             KV cache per token %zu bytes = 2 (K,V) x %d layers x %d kv heads x %d dims x %d bytes\n",
+               kv / (size_t)ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, kvt->block_bytes);
+    else
+        printf("             KV cache per token %zu bytes = 2 (K,V) x %d layers x %d kv heads x %d dims x %d bytes / %d\n",
+               kv / (size_t)ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, kvt->block_bytes, kvt->block);
     if (train_ctx != ctx) printf("             KV cache at the full training context (%d): %s\n", train_ctx, b4);
     cli_model_close(&cm);
     return 0;

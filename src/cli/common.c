@@ -13,11 +13,11 @@ int cli_global_flags(int *argc, char **argv) {
     for (int i = 0; i < *argc; i++) {
         if (!strcmp(argv[i], "--kv-type")) {
             const char *v = i + 1 < *argc ? argv[++i] : NULL;
-            if (!v || (strcasecmp(v, "f16") && strcasecmp(v, "f32"))) {
-                fprintf(stderr, "sllm: --kv-type takes f16 or f32%s%s%s\n", v ? " (got '" : "", v ? v : "", v ? "')" : "");
+            if (!v || (strcasecmp(v, "f16") && strcasecmp(v, "f32") && strcasecmp(v, "q8_0"))) {
+                fprintf(stderr, "sllm: --kv-type takes f16, f32 or q8_0%s%s%s\n", v ? " (got '" : "", v ? v : "", v ? "')" : "");
                 return 2;
             }
-            cli_kv_type = strcasecmp(v, "f16") ? DT_F32 : DT_F16;
+            cli_kv_type = !strcasecmp(v, "f16") ? DT_F16 : !strcasecmp(v, "f32") ? DT_F32 : DT_Q8_0;
             continue;
         }
         argv[n++] = argv[i];
@@ -38,7 +38,11 @@ bool cli_model_open(const char *cmd, const char *path, bool want_tok, bool infer
         cli_model_close(out);
         return false;
     }
-    model_set_kv_type(out->m, cli_kv_type);
+    if (model_set_kv_type(out->m, cli_kv_type) != SLLM_OK) {
+        fprintf(stderr, "sllm %s: %s: %s\n", cmd, path, sllm_last_error());
+        cli_model_close(out);
+        return false;
+    }
     out->pool = tpool_new(threads);
     if (infer && model_pack(out->m, out->pool) != SLLM_OK)   // not fatal: the model runs unpacked
         fprintf(stderr, "sllm %s: warning: %s\n", cmd, sllm_last_error());

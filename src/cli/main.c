@@ -29,8 +29,9 @@ static void usage(FILE *f) {
     for (int i = 0; i < N_COMMANDS; i++) fprintf(f, "  %-12s %s\n", COMMANDS[i].name, COMMANDS[i].help);
     fprintf(f, "\nMODEL is a .gguf file or a Hugging Face model directory (config.json + *.safetensors).\n");
     fprintf(f, "\nglobal options (any command that runs a model):\n"
-               "  --kv-type f16|f32   KV cache dtype (default f16, as llama.cpp: half the memory of f32 and\n"
-               "                      faster decode at long contexts; f32 is exact to the model's f32 arithmetic)\n");
+               "  --kv-type f16|f32|q8_0  KV cache dtype (default f16, as llama.cpp: half the memory of f32\n"
+               "                      and faster decode at long contexts; f32 is exact to the model's f32\n"
+               "                      arithmetic; q8_0 half of f16 again, as llama.cpp's -ctk/-ctv q8_0)\n");
 }
 
 int main(int argc, char **argv) {

@@ -20,6 +20,11 @@ int sllm_model_n_vocab(const sllm_model *m) { return m->hp.n_vocab; }
 int sllm_model_n_ctx_train(const sllm_model *m) { return m->hp.n_ctx_train; }
 const char *sllm_model_arch(const sllm_model *m) { return m->arch->name; }
 int sllm_model_set_kv_f16(sllm_model *m, int f16) { return model_set_kv_type(m, f16 ? DT_F16 : DT_F32); }
+int sllm_model_set_kv_type(sllm_model *m, const char *type) {
+    int t = type ? dtype_from_name(type) : -1;
+    if (t < 0) return err_set(SLLM_ERR_ARG, "KV cache type '%s' is unknown (f16, f32 or q8_0)", type ? type : "(null)");
+    return model_set_kv_type(m, (dtype)t);
+}
 
 int sllm_tokenizer_load(const sllm_model *m, sllm_tokenizer **out) {
     *out = NULL;

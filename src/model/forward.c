@@ -112,7 +112,7 @@ static void norm(const sllm_model *m, float *y, const float *x, const mweight *w
 typedef struct {
     const model_session *s;
     const model_layer *L;
-    void *kc, *vc;               // this layer's cache, rows (n_ctx, Hkv, D): f32, or f16 when ap.kv_f16
+    void *kc, *vc;               // this layer's cache, rows (n_ctx, Hkv, D) of ap.kv: f32, f16 or q8_0
     int T, chunk, n_chunks, Hq, Hkv, D;
     int hpt;                     // prefill: q heads per task (all those of a kv head, or 1)
     int n_runs;                  // decode: key runs (tasks)
@@ -137,7 +137,7 @@ static void rotate_rows(const attn_job *j, float *y, const float *x, int T, int 
 
 // Row `pos` of a layer's K or V cache.
 static void *cache_row(const attn_job *j, void *c, int64_t pos) {
-    return (char *)c + (size_t)pos * (size_t)j->Hkv * (size_t)j->D * (j->ap.kv_f16 ? 2 : 4);
+    return (char *)c + dtype_row_bytes(j->ap.kv, pos * j->Hkv * j->D);
 }
 
 // The T new rows' k (normed and rotated in place) and v appended to the cache at positions p0...
@@ -146,9 +146,12 @@ static void append_kv(const attn_job *j) {
     size_t row = (size_t)j->Hkv * j->D;
     rotate_rows(j, s->k, s->k, j->T, j->Hkv, &j->L->w[TR_ATTN_K_NORM]);
     int64_t n = (int64_t)j->T * (int64_t)row;
-    if (j->ap.kv_f16) {
+    if (j->ap.kv == DT_F16) {
         f32_to_f16_row(s->k, cache_row(j, j->kc, j->p0), n);
         f32_to_f16_row(s->v, cache_row(j, j->vc, j->p0), n);
+    } else if (j->ap.kv == DT_Q8_0) {
+        quantize_row(DT_Q8_0, s->k, cache_row(j, j->kc, j->p0), n);
+        quantize_row(DT_Q8_0, s->v, cache_row(j, j->vc, j->p0), n);
     } else {
         memcpy(cache_row(j, j->kc, j->p0), s->k, (size_t)n * sizeof(float));
         memcpy(cache_row(j, j->vc, j->p0), s->v, (size_t)n * sizeof(float));
@@ -276,7 +279,7 @@ static int layer_forward(model_session *s, int il, int T, int64_t p0) {
     job.ap.window = L->swa ? hp->swa_window : 0;
     job.ap.softcap = 0;
     job.ap.doc_start = NULL;
-    job.ap.kv_f16 = s->kv_f16;
+    job.ap.kv = s->kv_type;
     next_products np;
     if (T == 1) {
         job.next = next_of(m, il, 0, T, &np);

@@ -1,4 +1,4 @@
-// A session: the per-layer KV cache (f32 or f16 rows) of one sequence plus every scratch buffer the forward pass
+// A session: the per-layer KV cache (f32, f16 or q8_0 rows) of one sequence plus every scratch buffer the forward pass
 // needs for n_batch rows, allocated once so decoding a token allocates nothing.
 // Cache layout per layer: K (n_ctx, Hkv, D) then V (n_ctx, Hkv, D) — position-major, so a prefill
 // appends one block and a decode step's run of positions (every head) is one contiguous stream per
@@ -10,7 +10,7 @@
 #include "model/model.h"
 
 static size_t layer_kv_bytes(const model_session *s) {
-    return (size_t)s->m->hp.n_head_kv * (size_t)s->n_ctx * (size_t)s->m->hp.head_dim * (s->kv_f16 ? 2 : 4);
+    return dtype_row_bytes(s->kv_type, (int64_t)s->m->hp.n_head_kv * s->n_ctx * s->m->hp.head_dim);
 }
 
 void *model_session_k(model_session *s, int layer) { return (char *)s->kv + 2 * (size_t)layer * layer_kv_bytes(s); }
@@ -35,7 +35,7 @@ int model_session_new(const sllm_model *m, int n_ctx, int n_batch, tpool *pool, 
     model_session *s = calloc(1, sizeof *s);
     if (!s) return err_set(SLLM_ERR_NOMEM, "session: out of memory");
     s->m = m; s->pool = pool; s->n_ctx = n_ctx; s->n_batch = n_batch;
-    s->kv_f16 = m->kv_type == DT_F16;
+    s->kv_type = m->kv_type;
     size_t B = (size_t)n_batch, C = (size_t)h->n_embd, D = (size_t)h->head_dim;
     size_t qd = (size_t)h->n_head * D, kd = (size_t)h->n_head_kv * D;
     size_t ff = (size_t)h->n_ff;

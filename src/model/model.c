@@ -634,10 +634,13 @@ size_t model_kv_bytes(const sllm_model *m, int n_ctx) {
 }
 
 int model_set_kv_type(sllm_model *m, dtype t) {
-    if (t != DT_F32 && t != DT_F16) {
+    if (t != DT_F32 && t != DT_F16 && t != DT_Q8_0) {
         const dtype_info *di = dtype_get(t);
-        return err_set(SLLM_ERR_ARG, "KV cache type %s is not supported (f16 or f32)", di ? di->name : "?");
+        return err_set(SLLM_ERR_ARG, "KV cache type %s is not supported (f16, f32 or q8_0)", di ? di->name : "?");
     }
+    if (t == DT_Q8_0 && m->hp.head_dim % 32)   // a q8_0 block must not straddle two heads
+        return err_set(SLLM_ERR_ARG, "KV cache type q8_0 needs a head dimension that is a multiple of 32 (this model's: %d)",
+                       m->hp.head_dim);
     m->kv_type = t;
     return SLLM_OK;
 }

@@ -78,7 +78,8 @@ struct sllm_model {
     // KV cache dtype of the sessions made from now on: DT_F32 (model_load's default: exact, what the
     // reference tests compare) or DT_F16 (llama.cpp's default; half the memory and half the bytes a
     // decode step's attention reads; the inference entry points, `sllm` commands and sllm_model_load,
-    // choose it). A session keeps the type it was made with.
+    // choose it) or DT_Q8_0 (half of f16 again, as llama.cpp's -ctk / -ctv q8_0). A session keeps the
+    // type it was made with.
     dtype kv_type;
 };
 
@@ -104,7 +105,7 @@ typedef struct {
 void model_info(const sllm_model *m, model_info_t *out);
 // KV cache bytes for a context of n_ctx tokens (in m->kv_type).
 size_t model_kv_bytes(const sllm_model *m, int n_ctx);
-// Sets m->kv_type: DT_F32 or DT_F16; SLLM_ERR_ARG for any other dtype.
+// Sets m->kv_type: DT_F32, DT_F16 or DT_Q8_0 (head_dim a multiple of 32); SLLM_ERR_ARG otherwise.
 int model_set_kv_type(sllm_model *m, dtype t);
 // "f32", "q4_0", or "mixed" (dtype of the largest share of parameters in matrices).
 const char *model_main_dtype(const sllm_model *m);
@@ -130,8 +131,8 @@ typedef struct model_session {
     const sllm_model *m;
     tpool *pool;                 // not owned; NULL = single thread
     int n_ctx, n_batch, n_past;
-    void *kv;                    // per layer: K (n_ctx, Hkv, D) then V (n_ctx, Hkv, D), f32 or f16 rows
-    int kv_f16;                  // the cache's rows are f16 (the model's kv_type when the session was made)
+    void *kv;                    // per layer: K (n_ctx, Hkv, D) then V (n_ctx, Hkv, D), rows of kv_type
+    dtype kv_type;               // the cache rows' dtype: f32, f16 or q8_0 (the model's kv_type when the session was made)
     // scratch for n_batch rows, allocated once
     float *x, *xn, *q, *k, *v, *att, *o, *ff_a, *ff_b, *logits_tmp;
     int32_t *pos;
@@ -150,7 +151,7 @@ void model_session_free(model_session *s);
 void model_session_reset(model_session *s);
 // Forgets positions >= n (keeps a shared prompt prefix). Returns SLLM_ERR_ARG if n > n_past.
 int model_session_truncate(model_session *s, int n);
-// This layer's K / V rows (float, or uint16_t f16 when s->kv_f16).
+// This layer's K / V rows (s->kv_type: float, uint16_t f16, or blk_q8_0 blocks).
 void *model_session_k(model_session *s, int layer);
 void *model_session_v(model_session *s, int layer);
 

@@ -9,6 +9,7 @@
 #include "tensor/attention_kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/dtype.h"
+#include "tensor/quant.h"
 #include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
@@ -175,40 +176,89 @@ const attn_kernels *attn_kernels_for(int isa) {
 
 const attn_kernels *attn_kernels_active(void) { return attn_kernels_for((int)isa_active()); }
 
-// K / V rows are f32 or, under p->kv_f16, f16: element e of a cache at base, and the two kernels over it.
+// K / V rows are f32, f16 or q8_0 (p->kv): element e of a cache at base (e a multiple of 32 for q8_0:
+// e is always a row's or a head's first element, D a multiple of 32), and the kernels over them.
 static inline const void *kv_at(const void *base, int64_t e, const attn_params *p) {
-    return (const char *)base + e * (p->kv_f16 ? 2 : 4);
+    if (p->kv == DT_Q8_0) return (const char *)base + e / QK32 * (int64_t)sizeof(blk_q8_0);
+    return (const char *)base + e * (p->kv == DT_F16 ? 2 : 4);
 }
+
+// q8_0 rows have no kernels of their own: a block of them is widened to f32 (d x q: exact) into a
+// buffer on the stack and the f32 kernels run over it from L1. A q8_0 cache halves an f16 one's bytes
+// (memory at long contexts, as llama.cpp's -ctk / -ctv q8_0); the widening costs about what the f16
+// kernels' conversions did. KV_Q8_FLOATS bounds a widened block: 32 KiB.
+#define KV_Q8_FLOATS 8192
+// n rows of D elements, ks elements apart, into dst (n x D, contiguous).
+static void widen_q8_rows(float *dst, const void *src, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++)
+        dequantize_row_fast(DT_Q8_0, (const char *)src + i * ks / QK32 * (int64_t)sizeof(blk_q8_0), dst + (int64_t)i * D, D);
+}
+// Rows per widened piece of the per-row kernels below (whole rows of D).
+static inline int q8_piece(int D) { return KV_Q8_FLOATS / D; }
+
 static inline void kv_scores(const attn_kernels *kn, const attn_params *p, float *sc, const float *q, const void *k,
                              int64_t ks, int n, int D) {
-    if (p->kv_f16) kn->scores_h(sc, q, k, ks, n, D);
-    else kn->scores(sc, q, k, ks, n, D);
+    if (p->kv == DT_F16) { kn->scores_h(sc, q, k, ks, n, D); return; }
+    if (p->kv != DT_Q8_0) { kn->scores(sc, q, k, ks, n, D); return; }
+    float buf[KV_Q8_FLOATS];
+    for (int i = 0, c = q8_piece(D); i < n; i += c) {
+        int m = n - i < c ? n - i : c;
+        widen_q8_rows(buf, kv_at(k, i * ks, p), ks, m, D);
+        kn->scores(sc + i, q, buf, D, m, D);
+    }
 }
 static inline void kv_accum(const attn_kernels *kn, const attn_params *p, float *o, const float *pr, const void *v,
                             int64_t ks, int n, int D) {
-    if (p->kv_f16) kn->accum_h(o, pr, v, ks, n, D);
-    else kn->accum(o, pr, v, ks, n, D);
+    if (p->kv == DT_F16) { kn->accum_h(o, pr, v, ks, n, D); return; }
+    if (p->kv != DT_Q8_0) { kn->accum(o, pr, v, ks, n, D); return; }
+    float buf[KV_Q8_FLOATS];
+    for (int i = 0, c = q8_piece(D); i < n; i += c) {
+        int m = n - i < c ? n - i : c;
+        widen_q8_rows(buf, kv_at(v, i * ks, p), ks, m, D);
+        kn->accum(o, pr + i, buf, D, m, D);
+    }
 }
+// G heads (head j's scores at sc + j*n): over q8_0 rows, each widened piece goes to the G heads one by one.
 static inline void kv_scores_g(const attn_kernels *kn, const attn_params *p, float *sc, const float *q, int G,
                                const void *k, int64_t ks, int n, int D) {
-    if (p->kv_f16) kn->scores_gh(sc, q, G, k, ks, n, D);
-    else kn->scores_g(sc, q, G, k, ks, n, D);
+    if (p->kv == DT_F16) { kn->scores_gh(sc, q, G, k, ks, n, D); return; }
+    if (p->kv != DT_Q8_0) { kn->scores_g(sc, q, G, k, ks, n, D); return; }
+    float buf[KV_Q8_FLOATS];
+    for (int i = 0, c = q8_piece(D); i < n; i += c) {
+        int m = n - i < c ? n - i : c;
+        widen_q8_rows(buf, kv_at(k, i * ks, p), ks, m, D);
+        for (int j = 0; j < G; j++) kn->scores(sc + (int64_t)j * n + i, q + (int64_t)j * D, buf, D, m, D);
+    }
 }
 static inline void kv_accum_g(const attn_kernels *kn, const attn_params *p, float *o, const float *pr, int G,
                               const void *v, int64_t ks, int n, int D) {
-    if (p->kv_f16) kn->accum_gh(o, pr, G, v, ks, n, D);
-    else kn->accum_g(o, pr, G, v, ks, n, D);
+    if (p->kv == DT_F16) { kn->accum_gh(o, pr, G, v, ks, n, D); return; }
+    if (p->kv != DT_Q8_0) { kn->accum_g(o, pr, G, v, ks, n, D); return; }
+    float buf[KV_Q8_FLOATS];
+    for (int i = 0, c = q8_piece(D); i < n; i += c) {
+        int m = n - i < c ? n - i : c;
+        widen_q8_rows(buf, kv_at(v, i * ks, p), ks, m, D);
+        for (int j = 0; j < G; j++) kn->accum(o + (int64_t)j * D, pr + (int64_t)j * n + i, buf, D, m, D);
+    }
 }
 
+// Whole cache rows (every head): over q8_0, the n rows (contiguous blocks) are widened at once, so
+// n * ks <= KV_Q8_FLOATS (attention_decode_part sizes its blocks so).
 static inline void kv_scores_rows(const attn_kernels *kn, const attn_params *p, float *sc, const float *q, int Hq,
                                   int Hkv, const void *k, int64_t ks, int n, int D) {
-    if (p->kv_f16) kn->scores_rowsh(sc, q, Hq, Hkv, k, ks, n, D);
-    else kn->scores_rows(sc, q, Hq, Hkv, k, ks, n, D);
+    if (p->kv == DT_F16) { kn->scores_rowsh(sc, q, Hq, Hkv, k, ks, n, D); return; }
+    if (p->kv != DT_Q8_0) { kn->scores_rows(sc, q, Hq, Hkv, k, ks, n, D); return; }
+    float buf[KV_Q8_FLOATS];
+    dequantize_row_fast(DT_Q8_0, k, buf, (int64_t)n * ks);
+    kn->scores_rows(sc, q, Hq, Hkv, buf, ks, n, D);
 }
 static inline void kv_accum_rows(const attn_kernels *kn, const attn_params *p, float *o, const float *pr, int Hq,
                                  int Hkv, const void *v, int64_t ks, int n, int D) {
-    if (p->kv_f16) kn->accum_rowsh(o, pr, Hq, Hkv, v, ks, n, D);
-    else kn->accum_rows(o, pr, Hq, Hkv, v, ks, n, D);
+    if (p->kv == DT_F16) { kn->accum_rowsh(o, pr, Hq, Hkv, v, ks, n, D); return; }
+    if (p->kv != DT_Q8_0) { kn->accum_rows(o, pr, Hq, Hkv, v, ks, n, D); return; }
+    float buf[KV_Q8_FLOATS];
+    dequantize_row_fast(DT_Q8_0, v, buf, (int64_t)n * ks);
+    kn->accum_rows(o, pr, Hq, Hkv, buf, ks, n, D);
 }
 
 // ---------------------------------------------------------------- forward
@@ -338,7 +388,8 @@ static void tile_block(const attn_kernels *kn, const tile_pass *tp, float *sc, i
 // K / V rows [b0, b0 + n) of one kv head as contiguous f32 rows of D.
 static void widen_rows(const attn_kernels *kn, float *dst, const void *src, int64_t b0, int n, int64_t ks, int D,
                        const attn_params *p) {
-    if (p->kv_f16) { kn->rows_h(dst, (const uint16_t *)src + b0 * ks, ks, n, D); return; }
+    if (p->kv == DT_F16) { kn->rows_h(dst, (const uint16_t *)src + b0 * ks, ks, n, D); return; }
+    if (p->kv == DT_Q8_0) { widen_q8_rows(dst, kv_at(src, b0 * ks, p), ks, n, D); return; }
     for (int i = 0; i < n; i++) memcpy(dst + (int64_t)i * D, (const float *)src + (b0 + i) * ks, (size_t)D * sizeof(float));
 }
 
@@ -488,7 +539,9 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
     _Static_assert(DEC_SCORES >= DEC_BLOCK * HEAD_RUN, "the kv-head path keeps HEAD_RUN heads' block scores");
     memset(o, 0, (size_t)Hq * D * sizeof(float));
     for (int h = 0; h < Hq; h++) { m[h] = -INFINITY; l[h] = 0.0; }
-    if (Hq > DEC_SCORES) {   // more heads than the stack holds scores for (none known): kv head by kv head
+    // more heads than the stack holds scores for (none known), or q8_0 rows wider than a widened block:
+    // kv head by kv head
+    if (Hq > DEC_SCORES || (p->kv == DT_Q8_0 && ks > KV_Q8_FLOATS)) {
         const int G = Hq / Hkv;
         int g = G < HEAD_RUN ? G : HEAD_RUN;   // heads per step: the largest divisor of G up to HEAD_RUN
         while (G % g) g--;
@@ -502,7 +555,8 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
         }
         return;
     }
-    const int nb = DEC_SCORES / Hq < DEC_BLOCK ? DEC_SCORES / Hq : DEC_BLOCK;   // rows per block
+    int nb = DEC_SCORES / Hq < DEC_BLOCK ? DEC_SCORES / Hq : DEC_BLOCK;   // rows per block
+    if (p->kv == DT_Q8_0 && nb * ks > KV_Q8_FLOATS) nb = (int)(KV_Q8_FLOATS / ks);   // a widened block's rows
     for (int64_t b0 = lo; b0 <= hi; b0 += nb) {
         int n = (int)(hi - b0 + 1 < nb ? hi - b0 + 1 : nb);
         kv_scores_rows(kn, p, sc, q, Hq, Hkv, kv_at(k, b0 * ks, p), ks, n, D);
@@ -518,7 +572,7 @@ void attention_decode_prefetch(const void *k, const void *v, int Hkv, int D, int
                                const attn_params *p) {
     if (hi < lo) return;
     const int64_t ks = (int64_t)Hkv * D;
-    size_t run = (size_t)(hi - lo + 1) * (size_t)ks * (p->kv_f16 ? 2 : 4);
+    size_t run = dtype_row_bytes(p->kv, (hi - lo + 1) * ks);
     size_t n = run < ATT_PF_AHEAD ? run : ATT_PF_AHEAD;
     const char *kr = kv_at(k, lo * ks, p), *vr = kv_at(v, lo * ks, p);
     for (size_t o = 0; o < n; o += 64) {

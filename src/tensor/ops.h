@@ -4,6 +4,7 @@
 #define SLLM_TENSOR_OPS_H
 #include <stdbool.h>
 #include <stdint.h>
+#include "tensor/dtype.h"
 
 // ---- norms ----
 // y (T, C) = x / rms(x) * (w + w_offset); w_offset is 1 for Gemma's (1+w) RMSNorm, else 0.
@@ -64,9 +65,10 @@ void add_f32(float *y, const float *x, int64_t n);                      // y += 
 // s > q_pos0 + t - window when window > 0 (sliding window). doc_start (T) optional: query t attends
 // only keys s >= doc_start[t] (packed rows). scale multiplies q·k; softcap > 0 applies cap*tanh(x/cap).
 // out (T, Hq, D); att (Hq, T, S) saved probabilities for backward (may be NULL in inference).
-// kv_f16: the k / v arguments of attention_fwd_heads / attention_decode_part are f16 (uint16_t) rows
-// (an f16 KV cache) rather than f32; the arithmetic stays f32.
-typedef struct { float scale; int window; float softcap; const int32_t *doc_start; int kv_f16; } attn_params;
+// kv: the dtype of the k / v arguments of attention_fwd_heads / attention_decode_part: DT_F32 (0, the
+// default), DT_F16 (an f16 KV cache) or DT_Q8_0 (rows of Q8_0 blocks; D a multiple of 32); the
+// arithmetic stays f32 (q8_0 rows are widened to f32, d x q, exactly).
+typedef struct { float scale; int window; float softcap; const int32_t *doc_start; dtype kv; } attn_params;
 // Visible keys for query row t (absolute position q_pos0 + t) among S cached keys: [*lo, *hi], empty when
 // *hi < *lo. Causal, then the sliding window, then the packed document's start.
 static inline void attn_key_band(int64_t t, int64_t S, int64_t q_pos0, const attn_params *p, int64_t *lo,
@@ -88,7 +90,7 @@ void attention_bwd(float *dq, float *dk, float *dv, const float *dout, const flo
 // attention_bwd_kvheads computes the gradient flowing through kv heads [g0, g1) (q heads
 // [g0*Hq/Hkv, g1*Hq/Hkv)): the dq, dk, dv rows it touches belong to those heads only, so disjoint
 // ranges can run on different threads. dq, dk or dv may be NULL to skip that gradient.
-// (k / v: f32 rows, or f16 ones under p->kv_f16.)
+// (k / v: rows of p->kv: f32, f16 or q8_0.)
 void attention_fwd_heads(float *out, float *att, const float *q, const void *k, const void *v,
                          int64_t T, int64_t S, int Hq, int Hkv, int D, int64_t q_pos0, const attn_params *p,
                          int h0, int h1);
@@ -107,7 +109,7 @@ int64_t attention_prefill_chunk(int64_t T, int Hkv, int nthreads);
 // and leaves, per q head, the running max m, the sum l of exp(score - m) and the unnormalized output
 // o = sum exp(score - m) v (m = -inf, l = 0, o = 0 for an empty run). attention_decode_merge combines
 // n such parts into out (Hq, D), the softmax-weighted sum over all the runs' keys.
-// (k / v: f32 rows, or f16 ones under p->kv_f16.)
+// (k / v: rows of p->kv: f32, f16 or q8_0.)
 void attention_decode_part(float *o, float *m, double *l, const float *q, const void *k, const void *v, int Hq,
                            int Hkv, int D, int64_t lo, int64_t hi, const attn_params *p);
 // Requests the first lines of the K and V rows of keys [lo, hi] (cold: a decode run's start).
