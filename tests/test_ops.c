@@ -458,6 +458,77 @@ static void test_attn_rows(void) {
     if (isa_detect() < ISA_AVX512) SKIP("attention row kernels: this CPU lacks AVX-512 (or AVX2); those twins untested");
 }
 
+// The q8_0-row kernels (a q8_0 KV cache): at AVX2 and AVX-512 against their scalar twins (error against
+// the sums of absolute terms below 1e-5, as the f32 / f16 ones), and the twins against the f32 twins
+// over the same values widened (d x q is exact in f32, and the twins sum in the f32 twins' order: bit
+// for bit). Single rows (D 32..256, strides padded by a block), G heads of one kv head (G 2, 3, 4, 8),
+// and whole rows of every head on the row test's shapes with D a multiple of 32 (14/2 x 64: kv head by
+// kv head).
+static uint8_t *abs_q8(const uint8_t *a, int64_t n) {   // |x| of every element (d >= 0, q in [-127, 127])
+    size_t bytes = (size_t)n / 32 * 34;
+    uint8_t *r = malloc(bytes);
+    memcpy(r, a, bytes);
+    for (size_t b = 0; b < bytes; b += 34)
+        for (int j = 0; j < 32; j++) r[b + 2 + j] = (uint8_t)abs((int8_t)r[b + 2 + j]);
+    return r;
+}
+static void test_attn_q8_kernels(void) {
+    const attn_kernels *ref = attn_kernels_for(ISA_SCALAR);
+    static const int S[][3] = {{16, 8, 128}, {32, 8, 64}, {24, 8, 128}, {4, 1, 256}, {8, 4, 256}, {12, 12, 64},
+                               {64, 1, 32}, {14, 2, 64}, {2, 1, 32}, {6, 3, 96}};
+    int ns[] = {1, 3, 4, 5, 16, 33, 130};
+    int exact = 1;
+    for (int lvl = ISA_AVX2; lvl <= (int)isa_detect(); lvl++) {
+        const attn_kernels *kn = attn_kernels_for(lvl);
+        double worst = 0;
+        for (size_t c = 0; c < sizeof S / sizeof *S; c++)
+            for (size_t b = 0; b < sizeof ns / sizeof *ns; b++) {
+                int Hq = S[c][0], Hkv = S[c][1], D = S[c][2], n = ns[b], G = Hq / Hkv;
+                int64_t ks = (int64_t)Hkv * D + (c % 2 ? 32 : 0), nk = n * ks;
+                float *q = rnd(Hq * D, 1.0f, 0), *k = rnd(nk, 1.0f, 0), *pr = rnd(Hq * n, 1.0f, 0);
+                float *o0 = rnd(Hq * D, 1.0f, 0), *qa = abs_f(q, Hq * D), *pa = abs_f(pr, Hq * n);
+                uint8_t *kq = malloc((size_t)nk / 32 * 34);
+                quantize_row(DT_Q8_0, k, kq, nk);
+                dequantize_row(DT_Q8_0, kq, k, nk);
+                uint8_t *kqa = abs_q8(kq, nk);
+                float *s1 = malloc(sizeof(float) * Hq * n), *s2 = malloc(sizeof(float) * Hq * n), *sa = malloc(sizeof(float) * Hq * n);
+                float *o1 = dup_f(o0, Hq * D), *o2 = dup_f(o0, Hq * D), *oa = abs_f(o0, Hq * D);
+                // whole rows, every head
+                ref->scores_rowsq8(sa, qa, Hq, Hkv, kqa, ks, n, D), ref->accum_rowsq8(oa, pa, Hq, Hkv, kqa, ks, n, D);
+                ref->scores_rowsq8(s1, q, Hq, Hkv, kq, ks, n, D), kn->scores_rowsq8(s2, q, Hq, Hkv, kq, ks, n, D);
+                ref->accum_rowsq8(o1, pr, Hq, Hkv, kq, ks, n, D), kn->accum_rowsq8(o2, pr, Hq, Hkv, kq, ks, n, D);
+                double e = fmax(cond_err(s2, s1, sa, Hq * n), cond_err(o2, o1, oa, Hq * D));
+                if (!(e < 1e-5)) CHECK(0, "q8_0 rows isa %d, %d/%d heads x %d, %d keys: error %.3g", lvl, Hq, Hkv, D, n, e);
+                worst = fmax(worst, e);
+                ref->scores_rows(s2, q, Hq, Hkv, k, ks, n, D);
+                memcpy(o2, o0, sizeof(float) * Hq * D);
+                ref->accum_rows(o2, pr, Hq, Hkv, k, ks, n, D);
+                exact &= !memcmp(s1, s2, sizeof(float) * Hq * n) && !memcmp(o1, o2, sizeof(float) * Hq * D);
+                // the G heads of kv head 0, then one head: rows D apart inside the cache rows
+                memcpy(o1, o0, sizeof(float) * G * D); memcpy(o2, o0, sizeof(float) * G * D);
+                for (int i = 0; i < G * D; i++) oa[i] = fabsf(o0[i]);
+                ref->scores_gq8(sa, qa, G, kqa, ks, n, D), ref->accum_gq8(oa, pa, G, kqa, ks, n, D);
+                ref->scores_gq8(s1, q, G, kq, ks, n, D), kn->scores_gq8(s2, q, G, kq, ks, n, D);
+                ref->accum_gq8(o1, pr, G, kq, ks, n, D), kn->accum_gq8(o2, pr, G, kq, ks, n, D);
+                e = fmax(cond_err(s2, s1, sa, G * n), cond_err(o2, o1, oa, G * D));
+                ref->scores_q8(sa, qa, kqa, ks, n, D);
+                ref->scores_q8(s1, q, kq, ks, n, D), kn->scores_q8(s2, q, kq, ks, n, D);
+                e = fmax(e, cond_err(s2, s1, sa, n));
+                memcpy(o1, o0, sizeof(float) * D); memcpy(o2, o0, sizeof(float) * D);
+                for (int i = 0; i < D; i++) oa[i] = fabsf(o0[i]);
+                ref->accum_q8(oa, pa, kqa, ks, n, D);
+                ref->accum_q8(o1, pr, kq, ks, n, D), kn->accum_q8(o2, pr, kq, ks, n, D);
+                e = fmax(e, cond_err(o2, o1, oa, D));
+                if (!(e < 1e-5)) CHECK(0, "q8_0 single / %d-head kernels isa %d, D %d, %d keys: error %.3g", G, lvl, D, n, e);
+                worst = fmax(worst, e);
+                free(q); free(k); free(pr); free(o0); free(qa); free(pa); free(kq); free(kqa);
+                free(s1); free(s2); free(sa); free(o1); free(o2); free(oa);
+            }
+        CHECK(worst < 1e-5, "q8_0 attention kernels isa %d vs scalar: worst error %.3g", lvl, worst);
+    }
+    CHECK(exact, "q8_0 twins differ from the f32 twins over the widened values");
+}
+
 // SIMD kernels against their scalar twins on odd head sizes, key counts and strides; errors measured
 // against the sums of absolute terms (cond_err), below 1e-5 (a head of 256 terms in float: ~256 eps at
 // worst, ~16 eps typical).
@@ -1162,6 +1233,7 @@ int main(void) {
     }
     test_attn_kernels();
     test_attn_rows();
+    test_attn_q8_kernels();
     test_ce_kernels();
     test_act_kernels();
     test_finite_differences();

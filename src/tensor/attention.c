@@ -80,6 +80,48 @@ static void attn_accum_h_ref(float *o, const float *p, const uint16_t *v, int64_
         for (int d = 0; d < D; d++) o[d] += p[i] * f16_to_f32(v[(int64_t)i * ks + d]);
 }
 
+// q8_0 rows: element e of the row at p (blocks of 32: f16 d, int8 q[32]) is d x q.
+static inline float q8_elem(const uint8_t *p, int64_t e) {
+    const uint8_t *b = p + (e >> 5) * Q8_BLOCK_BYTES;
+    uint16_t d;
+    memcpy(&d, b, 2);
+    return f16_to_f32(d) * (float)(int8_t)b[2 + (e & 31)];
+}
+static inline const uint8_t *q8_row(const uint8_t *p, int64_t e) { return p + (e >> 5) * Q8_BLOCK_BYTES; }
+
+static void attn_scores_q8_ref(float *sc, const float *q, const uint8_t *k, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++) {
+        const uint8_t *ki = q8_row(k, (int64_t)i * ks);
+        float acc[LANES] = {0};
+        int d = 0;
+        for (; d + LANES <= D; d += LANES)
+            for (int u = 0; u < LANES; u++) acc[u] += q[d + u] * q8_elem(ki, d + u);
+        float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (; d < D; d++) s += q[d] * q8_elem(ki, d);
+        sc[i] = s;
+    }
+}
+static void attn_accum_q8_ref(float *o, const float *p, const uint8_t *v, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < D; d++) o[d] += p[i] * q8_elem(v, (int64_t)i * ks + d);
+}
+static void attn_scores_gq8_ref(float *sc, const float *q, int G, const uint8_t *k, int64_t ks, int n, int D) {
+    for (int j = 0; j < G; j++) attn_scores_q8_ref(sc + (int64_t)j * n, q + (int64_t)j * D, k, ks, n, D);
+}
+static void attn_accum_gq8_ref(float *o, const float *p, int G, const uint8_t *v, int64_t ks, int n, int D) {
+    for (int j = 0; j < G; j++) attn_accum_q8_ref(o + (int64_t)j * D, p + (int64_t)j * n, v, ks, n, D);
+}
+static void attn_scores_rowsq8_ref(float *sc, const float *q, int Hq, int Hkv, const uint8_t *k, int64_t ks, int n,
+                                   int D) {
+    for (int h = 0; h < Hq; h++)
+        attn_scores_q8_ref(sc + (int64_t)h * n, q + (int64_t)h * D, q8_row(k, (int64_t)(h / (Hq / Hkv)) * D), ks, n, D);
+}
+static void attn_accum_rowsq8_ref(float *o, const float *p, int Hq, int Hkv, const uint8_t *v, int64_t ks, int n,
+                                  int D) {
+    for (int h = 0; h < Hq; h++)
+        attn_accum_q8_ref(o + (int64_t)h * D, p + (int64_t)h * n, q8_row(v, (int64_t)(h / (Hq / Hkv)) * D), ks, n, D);
+}
+
 static void attn_scores_g_ref(float *sc, const float *q, int G, const float *k, int64_t ks, int n, int D) {
     for (int j = 0; j < G; j++) attn_scores_ref(sc + (int64_t)j * n, q + (int64_t)j * D, k, ks, n, D);
 }
@@ -159,11 +201,17 @@ const attn_kernels *attn_kernels_for(int isa) {
     if (!atomic_load_explicit(&g_tab_ready, memory_order_acquire)) {
         // Idempotent: concurrent first callers build identical tables.
         attn_kernels t[3];
-        t[0] = (attn_kernels){attn_scores_ref,    attn_accum_ref,    attn_scores_h_ref,  attn_accum_h_ref,
-                              attn_scores_g_ref,  attn_accum_g_ref,  attn_scores_gh_ref, attn_accum_gh_ref,
-                              attn_scale_max_ref, attn_expsum_ref, attn_scores_rows_ref, attn_accum_rows_ref,
-                              attn_scores_rowsh_ref, attn_accum_rowsh_ref, attn_tile_scores_ref,
-                              attn_tile_accum_ref, attn_rows_h_ref, attn_keys_t_ref, 0};
+        t[0] = (attn_kernels){.scores = attn_scores_ref, .accum = attn_accum_ref, .scores_h = attn_scores_h_ref,
+                              .accum_h = attn_accum_h_ref, .scores_g = attn_scores_g_ref, .accum_g = attn_accum_g_ref,
+                              .scores_gh = attn_scores_gh_ref, .accum_gh = attn_accum_gh_ref,
+                              .scores_q8 = attn_scores_q8_ref, .accum_q8 = attn_accum_q8_ref,
+                              .scores_gq8 = attn_scores_gq8_ref, .accum_gq8 = attn_accum_gq8_ref,
+                              .scores_rowsq8 = attn_scores_rowsq8_ref, .accum_rowsq8 = attn_accum_rowsq8_ref,
+                              .scale_max = attn_scale_max_ref, .expsum = attn_expsum_ref,
+                              .scores_rows = attn_scores_rows_ref, .accum_rows = attn_accum_rows_ref,
+                              .scores_rowsh = attn_scores_rowsh_ref, .accum_rowsh = attn_accum_rowsh_ref,
+                              .tile_scores = attn_tile_scores_ref, .tile_accum = attn_tile_accum_ref,
+                              .rows_h = attn_rows_h_ref, .keys_t = attn_keys_t_ref, .tiles = 0};
         t[1] = t[2] = t[0];
         isa_level d = isa_detect();
         if (d >= ISA_AVX2) { attn_kernels_avx2(&t[1]); t[2] = t[1]; }
@@ -179,86 +227,45 @@ const attn_kernels *attn_kernels_active(void) { return attn_kernels_for((int)isa
 // K / V rows are f32, f16 or q8_0 (p->kv): element e of a cache at base (e a multiple of 32 for q8_0:
 // e is always a row's or a head's first element, D a multiple of 32), and the kernels over them.
 static inline const void *kv_at(const void *base, int64_t e, const attn_params *p) {
-    if (p->kv == DT_Q8_0) return (const char *)base + e / QK32 * (int64_t)sizeof(blk_q8_0);
+    if (p->kv == DT_Q8_0) return (const char *)base + e / QK32 * Q8_BLOCK_BYTES;
     return (const char *)base + e * (p->kv == DT_F16 ? 2 : 4);
 }
 
-// q8_0 rows have no kernels of their own: a block of them is widened to f32 (d x q: exact) into a
-// buffer on the stack and the f32 kernels run over it from L1. A q8_0 cache halves an f16 one's bytes
-// (memory at long contexts, as llama.cpp's -ctk / -ctv q8_0); the widening costs about what the f16
-// kernels' conversions did. KV_Q8_FLOATS bounds a widened block: 32 KiB.
-#define KV_Q8_FLOATS 8192
-// n rows of D elements, ks elements apart, into dst (n x D, contiguous).
-static void widen_q8_rows(float *dst, const void *src, int64_t ks, int n, int D) {
-    for (int i = 0; i < n; i++)
-        dequantize_row_fast(DT_Q8_0, (const char *)src + i * ks / QK32 * (int64_t)sizeof(blk_q8_0), dst + (int64_t)i * D, D);
-}
-// Rows per widened piece of the per-row kernels below (whole rows of D).
-static inline int q8_piece(int D) { return KV_Q8_FLOATS / D; }
-
 static inline void kv_scores(const attn_kernels *kn, const attn_params *p, float *sc, const float *q, const void *k,
                              int64_t ks, int n, int D) {
-    if (p->kv == DT_F16) { kn->scores_h(sc, q, k, ks, n, D); return; }
-    if (p->kv != DT_Q8_0) { kn->scores(sc, q, k, ks, n, D); return; }
-    float buf[KV_Q8_FLOATS];
-    for (int i = 0, c = q8_piece(D); i < n; i += c) {
-        int m = n - i < c ? n - i : c;
-        widen_q8_rows(buf, kv_at(k, i * ks, p), ks, m, D);
-        kn->scores(sc + i, q, buf, D, m, D);
-    }
+    if (p->kv == DT_F16) kn->scores_h(sc, q, k, ks, n, D);
+    else if (p->kv == DT_Q8_0) kn->scores_q8(sc, q, k, ks, n, D);
+    else kn->scores(sc, q, k, ks, n, D);
 }
 static inline void kv_accum(const attn_kernels *kn, const attn_params *p, float *o, const float *pr, const void *v,
                             int64_t ks, int n, int D) {
-    if (p->kv == DT_F16) { kn->accum_h(o, pr, v, ks, n, D); return; }
-    if (p->kv != DT_Q8_0) { kn->accum(o, pr, v, ks, n, D); return; }
-    float buf[KV_Q8_FLOATS];
-    for (int i = 0, c = q8_piece(D); i < n; i += c) {
-        int m = n - i < c ? n - i : c;
-        widen_q8_rows(buf, kv_at(v, i * ks, p), ks, m, D);
-        kn->accum(o, pr + i, buf, D, m, D);
-    }
+    if (p->kv == DT_F16) kn->accum_h(o, pr, v, ks, n, D);
+    else if (p->kv == DT_Q8_0) kn->accum_q8(o, pr, v, ks, n, D);
+    else kn->accum(o, pr, v, ks, n, D);
 }
-// G heads (head j's scores at sc + j*n): over q8_0 rows, each widened piece goes to the G heads one by one.
 static inline void kv_scores_g(const attn_kernels *kn, const attn_params *p, float *sc, const float *q, int G,
                                const void *k, int64_t ks, int n, int D) {
-    if (p->kv == DT_F16) { kn->scores_gh(sc, q, G, k, ks, n, D); return; }
-    if (p->kv != DT_Q8_0) { kn->scores_g(sc, q, G, k, ks, n, D); return; }
-    float buf[KV_Q8_FLOATS];
-    for (int i = 0, c = q8_piece(D); i < n; i += c) {
-        int m = n - i < c ? n - i : c;
-        widen_q8_rows(buf, kv_at(k, i * ks, p), ks, m, D);
-        for (int j = 0; j < G; j++) kn->scores(sc + (int64_t)j * n + i, q + (int64_t)j * D, buf, D, m, D);
-    }
+    if (p->kv == DT_F16) kn->scores_gh(sc, q, G, k, ks, n, D);
+    else if (p->kv == DT_Q8_0) kn->scores_gq8(sc, q, G, k, ks, n, D);
+    else kn->scores_g(sc, q, G, k, ks, n, D);
 }
 static inline void kv_accum_g(const attn_kernels *kn, const attn_params *p, float *o, const float *pr, int G,
                               const void *v, int64_t ks, int n, int D) {
-    if (p->kv == DT_F16) { kn->accum_gh(o, pr, G, v, ks, n, D); return; }
-    if (p->kv != DT_Q8_0) { kn->accum_g(o, pr, G, v, ks, n, D); return; }
-    float buf[KV_Q8_FLOATS];
-    for (int i = 0, c = q8_piece(D); i < n; i += c) {
-        int m = n - i < c ? n - i : c;
-        widen_q8_rows(buf, kv_at(v, i * ks, p), ks, m, D);
-        for (int j = 0; j < G; j++) kn->accum(o + (int64_t)j * D, pr + (int64_t)j * n + i, buf, D, m, D);
-    }
+    if (p->kv == DT_F16) kn->accum_gh(o, pr, G, v, ks, n, D);
+    else if (p->kv == DT_Q8_0) kn->accum_gq8(o, pr, G, v, ks, n, D);
+    else kn->accum_g(o, pr, G, v, ks, n, D);
 }
-
-// Whole cache rows (every head): over q8_0, the n rows (contiguous blocks) are widened at once, so
-// n * ks <= KV_Q8_FLOATS (attention_decode_part sizes its blocks so).
 static inline void kv_scores_rows(const attn_kernels *kn, const attn_params *p, float *sc, const float *q, int Hq,
                                   int Hkv, const void *k, int64_t ks, int n, int D) {
-    if (p->kv == DT_F16) { kn->scores_rowsh(sc, q, Hq, Hkv, k, ks, n, D); return; }
-    if (p->kv != DT_Q8_0) { kn->scores_rows(sc, q, Hq, Hkv, k, ks, n, D); return; }
-    float buf[KV_Q8_FLOATS];
-    dequantize_row_fast(DT_Q8_0, k, buf, (int64_t)n * ks);
-    kn->scores_rows(sc, q, Hq, Hkv, buf, ks, n, D);
+    if (p->kv == DT_F16) kn->scores_rowsh(sc, q, Hq, Hkv, k, ks, n, D);
+    else if (p->kv == DT_Q8_0) kn->scores_rowsq8(sc, q, Hq, Hkv, k, ks, n, D);
+    else kn->scores_rows(sc, q, Hq, Hkv, k, ks, n, D);
 }
 static inline void kv_accum_rows(const attn_kernels *kn, const attn_params *p, float *o, const float *pr, int Hq,
                                  int Hkv, const void *v, int64_t ks, int n, int D) {
-    if (p->kv == DT_F16) { kn->accum_rowsh(o, pr, Hq, Hkv, v, ks, n, D); return; }
-    if (p->kv != DT_Q8_0) { kn->accum_rows(o, pr, Hq, Hkv, v, ks, n, D); return; }
-    float buf[KV_Q8_FLOATS];
-    dequantize_row_fast(DT_Q8_0, v, buf, (int64_t)n * ks);
-    kn->accum_rows(o, pr, Hq, Hkv, buf, ks, n, D);
+    if (p->kv == DT_F16) kn->accum_rowsh(o, pr, Hq, Hkv, v, ks, n, D);
+    else if (p->kv == DT_Q8_0) kn->accum_rowsq8(o, pr, Hq, Hkv, v, ks, n, D);
+    else kn->accum_rows(o, pr, Hq, Hkv, v, ks, n, D);
 }
 
 // ---------------------------------------------------------------- forward
@@ -389,7 +396,11 @@ static void tile_block(const attn_kernels *kn, const tile_pass *tp, float *sc, i
 static void widen_rows(const attn_kernels *kn, float *dst, const void *src, int64_t b0, int n, int64_t ks, int D,
                        const attn_params *p) {
     if (p->kv == DT_F16) { kn->rows_h(dst, (const uint16_t *)src + b0 * ks, ks, n, D); return; }
-    if (p->kv == DT_Q8_0) { widen_q8_rows(dst, kv_at(src, b0 * ks, p), ks, n, D); return; }
+    if (p->kv == DT_Q8_0) {   // (dequantize_row_fast: the AVX2 dequantizer, once per block and pass)
+        for (int i = 0; i < n; i++)
+            dequantize_row_fast(DT_Q8_0, kv_at(src, (b0 + i) * ks, p), dst + (int64_t)i * D, D);
+        return;
+    }
     for (int i = 0; i < n; i++) memcpy(dst + (int64_t)i * D, (const float *)src + (b0 + i) * ks, (size_t)D * sizeof(float));
 }
 
@@ -539,9 +550,7 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
     _Static_assert(DEC_SCORES >= DEC_BLOCK * HEAD_RUN, "the kv-head path keeps HEAD_RUN heads' block scores");
     memset(o, 0, (size_t)Hq * D * sizeof(float));
     for (int h = 0; h < Hq; h++) { m[h] = -INFINITY; l[h] = 0.0; }
-    // more heads than the stack holds scores for (none known), or q8_0 rows wider than a widened block:
-    // kv head by kv head
-    if (Hq > DEC_SCORES || (p->kv == DT_Q8_0 && ks > KV_Q8_FLOATS)) {
+    if (Hq > DEC_SCORES) {   // more heads than the stack holds scores for (none known): kv head by kv head
         const int G = Hq / Hkv;
         int g = G < HEAD_RUN ? G : HEAD_RUN;   // heads per step: the largest divisor of G up to HEAD_RUN
         while (G % g) g--;
@@ -555,8 +564,7 @@ void attention_decode_part(float *o, float *m, double *l, const float *q, const 
         }
         return;
     }
-    int nb = DEC_SCORES / Hq < DEC_BLOCK ? DEC_SCORES / Hq : DEC_BLOCK;   // rows per block
-    if (p->kv == DT_Q8_0 && nb * ks > KV_Q8_FLOATS) nb = (int)(KV_Q8_FLOATS / ks);   // a widened block's rows
+    const int nb = DEC_SCORES / Hq < DEC_BLOCK ? DEC_SCORES / Hq : DEC_BLOCK;   // rows per block
     for (int64_t b0 = lo; b0 <= hi; b0 += nb) {
         int n = (int)(hi - b0 + 1 < nb ? hi - b0 + 1 : nb);
         kv_scores_rows(kn, p, sc, q, Hq, Hkv, kv_at(k, b0 * ks, p), ks, n, D);

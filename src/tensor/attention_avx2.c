@@ -81,6 +81,7 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 }
 #endif
 
+// One body (tensor/attention_kvbody.h) per row type: its names, storage unit and loads.
 #define KV_SCORES KNAME(attn_scores)
 #define KV_ACCUM KNAME(attn_accum)
 #define KV_SCORES_G KNAME(attn_scores_g)
@@ -93,8 +94,10 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #define KV_ACCUM_RV KNAME(attn_accum_rv)
 #define KV_ACCUM_RVC KNAME(attn_accum_rvc)
 #define KV_T float
-#define KV_VLOAD(p) VLOAD(p)
-#define KV_SLOAD(x) (x)
+#define KV_ADV(p, e) ((p) + (e))
+#define KV_VLD(p, e) VLOAD((p) + (e))
+#define KV_SLD(p, e) ((p)[e])
+#define KV_BYTES(n) ((size_t)(n) * sizeof(float))
 #include "tensor/attention_kvbody.h"
 #undef KV_SCORES
 #undef KV_ACCUM
@@ -108,8 +111,10 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #undef KV_ACCUM_RV
 #undef KV_ACCUM_RVC
 #undef KV_T
-#undef KV_VLOAD
-#undef KV_SLOAD
+#undef KV_ADV
+#undef KV_VLD
+#undef KV_SLD
+#undef KV_BYTES
 #define KV_SCORES KNAME(attn_scores_h)
 #define KV_ACCUM KNAME(attn_accum_h)
 #define KV_SCORES_G KNAME(attn_scores_gh)
@@ -122,8 +127,64 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #define KV_ACCUM_RV KNAME(attn_accum_rvh)
 #define KV_ACCUM_RVC KNAME(attn_accum_rvch)
 #define KV_T uint16_t
-#define KV_VLOAD(p) VLOADH(p)
-#define KV_SLOAD(x) f16_to_f32(x)
+#define KV_ADV(p, e) ((p) + (e))
+#define KV_VLD(p, e) VLOADH((p) + (e))
+#define KV_SLD(p, e) f16_to_f32((p)[e])
+#define KV_BYTES(n) ((size_t)(n) * sizeof(uint16_t))
+#include "tensor/attention_kvbody.h"
+#undef KV_SCORES
+#undef KV_ACCUM
+#undef KV_SCORES_G
+#undef KV_ACCUM_G
+#undef KV_SCORES_GC
+#undef KV_ACCUM_GC
+#undef KV_SCORES_R
+#undef KV_ACCUM_R
+#undef KV_SCORES_RC
+#undef KV_ACCUM_RV
+#undef KV_ACCUM_RVC
+#undef KV_T
+#undef KV_ADV
+#undef KV_VLD
+#undef KV_SLD
+#undef KV_BYTES
+// q8_0 rows (a q8_0 KV cache): blocks of 32 elements, an f16 scale d then 32 int8 levels q; element e
+// of a row is d x q of block e / 32, widened on load (an exact product in f32), W at a time (W divides
+// 32, so a load never straddles two blocks).
+static inline vf KNAME(q8_vld)(const uint8_t *p, int64_t e) {
+    const uint8_t *b = p + (e >> 5) * Q8_BLOCK_BYTES;
+    uint16_t d;
+    __builtin_memcpy(&d, b, 2);
+#ifdef ATT_AVX512
+    __m512 x = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2 + (e & 31)))));
+    return _mm512_mul_ps(x, _mm512_cvtph_ps(_mm256_set1_epi16((short)d)));
+#else
+    __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + (e & 31)))));
+    return _mm256_mul_ps(x, _mm256_cvtph_ps(_mm_set1_epi16((short)d)));
+#endif
+}
+static inline float q8_sld(const uint8_t *p, int64_t e) {
+    const uint8_t *b = p + (e >> 5) * Q8_BLOCK_BYTES;
+    uint16_t d;
+    __builtin_memcpy(&d, b, 2);
+    return f16_to_f32(d) * (float)(int8_t)b[2 + (e & 31)];
+}
+#define KV_SCORES KNAME(attn_scores_q8)
+#define KV_ACCUM KNAME(attn_accum_q8)
+#define KV_SCORES_G KNAME(attn_scores_gq8)
+#define KV_ACCUM_G KNAME(attn_accum_gq8)
+#define KV_SCORES_GC KNAME(attn_scores_gcq8)
+#define KV_ACCUM_GC KNAME(attn_accum_gcq8)
+#define KV_SCORES_R KNAME(attn_scores_rowsq8)
+#define KV_ACCUM_R KNAME(attn_accum_rowsq8)
+#define KV_SCORES_RC KNAME(attn_scores_rcq8)
+#define KV_ACCUM_RV KNAME(attn_accum_rvq8)
+#define KV_ACCUM_RVC KNAME(attn_accum_rvcq8)
+#define KV_T uint8_t
+#define KV_ADV(p, e) ((p) + ((e) >> 5) * Q8_BLOCK_BYTES)
+#define KV_VLD(p, e) KNAME(q8_vld)(p, e)
+#define KV_SLD(p, e) q8_sld(p, e)
+#define KV_BYTES(n) ((size_t)(n) / 32 * Q8_BLOCK_BYTES)
 #include "tensor/attention_kvbody.h"
 
 // sc[i] = exp(sc[i] - m) for i < n; returns their sum. Probabilities below 2^-126 (x < -87) are
@@ -312,4 +373,10 @@ void KNAME(attn_kernels)(attn_kernels *k) {
     k->accum_rows = KNAME(attn_accum_rows);
     k->scores_rowsh = KNAME(attn_scores_rowsh);
     k->accum_rowsh = KNAME(attn_accum_rowsh);
+    k->scores_q8 = KNAME(attn_scores_q8);
+    k->accum_q8 = KNAME(attn_accum_q8);
+    k->scores_gq8 = KNAME(attn_scores_gq8);
+    k->accum_gq8 = KNAME(attn_accum_gq8);
+    k->scores_rowsq8 = KNAME(attn_scores_rowsq8);
+    k->accum_rowsq8 = KNAME(attn_accum_rowsq8);
 }

@@ -28,6 +28,14 @@ typedef struct {
     void (*accum_g)(float *o, const float *p, int G, const float *v, int64_t ks, int n, int D);
     void (*scores_gh)(float *sc, const float *q, int G, const uint16_t *k, int64_t ks, int n, int D);
     void (*accum_gh)(float *o, const float *p, int G, const uint16_t *v, int64_t ks, int n, int D);
+    // the same six over q8_0 rows (a q8_0 KV cache: blocks of 32, an f16 scale then 32 int8; ks and the
+    // head offsets multiples of 32 elements), each element d x q widened to f32 on load
+    void (*scores_q8)(float *sc, const float *q, const uint8_t *k, int64_t ks, int n, int D);
+    void (*accum_q8)(float *o, const float *p, const uint8_t *v, int64_t ks, int n, int D);
+    void (*scores_gq8)(float *sc, const float *q, int G, const uint8_t *k, int64_t ks, int n, int D);
+    void (*accum_gq8)(float *o, const float *p, int G, const uint8_t *v, int64_t ks, int n, int D);
+    void (*scores_rowsq8)(float *sc, const float *q, int Hq, int Hkv, const uint8_t *k, int64_t ks, int n, int D);
+    void (*accum_rowsq8)(float *o, const float *p, int Hq, int Hkv, const uint8_t *v, int64_t ks, int n, int D);
     // sc[i] *= scale for i < n; returns their max
     float (*scale_max)(float *sc, int n, float scale);
     // sc[i] = exp(sc[i] - m) for i < n (the SIMD versions: a degree-7 polynomial, tensor/simd_exp.h);
@@ -56,6 +64,7 @@ typedef struct {
 } attn_kernels;
 
 #define ATT_TILE_ROWS 8
+#define Q8_BLOCK_BYTES 34   // a q8_0 block: f16 d, int8 q[32]
 #define ATT_TILE_KEYS 64
 
 // Reads one word of every 64-byte line of [p, p + bytes) in address order, values unused. Kernels that

@@ -1,7 +1,10 @@
 // Body of the attention score and value kernels of attention_avx2.c (and its AVX-512 recompile),
 // included once per element type of the K / V rows: f32, and f16 (an f16 KV cache, converted to f32 on
-// load). Before including, define KV_SCORES / KV_ACCUM (the functions' names), KV_T (the element type),
-// KV_VLOAD(p) (a vector of W elements at p as f32) and KV_SLOAD(x) (one element as f32).
+// load), and q8_0 (blocks of 32: a q8_0 KV cache, d x q widened on load). Before including, define
+// KV_SCORES / KV_ACCUM (the functions' names), KV_T (the storage unit: float, uint16_t, or uint8_t for
+// q8_0 blocks), KV_ADV(p, e) (where element e starts: e a multiple of 32, as a row's or a head's first
+// element is for q8_0), KV_VLD(p, e) (W elements from element e as f32, e a multiple of W), KV_SLD(p, e)
+// (one element as f32) and KV_BYTES(n) (bytes of n elements, n a multiple of 32).
 static void KV_SCORES(float *sc, const float *q, const KV_T *k, int64_t ks, int n, int D) {
     int Dv = D - D % W, i = 0;
 #ifdef ATT_AVX512
@@ -10,38 +13,38 @@ static void KV_SCORES(float *sc, const float *q, const KV_T *k, int64_t ks, int 
         for (; i + 16 <= n; i += 16) {
             __m512 a[16];
             for (int r = 0; r < 16; r++) a[r] = _mm512_setzero_ps();
-            const KV_T *k0 = k + (int64_t)i * ks;
+            const KV_T *k0 = KV_ADV(k, (int64_t)i * ks);
             for (int d = 0; d < D; d += 16) {
                 __m512 qv = _mm512_loadu_ps(q + d);
 #pragma GCC unroll 16
-                for (int r = 0; r < 16; r++) a[r] = _mm512_fmadd_ps(qv, KV_VLOAD(k0 + (int64_t)r * ks + d), a[r]);
+                for (int r = 0; r < 16; r++) a[r] = _mm512_fmadd_ps(qv, KV_VLD(k0, (int64_t)r * ks + d), a[r]);
             }
             _mm512_storeu_ps(sc + i, hsum16x16(a));
         }
 #endif
     // four keys at a time: four independent FMA chains share each load of q
     for (; i + 4 <= n; i += 4) {
-        const KV_T *k0 = k + (int64_t)i * ks, *k1 = k0 + ks, *k2 = k1 + ks, *k3 = k2 + ks;
+        const KV_T *k0 = KV_ADV(k, (int64_t)i * ks), *k1 = KV_ADV(k0, ks), *k2 = KV_ADV(k1, ks), *k3 = KV_ADV(k2, ks);
         vf a0 = VZERO(), a1 = VZERO(), a2 = VZERO(), a3 = VZERO();
         for (int d = 0; d < Dv; d += W) {
             vf qv = VLOAD(q + d);
-            a0 = VFMA(qv, KV_VLOAD(k0 + d), a0);
-            a1 = VFMA(qv, KV_VLOAD(k1 + d), a1);
-            a2 = VFMA(qv, KV_VLOAD(k2 + d), a2);
-            a3 = VFMA(qv, KV_VLOAD(k3 + d), a3);
+            a0 = VFMA(qv, KV_VLD(k0, d), a0);
+            a1 = VFMA(qv, KV_VLD(k1, d), a1);
+            a2 = VFMA(qv, KV_VLD(k2, d), a2);
+            a3 = VFMA(qv, KV_VLD(k3, d), a3);
         }
         float s0 = VSUM(a0), s1 = VSUM(a1), s2 = VSUM(a2), s3 = VSUM(a3);
         for (int d = Dv; d < D; d++) {
-            s0 += q[d] * KV_SLOAD(k0[d]); s1 += q[d] * KV_SLOAD(k1[d]); s2 += q[d] * KV_SLOAD(k2[d]); s3 += q[d] * KV_SLOAD(k3[d]);
+            s0 += q[d] * KV_SLD(k0, d); s1 += q[d] * KV_SLD(k1, d); s2 += q[d] * KV_SLD(k2, d); s3 += q[d] * KV_SLD(k3, d);
         }
         sc[i] = s0; sc[i + 1] = s1; sc[i + 2] = s2; sc[i + 3] = s3;
     }
     for (; i < n; i++) {
-        const KV_T *k0 = k + (int64_t)i * ks;
+        const KV_T *k0 = KV_ADV(k, (int64_t)i * ks);
         vf a0 = VZERO();
-        for (int d = 0; d < Dv; d += W) a0 = VFMA(VLOAD(q + d), KV_VLOAD(k0 + d), a0);
+        for (int d = 0; d < Dv; d += W) a0 = VFMA(VLOAD(q + d), KV_VLD(k0, d), a0);
         float s0 = VSUM(a0);
-        for (int d = Dv; d < D; d++) s0 += q[d] * KV_SLOAD(k0[d]);
+        for (int d = Dv; d < D; d++) s0 += q[d] * KV_SLD(k0, d);
         sc[i] = s0;
     }
 }
@@ -53,12 +56,12 @@ static void KV_ACCUM(float *o, const float *p, const KV_T *v, int64_t ks, int n,
         vf o0 = VLOAD(o + d0), o1 = VLOAD(o + d0 + W), o2 = VLOAD(o + d0 + 2 * W), o3 = VLOAD(o + d0 + 3 * W);
         vf o4 = VLOAD(o + d0 + 4 * W), o5 = VLOAD(o + d0 + 5 * W), o6 = VLOAD(o + d0 + 6 * W), o7 = VLOAD(o + d0 + 7 * W);
         for (int i = 0; i < n; i++) {
-            const KV_T *vi = v + (int64_t)i * ks + d0;
+            const KV_T *vi = KV_ADV(v, (int64_t)i * ks);
             vf pb = VSET1(p[i]);
-            o0 = VFMA(pb, KV_VLOAD(vi), o0); o1 = VFMA(pb, KV_VLOAD(vi + W), o1);
-            o2 = VFMA(pb, KV_VLOAD(vi + 2 * W), o2); o3 = VFMA(pb, KV_VLOAD(vi + 3 * W), o3);
-            o4 = VFMA(pb, KV_VLOAD(vi + 4 * W), o4); o5 = VFMA(pb, KV_VLOAD(vi + 5 * W), o5);
-            o6 = VFMA(pb, KV_VLOAD(vi + 6 * W), o6); o7 = VFMA(pb, KV_VLOAD(vi + 7 * W), o7);
+            o0 = VFMA(pb, KV_VLD(vi, d0), o0); o1 = VFMA(pb, KV_VLD(vi, d0 + W), o1);
+            o2 = VFMA(pb, KV_VLD(vi, d0 + 2 * W), o2); o3 = VFMA(pb, KV_VLD(vi, d0 + 3 * W), o3);
+            o4 = VFMA(pb, KV_VLD(vi, d0 + 4 * W), o4); o5 = VFMA(pb, KV_VLD(vi, d0 + 5 * W), o5);
+            o6 = VFMA(pb, KV_VLD(vi, d0 + 6 * W), o6); o7 = VFMA(pb, KV_VLD(vi, d0 + 7 * W), o7);
         }
         VSTORE(o + d0, o0); VSTORE(o + d0 + W, o1); VSTORE(o + d0 + 2 * W, o2); VSTORE(o + d0 + 3 * W, o3);
         VSTORE(o + d0 + 4 * W, o4); VSTORE(o + d0 + 5 * W, o5); VSTORE(o + d0 + 6 * W, o6); VSTORE(o + d0 + 7 * W, o7);
@@ -66,21 +69,21 @@ static void KV_ACCUM(float *o, const float *p, const KV_T *v, int64_t ks, int n,
     for (; d0 + 2 * W <= Dv; d0 += 2 * W) {
         vf o0 = VLOAD(o + d0), o1 = VLOAD(o + d0 + W);
         for (int i = 0; i < n; i++) {
-            const KV_T *vi = v + (int64_t)i * ks + d0;
+            const KV_T *vi = KV_ADV(v, (int64_t)i * ks);
             vf pb = VSET1(p[i]);
-            o0 = VFMA(pb, KV_VLOAD(vi), o0);
-            o1 = VFMA(pb, KV_VLOAD(vi + W), o1);
+            o0 = VFMA(pb, KV_VLD(vi, d0), o0);
+            o1 = VFMA(pb, KV_VLD(vi, d0 + W), o1);
         }
         VSTORE(o + d0, o0); VSTORE(o + d0 + W, o1);
     }
     for (; d0 < Dv; d0 += W) {
         vf o0 = VLOAD(o + d0);
-        for (int i = 0; i < n; i++) o0 = VFMA(VSET1(p[i]), KV_VLOAD(v + (int64_t)i * ks + d0), o0);
+        for (int i = 0; i < n; i++) o0 = VFMA(VSET1(p[i]), KV_VLD(v, (int64_t)i * ks + d0), o0);
         VSTORE(o + d0, o0);
     }
     for (int d = Dv; d < D; d++) {
         float s = o[d];
-        for (int i = 0; i < n; i++) s += p[i] * KV_SLOAD(v[(int64_t)i * ks + d]);
+        for (int i = 0; i < n; i++) s += p[i] * KV_SLD(v, (int64_t)i * ks + d);
         o[d] = s;
     }
 }
@@ -99,13 +102,13 @@ static inline __attribute__((always_inline)) int KV_SCORES_GC(float *sc, const f
         __m512 a[16], qv[8];
         #pragma GCC unroll 16
         for (int s = 0; s < 16; s++) a[s] = _mm512_setzero_ps();
-        const KV_T *k0 = k + (int64_t)i * ks;
+        const KV_T *k0 = KV_ADV(k, (int64_t)i * ks);
         for (int d = 0; d < D; d += 16) {
             #pragma GCC unroll 16
             for (int j = 0; j < G; j++) qv[j] = _mm512_loadu_ps(q + (int64_t)j * D + d);
             #pragma GCC unroll 16
             for (int r = 0; r < KP; r++) {
-                __m512 kv = KV_VLOAD(k0 + (int64_t)r * ks + d);
+                __m512 kv = KV_VLD(k0, (int64_t)r * ks + d);
                 #pragma GCC unroll 16
                 for (int j = 0; j < G; j++) a[j * KP + r] = _mm512_fmadd_ps(qv[j], kv, a[j * KP + r]);
             }
@@ -132,9 +135,9 @@ static inline __attribute__((always_inline)) int KV_ACCUM_GC(float *o, const flo
             #pragma GCC unroll 16
             for (int s = 0; s < SW; s++) acc[j * SW + s] = _mm512_loadu_ps(o + (int64_t)j * D + d0 + 16 * s);
         for (int i = 0; i < n; i++) {
-            const KV_T *vi = v + (int64_t)i * ks + d0;
+            const KV_T *vi = KV_ADV(v, (int64_t)i * ks);
             #pragma GCC unroll 16
-            for (int s = 0; s < SW; s++) vv[s] = KV_VLOAD(vi + 16 * s);
+            for (int s = 0; s < SW; s++) vv[s] = KV_VLD(vi, d0 + 16 * s);
             #pragma GCC unroll 16
             for (int j = 0; j < G; j++) {
                 __m512 pb = _mm512_set1_ps(p[(int64_t)j * n + i]);
@@ -169,14 +172,14 @@ static void KV_SCORES_G(float *sc, const float *q, int G, const KV_T *k, int64_t
     int i = 0;
     KV_G_CASES(i, KV_SCORES_GC, sc, q, k, ks, n, D);
     if (i < n)
-        for (int j = 0; j < G; j++) KV_SCORES(sc + (int64_t)j * n + i, q + (int64_t)j * D, k + (int64_t)i * ks, ks, n - i, D);
+        for (int j = 0; j < G; j++) KV_SCORES(sc + (int64_t)j * n + i, q + (int64_t)j * D, KV_ADV(k, (int64_t)i * ks), ks, n - i, D);
 }
 
 static void KV_ACCUM_G(float *o, const float *p, int G, const KV_T *v, int64_t ks, int n, int D) {
     int d0 = 0;
     KV_G_CASES(d0, KV_ACCUM_GC, o, p, v, ks, n, D);
     if (d0 < D)
-        for (int j = 0; j < G; j++) KV_ACCUM(o + (int64_t)j * D + d0, p + (int64_t)j * n, v + d0, ks, n, D - d0);
+        for (int j = 0; j < G; j++) KV_ACCUM(o + (int64_t)j * D + d0, p + (int64_t)j * n, KV_ADV(v, d0), ks, n, D - d0);
 }
 
 // Every query head at once over n whole cache rows (row i at i*ks: Hkv heads of D; q head h reads kv head
@@ -195,16 +198,16 @@ static inline __attribute__((always_inline)) int KV_SCORES_RC(float *sc, const f
     const int KP = 16 / HG;
     int32_t kvo[KV_R_MAXH];   // head h's offset in a row (no division in the loops)
     for (int h = 0; h < Hq; h++) kvo[h] = (h / G) * D;
-    const int64_t gb = (int64_t)KP * ks * (int64_t)sizeof(KV_T), step = gb * HG / Hq / (D / 16);
+    const int64_t gb = (int64_t)KV_BYTES((int64_t)KP * ks), step = gb * HG / Hq / (D / 16);
     uintptr_t pf = (uintptr_t)k + ATT_PF_AHEAD;   // addresses as integers: they run past the rows
     int i = 0;
     for (; i + KP <= n; i += KP) {
-        uintptr_t pto = (uintptr_t)(k + (int64_t)i * ks) + ATT_PF_AHEAD;
+        uintptr_t pto = (uintptr_t)KV_ADV(k, (int64_t)i * ks) + ATT_PF_AHEAD;
         for (int h0 = 0; h0 < Hq; h0 += HG) {
             __m512 a[16];
             #pragma GCC unroll 16
             for (int s = 0; s < 16; s++) a[s] = _mm512_setzero_ps();
-            const KV_T *row = k + (int64_t)i * ks;
+            const KV_T *row = KV_ADV(k, (int64_t)i * ks);
             const float *qh = q + (int64_t)h0 * D;
             for (int d = 0; d < D; d += 16) {
                 attn_pf_to(&pf, pto += step);
@@ -212,7 +215,7 @@ static inline __attribute__((always_inline)) int KV_SCORES_RC(float *sc, const f
                 for (int r = 0; r < KP; r++)
                     #pragma GCC unroll 16
                     for (int j = 0; j < HG; j += SG) {
-                        __m512 kv = KV_VLOAD(row + (int64_t)r * ks + kvo[h0 + j] + d);
+                        __m512 kv = KV_VLD(row, (int64_t)r * ks + kvo[h0 + j] + d);
                         #pragma GCC unroll 16
                         for (int u = 0; u < SG; u++)
                             a[(j + u) * KP + r] =
@@ -226,7 +229,7 @@ static inline __attribute__((always_inline)) int KV_SCORES_RC(float *sc, const f
                 #pragma GCC unroll 16
                 for (int r = 0; r < KP; r++) sc[(int64_t)(h0 + j) * n + i + r] = t[j * KP + r];
         }
-        attn_pf_to(&pf, (uintptr_t)(k + (int64_t)(i + KP) * ks) + ATT_PF_AHEAD);
+        attn_pf_to(&pf, (uintptr_t)KV_ADV(k, (int64_t)(i + KP) * ks) + ATT_PF_AHEAD);
     }
     return i;
 }
@@ -242,8 +245,8 @@ static inline __attribute__((always_inline)) int KV_ACCUM_RVC(float *o, const fl
     int i = 0;
     for (; i < n; i += 4) {
         const int nr = n - i < 4 ? n - i : 4;
-        const KV_T *v0 = v + (int64_t)i * ks;
-        const int64_t step = (int64_t)nr * ks * (int64_t)sizeof(KV_T) / Hkv / (D / 16);
+        const KV_T *v0 = KV_ADV(v, (int64_t)i * ks);
+        const int64_t step = (int64_t)KV_BYTES((int64_t)nr * ks) / Hkv / (D / 16);
         uintptr_t pto = (uintptr_t)v0 + ATT_PF_AHEAD;
         for (int kvh = 0; kvh < Hkv; kvh++)
             for (int j0 = 0; j0 < G; j0 += GC) {
@@ -255,10 +258,10 @@ static inline __attribute__((always_inline)) int KV_ACCUM_RVC(float *o, const fl
                         pb[j][r] = r < nr ? _mm512_set1_ps(p[(int64_t)(kvh * G + j0 + j) * n + i + r]) : _mm512_setzero_ps();
                 for (int d = 0; d < D; d += 16) {
                     if (j0 == 0) attn_pf_to(&pf, pto += step);
-                    const KV_T *r0 = v0 + (int64_t)kvh * D + d;
                     __m512 x[4];
                     #pragma GCC unroll 4
-                    for (int r = 0; r < 4; r++) x[r] = r < nr ? KV_VLOAD(r0 + (int64_t)r * ks) : _mm512_setzero_ps();
+                    for (int r = 0; r < 4; r++)
+                        x[r] = r < nr ? KV_VLD(v0, (int64_t)r * ks + (int64_t)kvh * D + d) : _mm512_setzero_ps();
                     #pragma GCC unroll 4
                     for (int j = 0; j < GC; j++) {
                         float *oh = o + (int64_t)(kvh * G + j0 + j) * D + d;
@@ -270,7 +273,7 @@ static inline __attribute__((always_inline)) int KV_ACCUM_RVC(float *o, const fl
                     }
                 }
             }
-        attn_pf_to(&pf, (uintptr_t)(v0 + (int64_t)nr * ks) + ATT_PF_AHEAD);
+        attn_pf_to(&pf, (uintptr_t)KV_ADV(v0, (int64_t)nr * ks) + ATT_PF_AHEAD);
     }
     return n;
 }
@@ -316,13 +319,13 @@ static void KV_SCORES_R(float *sc, const float *q, int Hq, int Hkv, const KV_T *
     int i = 0;
     KV_R_CASES(i, KV_SCORES_RC, sc, q, Hq, G, k, ks, n, D);
     if (i == 0) {
-        attn_touch_rows(k, (size_t)n * (size_t)ks * sizeof(KV_T));
+        attn_touch_rows(k, KV_BYTES((int64_t)n * ks));
         for (int kvh = 0; kvh < Hkv; kvh++)
-            KV_SCORES_G(sc + (int64_t)kvh * G * n, q + (int64_t)kvh * G * D, G, k + (int64_t)kvh * D, ks, n, D);
+            KV_SCORES_G(sc + (int64_t)kvh * G * n, q + (int64_t)kvh * G * D, G, KV_ADV(k, (int64_t)kvh * D), ks, n, D);
         return;
     }
     for (int h = 0; h < Hq && i < n; h++)
-        KV_SCORES(sc + (int64_t)h * n + i, q + (int64_t)h * D, k + (int64_t)i * ks + (int64_t)(h / G) * D, ks, n - i, D);
+        KV_SCORES(sc + (int64_t)h * n + i, q + (int64_t)h * D, KV_ADV(k, (int64_t)i * ks + (int64_t)(h / G) * D), ks, n - i, D);
 }
 
 static void KV_ACCUM_R(float *o, const float *p, int Hq, int Hkv, const KV_T *v, int64_t ks, int n, int D) {
@@ -330,7 +333,7 @@ static void KV_ACCUM_R(float *o, const float *p, int Hq, int Hkv, const KV_T *v,
 #ifdef ATT_AVX512
     if (D % 16 == 0) { KV_ACCUM_RV(o, p, Hq, Hkv, v, ks, n, D); return; }
 #endif
-    attn_touch_rows(v, (size_t)n * (size_t)ks * sizeof(KV_T));
+    attn_touch_rows(v, KV_BYTES((int64_t)n * ks));
     for (int kvh = 0; kvh < Hkv; kvh++)
-        KV_ACCUM_G(o + (int64_t)kvh * G * D, p + (int64_t)kvh * G * n, G, v + (int64_t)kvh * D, ks, n, D);
+        KV_ACCUM_G(o + (int64_t)kvh * G * D, p + (int64_t)kvh * G * n, G, KV_ADV(v, (int64_t)kvh * D), ks, n, D);
 }
