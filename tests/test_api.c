@@ -64,6 +64,12 @@ int main(void) {
     CHECK(s && sllm_generate(s, t, "", &p, 200, collect, &out, &n_gen) == SLLM_OK && n_gen == 200);
     CHECK(body && strlen(body + 1) == out.n && memcmp(body + 1, out.buf, out.n) == 0, "greedy text differs (f32 KV)");
     sllm_session_free(s);
+    // KV types by name: stories260K's head dimension (8) cannot take q8_0 blocks (refused, the type kept);
+    // an unknown name is refused
+    CHECK(sllm_model_set_kv_type(m, "q8_0") == SLLM_ERR_ARG && strstr(sllm_last_error(), "multiple of 32"),
+          "q8_0 KV with head_dim 8: %s", sllm_last_error());
+    CHECK(sllm_model_set_kv_type(m, "q9") == SLLM_ERR_ARG && strstr(sllm_last_error(), "'q9'"), "%s", sllm_last_error());
+    CHECK(sllm_model_set_kv_type(m, "F16") == SLLM_OK && sllm_model_set_kv_type(m, "f32") == SLLM_OK);
     sllm_tokenizer_free(t);
     sllm_model_free(m);
     return test_report();
