@@ -81,7 +81,8 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 }
 #endif
 
-// One body (tensor/attention_kvbody.h) per row type: its names, storage unit and loads.
+// One body (tensor/attention_kvbody.h) per row type: its names, storage unit and loads (the body
+// undefines them at its end).
 #define KV_SCORES KNAME(attn_scores)
 #define KV_ACCUM KNAME(attn_accum)
 #define KV_SCORES_G KNAME(attn_scores_g)
@@ -99,22 +100,6 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #define KV_SLD(p, e) ((p)[e])
 #define KV_BYTES(n) ((size_t)(n) * sizeof(float))
 #include "tensor/attention_kvbody.h"
-#undef KV_SCORES
-#undef KV_ACCUM
-#undef KV_SCORES_G
-#undef KV_ACCUM_G
-#undef KV_SCORES_GC
-#undef KV_ACCUM_GC
-#undef KV_SCORES_R
-#undef KV_ACCUM_R
-#undef KV_SCORES_RC
-#undef KV_ACCUM_RV
-#undef KV_ACCUM_RVC
-#undef KV_T
-#undef KV_ADV
-#undef KV_VLD
-#undef KV_SLD
-#undef KV_BYTES
 #define KV_SCORES KNAME(attn_scores_h)
 #define KV_ACCUM KNAME(attn_accum_h)
 #define KV_SCORES_G KNAME(attn_scores_gh)
@@ -132,22 +117,6 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #define KV_SLD(p, e) f16_to_f32((p)[e])
 #define KV_BYTES(n) ((size_t)(n) * sizeof(uint16_t))
 #include "tensor/attention_kvbody.h"
-#undef KV_SCORES
-#undef KV_ACCUM
-#undef KV_SCORES_G
-#undef KV_ACCUM_G
-#undef KV_SCORES_GC
-#undef KV_ACCUM_GC
-#undef KV_SCORES_R
-#undef KV_ACCUM_R
-#undef KV_SCORES_RC
-#undef KV_ACCUM_RV
-#undef KV_ACCUM_RVC
-#undef KV_T
-#undef KV_ADV
-#undef KV_VLD
-#undef KV_SLD
-#undef KV_BYTES
 // q8_0 rows (a q8_0 KV cache): blocks of 32 elements, an f16 scale d then 32 int8 levels q; element e
 // of a row is d x q of block e / 32, widened on load (an exact product in f32), W at a time (W divides
 // 32, so a load never straddles two blocks).

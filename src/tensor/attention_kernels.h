@@ -67,18 +67,14 @@ typedef struct {
 #define Q8_BLOCK_BYTES 34   // a q8_0 block: f16 d, int8 q[32]
 #define ATT_TILE_KEYS 64
 
-// Reads one word of every 64-byte line of [p, p + bytes) in address order, values unused. Kernels that
+// Reads one byte of every 64-byte line of [p, p + bytes) in address order, values unused. Kernels that
 // must walk a block of cache rows head by head (pieces of D elements, Hkv * D apart: a pattern the
 // hardware stream prefetcher does not follow, so the rows arrive at the core's own miss rate, ~7.5 GB/s
 // here) first bring the block in with it at stream speed (~14 GB/s), then read it from L2.
 static inline void attn_touch_rows(const void *p, size_t bytes) {
-    const char *a = p;
-    uint64_t x = 0;
-    for (size_t o = 0; o < bytes; o += 64) {
-        uint64_t w;
-        __builtin_memcpy(&w, a + o, sizeof w);
-        x ^= w;
-    }
+    const unsigned char *a = p;
+    unsigned x = 0;
+    for (size_t o = 0; o < bytes; o += 64) x ^= a[o];   // a byte: q8_0 rows end at any byte
     __asm__ volatile("" : : "r"(x));   // keeps the loads
 }
 

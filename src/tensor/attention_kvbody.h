@@ -337,3 +337,21 @@ static void KV_ACCUM_R(float *o, const float *p, int Hq, int Hkv, const KV_T *v,
     for (int kvh = 0; kvh < Hkv; kvh++)
         KV_ACCUM_G(o + (int64_t)kvh * G * D, p + (int64_t)kvh * G * n, G, KV_ADV(v, (int64_t)kvh * D), ks, n, D);
 }
+
+// The parameters of this inclusion, so the next one defines its own.
+#undef KV_SCORES
+#undef KV_ACCUM
+#undef KV_SCORES_G
+#undef KV_ACCUM_G
+#undef KV_SCORES_GC
+#undef KV_ACCUM_GC
+#undef KV_SCORES_R
+#undef KV_ACCUM_R
+#undef KV_SCORES_RC
+#undef KV_ACCUM_RV
+#undef KV_ACCUM_RVC
+#undef KV_T
+#undef KV_ADV
+#undef KV_VLD
+#undef KV_SLD
+#undef KV_BYTES
