@@ -62,6 +62,8 @@ bench: all $(BUILD)/pingpong
 		BENCH_TYPES="$${BENCH_FAMILY_TYPES:-q8_0 q4_0}" bench/run-bench.sh
 	@# on an AVX-512 CPU, also as on one without it (both engines at AVX2: most laptops)
 	@if grep -qw avx512f /proc/cpuinfo; then BUILD=$(BUILD) BENCH_ISA=avx2 BENCH_TYPES="$${BENCH_TYPES:-f16 q8_0 q4_0 q4_k_m}" bench/run-bench.sh; fi
+	@# the KV cache types at a 2048-token prompt (f16, q8_0) against llama.cpp's -ctk / -ctv
+	@BUILD=$(BUILD) bench/run-kv.sh
 	@BUILD=$(BUILD) bench/bench_train.sh
 
 check-full: test

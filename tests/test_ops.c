@@ -1027,7 +1027,7 @@ static void test_attention_decode_split(void) {
 // Prefill tile kernels (attn_kernels.tile_scores / tile_accum / keys_t / rows_h) at AVX2 and AVX-512
 // against their scalar twins: 8 rows against blocks of 1..64 keys, D multiples of 16 (16..256). Scores and sums within 1e-5
 // of the twins' (normwise relative; each sums D or n products in another order); the transpose and the
-// f16 widening exact.
+// f16 / q8_0 widening exact.
 static void tile_kernels_at(int lvl);
 static void test_tile_kernels(void) {
     if (isa_detect() < ISA_AVX2) { SKIP("tile kernels: this CPU lacks AVX2"); return; }
@@ -1069,11 +1069,23 @@ static void tile_kernels_at(int lvl) {
             ref->rows_h(w1, h, ks, n, D);
             kn->rows_h(w2, h, ks, n, D);
             exact &= !memcmp(w1, w2, (size_t)n * D * 4) && w1[(n - 1) * D + D - 1] == f16_to_f32(h[(n - 1) * ks + D - 1]);
+            if (D % 32 == 0) {   // q8_0 rows (ks a multiple of 32) widened: the scalar twin's values, = dequantize_row's
+                int64_t k8 = D + 32;
+                uint8_t *q8 = malloc((size_t)(n * k8) / 32 * 34);
+                float *dq = malloc(sizeof(float) * (size_t)(n * k8));
+                quantize_row(DT_Q8_0, src, q8, n * k8);
+                dequantize_row(DT_Q8_0, q8, dq, n * k8);
+                ref->rows_q8(w1, q8, k8, n, D);
+                kn->rows_q8(w2, q8, k8, n, D);
+                exact &= !memcmp(w1, w2, (size_t)n * D * 4);
+                for (int i = 0; i < n; i++) exact &= !memcmp(w1 + (int64_t)i * D, dq + (int64_t)i * k8, (size_t)D * 4);
+                free(q8); free(dq);
+            }
             free(q); free(kb); free(vb); free(kt1); free(kt2); free(s1); free(s2); free(pr); free(o1); free(o2);
             free(kr); free(h); free(src); free(w1); free(w2);
         }
     CHECK(worst < 1e-5, "tile kernels isa %d vs scalar: relative error %.3g", lvl, worst);
-    CHECK(exact && kn->tiles, "tile kernels isa %d: transpose / f16 widening differ from the scalar twins", lvl);
+    CHECK(exact && kn->tiles, "tile kernels isa %d: transpose / f16 / q8_0 widening differ from the scalar twins", lvl);
 }
 
 // The tiled prefill (no stored probabilities; AVX2 and AVX-512) against the per-query path that stores them (the

@@ -194,6 +194,11 @@ static void attn_rows_h_ref(float *dst, const uint16_t *src, int64_t ks, int n, 
         for (int d = 0; d < D; d++) dst[(int64_t)i * D + d] = f16_to_f32(src[(int64_t)i * ks + d]);
 }
 
+static void attn_rows_q8_ref(float *dst, const uint8_t *src, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++)
+        for (int d = 0; d < D; d++) dst[(int64_t)i * D + d] = q8_elem(q8_row(src, (int64_t)i * ks), d);
+}
+
 static attn_kernels g_tab[3];
 static atomic_int g_tab_ready;
 
@@ -211,7 +216,7 @@ const attn_kernels *attn_kernels_for(int isa) {
                               .scores_rows = attn_scores_rows_ref, .accum_rows = attn_accum_rows_ref,
                               .scores_rowsh = attn_scores_rowsh_ref, .accum_rowsh = attn_accum_rowsh_ref,
                               .tile_scores = attn_tile_scores_ref, .tile_accum = attn_tile_accum_ref,
-                              .rows_h = attn_rows_h_ref, .keys_t = attn_keys_t_ref, .tiles = 0};
+                              .rows_h = attn_rows_h_ref, .rows_q8 = attn_rows_q8_ref, .keys_t = attn_keys_t_ref, .tiles = 0};
         t[1] = t[2] = t[0];
         isa_level d = isa_detect();
         if (d >= ISA_AVX2) { attn_kernels_avx2(&t[1]); t[2] = t[1]; }
@@ -396,11 +401,7 @@ static void tile_block(const attn_kernels *kn, const tile_pass *tp, float *sc, i
 static void widen_rows(const attn_kernels *kn, float *dst, const void *src, int64_t b0, int n, int64_t ks, int D,
                        const attn_params *p) {
     if (p->kv == DT_F16) { kn->rows_h(dst, (const uint16_t *)src + b0 * ks, ks, n, D); return; }
-    if (p->kv == DT_Q8_0) {   // (dequantize_row_fast: the AVX2 dequantizer, once per block and pass)
-        for (int i = 0; i < n; i++)
-            dequantize_row_fast(DT_Q8_0, kv_at(src, (b0 + i) * ks, p), dst + (int64_t)i * D, D);
-        return;
-    }
+    if (p->kv == DT_Q8_0) { kn->rows_q8(dst, kv_at(src, b0 * ks, p), ks, n, D); return; }
     for (int i = 0; i < n; i++) memcpy(dst + (int64_t)i * D, (const float *)src + (b0 + i) * ks, (size_t)D * sizeof(float));
 }
 

@@ -150,7 +150,8 @@ static inline float q8_sld(const uint8_t *p, int64_t e) {
 #define KV_ACCUM_RV KNAME(attn_accum_rvq8)
 #define KV_ACCUM_RVC KNAME(attn_accum_rvcq8)
 #define KV_T uint8_t
-#define KV_ADV(p, e) ((p) + ((e) >> 5) * Q8_BLOCK_BYTES)
+#define KV_ADV_Q8(p, e) ((p) + ((e) >> 5) * Q8_BLOCK_BYTES)
+#define KV_ADV(p, e) KV_ADV_Q8(p, e)
 #define KV_VLD(p, e) KNAME(q8_vld)(p, e)
 #define KV_SLD(p, e) q8_sld(p, e)
 #define KV_BYTES(n) ((size_t)(n) / 32 * Q8_BLOCK_BYTES)
@@ -282,6 +283,13 @@ static void KNAME(attn_rows_h)(float *dst, const uint16_t *src, int64_t ks, int 
         for (int d = 0; d < D; d += W) VSTORE(dst + (int64_t)i * D + d, VLOADH(src + (int64_t)i * ks + d));
 }
 
+static void KNAME(attn_rows_q8)(float *dst, const uint8_t *src, int64_t ks, int n, int D) {
+    for (int i = 0; i < n; i++) {
+        const uint8_t *row = KV_ADV_Q8(src, (int64_t)i * ks);
+        for (int d = 0; d < D; d += W) VSTORE(dst + (int64_t)i * D + d, KNAME(q8_vld)(row, d));
+    }
+}
+
 #ifdef ATT_AVX512
 // 16 x 16 floats transposed: dst row c = column c of the src rows (unpacks within 128-bit lanes, then
 // lane shuffles).
@@ -322,6 +330,7 @@ void KNAME(attn_kernels)(attn_kernels *k) {
     k->tile_scores = KNAME(attn_tile_scores);
     k->tile_accum = KNAME(attn_tile_accum);
     k->rows_h = KNAME(attn_rows_h);
+    k->rows_q8 = KNAME(attn_rows_q8);
 #ifdef ATT_AVX512
     k->keys_t = attn_keys_t_avx512;   // (AVX2 keeps the scalar transpose: a few % of a tile pass, as each
 #endif                                //  block serves every tile of it)

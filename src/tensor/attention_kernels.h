@@ -59,6 +59,8 @@ typedef struct {
     void (*tile_scores)(float *sc, const float *q, const float *kt, int n, int D);
     void (*tile_accum)(float *o, const float *p, const float *vb, int n, int D);
     void (*rows_h)(float *dst, const uint16_t *src, int64_t ks, int n, int D);
+    // rows_q8 the same from q8_0 rows (ks and D multiples of 32): d x q, exact
+    void (*rows_q8)(float *dst, const uint8_t *src, int64_t ks, int n, int D);
     void (*keys_t)(float *kt, const float *kb, int n, int D);
     int tiles;   // 1: prefill takes the tiled path at this level (its tile kernels are SIMD)
 } attn_kernels;

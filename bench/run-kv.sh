@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# make bench (part): the KV cache types at a long prompt, sllm against llama.cpp on the same GGUF files,
+# same threads: f16 (both engines' default) and q8_0 (sllm --kv-type q8_0, llama.cpp -ctk / -ctv q8_0
+# with flash attention, which its quantized V needs; its f16 row here also with flash attention, so
+# the two types differ only in the cache). Prompt BENCH_KV_P (2048), generation 32: decode then reads
+# the cache of ~2k positions every token. Models: the Q4_0 files bench/run-bench.sh made
+# (build/bench/*-q4_0.gguf). The engines take turns as in run-bench.sh. Writes
+# build/bench/results-kv.jsonl and build/bench/performance-table-kv.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+SLLM=$BUILD/sllm
+W=$BUILD/bench; mkdir -p "$W"
+TH=${SLLM_THREADS:-$(nproc)}
+P=${BENCH_KV_P:-2048}; N=${BENCH_N:-32}
+PAIRS=${BENCH_PAIRS:-2}; REPS=${BENCH_REPS:-2}
+MODELS=${BENCH_KV_MODELS:-"qwen3-0.6b-q4_0 llama-3.2-1b-q4_0"}
+LLK=""
+if ORA=$(scripts/llamacpp-oracle.sh 2>/dev/null); then
+    BIN=$(dirname "$(readlink -f "$ORA/lib/libllama.so")")
+    if cc -std=c11 -O2 -Wall -Wextra bench/llamacpp_kv.c -I"$ORA/include" -L"$ORA/lib" -lllama -lggml -lggml-base \
+          -Wl,-rpath,"$BIN" -o "$W/llamacpp_kv"; then
+        printf '#!/bin/sh\nLLAMA_BACKEND_DIR=%s exec %s "$@"\n' "$BIN" "$W/llamacpp_kv" > "$W/run-kv-llamacpp.sh"
+        chmod +x "$W/run-kv-llamacpp.sh"; LLK=$W/run-kv-llamacpp.sh
+    fi
+fi
+[ -n "$LLK" ] || echo "bench-kv: llama.cpp oracle unavailable (../shared/oracles); measuring sllm only"
+rt() { [ "$TH" -ge 2 ] && [ -x "$BUILD/pingpong" ] && timeout 10 "$BUILD/pingpong" 100000 2>/dev/null | sed -E 's/.*: ([0-9]+) ns.*/\1/' || echo null; }
+RES=$W/results-kv.jsonl; : > "$RES"
+for m in $MODELS; do
+    f=$W/$m.gguf
+    [ -f "$f" ] || { echo "bench-kv: $f missing (make bench makes it first); skipped"; continue; }
+    for kv in f16 q8_0; do
+        for pair in $(seq "$PAIRS"); do
+            r0=$(rt)
+            s=$($SLLM --kv-type "$kv" bench -m "$f" -p "$P" -n "$N" -t "$TH" -r "$REPS" --json)
+            r1=$(rt)
+            l=null
+            [ -n "$LLK" ] && l=$("$LLK" "$f" "$P" "$N" "$TH" "$REPS" "$kv" 2>/dev/null || echo null)
+            echo "{\"model\":\"$m\",\"kv\":\"$kv\",\"pair\":$pair,\"rt_ns\":[$r0,$r1],\"sllm\":$s,\"llamacpp\":$l}" >> "$RES"
+            echo "$m kv $kv pair $pair done"
+        done
+    done
+done
+python3 - "$RES" "$P" "$N" "$TH" > "$W/performance-table-kv.md" <<'EOF'
+import json, statistics, sys
+res, P, N, TH = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
+rows = {}
+for line in open(res):
+    r = json.loads(line)
+    rows.setdefault((r["model"], r["kv"]), []).append(r)
+def med(xs): return statistics.median(xs) if xs else None
+def fmt(x, f="%.1f"): return f % x if x is not None else ""
+print(f"| model | KV | sllm pp{P} tok/s | llama.cpp pp{P} | ratio | sllm tg{N} tok/s | llama.cpp tg{N} | ratio | decode MB/token (sllm) | core complexes (pairs) |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+for (m, kv), rs in rows.items():
+    spp = [r["sllm"][f"pp{P}_tok_s"] for r in rs]; stg = [r["sllm"][f"tg{N}_tok_s"] for r in rs]
+    lpp = [r["llamacpp"][f"pp{P}_tok_s"] for r in rs if r["llamacpp"]]
+    ltg = [r["llamacpp"][f"tg{N}_tok_s"] for r in rs if r["llamacpp"]]
+    rpp = [r["sllm"][f"pp{P}_tok_s"] / r["llamacpp"][f"pp{P}_tok_s"] for r in rs if r["llamacpp"]]
+    rtg = [r["sllm"][f"tg{N}_tok_s"] / r["llamacpp"][f"tg{N}_tok_s"] for r in rs if r["llamacpp"]]
+    mb = med([r["sllm"].get("decode_bytes_per_token", 0) / 1e6 for r in rs])
+    cx = " ".join("2" if all(t and t > 300 for t in r["rt_ns"]) else "1" if all(t and t < 200 for t in r["rt_ns"]) else "x" for r in rs)
+    print(f"| {m} | {kv} | {fmt(med(spp))} | {fmt(med(lpp))} | {fmt(med(rpp), '%.2fx')} | {fmt(med(stg))} | {fmt(med(ltg))} | {fmt(med(rtg), '%.2fx')} | {fmt(mb, '%.0f')} | {cx} |")
+print(f"\n{TH} threads, prompt {P}, generation {N}; each engine's median over the pairs of its median of REPS, the ratios the medians of the pairs' ratios. "
+      "llama.cpp with flash attention for both types (its quantized V needs it). Core complexes per pair as in performance-table.md (round trip before and after sllm).")
+EOF
+cat "$W/performance-table-kv.md"
