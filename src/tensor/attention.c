@@ -81,6 +81,7 @@ static void attn_accum_h_ref(float *o, const float *p, const uint16_t *v, int64_
 }
 
 // q8_0 rows: element e of the row at p (blocks of 32: f16 d, int8 q[32]) is d x q.
+_Static_assert(sizeof(blk_q8_0) == Q8_BLOCK_BYTES, "the kernels' q8_0 block is GGML's");
 static inline float q8_elem(const uint8_t *p, int64_t e) {
     const uint8_t *b = p + (e >> 5) * Q8_BLOCK_BYTES;
     uint16_t d;
