@@ -1072,14 +1072,14 @@ static void tile_kernels_at(int lvl) {
             if (D % 32 == 0) {   // q8_0 rows (ks a multiple of 32) widened: the scalar twin's values, = dequantize_row's
                 int64_t k8 = D + 32;
                 uint8_t *q8 = malloc((size_t)(n * k8) / 32 * 34);
-                float *dq = malloc(sizeof(float) * (size_t)(n * k8));
-                quantize_row(DT_Q8_0, src, q8, n * k8);
+                float *dq = malloc(sizeof(float) * (size_t)(n * k8)), *s8 = rnd(n * k8, 2.0f, 0);
+                quantize_row(DT_Q8_0, s8, q8, n * k8);
                 dequantize_row(DT_Q8_0, q8, dq, n * k8);
                 ref->rows_q8(w1, q8, k8, n, D);
                 kn->rows_q8(w2, q8, k8, n, D);
                 exact &= !memcmp(w1, w2, (size_t)n * D * 4);
                 for (int i = 0; i < n; i++) exact &= !memcmp(w1 + (int64_t)i * D, dq + (int64_t)i * k8, (size_t)D * 4);
-                free(q8); free(dq);
+                free(q8); free(dq); free(s8);
             }
             free(q); free(kb); free(vb); free(kt1); free(kt2); free(s1); free(s2); free(pr); free(o1); free(o2);
             free(kr); free(h); free(src); free(w1); free(w2);
