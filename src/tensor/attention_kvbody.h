@@ -17,7 +17,7 @@ static void KV_SCORES(float *sc, const float *q, const KV_T *k, int64_t ks, int 
             for (int d = 0; d < D; d += 16) {
                 __m512 qv = _mm512_loadu_ps(q + d);
 #pragma GCC unroll 16
-                for (int r = 0; r < 16; r++) a[r] = _mm512_fmadd_ps(qv, KV_VLD(k0, (int64_t)r * ks + d), a[r]);
+                for (int r = 0; r < 16; r++) a[r] = _mm512_fmadd_ps(qv, KV_VLD(KV_ADV(k0, (int64_t)r * ks), d), a[r]);
             }
             _mm512_storeu_ps(sc + i, hsum16x16(a));
         }
@@ -108,7 +108,7 @@ static inline __attribute__((always_inline)) int KV_SCORES_GC(float *sc, const f
             for (int j = 0; j < G; j++) qv[j] = _mm512_loadu_ps(q + (int64_t)j * D + d);
             #pragma GCC unroll 16
             for (int r = 0; r < KP; r++) {
-                __m512 kv = KV_VLD(k0, (int64_t)r * ks + d);
+                __m512 kv = KV_VLD(KV_ADV(k0, (int64_t)r * ks), d);
                 #pragma GCC unroll 16
                 for (int j = 0; j < G; j++) a[j * KP + r] = _mm512_fmadd_ps(qv[j], kv, a[j * KP + r]);
             }
@@ -215,7 +215,7 @@ static inline __attribute__((always_inline)) int KV_SCORES_RC(float *sc, const f
                 for (int r = 0; r < KP; r++)
                     #pragma GCC unroll 16
                     for (int j = 0; j < HG; j += SG) {
-                        __m512 kv = KV_VLD(row, (int64_t)r * ks + kvo[h0 + j] + d);
+                        __m512 kv = KV_VLD(KV_ADV(row, (int64_t)r * ks + kvo[h0 + j]), d);
                         #pragma GCC unroll 16
                         for (int u = 0; u < SG; u++)
                             a[(j + u) * KP + r] =
@@ -261,7 +261,7 @@ static inline __attribute__((always_inline)) int KV_ACCUM_RVC(float *o, const fl
                     __m512 x[4];
                     #pragma GCC unroll 4
                     for (int r = 0; r < 4; r++)
-                        x[r] = r < nr ? KV_VLD(v0, (int64_t)r * ks + (int64_t)kvh * D + d) : _mm512_setzero_ps();
+                        x[r] = r < nr ? KV_VLD(KV_ADV(v0, (int64_t)r * ks + (int64_t)kvh * D), d) : _mm512_setzero_ps();
                     #pragma GCC unroll 4
                     for (int j = 0; j < GC; j++) {
                         float *oh = o + (int64_t)(kvh * G + j0 + j) * D + d;
