@@ -33,7 +33,7 @@ for m in $MODELS; do
     for kv in f16 q8_0; do
         for pair in $(seq "$PAIRS"); do
             r0=$(rt)
-            s=$($SLLM --kv-type "$kv" bench -m "$f" -p "$P" -n "$N" -t "$TH" -r "$REPS" --json)
+            s=$($SLLM --kv-type "$kv" bench -m "$f" -p "$P" -n "$N" -t "$TH" -r "$REPS" --json || echo null)
             r1=$(rt)
             l=null
             [ -n "$LLK" ] && l=$("$LLK" "$f" "$P" "$N" "$TH" "$REPS" "$kv" 2>/dev/null || echo null)
@@ -54,6 +54,7 @@ def fmt(x, f="%.1f"): return f % x if x is not None else ""
 print(f"| model | KV | sllm pp{P} tok/s | llama.cpp pp{P} | ratio | sllm tg{N} tok/s | llama.cpp tg{N} | ratio | decode MB/token (sllm) | core complexes (pairs) |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for (m, kv), rs in rows.items():
+    rs = [r for r in rs if r["sllm"]]   # (a failed sllm run leaves null)
     spp = [r["sllm"][f"pp{P}_tok_s"] for r in rs]; stg = [r["sllm"][f"tg{N}_tok_s"] for r in rs]
     lpp = [r["llamacpp"][f"pp{P}_tok_s"] for r in rs if r["llamacpp"]]
     ltg = [r["llamacpp"][f"tg{N}_tok_s"] for r in rs if r["llamacpp"]]

@@ -461,9 +461,10 @@ static void test_attn_rows(void) {
 // The q8_0-row kernels (a q8_0 KV cache): at AVX2 and AVX-512 against their scalar twins (error against
 // the sums of absolute terms below 1e-5, as the f32 / f16 ones), and the twins against the f32 twins
 // over the same values widened (d x q is exact in f32, and the twins sum in the f32 twins' order: bit
-// for bit). Single rows (D 32..256, strides padded by a block), G heads of one kv head (G 2, 3, 4, 8),
-// and whole rows of every head on the row test's shapes with D a multiple of 32 (14/2 x 64: kv head by
-// kv head).
+// for bit: single rows, G heads and whole rows). Single rows (D 32..256, strides padded by a block), G
+// heads of one kv head (G 1, 2, 3, 4, 7, 8, 64; the AVX-512 G paths' column tails at D 96 / 160), and
+// whole rows of every head on the row test's shapes with D a multiple of 32 (14/2 x 64: kv head by kv
+// head). The twins are checked at every level the loop runs (the scalar one included).
 static uint8_t *abs_q8(const uint8_t *a, int64_t n) {   // |x| of every element (d >= 0, q in [-127, 127])
     size_t bytes = (size_t)n / 32 * 34;
     uint8_t *r = malloc(bytes);
@@ -475,10 +476,11 @@ static uint8_t *abs_q8(const uint8_t *a, int64_t n) {   // |x| of every element 
 static void test_attn_q8_kernels(void) {
     const attn_kernels *ref = attn_kernels_for(ISA_SCALAR);
     static const int S[][3] = {{16, 8, 128}, {32, 8, 64}, {24, 8, 128}, {4, 1, 256}, {8, 4, 256}, {12, 12, 64},
-                               {64, 1, 32}, {14, 2, 64}, {2, 1, 32}, {6, 3, 96}};
+                               {64, 1, 32}, {14, 2, 64}, {2, 1, 32}, {6, 3, 96}, {8, 1, 64}, {4, 2, 160},
+                               {8, 2, 96}};
     int ns[] = {1, 3, 4, 5, 16, 33, 130};
     int exact = 1;
-    for (int lvl = ISA_AVX2; lvl <= (int)isa_detect(); lvl++) {
+    for (int lvl = ISA_SCALAR; lvl <= (int)isa_detect(); lvl++) {
         const attn_kernels *kn = attn_kernels_for(lvl);
         double worst = 0;
         for (size_t c = 0; c < sizeof S / sizeof *S; c++)
@@ -511,9 +513,18 @@ static void test_attn_q8_kernels(void) {
                 ref->scores_gq8(s1, q, G, kq, ks, n, D), kn->scores_gq8(s2, q, G, kq, ks, n, D);
                 ref->accum_gq8(o1, pr, G, kq, ks, n, D), kn->accum_gq8(o2, pr, G, kq, ks, n, D);
                 e = fmax(cond_err(s2, s1, sa, G * n), cond_err(o2, o1, oa, G * D));
+                {   // the G-head twins against the f32 ones over the widened values, bit for bit
+                    float *t1 = malloc(sizeof(float) * G * n), *u1 = dup_f(o0, G * D);
+                    ref->scores_g(t1, q, G, k, ks, n, D);
+                    ref->accum_g(u1, pr, G, k, ks, n, D);
+                    exact &= !memcmp(t1, s1, sizeof(float) * G * n) && !memcmp(u1, o1, sizeof(float) * G * D);
+                    free(t1); free(u1);
+                }
                 ref->scores_q8(sa, qa, kqa, ks, n, D);
                 ref->scores_q8(s1, q, kq, ks, n, D), kn->scores_q8(s2, q, kq, ks, n, D);
                 e = fmax(e, cond_err(s2, s1, sa, n));
+                ref->scores(sa, q, k, ks, n, D);   // (sa is free again: the single twin against the f32 one)
+                exact &= !memcmp(sa, s1, sizeof(float) * n);
                 memcpy(o1, o0, sizeof(float) * D); memcpy(o2, o0, sizeof(float) * D);
                 for (int i = 0; i < D; i++) oa[i] = fabsf(o0[i]);
                 ref->accum_q8(oa, pa, kqa, ks, n, D);
@@ -527,6 +538,7 @@ static void test_attn_q8_kernels(void) {
         CHECK(worst < 1e-5, "q8_0 attention kernels isa %d vs scalar: worst error %.3g", lvl, worst);
     }
     CHECK(exact, "q8_0 twins differ from the f32 twins over the widened values");
+    if (isa_detect() < ISA_AVX512) SKIP("q8_0 attention kernels: this CPU lacks AVX-512 (or AVX2); those kernels untested");
 }
 
 // SIMD kernels against their scalar twins on odd head sizes, key counts and strides; errors measured
@@ -942,7 +954,7 @@ static void test_attention_decode_split(void) {
         {6, 6, 20, 37, 0, 0}, {8, 4, 32, 150, 0, 0}, {8, 2, 64, 70, 16, 0}, {4, 1, 48, 33, 0, 30.0f}, {16, 8, 128, 129, 0, 0},
         {32, 8, 64, 101, 0, 0}, {24, 8, 128, 77, 0, 0}, {12, 12, 64, 66, 0, 0}, {4, 1, 256, 90, 40, 0},
         {2052, 2, 16, 40, 0, 0},   // more heads than a block's scores on the stack: the kv-head path
-        {40, 40, 256, 20, 0, 0},   // q8_0 rows wider than a widened block (40 x 256 floats): the kv-head path
+        {40, 40, 256, 20, 0, 0},   // wide cache rows (40 kv heads x 256: 10240 values a row)
     };
     for (size_t c = 0; c < sizeof C / sizeof C[0]; c++) {
         int Hq = C[c].Hq, Hkv = C[c].Hkv, D = C[c].D, S = C[c].S;
@@ -1026,7 +1038,7 @@ static void test_attention_decode_split(void) {
 
 // Prefill tile kernels (attn_kernels.tile_scores / tile_accum / keys_t / rows_h) at AVX2 and AVX-512
 // against their scalar twins: 8 rows against blocks of 1..64 keys, D multiples of 16 (16..256). Scores and sums within 1e-5
-// of the twins' (normwise relative; each sums D or n products in another order); the transpose and the
+// of the twins' (against the sums of absolute terms; each sums D or n products in another order); the transpose and the
 // f16 / q8_0 widening exact.
 static void tile_kernels_at(int lvl);
 static void test_tile_kernels(void) {
@@ -1057,10 +1069,17 @@ static void tile_kernels_at(int lvl) {
                 for (int d = 0; d < D; d++) exact &= kt1[d * TK + i] == kb[i * D + d];
             ref->tile_scores(s1, q, kt1, n, D);
             kn->tile_scores(s2, q, kt1, n, D);
-            for (int m = 0; m < R; m++) worst = fmax(worst, rel_err(s2 + m * TK, s1 + m * TK, n));
+            // errors against the sums of absolute terms (cond_err): a row of one or a few keys can
+            // cancel to near zero, where a relative error measures only the cancellation
+            float *qa = abs_f(q, R * D), *kta = abs_f(kt1, TK * D), *sa = calloc((size_t)R * TK, 4);
+            float *pa = abs_f(pr, R * TK), *va = abs_f(vb, TK * D), *oa = abs_f(o1, R * D);
+            ref->tile_scores(sa, qa, kta, n, D);
+            for (int m = 0; m < R; m++) worst = fmax(worst, cond_err(s2 + m * TK, s1 + m * TK, sa + m * TK, n));
             ref->tile_accum(o1, pr, vb, n, D);
             kn->tile_accum(o2, pr, vb, n, D);
-            worst = fmax(worst, rel_err(o2, o1, R * D));
+            ref->tile_accum(oa, pa, va, n, D);
+            worst = fmax(worst, cond_err(o2, o1, oa, R * D));
+            free(qa); free(kta); free(sa); free(pa); free(va); free(oa);
             // f16 rows ks apart, widened
             int64_t ks = D + 16;
             uint16_t *h = malloc(sizeof(uint16_t) * (size_t)(n * ks));

@@ -38,7 +38,8 @@ bool cli_model_open(const char *cmd, const char *path, bool want_tok, bool infer
         cli_model_close(out);
         return false;
     }
-    if (model_set_kv_type(out->m, cli_kv_type) != SLLM_OK) {
+    // (tokenize / template make no cache: a type the model cannot take is not their error)
+    if ((infer || !strcmp(cmd, "info")) && model_set_kv_type(out->m, cli_kv_type) != SLLM_OK) {
         fprintf(stderr, "sllm %s: %s: %s\n", cmd, path, sllm_last_error());
         cli_model_close(out);
         return false;

@@ -12,10 +12,11 @@ typedef struct {
     tpool *pool;
 } cli_model;
 
-// KV cache dtype of the models cli_model_open loads: DT_F16 (the default, as llama.cpp's) or DT_F32,
-// from the global option --kv-type (cli_global_flags).
+// KV cache dtype of the models cli_model_open loads for inference (and for info, which reports its
+// memory): DT_F16 (the default, as llama.cpp's), DT_F32 or DT_Q8_0, from the global option --kv-type
+// (cli_global_flags).
 extern dtype cli_kv_type;
-// Takes the global options (--kv-type f16|f32, anywhere after the command) out of argv, shifting the
+// Takes the global options (--kv-type f16|f32|q8_0, anywhere after the command) out of argv, shifting the
 // rest down. Returns 0, or prints an error and returns 2 on a bad value.
 int cli_global_flags(int *argc, char **argv);
 // Loads MODEL (and its tokenizer when want_tok). Prints "sllm CMD: <error>" and returns false on error.
