@@ -126,7 +126,7 @@ n2=$($S info "$E2E_TMP/tinyq3.gguf" --json | $PY -c 'import json,sys; print(json
 # a q8_0 KV cache: 2 x 3 layers x 2 kv heads x 32 dims x 34 / 32 bytes a token; decodes; refused (with the
 # reason) for tiny-llama's head dimension of 16
 $S info "$E2E_TMP/tinyq3.gguf" --json --kv-type q8_0 | $PY -c 'import json,sys; d=json.load(sys.stdin); assert d["kv_type"]=="q8_0" and d["kv_bytes"]==4096*408' && ok || fail "info --kv-type q8_0"
-$S --kv-type q8_0 bench -m "$E2E_TMP/tinyq3.gguf" -p 16 -n 4 -r 1 --json | grep -q '"tg4_tok_s"' && ok || fail "bench --kv-type q8_0"
+$S --kv-type q8_0 bench -m "$E2E_TMP/tinyq3.gguf" -p 16 -n 4 -r 1 --json | grep '"kv_type":"q8_0"' | grep -q '"tg4_tok_s"' && ok || fail "bench --kv-type q8_0"
 expect_error "q8_0 KV cache, head_dim 16" "KV cache type q8_0 needs a head dimension that is a multiple of 32 .this model's: 16" \
     $S bench -m "$E2E_TMP/tiny.gguf" -p 4 -n 2 -r 1 --kv-type q8_0
 $S bench -m "$E2E_TMP/tiny.gguf" -p 16 -n 4 -r 1 --json | grep -q '"tg4_tok_s"' && ok || fail "bench"

@@ -84,9 +84,9 @@ static void report(const char *model, cli_model *cm, int64_t P, int64_t T, int r
     double dgb = tgm * bpt / 1e9;   // the bandwidth decode achieves
     double sh = bw ? median(share, reps) : 0, sh_best = best > 0 ? dgb / best : 0;
     if (json) {
-        printf("{\"engine\":\"sllm\",\"model\":\"%s\",\"threads\":%d,\"pp%lld_tok_s\":%.2f,\"tg%lld_tok_s\":%.2f,"
-               "\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.2f,\"tg_reps\":[", model, tpool_size(cm->pool),
-               (long long)P, ppm, (long long)T, tgm, bpt, dgb);
+        printf("{\"engine\":\"sllm\",\"model\":\"%s\",\"threads\":%d,\"kv_type\":\"%s\",\"pp%lld_tok_s\":%.2f,"
+               "\"tg%lld_tok_s\":%.2f,\"decode_bytes_per_token\":%.0f,\"decode_gb_s\":%.2f,\"tg_reps\":[", model,
+               tpool_size(cm->pool), dtype_get(cm->m->kv_type)->name, (long long)P, ppm, (long long)T, tgm, bpt, dgb);
         for (int r = 0; r < reps; r++) printf("%s%.2f", r ? "," : "", tg_run[r]);
         printf("]");
         if (bw) {
