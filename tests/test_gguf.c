@@ -138,6 +138,9 @@ static void test_dtype_table(void) {
         {DT_I16, "i16", 1, 2, false}, {DT_I32, "i32", 1, 4, false}, {DT_I64, "i64", 1, 8, false},
         {DT_F64, "f64", 1, 8, false}, {DT_BF16, "bf16", 1, 2, false}, {DT_IQ4_NL, "iq4_nl", 32, 18, true},
         {DT_IQ4_XS, "iq4_xs", 256, 136, true},
+        {DT_IQ2_XXS, "iq2_xxs", 256, 66, true}, {DT_IQ2_XS, "iq2_xs", 256, 74, true}, {DT_IQ2_S, "iq2_s", 256, 82, true},
+        {DT_IQ3_XXS, "iq3_xxs", 256, 98, true}, {DT_IQ3_S, "iq3_s", 256, 110, true}, {DT_IQ1_S, "iq1_s", 256, 50, true},
+        {DT_IQ1_M, "iq1_m", 256, 56, true},
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const dtype_info *d = dtype_get(want[i].t);
@@ -147,7 +150,7 @@ static void test_dtype_table(void) {
     }
     CHECK(dtype_from_name("Q4_K") == DT_Q4_K && dtype_from_name("BF16") == DT_BF16 && dtype_from_name("F32") == DT_F32);
     CHECK(dtype_from_name("q4_2") == -1 && dtype_from_name("") == -1 && dtype_from_name(NULL) == -1);
-    CHECK(dtype_get(16) == NULL && dtype_get(21) == NULL, "other IQ types stay unknown");
+    CHECK(dtype_get(31) == NULL && dtype_get(39) == NULL, "types past BF16 stay unknown");
     CHECK(dtype_get(4) == NULL && dtype_get(5) == NULL && dtype_get(-1) == NULL && dtype_get(DT_COUNT) == NULL &&
           dtype_get(1000) == NULL);
     CHECK(dtype_row_bytes(DT_Q4_0, 64) == 36 && dtype_row_bytes(DT_Q4_0, 33) == 0);

@@ -1,9 +1,13 @@
 // Quantization formats: dequantization against an independent numpy reference (tests/ref/quant_ref.py)
 // on random block bytes, legacy quantizers byte-for-byte against the same reference, known answers,
-// quantize->dequantize error bounds per type, and requantization stability.
+// quantize->dequantize error bounds per type, and requantization stability. The grid types (IQ1 / IQ2 /
+// IQ3) against llama.cpp's own GGML library (test_grid_types_vs_ggml).
 #include "test.h"
 #include "tensor/quant.h"
 #include "tensor/matmul.h"
+#include "base/threadpool.h"
+#include <dlfcn.h>
+#include <math.h>
 #include <stdint.h>
 
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
@@ -391,7 +395,79 @@ static void test_dequant_avx2(void) {
     free(blk); free(a); free(b); free(x);
 }
 
+// The grid types (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S) against llama.cpp's own library:
+// rows quantized by GGML (ggml_quantize_chunk with a uniform importance matrix, as llama-quantize
+// writes these files), then decoded by GGML (its type traits' to_float) and by sllm: bit for bit. Then
+// a product over those rows (decode, and a prefill through the f32 tiles) against the same product over
+// GGML's decoded rows in f32 (1e-5). The library is opened at run time (dlopen) from
+// $SLLM_LLAMACPP_ORACLE/lib (scripts/llamacpp-oracle.sh); skipped without it. The struct and
+// prototypes below are GGML's public ABI (ggml.h).
+struct ggml_traits_abi {
+    const char *type_name;
+    int64_t blck_size, blck_size_interleave;
+    size_t type_size;
+    bool is_quantized;
+    void (*to_float)(const void *x, float *y, int64_t k);
+    void (*from_float_ref)(const float *x, void *y, int64_t k);
+};
+static void test_grid_types_vs_ggml(void) {
+    const char *dir = getenv("SLLM_LLAMACPP_ORACLE");
+    if (!dir) { SKIP("SLLM_LLAMACPP_ORACLE not set: grid types (IQ1/IQ2/IQ3) against GGML skipped"); return; }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lib/libggml-base.so", dir);
+    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!lib) { SKIP("%s: cannot open (%s): grid types against GGML skipped", path, dlerror()); return; }
+    void (*q_init)(int) = (void (*)(int))dlsym(lib, "ggml_quantize_init");
+    size_t (*q_chunk)(int, const float *, void *, int64_t, int64_t, int64_t, const float *) =
+        (size_t (*)(int, const float *, void *, int64_t, int64_t, int64_t, const float *))dlsym(lib, "ggml_quantize_chunk");
+    const struct ggml_traits_abi *(*traits)(int) = (const struct ggml_traits_abi *(*)(int))dlsym(lib, "ggml_get_type_traits");
+    CHECK(q_init && q_chunk && traits, "GGML symbols missing in %s", path);
+    if (!q_init || !q_chunk || !traits) { dlclose(lib); return; }
+    static const dtype G[] = {DT_IQ2_XXS, DT_IQ2_XS, DT_IQ2_S, DT_IQ3_XXS, DT_IQ3_S, DT_IQ1_S, DT_IQ1_M};
+    enum { ROWS = 6, K = 768 };
+    float *x = malloc(sizeof(float) * ROWS * K), *imat = malloc(sizeof(float) * K);
+    float *ref = malloc(sizeof(float) * ROWS * K), *got = malloc(sizeof(float) * ROWS * K);
+    for (int i = 0; i < ROWS * K; i++) x[i] = rndn() * 0.02f + (i % 97 == 0 ? 0.1f : 0.0f);   // a few outliers
+    for (int i = 0; i < K; i++) imat[i] = 1.0f;
+    tpool *pool = tpool_new(2);
+    for (size_t g = 0; g < sizeof G / sizeof *G; g++) {
+        dtype t = G[g];
+        const struct ggml_traits_abi *tr = traits((int)t);
+        const dtype_info *di = dtype_get(t);
+        CHECK(di && tr && tr->to_float && tr->type_size == (size_t)di->block_bytes && tr->blck_size == di->block,
+              "%s: block geometry differs from GGML's", di ? di->name : "?");
+        if (!di || !tr || !tr->to_float) continue;
+        size_t bytes = dtype_row_bytes(t, K) * ROWS;
+        uint8_t *q = malloc(bytes);
+        q_init((int)t);
+        size_t wrote = q_chunk((int)t, x, q, 0, ROWS, K, imat);
+        CHECK(wrote == bytes, "%s: GGML wrote %zu bytes, expected %zu", di->name, wrote, bytes);
+        tr->to_float(q, ref, (int64_t)ROWS * K);
+        CHECK(dequantize_row(t, q, got, (int64_t)ROWS * K) == 0, "%s: dequantize_row refused", di->name);
+        int same = !memcmp(ref, got, sizeof(float) * ROWS * K), nz = 0;
+        for (int i = 0; i < ROWS * K; i++) nz += ref[i] != 0.0f;
+        CHECK(same && nz > ROWS * K / 4, "%s: decoded values differ from GGML's (or are mostly zero: %d nonzero)", di->name, nz);
+        // products: decode (T = 1) and a prefill (T = 9) over the grid rows against f32 rows of GGML's values
+        for (int T = 1; T <= 9; T += 8) {
+            float *X = malloc(sizeof(float) * T * K), *Y1 = malloc(sizeof(float) * T * ROWS), *Y2 = malloc(sizeof(float) * T * ROWS);
+            for (int i = 0; i < T * K; i++) X[i] = rndn();
+            CHECK(mm_matmul(pool, q, t, ROWS, K, X, T, NULL, Y1) == 0 && mm_matmul(pool, ref, DT_F32, ROWS, K, X, T, NULL, Y2) == 0,
+                  "%s: matmul failed", di->name);
+            double num = 0, den = 0;
+            for (int i = 0; i < T * ROWS; i++) { num += (Y1[i] - Y2[i]) * (double)(Y1[i] - Y2[i]); den += Y2[i] * (double)Y2[i]; }
+            CHECK(den > 0 && sqrt(num / den) < 1e-5, "%s: product over grid rows (T %d) vs f32 rows: rel err %.3g", di->name, T,
+                  den > 0 ? sqrt(num / den) : -1.0);
+            free(X); free(Y1); free(Y2);
+        }
+        free(q);
+    }
+    tpool_free(pool);
+    free(x); free(imat); free(ref); free(got);
+    dlclose(lib);
+}
+
 int main(void) {
+    test_grid_types_vs_ggml();
     test_f16_row();
     test_dequant_avx2();
     test_known_answers();

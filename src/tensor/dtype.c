@@ -23,6 +23,14 @@ static const dtype_info g_types[DT_COUNT] = {
     [DT_Q8_K] = {"q8_K", 256, 292, true},  // f32 scale + 256 int8 + 16 int16 block sums
     [DT_IQ4_NL] = {"iq4_nl", 32, 18, true},   // f16 scale + 16 bytes of nibbles indexing 16 fixed levels
     [DT_IQ4_XS] = {"iq4_xs", 256, 136, true}, // f16 scale, 6-bit sub-block scales + 128 bytes of nibbles
+    // grid types (tensor/quant_iq.c): indices into fixed codebooks of 8 (or 4) levels, signs, scales
+    [DT_IQ2_XXS] = {"iq2_xxs", 256, 66, true},
+    [DT_IQ2_XS] = {"iq2_xs", 256, 74, true},
+    [DT_IQ2_S] = {"iq2_s", 256, 82, true},
+    [DT_IQ3_XXS] = {"iq3_xxs", 256, 98, true},
+    [DT_IQ3_S] = {"iq3_s", 256, 110, true},
+    [DT_IQ1_S] = {"iq1_s", 256, 50, true},
+    [DT_IQ1_M] = {"iq1_m", 256, 56, true},
     [DT_I8]   = {"i8", 1, 1, false},
     [DT_I16]  = {"i16", 1, 2, false},
     [DT_I32]  = {"i32", 1, 4, false},

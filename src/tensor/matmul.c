@@ -90,6 +90,35 @@ static void dot_bf16_ref(int64_t K, const void *w, const void *x, size_t xs, int
     }
 }
 
+// The grid types (IQ1 / IQ2 / IQ3, tensor/quant_iq.c) against f32 activations: each 256-value super-block
+// decoded once for the R rows, then 8 lanes of products per row. (No integer kernel: these types are
+// read so that the files people have run; Q4_K and the other packed types are the fast ones.)
+static void dot_grid(dtype t, int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    float acc[4][8] = {{0}}, buf[256];
+    size_t bb = (size_t)dtype_get((int)t)->block_bytes;
+    for (int64_t b = 0; b < K / 256; b++) {
+        dequantize_row_iq(t, (const char *)w + (size_t)b * bb, buf, 256);
+        for (int r = 0; r < R; r++) {
+            const float *xr = (const float *)XROW(x, xs, r) + b * 256;
+            for (int k = 0; k < 256; k += 8)
+                for (int u = 0; u < 8; u++) acc[r][u] += buf[k + u] * xr[k + u];
+        }
+    }
+    for (int r = 0; r < R; r++)
+        out[r] = ((acc[r][0] + acc[r][4]) + (acc[r][1] + acc[r][5])) + ((acc[r][2] + acc[r][6]) + (acc[r][3] + acc[r][7]));
+}
+#define DOT_GRID(name, T)                                                                   \
+    static void name(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \
+        dot_grid(T, K, w, x, xs, R, out);                                                   \
+    }
+DOT_GRID(dot_iq2_xxs_ref, DT_IQ2_XXS)
+DOT_GRID(dot_iq2_xs_ref, DT_IQ2_XS)
+DOT_GRID(dot_iq2_s_ref, DT_IQ2_S)
+DOT_GRID(dot_iq3_xxs_ref, DT_IQ3_XXS)
+DOT_GRID(dot_iq3_s_ref, DT_IQ3_S)
+DOT_GRID(dot_iq1_s_ref, DT_IQ1_S)
+DOT_GRID(dot_iq1_m_ref, DT_IQ1_M)
+
 // The 32-block quants against blk_q8a: unpack the block's integer levels q[32] (0-based, i.e. before
 // subtracting any offset), then block value = dw*dx*(sum(q*xq) - off*sum(xq)) + m*s, with the integer
 // offset off (8 for Q4_0, 16 for Q5_0, 128 for IQ4_NL's signed table levels) or the stored f32 min m
@@ -850,6 +879,9 @@ static const mm_kernels *kernels(void) {
         s.dot[DT_Q4_K] = dot_q4_K_ref; s.dot[DT_Q5_K] = dot_q5_K_ref; s.dot[DT_Q6_K] = dot_q6_K_ref;
         s.dot[DT_Q2_K] = dot_q2_K_ref; s.dot[DT_Q3_K] = dot_q3_K_ref;
         s.dot[DT_IQ4_NL] = dot_iq4_nl_ref; s.dot[DT_IQ4_XS] = dot_iq4_xs_ref;
+        s.dot[DT_IQ2_XXS] = dot_iq2_xxs_ref; s.dot[DT_IQ2_XS] = dot_iq2_xs_ref; s.dot[DT_IQ2_S] = dot_iq2_s_ref;
+        s.dot[DT_IQ3_XXS] = dot_iq3_xxs_ref; s.dot[DT_IQ3_S] = dot_iq3_s_ref;
+        s.dot[DT_IQ1_S] = dot_iq1_s_ref; s.dot[DT_IQ1_M] = dot_iq1_m_ref;
         s.axpy4 = axpy4_ref;
         mm_kernels a2 = s, a5 = s;
         isa_level d = isa_detect();
@@ -904,6 +936,8 @@ typedef enum { ACT_F32, ACT_Q8A, ACT_Q8K } act_kind;
 static int act_kind_of(dtype t) {
     switch (t) {
     case DT_F32: case DT_F16: case DT_BF16: return ACT_F32;
+    case DT_IQ2_XXS: case DT_IQ2_XS: case DT_IQ2_S: case DT_IQ3_XXS: case DT_IQ3_S: case DT_IQ1_S: case DT_IQ1_M:
+        return ACT_F32;   // (decoded to f32: dot_grid, and the prefill's f32 tiles)
     case DT_Q4_0: case DT_Q4_1: case DT_Q5_0: case DT_Q5_1: case DT_Q8_0: case DT_IQ4_NL: return ACT_Q8A;
     case DT_Q2_K: case DT_Q3_K: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: case DT_IQ4_XS: return ACT_Q8K;
     default: return -1;

@@ -1357,6 +1357,7 @@ static void tof32_avx512(dtype t, const void *src, float *dst, int64_t n) {
     if (t == DT_F32) { memcpy(dst, src, (size_t)n * sizeof(float)); return; }
     if (t == DT_Q2_K || t == DT_Q3_K) { tof32_q23k(t, src, dst, n); return; }
     if (t == DT_IQ4_NL || t == DT_IQ4_XS) { tof32_iq4(t, src, dst, n); return; }
+    if (t != DT_F16 && t != DT_BF16) { dequantize_row_fast(t, src, dst, n); return; }   // (the grid types)
     const uint16_t *h = src;
     if (t == DT_F16) {
         for (; k + 16 <= n; k += 16) _mm512_storeu_ps(dst + k, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(h + k))));

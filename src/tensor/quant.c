@@ -191,7 +191,7 @@ int dequantize_row(dtype t, const void *src, float *dst, int64_t n) {
     case DT_IQ4_NL: deq_iq4_nl(src, dst, nb); return 0;
     case DT_IQ4_XS: deq_iq4_xs(src, dst, nb); return 0;
     case DT_Q8_K: deq_q8_K(src, dst, nb); return 0;
-    default: return -1;
+    default: return dequantize_row_iq(t, src, dst, n);   // the grid types (quant_iq.c), or -1
     }
 }
 

@@ -8,6 +8,12 @@
 
 // dst (n) <- src row of dtype t. n must be a multiple of the block size. Returns 0, or -1 if t is unsupported.
 int dequantize_row(dtype t, const void *src, float *dst, int64_t n);
+// The grid types' decoders alone (IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S; quant_iq.c): 0,
+// or -1 for another dtype. GGUF files of these types are read (llama.cpp writes them); sllm does not
+// write them (their quantizers search the codebooks against an importance matrix).
+int dequantize_row_iq(dtype t, const void *src, float *dst, int64_t n);
+// Is t one of those grid types?
+bool dtype_is_grid(dtype t);
 // The same bits, with the AVX2 dequantizers (dequant_avx2.c) where the CPU has them: for the weight tiles
 // of training and the prefill's widened rows (7-24x the scalar loops).
 int dequantize_row_fast(dtype t, const void *src, float *dst, int64_t n);
