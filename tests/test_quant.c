@@ -382,6 +382,24 @@ static void test_dequant_avx2(void) {
         if (blkn > 1) CHECK(dequantize_row_avx2(t, blk, b, blkn + 1) == -1, "%s: a partial block is refused", tn);
         CHECK(dequantize_row_fast(t, blk, b, blkn) == 0);
     }
+    // the grid types (IQ2_XXS ... IQ1_M): random block bytes, scale fields included (NaN / inf scales:
+    // the same bits or both NaN)
+    static const dtype GRID[] = {DT_IQ2_XXS, DT_IQ2_XS, DT_IQ2_S, DT_IQ3_XXS, DT_IQ3_S, DT_IQ1_S, DT_IQ1_M};
+    for (size_t g = 0; g < sizeof GRID / sizeof *GRID; g++) {
+        dtype t = GRID[g];
+        int bad = 0;
+        for (int rep = 0; rep < 40; rep++) {
+            int64_t n = 256 * (1 + rep % 7);
+            for (size_t i = 0; i < dtype_row_bytes(t, n); i++) blk[i] = (uint8_t)rnd32();
+            if (rep % 2 && t != DT_IQ1_M)   // a sane scale in every other row (IQ1_M keeps it in scattered nibbles)
+                for (int64_t i = 0; i < n / 256; i++) put_f16(blk + i * dtype_get(t)->block_bytes, (rndu() - 0.5f) * 0.1f);
+            a[n] = b[n] = 12345.f;
+            CHECK(dequantize_row(t, blk, a, n) == 0 && dequantize_row_avx2(t, blk, b, n) == 0);
+            bad += !same_bits_or_nan(a, b, n + 1);
+        }
+        CHECK(bad == 0, "dequantize_row_avx2 %s: %d rows differ from dequantize_row", dtype_get(t)->name, bad);
+        CHECK(dequantize_row_avx2(t, blk, b, 255) == -1, "%s: a partial block is refused", dtype_get(t)->name);
+    }
     for (int bf = 0; bf < 2; bf++) {   // every 16-bit pattern
         uint16_t *h = malloc(sizeof(uint16_t) * 65536);
         float *ya = malloc(sizeof(float) * 65536), *yb = malloc(sizeof(float) * 65536);
@@ -445,6 +463,8 @@ static void test_grid_types_vs_ggml(void) {
         tr->to_float(q, ref, (int64_t)ROWS * K);
         CHECK(dequantize_row(t, q, got, (int64_t)ROWS * K) == 0, "%s: dequantize_row refused", di->name);
         int same = !memcmp(ref, got, sizeof(float) * ROWS * K), nz = 0;
+        CHECK(dequantize_row_fast(t, q, got, (int64_t)ROWS * K) == 0, "%s: dequantize_row_fast refused", di->name);
+        same &= !memcmp(ref, got, sizeof(float) * ROWS * K);   // the AVX2 decoders too, where the CPU has them
         for (int i = 0; i < ROWS * K; i++) nz += ref[i] != 0.0f;
         CHECK(same && nz > ROWS * K / 4, "%s: decoded values differ from GGML's (or are mostly zero: %d nonzero)", di->name, nz);
         // products: decode (T = 1) and a prefill (T = 9) over the grid rows against f32 rows of GGML's values

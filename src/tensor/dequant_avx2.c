@@ -1,5 +1,5 @@
 // AVX2 row dequantizers: dequantize_row_avx2 gives the bits of dequantize_row (quant.c) for F16, BF16,
-// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL and IQ4_XS. Each element goes through the scalar
+// Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K..Q6_K, IQ4_NL, IQ4_XS and the grid types (IQ2_XXS ... IQ1_M). Each element goes through the scalar
 // code's float operations in its order: the integer level converted (exactly) to float, the same float
 // scale products (d * sc, dmin * m) made first, then one multiply and, where the scalar code has one, one
 // add or subtract -- separate instructions, never FMA (-std=c11 keeps gcc from contracting; clang is told
@@ -333,6 +333,53 @@ static void deq_q3_K(const blk_q3_K *b, float *y, int64_t nb) {
     }
 }
 
+// ---- the grid types (IQ2_XXS ... IQ1_M): tensor/quant_iq_body.h's block walking with 8 values a vector
+// (the same float operations as quant_iq.c's scalar puts: scale x level, then the sign bit flipped by
+// an XOR; IQ1: (level + delta) x scale).
+#include "tensor/iq_grids.h"
+#define IQ1_DELTA 0.125f
+static uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+// the sign bit of lane j set where bit j of signs is
+AI __m256 sign_mask(unsigned signs) {
+    const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+    __m256i on = _mm256_cmpeq_epi32(_mm256_and_si256(set32((int)signs), bit), bit);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(on, 31));
+}
+AI void put8_avx2(float *y, float scale, const uint8_t *row, unsigned signs) {
+    _mm256_storeu_ps(y, _mm256_xor_ps(mulq(_mm256_set1_ps(scale), u8x8(row)), sign_mask(signs)));
+}
+AI void put4x2_avx2(float *y, float scale, const uint8_t *a, const uint8_t *b, unsigned signs) {
+    __m256i q = _mm256_cvtepu8_epi32(_mm_set_epi32(0, 0, (int)rd32(b), (int)rd32(a)));
+    _mm256_storeu_ps(y, _mm256_xor_ps(mulq(_mm256_set1_ps(scale), q), sign_mask(signs)));
+}
+AI void put8_iq1_avx2(float *y, float dl, int idx, float delta) {
+    __m256 g = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)&iq_iq1s_grid[idx])));
+    _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_set1_ps(dl), _mm256_add_ps(g, _mm256_set1_ps(delta))));
+}
+#define IQ_NAME(x) x##_avx2
+#define IQ_PUT8 put8_avx2
+#define IQ_PUT4X2 put4x2_avx2
+#define IQ_PUT8_IQ1 put8_iq1_avx2
+#include "tensor/quant_iq_body.h"
+
+static int deq_grid_avx2(dtype t, const uint8_t *b, float *y, int64_t nb) {
+    void (*f)(const uint8_t *, float *);
+    switch (t) {
+    case DT_IQ2_XXS: f = deq_iq2_xxs_avx2; break;
+    case DT_IQ2_XS: f = deq_iq2_xs_avx2; break;
+    case DT_IQ2_S: f = deq_iq2_s_avx2; break;
+    case DT_IQ3_XXS: f = deq_iq3_xxs_avx2; break;
+    case DT_IQ3_S: f = deq_iq3_s_avx2; break;
+    case DT_IQ1_S: f = deq_iq1_s_avx2; break;
+    case DT_IQ1_M: f = deq_iq1_m_avx2; break;
+    default: return -1;
+    }
+    size_t bb = (size_t)dtype_get((int)t)->block_bytes;
+    for (int64_t i = 0; i < nb; i++) f(b + (size_t)i * bb, y + i * 256);
+    return 0;
+}
+
 int dequantize_row_avx2(dtype t, const void *src, float *dst, int64_t n) {
     const dtype_info *di = dtype_get((int)t);
     if (!di || n < 0 || n % di->block) return -1;
@@ -352,6 +399,6 @@ int dequantize_row_avx2(dtype t, const void *src, float *dst, int64_t n) {
     case DT_Q6_K: deq_q6_K(src, dst, nb); return 0;
     case DT_IQ4_NL: deq_iq4_nl(src, dst, nb); return 0;
     case DT_IQ4_XS: deq_iq4_xs(src, dst, nb); return 0;
-    default: return -1;
+    default: return deq_grid_avx2(t, src, dst, nb);
     }
 }

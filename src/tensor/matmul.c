@@ -97,7 +97,7 @@ static void dot_grid(dtype t, int64_t K, const void *w, const void *x, size_t xs
     float acc[4][8] = {{0}}, buf[256];
     size_t bb = (size_t)dtype_get((int)t)->block_bytes;
     for (int64_t b = 0; b < K / 256; b++) {
-        dequantize_row_iq(t, (const char *)w + (size_t)b * bb, buf, 256);
+        dequantize_row_fast(t, (const char *)w + (size_t)b * bb, buf, 256);
         for (int r = 0; r < R; r++) {
             const float *xr = (const float *)XROW(x, xs, r) + b * 256;
             for (int k = 0; k < 256; k += 8)
