@@ -1,10 +1,10 @@
 // Model layer: loading (GGUF + HF dirs), forward (prefill / decode / threads), writers, dtypes,
 // errors. Oracle: tests/ref/model_ref.py, an independent PyTorch forward with HF semantics over the
 // safetensors directory; plus the real stories260K GGUF and its greedy ids produced by llama.cpp.
-#include <dlfcn.h>
 #include <stdint.h>
 #include <sys/stat.h>
 #include "test.h"
+#include "ggml_oracle.h"
 #include "base/error.h"
 #include "model/lora.h"
 #include "model/model.h"
@@ -691,6 +691,40 @@ static void test_quant_mix(void) {
     model_free(q);
 }
 
+// Greedy steps of model g (from token bos) against llama.cpp's on the GGUF at path (llamacpp.mjs probe, 8
+// steps): *steps run, *match steps with the same token, *worst the largest relative difference of the
+// top probability; mismatches printed to stderr under tag.
+static void probe_llamacpp(const char *dir, const char *path, sllm_model *g, int n_vocab, int32_t bos, const char *tag,
+                           int *steps, int *match, double *worst) {
+    char cmd[1200], line[8192];
+    snprintf(cmd, sizeof cmd, "cd %s && node llamacpp.mjs probe %s '' 8 2>/dev/null", dir, path);
+    FILE *f = popen(cmd, "r");
+    model_session *s = NULL;
+    model_session_new(g, 64, 16, NULL, &s);
+    float *lg = malloc((size_t)n_vocab * sizeof(float));
+    int32_t t = bos;
+    *steps = *match = 0;
+    *worst = 0;
+    while (f && s && fgets(line, sizeof line, f)) {
+        if (!strstr(line, "\"step\":")) continue;
+        int id = atoi(strstr(line, "\"id\":") + 5);
+        double prob = atof(strstr(line, "\"top\":[[") + 8 + strcspn(strstr(line, "\"top\":[[") + 8, ",") + 1);
+        if (model_forward(s, &t, 1, lg, false)) break;
+        int b = argmax(lg, n_vocab);
+        double z = 0;
+        for (int j = 0; j < n_vocab; j++) z += exp((double)lg[j] - lg[b]);
+        double d = fabs(1.0 / z - prob) / prob;
+        (*steps)++;
+        *worst = fmax(*worst, d);
+        *match += b == id;
+        if (b != id) fprintf(stderr, "%s step %d: ours id %d p %.6g, llama.cpp id %d p %.6g\n", tag, *steps - 1, b, 1.0 / z, id, prob);
+        t = id;
+    }
+    if (f) pclose(f);
+    free(lg);
+    model_session_free(s);
+}
+
 // Optional: llama.cpp (node-llama-cpp, see ../shared/oracles) loads the GGUFs we write and its greedy
 // steps and top probabilities match ours. Set SLLM_LLAMACPP_ORACLE to a folder holding llamacpp.mjs
 // with node_modules installed. Tiny models get a real vocabulary so llama.cpp accepts the tokenizer.
@@ -702,7 +736,7 @@ static void test_llamacpp_oracle(void) {
         {"tiny-qwen3", "qwen2", 151936, 151643}, {"tiny-gemma3", "llama-spm", 32000, 1},
         {"tiny-gpt2", "gpt-2", 50257, 50256}};
     for (int c = 0; c < 5; c++) {
-        char vp[512], rel[128], path[400], cmd[1200];
+        char vp[512], rel[128], path[400];
         snprintf(rel, sizeof rel, "vocab/ggml-vocab-%s.gguf", cs[c].vocab);
         if (!test_fixture(rel, vp, sizeof vp)) { SKIP("%s absent", rel); continue; }
         model_preset p = *model_preset_get(cs[c].preset);
@@ -717,34 +751,12 @@ static void test_llamacpp_oracle(void) {
         if (tok) gguf_close(tok);
         model_free(m);
         if (!g) continue;
-        snprintf(cmd, sizeof cmd, "cd %s && node llamacpp.mjs probe %s '' 8 2>/dev/null", dir, path);
-        FILE *f = popen(cmd, "r");
-        model_session *s = NULL;
-        model_session_new(g, 64, 16, NULL, &s);
-        float *lg = malloc((size_t)p.n_vocab * sizeof(float));
-        int32_t t = cs[c].bos;
-        char line[8192];
-        int steps = 0, match = 0;
-        while (f && s && fgets(line, sizeof line, f)) {
-            char *q = strstr(line, "\"step\":");
-            if (!q) continue;
-            int id = atoi(strstr(line, "\"id\":") + 5);
-            double prob = atof(strstr(line, "\"top\":[[") + 8 + strcspn(strstr(line, "\"top\":[[") + 8, ",") + 1);
-            if (model_forward(s, &t, 1, lg, false)) break;
-            int b = argmax(lg, p.n_vocab);
-            double z = 0;
-            for (int j = 0; j < p.n_vocab; j++) z += exp((double)lg[j] - lg[b]);
-            steps++;
-            bool ok = b == id && fabs(1.0 / z - prob) <= 5e-3 * prob;   // llama.cpp keeps an f16 KV cache
-            if (!ok) fprintf(stderr, "%s step %d: ours id %d p %.6g, llama.cpp id %d p %.6g\n", cs[c].preset, steps - 1, b,
-                             1.0 / z, id, prob);
-            match += ok;
-            t = id;
-        }
-        if (f) pclose(f);
-        CHECK(steps == 8 && match == 8, "%s: llama.cpp agrees on %d of %d greedy steps", cs[c].preset, match, steps);
-        free(lg);
-        model_session_free(s);
+        int steps, match;
+        double worst;
+        probe_llamacpp(dir, path, g, p.n_vocab, cs[c].bos, cs[c].preset, &steps, &match, &worst);
+        // (5e-3: llama.cpp keeps an f16 KV cache)
+        CHECK(steps == 8 && match == 8 && worst <= 5e-3, "%s: llama.cpp agrees on %d of %d greedy steps (top p within %.3g)",
+              cs[c].preset, match, steps, worst);
         model_free(g);
     }
 }
@@ -757,27 +769,12 @@ static void test_llamacpp_oracle(void) {
 // llama-spm vocabulary and weights of std 0.02 (a trained model's scale: at the 0.15 of the other
 // oracle checks this random model amplifies that activation rounding to 15% of the top probability,
 // 8 of 8 steps still equal); each matrix role takes another grid type, so one file covers all seven.
-struct ggml_traits_abi2 {
-    const char *type_name;
-    int64_t blck_size, blck_size_interleave;
-    size_t type_size;
-    bool is_quantized;
-    void (*to_float)(const void *x, float *y, int64_t k);
-    void (*from_float_ref)(const float *x, void *y, int64_t k);
-};
 static void test_grid_model_llamacpp(void) {
     const char *dir = getenv("SLLM_LLAMACPP_ORACLE");
-    if (!dir) { SKIP("SLLM_LLAMACPP_ORACLE not set: grid-type model against llama.cpp skipped"); return; }
-    char vp[512], lp[4096], path[400], path2[400], cmd[1200];
+    char vp[512], path[400], path2[400], why[4200];
     if (!test_fixture("vocab/ggml-vocab-llama-spm.gguf", vp, sizeof vp)) { SKIP("vocab/ggml-vocab-llama-spm.gguf absent"); return; }
-    snprintf(lp, sizeof lp, "%s/lib/libggml-base.so", dir);
-    void *lib = dlopen(lp, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) { SKIP("%s: cannot open: grid-type model against llama.cpp skipped", lp); return; }
-    void (*q_init)(int) = (void (*)(int))dlsym(lib, "ggml_quantize_init");
-    size_t (*q_chunk)(int, const float *, void *, int64_t, int64_t, int64_t, const float *) =
-        (size_t (*)(int, const float *, void *, int64_t, int64_t, int64_t, const float *))dlsym(lib, "ggml_quantize_chunk");
-    CHECK(q_init && q_chunk, "GGML quantizer symbols missing");
-    if (!q_init || !q_chunk) { dlclose(lib); return; }
+    ggml_oracle gg;
+    if (!dir || !ggml_oracle_open(&gg, why, sizeof why)) { SKIP("%s: grid-type model against llama.cpp skipped", dir ? why : "SLLM_LLAMACPP_ORACLE not set"); return; }
     model_preset p = *model_preset_get("small-llama");
     p.n_vocab = 32000;
     sllm_model *m = NULL, *g = NULL, *q = NULL;
@@ -795,12 +792,12 @@ static void test_grid_model_llamacpp(void) {
     float *imat = malloc(sizeof(float) * 4096);
     for (int i = 0; i < 4096; i++) imat[i] = 1.0f;
     for (size_t a = 0; g && a < sizeof as / sizeof *as; a++) {
-        q_init((int)as[a].t);
+        gg.quantize_init((int)as[a].t);
         for (int il = as[a].r == TR_TOKEN_EMBD ? -1 : 0; il < (as[a].r == TR_TOKEN_EMBD ? 0 : g->hp.n_layer); il++) {
             mweight *w = il < 0 ? &g->g[as[a].r] : &g->layers[il].w[as[a].r];
             if (!w->data || w->type != DT_F32 || w->cols % 256 || nb == 64) continue;
             void *d = malloc(dtype_row_bytes(as[a].t, w->cols) * (size_t)w->rows);
-            q_chunk((int)as[a].t, w->data, d, 0, w->rows, w->cols, imat);
+            gg.quantize_chunk((int)as[a].t, w->data, d, 0, w->rows, w->cols, imat);
             w->data = d;
             w->type = as[a].t;
             bufs[nb++] = d;
@@ -813,38 +810,15 @@ static void test_grid_model_llamacpp(void) {
     model_free(g);
     for (int i = 0; i < nb; i++) free(bufs[i]);
     free(imat);
-    dlclose(lib);
+    ggml_oracle_close(&gg);
     if (!q) return;
     CHECK(q->layers[0].w[TR_FFN_DOWN].type == DT_IQ1_S && q->g[TR_TOKEN_EMBD].type == DT_IQ3_S, "types kept in the file");
-    snprintf(cmd, sizeof cmd, "cd %s && node llamacpp.mjs probe %s '' 8 2>/dev/null", dir, path2);
-    FILE *f = popen(cmd, "r");
-    model_session *s = NULL;
-    model_session_new(q, 64, 16, NULL, &s);
-    float *lg = malloc((size_t)p.n_vocab * sizeof(float));
-    int32_t t = 1;
-    char line[8192];
-    int steps = 0, match = 0;
-    double worst = 0;
-    while (f && s && fgets(line, sizeof line, f)) {
-        if (!strstr(line, "\"step\":")) continue;
-        int id = atoi(strstr(line, "\"id\":") + 5);
-        double prob = atof(strstr(line, "\"top\":[[") + 8 + strcspn(strstr(line, "\"top\":[[") + 8, ",") + 1);
-        if (model_forward(s, &t, 1, lg, false)) break;
-        int b = argmax(lg, p.n_vocab);
-        double z = 0;
-        for (int j = 0; j < p.n_vocab; j++) z += exp((double)lg[j] - lg[b]);
-        steps++;
-        worst = fmax(worst, fabs(1.0 / z - prob) / prob);
-        match += b == id;
-        if (b != id) fprintf(stderr, "grid model step %d: ours id %d p %.6g, llama.cpp id %d p %.6g\n", steps - 1, b, 1.0 / z, id, prob);
-        t = id;
-    }
-    if (f) pclose(f);
+    int steps, match;
+    double worst;
+    probe_llamacpp(dir, path2, q, p.n_vocab, 1, "grid model", &steps, &match, &worst);
     printf("# grid-type model vs llama.cpp: %d of %d greedy steps, top probability within %.3g\n", match, steps, worst);
     CHECK(steps == 8 && match == 8 && worst <= 2e-2, "grid-type model: llama.cpp agrees on %d of %d steps (top p within %.3g)",
           match, steps, worst);
-    free(lg);
-    model_session_free(s);
     model_free(q);
 }
 

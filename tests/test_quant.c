@@ -6,7 +6,7 @@
 #include "tensor/quant.h"
 #include "tensor/matmul.h"
 #include "base/threadpool.h"
-#include <dlfcn.h>
+#include "ggml_oracle.h"
 #include <math.h>
 #include <stdint.h>
 
@@ -417,30 +417,11 @@ static void test_dequant_avx2(void) {
 // rows quantized by GGML (ggml_quantize_chunk with a uniform importance matrix, as llama-quantize
 // writes these files), then decoded by GGML (its type traits' to_float) and by sllm: bit for bit. Then
 // a product over those rows (decode, and a prefill through the f32 tiles) against the same product over
-// GGML's decoded rows in f32 (1e-5). The library is opened at run time (dlopen) from
-// $SLLM_LLAMACPP_ORACLE/lib (scripts/llamacpp-oracle.sh); skipped without it. The struct and
-// prototypes below are GGML's public ABI (ggml.h).
-struct ggml_traits_abi {
-    const char *type_name;
-    int64_t blck_size, blck_size_interleave;
-    size_t type_size;
-    bool is_quantized;
-    void (*to_float)(const void *x, float *y, int64_t k);
-    void (*from_float_ref)(const float *x, void *y, int64_t k);
-};
+// GGML's decoded rows in f32 (1e-5). GGML is opened at run time (tests/ggml_oracle.h); skipped without it.
 static void test_grid_types_vs_ggml(void) {
-    const char *dir = getenv("SLLM_LLAMACPP_ORACLE");
-    if (!dir) { SKIP("SLLM_LLAMACPP_ORACLE not set: grid types (IQ1/IQ2/IQ3) against GGML skipped"); return; }
-    char path[4096];
-    snprintf(path, sizeof path, "%s/lib/libggml-base.so", dir);
-    void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-    if (!lib) { SKIP("%s: cannot open (%s): grid types against GGML skipped", path, dlerror()); return; }
-    void (*q_init)(int) = (void (*)(int))dlsym(lib, "ggml_quantize_init");
-    size_t (*q_chunk)(int, const float *, void *, int64_t, int64_t, int64_t, const float *) =
-        (size_t (*)(int, const float *, void *, int64_t, int64_t, int64_t, const float *))dlsym(lib, "ggml_quantize_chunk");
-    const struct ggml_traits_abi *(*traits)(int) = (const struct ggml_traits_abi *(*)(int))dlsym(lib, "ggml_get_type_traits");
-    CHECK(q_init && q_chunk && traits, "GGML symbols missing in %s", path);
-    if (!q_init || !q_chunk || !traits) { dlclose(lib); return; }
+    ggml_oracle gg;
+    char why[4200];
+    if (!ggml_oracle_open(&gg, why, sizeof why)) { SKIP("%s: grid types (IQ1/IQ2/IQ3) against GGML skipped", why); return; }
     static const dtype G[] = {DT_IQ2_XXS, DT_IQ2_XS, DT_IQ2_S, DT_IQ3_XXS, DT_IQ3_S, DT_IQ1_S, DT_IQ1_M};
     enum { ROWS = 6, K = 768 };
     float *x = malloc(sizeof(float) * ROWS * K), *imat = malloc(sizeof(float) * K);
@@ -450,15 +431,15 @@ static void test_grid_types_vs_ggml(void) {
     tpool *pool = tpool_new(2);
     for (size_t g = 0; g < sizeof G / sizeof *G; g++) {
         dtype t = G[g];
-        const struct ggml_traits_abi *tr = traits((int)t);
+        const struct ggml_traits_abi *tr = gg.traits((int)t);
         const dtype_info *di = dtype_get(t);
         CHECK(di && tr && tr->to_float && tr->type_size == (size_t)di->block_bytes && tr->blck_size == di->block,
               "%s: block geometry differs from GGML's", di ? di->name : "?");
         if (!di || !tr || !tr->to_float) continue;
         size_t bytes = dtype_row_bytes(t, K) * ROWS;
         uint8_t *q = malloc(bytes);
-        q_init((int)t);
-        size_t wrote = q_chunk((int)t, x, q, 0, ROWS, K, imat);
+        gg.quantize_init((int)t);
+        size_t wrote = gg.quantize_chunk((int)t, x, q, 0, ROWS, K, imat);
         CHECK(wrote == bytes, "%s: GGML wrote %zu bytes, expected %zu", di->name, wrote, bytes);
         tr->to_float(q, ref, (int64_t)ROWS * K);
         CHECK(dequantize_row(t, q, got, (int64_t)ROWS * K) == 0, "%s: dequantize_row refused", di->name);
@@ -483,7 +464,7 @@ static void test_grid_types_vs_ggml(void) {
     }
     tpool_free(pool);
     free(x); free(imat); free(ref); free(got);
-    dlclose(lib);
+    ggml_oracle_close(&gg);
 }
 
 int main(void) {

@@ -363,23 +363,6 @@ AI void put8_iq1_avx2(float *y, float dl, int idx, float delta) {
 #define IQ_PUT8_IQ1 put8_iq1_avx2
 #include "tensor/quant_iq_body.h"
 
-static int deq_grid_avx2(dtype t, const uint8_t *b, float *y, int64_t nb) {
-    void (*f)(const uint8_t *, float *);
-    switch (t) {
-    case DT_IQ2_XXS: f = deq_iq2_xxs_avx2; break;
-    case DT_IQ2_XS: f = deq_iq2_xs_avx2; break;
-    case DT_IQ2_S: f = deq_iq2_s_avx2; break;
-    case DT_IQ3_XXS: f = deq_iq3_xxs_avx2; break;
-    case DT_IQ3_S: f = deq_iq3_s_avx2; break;
-    case DT_IQ1_S: f = deq_iq1_s_avx2; break;
-    case DT_IQ1_M: f = deq_iq1_m_avx2; break;
-    default: return -1;
-    }
-    size_t bb = (size_t)dtype_get((int)t)->block_bytes;
-    for (int64_t i = 0; i < nb; i++) f(b + (size_t)i * bb, y + i * 256);
-    return 0;
-}
-
 int dequantize_row_avx2(dtype t, const void *src, float *dst, int64_t n) {
     const dtype_info *di = dtype_get((int)t);
     if (!di || n < 0 || n % di->block) return -1;
@@ -399,6 +382,6 @@ int dequantize_row_avx2(dtype t, const void *src, float *dst, int64_t n) {
     case DT_Q6_K: deq_q6_K(src, dst, nb); return 0;
     case DT_IQ4_NL: deq_iq4_nl(src, dst, nb); return 0;
     case DT_IQ4_XS: deq_iq4_xs(src, dst, nb); return 0;
-    default: return deq_grid_avx2(t, src, dst, nb);
+    default: return deq_grid_row_avx2(t, src, dst, nb);
     }
 }

@@ -12,8 +12,6 @@ int dequantize_row(dtype t, const void *src, float *dst, int64_t n);
 // or -1 for another dtype. GGUF files of these types are read (llama.cpp writes them); sllm does not
 // write them (their quantizers search the codebooks against an importance matrix).
 int dequantize_row_iq(dtype t, const void *src, float *dst, int64_t n);
-// Is t one of those grid types?
-bool dtype_is_grid(dtype t);
 // The same bits, with the AVX2 dequantizers (dequant_avx2.c) where the CPU has them: for the weight tiles
 // of training and the prefill's widened rows (7-24x the scalar loops).
 int dequantize_row_fast(dtype t, const void *src, float *dst, int64_t n);

@@ -57,26 +57,7 @@ static inline void put8_iq1(float *y, float dl, int idx, float delta) {
 #define IQ_PUT8_IQ1 put8_iq1
 #include "tensor/quant_iq_body.h"
 
-bool dtype_is_grid(dtype t) {
-    return t == DT_IQ2_XXS || t == DT_IQ2_XS || t == DT_IQ2_S || t == DT_IQ3_XXS || t == DT_IQ3_S || t == DT_IQ1_S ||
-           t == DT_IQ1_M;
-}
-
 int dequantize_row_iq(dtype t, const void *src, float *dst, int64_t n) {
-    void (*f)(const uint8_t *, float *);
-    switch (t) {
-    case DT_IQ2_XXS: f = deq_iq2_xxs; break;
-    case DT_IQ2_XS: f = deq_iq2_xs; break;
-    case DT_IQ2_S: f = deq_iq2_s; break;
-    case DT_IQ3_XXS: f = deq_iq3_xxs; break;
-    case DT_IQ3_S: f = deq_iq3_s; break;
-    case DT_IQ1_S: f = deq_iq1_s; break;
-    case DT_IQ1_M: f = deq_iq1_m; break;
-    default: return -1;
-    }
-    const dtype_info *di = dtype_get((int)t);
     if (n < 0 || n % 256) return -1;
-    const uint8_t *b = src;
-    for (int64_t i = 0; i < n / 256; i++) f(b + i * di->block_bytes, dst + i * 256);
-    return 0;
+    return deq_grid_row(t, src, dst, n / 256);
 }

@@ -109,6 +109,24 @@ static void IQ_NAME(deq_iq1_m)(const uint8_t *b, float *y) {
     }
 }
 
+// n / 256 super-blocks of dtype t from b into y: 0, or -1 for a dtype that is not a grid type.
+static int IQ_NAME(deq_grid_row)(dtype t, const uint8_t *b, float *y, int64_t nb) {
+    void (*f)(const uint8_t *, float *);
+    switch (t) {
+    case DT_IQ2_XXS: f = IQ_NAME(deq_iq2_xxs); break;
+    case DT_IQ2_XS: f = IQ_NAME(deq_iq2_xs); break;
+    case DT_IQ2_S: f = IQ_NAME(deq_iq2_s); break;
+    case DT_IQ3_XXS: f = IQ_NAME(deq_iq3_xxs); break;
+    case DT_IQ3_S: f = IQ_NAME(deq_iq3_s); break;
+    case DT_IQ1_S: f = IQ_NAME(deq_iq1_s); break;
+    case DT_IQ1_M: f = IQ_NAME(deq_iq1_m); break;
+    default: return -1;
+    }
+    size_t bb = (size_t)dtype_get((int)t)->block_bytes;
+    for (int64_t i = 0; i < nb; i++) f(b + (size_t)i * bb, y + i * 256);
+    return 0;
+}
+
 #undef IQ_NAME
 #undef IQ_PUT8
 #undef IQ_PUT4X2
