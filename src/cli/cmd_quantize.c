@@ -19,7 +19,8 @@ static const char QUANTIZE_HELP[] =
     "a multiple of the quantization block takes llama.cpp's fallback (q4_k -> q5_0, q5_k -> q5_1,\n"
     "q6_k -> q8_0; q2_k / q3_k / iq4_xs -> iq4_nl), else f16. Metadata, including the tokenizer, is kept.\n"
     "q2_k / q3_k / iq4_nl / iq4_xs are written with a plain fit (no importance matrix): expect more error\n"
-    "than llama.cpp's own imatrix files of those types.\n";
+    "than llama.cpp's own imatrix files of those types. The grid types (iq1_s, iq1_m, iq2_xxs, iq2_xs,\n"
+    "iq2_s, iq3_xxs, iq3_s) are read as inputs but not written (their quantizers need an importance matrix).\n";
 
 int cmd_quantize(int argc, char **argv) {
     const char *pos[3]; int n = 0;
