@@ -448,18 +448,23 @@ static void test_grid_types_vs_ggml(void) {
         same &= !memcmp(ref, got, sizeof(float) * ROWS * K);   // the AVX2 decoders too, where the CPU has them
         for (int i = 0; i < ROWS * K; i++) nz += ref[i] != 0.0f;
         CHECK(same && nz > ROWS * K / 4, "%s: decoded values differ from GGML's (or are mostly zero: %d nonzero)", di->name, nz);
-        // products: decode (T = 1) and a prefill (T = 9) over the grid rows against f32 rows of GGML's values
+        // products: decode (T = 1) and a prefill (T = 9) over the grid rows against f32 rows of GGML's values,
+        // at every ISA level (the scalar dot_grid twin and the AVX2 / AVX-512 ones)
+        isa_level keep = isa_active();
+        for (int lvl = ISA_SCALAR; lvl <= (int)isa_detect(); lvl++)
         for (int T = 1; T <= 9; T += 8) {
+            isa_force((isa_level)lvl);
             float *X = malloc(sizeof(float) * T * K), *Y1 = malloc(sizeof(float) * T * ROWS), *Y2 = malloc(sizeof(float) * T * ROWS);
             for (int i = 0; i < T * K; i++) X[i] = rndn();
             CHECK(mm_matmul(pool, q, t, ROWS, K, X, T, NULL, Y1) == 0 && mm_matmul(pool, ref, DT_F32, ROWS, K, X, T, NULL, Y2) == 0,
                   "%s: matmul failed", di->name);
             double num = 0, den = 0;
             for (int i = 0; i < T * ROWS; i++) { num += (Y1[i] - Y2[i]) * (double)(Y1[i] - Y2[i]); den += Y2[i] * (double)Y2[i]; }
-            CHECK(den > 0 && sqrt(num / den) < 1e-5, "%s: product over grid rows (T %d) vs f32 rows: rel err %.3g", di->name, T,
-                  den > 0 ? sqrt(num / den) : -1.0);
+            CHECK(den > 0 && sqrt(num / den) < 1e-5, "%s: product over grid rows (T %d, isa %d) vs f32 rows: rel err %.3g", di->name,
+                  T, lvl, den > 0 ? sqrt(num / den) : -1.0);
             free(X); free(Y1); free(Y2);
         }
+        isa_force(keep);
         free(q);
     }
     tpool_free(pool);

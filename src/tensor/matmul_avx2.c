@@ -111,6 +111,38 @@ INLINE void kf(int64_t K, const void *w, const void *x, size_t xs, const int R, 
     }
 }
 
+// ---------------------------------------------------------------- grid types (IQ1 / IQ2 / IQ3) x f32
+// Each 256-value super-block decoded into L1 by the AVX2 decoders (bit-identical to the scalar ones),
+// then 2 x 8 FMA lanes per activation row; the twin is matmul.c's dot_grid (another summation order).
+static void SFX(dot_grid)(dtype t, int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    __m256 a0[4], a1[4];
+    for (int r = 0; r < R; r++) a0[r] = a1[r] = _mm256_setzero_ps();
+    float buf[256] __attribute__((aligned(32)));
+    size_t bb = (size_t)dtype_get((int)t)->block_bytes;
+    for (int64_t b = 0; b < K / 256; b++) {
+        dequantize_row_avx2(t, (const char *)w + (size_t)b * bb, buf, 256);
+        for (int r = 0; r < R; r++) {
+            const float *xr = (const float *)((const char *)x + (size_t)r * xs) + b * 256;
+            for (int k = 0; k < 256; k += 16) {
+                a0[r] = _mm256_fmadd_ps(_mm256_load_ps(buf + k), _mm256_loadu_ps(xr + k), a0[r]);
+                a1[r] = _mm256_fmadd_ps(_mm256_load_ps(buf + k + 8), _mm256_loadu_ps(xr + k + 8), a1[r]);
+            }
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = hsum256(_mm256_add_ps(a0[r], a1[r]));
+}
+#define DOT_GRID_SIMD(name, T)                                                                   \
+    static void SFX(name)(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \
+        SFX(dot_grid)(T, K, w, x, xs, R, out);                                                   \
+    }
+DOT_GRID_SIMD(dot_iq2_xxs, DT_IQ2_XXS)
+DOT_GRID_SIMD(dot_iq2_xs, DT_IQ2_XS)
+DOT_GRID_SIMD(dot_iq2_s, DT_IQ2_S)
+DOT_GRID_SIMD(dot_iq3_xxs, DT_IQ3_XXS)
+DOT_GRID_SIMD(dot_iq3_s, DT_IQ3_S)
+DOT_GRID_SIMD(dot_iq1_s, DT_IQ1_S)
+DOT_GRID_SIMD(dot_iq1_m, DT_IQ1_M)
+
 // ---------------------------------------------------------------- 32-block quants x blk_q8a
 // Block b, row r: dw*dx*(sum(q*xq) - off*sum(xq)) + m*s, q the 0-based levels. The integer offset is
 // folded into the dot product by seeding its 8 lanes with -off/8 * sum(xq); only the stored f32 min
@@ -479,5 +511,12 @@ void mm_kernels_avx2(mm_kernels *k) {
     k->dot[DT_Q3_K] = SFX(dot_q3_K);
     k->dot[DT_IQ4_NL] = SFX(dot_iq4_nl);
     k->dot[DT_IQ4_XS] = SFX(dot_iq4_xs);
+    k->dot[DT_IQ2_XXS] = SFX(dot_iq2_xxs);
+    k->dot[DT_IQ2_XS] = SFX(dot_iq2_xs);
+    k->dot[DT_IQ2_S] = SFX(dot_iq2_s);
+    k->dot[DT_IQ3_XXS] = SFX(dot_iq3_xxs);
+    k->dot[DT_IQ3_S] = SFX(dot_iq3_s);
+    k->dot[DT_IQ1_S] = SFX(dot_iq1_s);
+    k->dot[DT_IQ1_M] = SFX(dot_iq1_m);
     k->axpy4 = SFX(axpy4);
 }
