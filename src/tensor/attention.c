@@ -80,31 +80,23 @@ static void attn_accum_h_ref(float *o, const float *p, const uint16_t *v, int64_
         for (int d = 0; d < D; d++) o[d] += p[i] * f16_to_f32(v[(int64_t)i * ks + d]);
 }
 
-// q8_0 rows: element e of the row at p (blocks of 32: f16 d, int8 q[32]) is d x q.
+// q8_0 rows (attention_kernels.h: attn_q8_at / attn_q8_elem).
 _Static_assert(sizeof(blk_q8_0) == Q8_BLOCK_BYTES, "the kernels' q8_0 block is GGML's");
-static inline float q8_elem(const uint8_t *p, int64_t e) {
-    const uint8_t *b = p + (e >> 5) * Q8_BLOCK_BYTES;
-    uint16_t d;
-    memcpy(&d, b, 2);
-    return f16_to_f32(d) * (float)(int8_t)b[2 + (e & 31)];
-}
-static inline const uint8_t *q8_row(const uint8_t *p, int64_t e) { return p + (e >> 5) * Q8_BLOCK_BYTES; }
-
 static void attn_scores_q8_ref(float *sc, const float *q, const uint8_t *k, int64_t ks, int n, int D) {
     for (int i = 0; i < n; i++) {
-        const uint8_t *ki = q8_row(k, (int64_t)i * ks);
+        const uint8_t *ki = attn_q8_at(k, (int64_t)i * ks);
         float acc[LANES] = {0};
         int d = 0;
         for (; d + LANES <= D; d += LANES)
-            for (int u = 0; u < LANES; u++) acc[u] += q[d + u] * q8_elem(ki, d + u);
+            for (int u = 0; u < LANES; u++) acc[u] += q[d + u] * attn_q8_elem(ki, d + u);
         float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-        for (; d < D; d++) s += q[d] * q8_elem(ki, d);
+        for (; d < D; d++) s += q[d] * attn_q8_elem(ki, d);
         sc[i] = s;
     }
 }
 static void attn_accum_q8_ref(float *o, const float *p, const uint8_t *v, int64_t ks, int n, int D) {
     for (int i = 0; i < n; i++)
-        for (int d = 0; d < D; d++) o[d] += p[i] * q8_elem(v, (int64_t)i * ks + d);
+        for (int d = 0; d < D; d++) o[d] += p[i] * attn_q8_elem(v, (int64_t)i * ks + d);
 }
 static void attn_scores_gq8_ref(float *sc, const float *q, int G, const uint8_t *k, int64_t ks, int n, int D) {
     for (int j = 0; j < G; j++) attn_scores_q8_ref(sc + (int64_t)j * n, q + (int64_t)j * D, k, ks, n, D);
@@ -115,12 +107,12 @@ static void attn_accum_gq8_ref(float *o, const float *p, int G, const uint8_t *v
 static void attn_scores_rowsq8_ref(float *sc, const float *q, int Hq, int Hkv, const uint8_t *k, int64_t ks, int n,
                                    int D) {
     for (int h = 0; h < Hq; h++)
-        attn_scores_q8_ref(sc + (int64_t)h * n, q + (int64_t)h * D, q8_row(k, (int64_t)(h / (Hq / Hkv)) * D), ks, n, D);
+        attn_scores_q8_ref(sc + (int64_t)h * n, q + (int64_t)h * D, attn_q8_at(k, (int64_t)(h / (Hq / Hkv)) * D), ks, n, D);
 }
 static void attn_accum_rowsq8_ref(float *o, const float *p, int Hq, int Hkv, const uint8_t *v, int64_t ks, int n,
                                   int D) {
     for (int h = 0; h < Hq; h++)
-        attn_accum_q8_ref(o + (int64_t)h * D, p + (int64_t)h * n, q8_row(v, (int64_t)(h / (Hq / Hkv)) * D), ks, n, D);
+        attn_accum_q8_ref(o + (int64_t)h * D, p + (int64_t)h * n, attn_q8_at(v, (int64_t)(h / (Hq / Hkv)) * D), ks, n, D);
 }
 
 static void attn_scores_g_ref(float *sc, const float *q, int G, const float *k, int64_t ks, int n, int D) {
@@ -197,7 +189,7 @@ static void attn_rows_h_ref(float *dst, const uint16_t *src, int64_t ks, int n, 
 
 static void attn_rows_q8_ref(float *dst, const uint8_t *src, int64_t ks, int n, int D) {
     for (int i = 0; i < n; i++)
-        for (int d = 0; d < D; d++) dst[(int64_t)i * D + d] = q8_elem(q8_row(src, (int64_t)i * ks), d);
+        for (int d = 0; d < D; d++) dst[(int64_t)i * D + d] = attn_q8_elem(attn_q8_at(src, (int64_t)i * ks), d);
 }
 
 static attn_kernels g_tab[3];
@@ -233,7 +225,7 @@ const attn_kernels *attn_kernels_active(void) { return attn_kernels_for((int)isa
 // K / V rows are f32, f16 or q8_0 (p->kv): element e of a cache at base (e a multiple of 32 for q8_0:
 // e is always a row's or a head's first element, D a multiple of 32), and the kernels over them.
 static inline const void *kv_at(const void *base, int64_t e, const attn_params *p) {
-    if (p->kv == DT_Q8_0) return (const char *)base + e / QK32 * Q8_BLOCK_BYTES;
+    if (p->kv == DT_Q8_0) return attn_q8_at(base, e);
     return (const char *)base + e * (p->kv == DT_F16 ? 2 : 4);
 }
 

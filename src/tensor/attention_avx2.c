@@ -117,11 +117,10 @@ static inline __m512 hsum16x16(__m512 a[16]) {
 #define KV_SLD(p, e) f16_to_f32((p)[e])
 #define KV_BYTES(n) ((size_t)(n) * sizeof(uint16_t))
 #include "tensor/attention_kvbody.h"
-// q8_0 rows (a q8_0 KV cache): blocks of 32 elements, an f16 scale d then 32 int8 levels q; element e
-// of a row is d x q of block e / 32, widened on load (an exact product in f32), W at a time (W divides
-// 32, so a load never straddles two blocks).
+// q8_0 rows (attention_kernels.h: attn_q8_at / attn_q8_elem): W elements from element e widened on
+// load, d x q (an exact product in f32); W divides 32, so a load never straddles two blocks.
 static inline vf KNAME(q8_vld)(const uint8_t *p, int64_t e) {
-    const uint8_t *b = p + (e >> 5) * Q8_BLOCK_BYTES;
+    const uint8_t *b = attn_q8_at(p, e);
     uint16_t d;
     __builtin_memcpy(&d, b, 2);
 #ifdef ATT_AVX512
@@ -131,12 +130,6 @@ static inline vf KNAME(q8_vld)(const uint8_t *p, int64_t e) {
     __m256 x = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(b + 2 + (e & 31)))));
     return _mm256_mul_ps(x, _mm256_cvtph_ps(_mm_set1_epi16((short)d)));
 #endif
-}
-static inline float q8_sld(const uint8_t *p, int64_t e) {
-    const uint8_t *b = p + (e >> 5) * Q8_BLOCK_BYTES;
-    uint16_t d;
-    __builtin_memcpy(&d, b, 2);
-    return f16_to_f32(d) * (float)(int8_t)b[2 + (e & 31)];
 }
 #define KV_SCORES KNAME(attn_scores_q8)
 #define KV_ACCUM KNAME(attn_accum_q8)
@@ -150,10 +143,9 @@ static inline float q8_sld(const uint8_t *p, int64_t e) {
 #define KV_ACCUM_RV KNAME(attn_accum_rvq8)
 #define KV_ACCUM_RVC KNAME(attn_accum_rvcq8)
 #define KV_T uint8_t
-#define KV_ADV_Q8(p, e) ((p) + ((e) >> 5) * Q8_BLOCK_BYTES)
-#define KV_ADV(p, e) KV_ADV_Q8(p, e)
+#define KV_ADV(p, e) attn_q8_at(p, e)
 #define KV_VLD(p, e) KNAME(q8_vld)(p, e)
-#define KV_SLD(p, e) q8_sld(p, e)
+#define KV_SLD(p, e) attn_q8_elem(p, e)
 #define KV_BYTES(n) ((size_t)(n) / 32 * Q8_BLOCK_BYTES)
 #include "tensor/attention_kvbody.h"
 
@@ -285,7 +277,7 @@ static void KNAME(attn_rows_h)(float *dst, const uint16_t *src, int64_t ks, int 
 
 static void KNAME(attn_rows_q8)(float *dst, const uint8_t *src, int64_t ks, int n, int D) {
     for (int i = 0; i < n; i++) {
-        const uint8_t *row = KV_ADV_Q8(src, (int64_t)i * ks);
+        const uint8_t *row = attn_q8_at(src, (int64_t)i * ks);
         for (int d = 0; d < D; d += W) VSTORE(dst + (int64_t)i * D + d, KNAME(q8_vld)(row, d));
     }
 }

@@ -5,6 +5,7 @@
 #define SLLM_TENSOR_ATTENTION_KERNELS_H
 #include <stddef.h>
 #include <stdint.h>
+#include "tensor/dtype.h"
 
 // Bytes the AVX-512 row-order kernels prefetch ahead of the cache rows they read (and the run's first
 // bytes attention_decode_prefetch requests at once). 16 KiB: with the faster score kernel (see
@@ -66,8 +67,19 @@ typedef struct {
 } attn_kernels;
 
 #define ATT_TILE_ROWS 8
-#define Q8_BLOCK_BYTES 34   // a q8_0 block: f16 d, int8 q[32]
 #define ATT_TILE_KEYS 64
+
+// q8_0 rows (a q8_0 KV cache): blocks of 32 elements, an f16 scale d then 32 int8 levels q; element e
+// is d x q of block e / 32. Where block e / 32 starts (e a multiple of 32: a row's or a head's first
+// element), and element e as f32 (the scalar twins and the SIMD kernels' scalar tails).
+#define Q8_BLOCK_BYTES 34
+static inline const uint8_t *attn_q8_at(const uint8_t *p, int64_t e) { return p + (e >> 5) * Q8_BLOCK_BYTES; }
+static inline float attn_q8_elem(const uint8_t *p, int64_t e) {
+    const uint8_t *b = attn_q8_at(p, e);
+    uint16_t d;
+    __builtin_memcpy(&d, b, 2);
+    return f16_to_f32(d) * (float)(int8_t)b[2 + (e & 31)];
+}
 
 // Reads one byte of every 64-byte line of [p, p + bytes) in address order, values unused. Kernels that
 // must walk a block of cache rows head by head (pieces of D elements, Hkv * D apart: a pattern the
