@@ -36,6 +36,7 @@ int cmd_info(int argc, char **argv) {
     if (!path) { fprintf(stderr, "sllm info: MODEL is required (see sllm info --help)\n"); return 2; }
     cli_model cm;
     if (!cli_model_open("info", path, false, false, 1, &cm)) return 1;
+    if (!cli_model_kv_type("info", path, &cm)) { cli_model_close(&cm); return 1; }
     const sllm_model *m = cm.m;
     const model_hparams *hp = &m->hp;
     model_info_t mi;
@@ -83,12 +84,10 @@ int cmd_info(int argc, char **argv) {
     human_bytes(b4, sizeof b4, (double)kv_train);
     const dtype_info *kvt = dtype_get(m->kv_type);
     printf("memory       weights %s + KV cache (%s, %lld tokens) %s = %s\n", b1, kvt->name, (long long)ctx, b2, b3);
-    if (kvt->block == 1)
-        printf("             KV cache per token %zu bytes = 2 (K,V) x %d layers x %d kv heads x %d dims x %d bytes\n",
-               kv / (size_t)ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, kvt->block_bytes);
-    else
-        printf("             KV cache per token %zu bytes = 2 (K,V) x %d layers x %d kv heads x %d dims x %d bytes / %d\n",
-               kv / (size_t)ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, kvt->block_bytes, kvt->block);
+    char per[32] = "";   // a block type's bytes per value: "34 bytes / 32"
+    if (kvt->block > 1) snprintf(per, sizeof per, " / %d", kvt->block);
+    printf("             KV cache per token %zu bytes = 2 (K,V) x %d layers x %d kv heads x %d dims x %d bytes%s\n",
+           kv / (size_t)ctx, hp->n_layer, hp->n_head_kv, hp->head_dim, kvt->block_bytes, per);
     if (train_ctx != ctx) printf("             KV cache at the full training context (%d): %s\n", train_ctx, b4);
     cli_model_close(&cm);
     return 0;

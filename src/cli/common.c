@@ -27,6 +27,12 @@ int cli_global_flags(int *argc, char **argv) {
     return 0;
 }
 
+bool cli_model_kv_type(const char *cmd, const char *path, cli_model *cm) {
+    if (model_set_kv_type(cm->m, cli_kv_type) == SLLM_OK) return true;
+    fprintf(stderr, "sllm %s: %s: %s\n", cmd, path, sllm_last_error());
+    return false;
+}
+
 bool cli_model_open(const char *cmd, const char *path, bool want_tok, bool infer, int threads, cli_model *out) {
     memset(out, 0, sizeof *out);
     if (model_load(path, &out->m) != SLLM_OK) {
@@ -39,8 +45,7 @@ bool cli_model_open(const char *cmd, const char *path, bool want_tok, bool infer
         return false;
     }
     // (tokenize / template make no cache: a type the model cannot take is not their error)
-    if ((infer || !strcmp(cmd, "info")) && model_set_kv_type(out->m, cli_kv_type) != SLLM_OK) {
-        fprintf(stderr, "sllm %s: %s: %s\n", cmd, path, sllm_last_error());
+    if (infer && !cli_model_kv_type(cmd, path, out)) {
         cli_model_close(out);
         return false;
     }

@@ -12,17 +12,21 @@ typedef struct {
     tpool *pool;
 } cli_model;
 
-// KV cache dtype of the models cli_model_open loads for inference (and for info, which reports its
-// memory): DT_F16 (the default, as llama.cpp's), DT_F32 or DT_Q8_0, from the global option --kv-type
-// (cli_global_flags).
+// KV cache dtype of the models cli_model_open loads for inference (cli_model_kv_type; info calls that
+// too, to report the cache's memory): DT_F16 (the default, as llama.cpp's), DT_F32 or DT_Q8_0, from the
+// global option --kv-type (cli_global_flags).
 extern dtype cli_kv_type;
 // Takes the global options (--kv-type f16|f32|q8_0, anywhere after the command) out of argv, shifting the
 // rest down. Returns 0, or prints an error and returns 2 on a bad value.
 int cli_global_flags(int *argc, char **argv);
 // Loads MODEL (and its tokenizer when want_tok). Prints "sllm CMD: <error>" and returns false on error.
-// infer: the model will run forward passes (weights packed for this CPU's kernels, model_pack).
+// infer: the model will run forward passes (its KV cache type set from --kv-type, weights packed for this
+// CPU's kernels, model_pack).
 bool cli_model_open(const char *cmd, const char *path, bool want_tok, bool infer, int threads, cli_model *out);
 void cli_model_close(cli_model *cm);
+// Sets the model's KV cache type from --kv-type; prints "sllm CMD: PATH: <why>" and returns false when
+// the model cannot take it (the caller closes the model).
+bool cli_model_kv_type(const char *cmd, const char *path, cli_model *cm);
 // Reads a whole file into a NUL-terminated buffer; prints an error naming the file on failure.
 char *cli_read_file(const char *cmd, const char *path, size_t *len);
 // Parses one sampling option at argv[*i] (--temp --top-k --top-p --min-p --repeat-penalty
