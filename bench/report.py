@@ -8,18 +8,10 @@ row's run. Rows from an older sllm without probes fall back to decode GB/s over 
 taking-turns pairs (run-bench.sh since round 11) are folded first: each engine's median over the pairs,
 the median of the pairs' ratios, and per pair the core-complex state the round trips show."""
 import json, statistics, sys
+from complexes import state
 path, P, N, TH = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 ISA = sys.argv[5] if len(sys.argv) > 5 else ""   # run-bench.sh BENCH_ISA
 rows = [json.loads(l) for l in open(path) if l.strip()]
-
-
-def state(rts):
-    """'1' when every round trip of a pair says one core complex (< 200 ns), '2' when every one says two
-    (> 300 ns), else 'x' (the machine switched during the pair)."""
-    v = [x for x in rts if x is not None]
-    if v and all(x < 200 for x in v): return "1"
-    if v and all(x > 300 for x in v): return "2"
-    return "x"
 
 
 def fold(r):

@@ -53,7 +53,7 @@ echo "memory read bandwidth: $BW GB/s ($TH threads; each model row measures its 
 # The core-to-core round trip before each engine's timings and after the last: this VM switches between
 # its two vCPUs on one core complex (~85 ns, ~45 GB/s) and on two (~415 ns, ~80 GB/s), which changes
 # both engines' figures (docs/performance.md, Machine); the table shows which state each row ran in.
-rt() { [ "$TH" -ge 2 ] && [ -x "$BUILD/pingpong" ] && timeout 10 "$BUILD/pingpong" 100000 2>/dev/null | sed -E 's/.*: ([0-9]+) ns.*/\1/' || echo null; }
+. bench/core-rt.sh
 RES=$W/results$SUF.jsonl; : > "$RES"
 for spec in $MODELS; do
     IFS=: read -r arch preset vocab <<< "$spec"

@@ -25,7 +25,7 @@ if ORA=$(scripts/llamacpp-oracle.sh 2>/dev/null); then
     fi
 fi
 [ -n "$LLK" ] || echo "bench-kv: llama.cpp oracle unavailable (../shared/oracles); measuring sllm only"
-rt() { [ "$TH" -ge 2 ] && [ -x "$BUILD/pingpong" ] && timeout 10 "$BUILD/pingpong" 100000 2>/dev/null | sed -E 's/.*: ([0-9]+) ns.*/\1/' || echo null; }
+. bench/core-rt.sh
 RES=$W/results-kv.jsonl; : > "$RES"
 for m in $MODELS; do
     f=$W/$m.gguf
@@ -42,28 +42,5 @@ for m in $MODELS; do
         done
     done
 done
-python3 - "$RES" "$P" "$N" "$TH" > "$W/performance-table-kv.md" <<'EOF'
-import json, statistics, sys
-res, P, N, TH = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
-rows = {}
-for line in open(res):
-    r = json.loads(line)
-    rows.setdefault((r["model"], r["kv"]), []).append(r)
-def med(xs): return statistics.median(xs) if xs else None
-def fmt(x, f="%.1f"): return f % x if x is not None else ""
-print(f"| model | KV | sllm pp{P} tok/s | llama.cpp pp{P} | ratio | sllm tg{N} tok/s | llama.cpp tg{N} | ratio | decode MB/token (sllm) | core complexes (pairs) |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
-for (m, kv), rs in rows.items():
-    rs = [r for r in rs if r["sllm"]]   # (a failed sllm run leaves null)
-    spp = [r["sllm"][f"pp{P}_tok_s"] for r in rs]; stg = [r["sllm"][f"tg{N}_tok_s"] for r in rs]
-    lpp = [r["llamacpp"][f"pp{P}_tok_s"] for r in rs if r["llamacpp"]]
-    ltg = [r["llamacpp"][f"tg{N}_tok_s"] for r in rs if r["llamacpp"]]
-    rpp = [r["sllm"][f"pp{P}_tok_s"] / r["llamacpp"][f"pp{P}_tok_s"] for r in rs if r["llamacpp"]]
-    rtg = [r["sllm"][f"tg{N}_tok_s"] / r["llamacpp"][f"tg{N}_tok_s"] for r in rs if r["llamacpp"]]
-    mb = med([r["sllm"].get("decode_bytes_per_token", 0) / 1e6 for r in rs])
-    cx = " ".join("2" if all(t and t > 300 for t in r["rt_ns"]) else "1" if all(t and t < 200 for t in r["rt_ns"]) else "x" for r in rs)
-    print(f"| {m} | {kv} | {fmt(med(spp))} | {fmt(med(lpp))} | {fmt(med(rpp), '%.2fx')} | {fmt(med(stg))} | {fmt(med(ltg))} | {fmt(med(rtg), '%.2fx')} | {fmt(mb, '%.0f')} | {cx} |")
-print(f"\n{TH} threads, prompt {P}, generation {N}; each engine's median over the pairs of its median of REPS, the ratios the medians of the pairs' ratios. "
-      "llama.cpp with flash attention for both types (its quantized V needs it). Core complexes per pair as in performance-table.md (round trip before and after sllm).")
-EOF
+python3 bench/report_kv.py "$RES" "$P" "$N" "$TH" > "$W/performance-table-kv.md"
 cat "$W/performance-table-kv.md"
