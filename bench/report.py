@@ -6,7 +6,8 @@ step reads) of each repetition over the better of the bandwidth probes taken jus
 it, median over the repetitions; the next column is the median decode over the best probe of the
 row's run. Rows from an older sllm without probes fall back to decode GB/s over its single figure. Rows of
 taking-turns pairs (run-bench.sh since round 11) are folded first: each engine's median over the pairs,
-the median of the pairs' ratios, and per pair the core-complex state the round trips show."""
+the median of the pairs' ratios, and per pair the core-complex state the round trips show. Pairs during
+which the state switched are left out of a row that has others (run-bench.sh runs such a pair again)."""
 import json, statistics, sys
 from complexes import state
 path, P, N, TH = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
@@ -18,7 +19,8 @@ def fold(r):
     """A row of taking-turns pairs (run-bench.sh) as one row: each engine's median over the pairs, the
     median of the pairs' ratios, the roofline share over all of sllm's repetitions."""
     if "pairs" not in r: return r
-    ps = r["pairs"]
+    st = lambda p: state(p.get("core_rt_ns", []), p["sllm"].get("membw_probes_gb_s", ()))
+    ps = [p for p in r["pairs"] if st(p) != "x"] or r["pairs"]
     med = lambda xs: statistics.median(xs) if xs else 0
     S = [p["sllm"] for p in ps]
     L = [p["llamacpp"] for p in ps]
@@ -35,7 +37,7 @@ def fold(r):
     ratio = lambda k: med([a[k] / b[k] for a, b in zip(S, L) if a.get(k) and b.get(k)])
     return {"model": r["model"], "type": r["type"], "bw_gb_s": r.get("bw_gb_s"), "sllm": s, "llamacpp": l,
             "pp_ratio": ratio(f"pp{P}_tok_s"), "tg_ratio": ratio(f"tg{N}_tok_s"),
-            "states": "".join(state(p.get("core_rt_ns", [])) for p in ps)}
+            "states": "".join(st(p) for p in ps), "left_out": len(r["pairs"]) - len(ps)}
 
 
 rows = [fold(r) for r in rows]
@@ -60,7 +62,7 @@ for r in rows:
     if "states" in r:   # pairs: the median of the pairs' ratios, and each pair's core-complex state
         prat = f"{r['pp_ratio']:.2f}x" if r["pp_ratio"] else "-"
         trat = f"{r['tg_ratio']:.2f}x" if r["tg_ratio"] else "-"
-        rts = " ".join(r["states"]) or "-"
+        rts = (" ".join(r["states"]) or "-") + (f" (+{r['left_out']} x left out)" if r["left_out"] else "")
     else:
         rts = "/".join("-" if x is None else str(x) for x in r.get("core_rt_ns", [])) or "-"
     print(f"| {r['model']} | {r['type']} | {f(spp)} | {f(lpp)} | {prat} | {f(stg)} | {f(ltg)} | {trat} "
@@ -70,7 +72,7 @@ if rows and "states" in rows[0]:
     if ISA == "avx2":
         print("\nBoth engines at AVX2, as on a CPU without AVX-512: sllm with SLLM_ISA=avx2 (its AVX2 kernels and "
               "bandwidth probe), llama.cpp with only its AVX2 ('haswell') CPU backend in the directory it loads from.")
-    print(f"\n{TH} threads. The engines took turns: {len(rows[0]['states'])} pairs a row, each sllm's `bench -r R "
+    print(f"\n{TH} threads. The engines took turns: {len(rows[0]['states'])} pairs a row (in one state where the row has such), each sllm's `bench -r R "
           f"--roofline` then llama.cpp's harness with R repetitions (the same median of R for both: the higher of two at R = 2), back to back; each engine's figure "
           f"is its median over the pairs, each ratio the median of the pairs' ratios. Roofline share: median over "
           f"all of sllm's repetitions of decode GB/s over the better bandwidth probe next to it (best of 5 passes "
@@ -78,7 +80,8 @@ if rows and "states" in rows[0]:
           f"median decode over the best probe of the row. {first} GB/s by `sllm bench --membw` at the start of the "
           f"run. Core complexes, one figure a pair from `build/pingpong` before sllm / after sllm / after llama.cpp: "
           f"1 = the two vCPUs on one core complex (all < 200 ns a round trip), 2 = on two (all > 300 ns: about "
-          f"twice the bandwidth, every hand-off between the threads ~5x slower), x = it switched during the pair.")
+          f"twice the bandwidth, every hand-off between the threads ~5x slower), x = it switched during the pair (or sllm's bandwidth probes in it were more than 1.3x apart); "
+          f"such a pair is run again (up to 3 times a row) and left out of a row that has pairs in one state.")
     sys.exit(0)
 print(f"\n{TH} threads. Memory read bandwidth: probed by each row's `sllm bench --roofline` before its first "
       f"repetition and after each one (best of 5 passes per probe; wide vector loads, all threads, a buffer of 4x the "
