@@ -90,22 +90,27 @@ static void dot_bf16_ref(int64_t K, const void *w, const void *x, size_t xs, int
     }
 }
 
-// The grid types (IQ1 / IQ2 / IQ3, tensor/quant_iq.c) against f32 activations: each 256-value super-block
-// decoded once for the R rows, then 8 lanes of products per row. (No integer kernel: these types are
-// read so that the files people have run; Q4_K and the other packed types are the fast ones.)
+// The grid types (IQ1 / IQ2 / IQ3, tensor/quant_iq.c) against blk_q8_K: each super-block's integer
+// levels once for the R rows (iq_grid_levels), per 16 values an exact integer sum times the level scale,
+// then one float step per (super-block, row): out += (D x dx) x sum.
 static void dot_grid(dtype t, int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
-    float acc[4][8] = {{0}}, buf[256];
+    int8_t lv[256];
+    int16_t ls[16];
     size_t bb = (size_t)dtype_get((int)t)->block_bytes;
+    for (int r = 0; r < R; r++) out[r] = 0;
     for (int64_t b = 0; b < K / 256; b++) {
-        dequantize_row_fast(t, (const char *)w + (size_t)b * bb, buf, 256);
+        float D = iq_grid_levels(t, (const char *)w + (size_t)b * bb, lv, ls);
         for (int r = 0; r < R; r++) {
-            const float *xr = (const float *)XROW(x, xs, r) + b * 256;
-            for (int k = 0; k < 256; k += 8)
-                for (int u = 0; u < 8; u++) acc[r][u] += buf[k + u] * xr[k + u];
+            const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + b;
+            int32_t sumi = 0;
+            for (int i = 0; i < 16; i++) {
+                int32_t s = 0;
+                for (int j = 0; j < 16; j++) s += lv[16 * i + j] * xb->qs[16 * i + j];
+                sumi += ls[i] * s;
+            }
+            out[r] += D * xb->d * (float)sumi;
         }
     }
-    for (int r = 0; r < R; r++)
-        out[r] = ((acc[r][0] + acc[r][4]) + (acc[r][1] + acc[r][5])) + ((acc[r][2] + acc[r][6]) + (acc[r][3] + acc[r][7]));
 }
 #define DOT_GRID(name, T)                                                                   \
     static void name(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \
@@ -937,16 +942,22 @@ static int act_kind_of(dtype t) {
     switch (t) {
     case DT_F32: case DT_F16: case DT_BF16: return ACT_F32;
     case DT_IQ2_XXS: case DT_IQ2_XS: case DT_IQ2_S: case DT_IQ3_XXS: case DT_IQ3_S: case DT_IQ1_S: case DT_IQ1_M:
-        return ACT_F32;   // (decoded to f32: dot_grid, and the prefill's f32 tiles)
+        return ACT_Q8K;   // (integer levels: dot_grid; the prefill widens them to f32 for the f32 tiles)
     case DT_Q4_0: case DT_Q4_1: case DT_Q5_0: case DT_Q5_1: case DT_Q8_0: case DT_IQ4_NL: return ACT_Q8A;
     case DT_Q2_K: case DT_Q3_K: case DT_Q4_K: case DT_Q5_K: case DT_Q6_K: case DT_IQ4_XS: return ACT_Q8K;
     default: return -1;
     }
 }
 
-// Q2_K / Q3_K / IQ4_XS have no packed-panel (per-call) form: unless packed at load (r16), their prefill
-// widens each task's rows to f32 (mm_paths.tof32) for the f32 tile.
-static bool widens_to_f32(dtype t) { return t == DT_Q2_K || t == DT_Q3_K || t == DT_IQ4_XS; }
+// Q2_K / Q3_K / IQ4_XS and the grid types have no packed-panel (per-call) form: unless packed at load
+// (r16), their prefill widens each task's rows to f32 (mm_paths.tof32) for the f32 tile.
+static bool widens_to_f32(dtype t) {
+    switch (t) {
+    case DT_Q2_K: case DT_Q3_K: case DT_IQ4_XS: case DT_IQ2_XXS: case DT_IQ2_XS: case DT_IQ2_S: case DT_IQ3_XXS:
+    case DT_IQ3_S: case DT_IQ1_S: case DT_IQ1_M: return true;
+    default: return false;
+    }
+}
 
 // F16 / BF16: packed as a plain copy of the rows (same layout, on huge pages) and decoded by dec_f16 /
 // dec_bf16 against f32 activations.

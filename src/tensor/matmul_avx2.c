@@ -111,25 +111,30 @@ INLINE void kf(int64_t K, const void *w, const void *x, size_t xs, const int R, 
     }
 }
 
-// ---------------------------------------------------------------- grid types (IQ1 / IQ2 / IQ3) x f32
-// Each 256-value super-block decoded into L1 by the AVX2 decoders (bit-identical to the scalar ones),
-// then 2 x 8 FMA lanes per activation row; the twin is matmul.c's dot_grid (another summation order).
+// ---------------------------------------------------------------- grid types (IQ1 / IQ2 / IQ3) x blk_q8_K
+// Each super-block's integer levels once (iq_grid_levels, tensor/quant_iq.c, shared with the scalar twin
+// matmul.c dot_grid), then per 32 values |x| times the level with x's sign (exact also for x = -128; a
+// pair sum is at most 2 x 128 x 62) and the pairs times the two 16-value scales into int32 lanes. The
+// integer sum is the twin's, and so is the float step per (super-block, row): the bits are the twin's.
 static void SFX(dot_grid)(dtype t, int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
-    __m256 a0[4], a1[4];
-    for (int r = 0; r < R; r++) a0[r] = a1[r] = _mm256_setzero_ps();
-    float buf[256] __attribute__((aligned(32)));
+    int8_t lv[256] __attribute__((aligned(32)));
+    int16_t ls[16];
     size_t bb = (size_t)dtype_get((int)t)->block_bytes;
+    for (int r = 0; r < R; r++) out[r] = 0;
     for (int64_t b = 0; b < K / 256; b++) {
-        dequantize_row_avx2(t, (const char *)w + (size_t)b * bb, buf, 256);
+        float D = iq_grid_levels(t, (const char *)w + (size_t)b * bb, lv, ls);
         for (int r = 0; r < R; r++) {
-            const float *xr = (const float *)((const char *)x + (size_t)r * xs) + b * 256;
-            for (int k = 0; k < 256; k += 16) {
-                a0[r] = _mm256_fmadd_ps(_mm256_load_ps(buf + k), _mm256_loadu_ps(xr + k), a0[r]);
-                a1[r] = _mm256_fmadd_ps(_mm256_load_ps(buf + k + 8), _mm256_loadu_ps(xr + k + 8), a1[r]);
+            const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + b;
+            __m256i acc = _mm256_setzero_si256();
+            for (int c = 0; c < 8; c++) {
+                __m256i l = _mm256_load_si256((const __m256i *)(lv + 32 * c));
+                __m256i q = _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * c));
+                __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(l, q));
+                acc = dot_i16(acc, p, _mm256_set_m128i(_mm_set1_epi16(ls[2 * c + 1]), _mm_set1_epi16(ls[2 * c])));
             }
+            out[r] += D * xb->d * (float)hsum256_i32(acc);
         }
     }
-    for (int r = 0; r < R; r++) out[r] = hsum256(_mm256_add_ps(a0[r], a1[r]));
 }
 #define DOT_GRID_SIMD(name, T)                                                                   \
     static void SFX(name)(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \

@@ -12,6 +12,10 @@ int dequantize_row(dtype t, const void *src, float *dst, int64_t n);
 // or -1 for another dtype. GGUF files of these types are read (llama.cpp writes them); sllm does not
 // write them (their quantizers search the codebooks against an importance matrix).
 int dequantize_row_iq(dtype t, const void *src, float *dst, int64_t n);
+// One super-block of a grid type as integer levels for the products against Q8_K activations: value j
+// = D x ls[j / 16] x lv[j] (D returned: the block's f16 scale times the type's constant, 1/8, 1/4 or 1),
+// the same values as the decoders up to float rounding (tests/test_quant.c). 0 for another dtype.
+float iq_grid_levels(dtype t, const void *blk, int8_t lv[256], int16_t ls[16]);
 // The same bits, with the AVX2 dequantizers (dequant_avx2.c) where the CPU has them: for the weight tiles
 // of training and the prefill's widened rows (7-24x the scalar loops).
 int dequantize_row_fast(dtype t, const void *src, float *dst, int64_t n);

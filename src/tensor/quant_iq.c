@@ -61,3 +61,130 @@ int dequantize_row_iq(dtype t, const void *src, float *dst, int64_t n) {
     if (n < 0 || n % 256) return -1;
     return deq_grid_row(t, src, dst, n / 256);
 }
+
+// ---------------------------------------------------------------- integer levels (products against Q8_K)
+// Every grid type's value is an integer level times a small odd integer scale times a per-block float:
+// IQ2: d x (2s + 1) / 8 x magnitude x sign; IQ3_XXS: d x (2s + 1) / 4 x ...; IQ3_S: d x (2s + 1) x ...;
+// IQ1: d x (2s + 1) / 8 x (8 g +- 1) (the grid level g in -1..1 shifted by +-1/8, times 8). So a product
+// against 8-bit activations is exact in integers up to one float multiply per super-block, as GGML's
+// vec_dot kernels compute it; matmul.c's dot_grid and its SIMD twins take the levels from here.
+
+// Byte j of the mask is 0xFF when bit j of the index is set.
+#define SM1(i)                                                                                             \
+    (((i) & 1 ? 0xFFull : 0) | ((i) & 2 ? 0xFF00ull : 0) | ((i) & 4 ? 0xFF0000ull : 0) |                  \
+     ((i) & 8 ? 0xFF000000ull : 0) | ((i) & 16 ? 0xFF00000000ull : 0) | ((i) & 32 ? 0xFF0000000000ull : 0) | \
+     ((i) & 64 ? 0xFF000000000000ull : 0) | ((i) & 128 ? 0xFF00000000000000ull : 0))
+#define SM4(i) SM1(i), SM1((i) + 1), SM1((i) + 2), SM1((i) + 3)
+#define SM16(i) SM4(i), SM4((i) + 4), SM4((i) + 8), SM4((i) + 12)
+#define SM64(i) SM16(i), SM16((i) + 16), SM16((i) + 32), SM16((i) + 48)
+static const uint64_t sign_mask8[256] = {SM64(0), SM64(64), SM64(128), SM64(192)};
+
+// 8 signed levels: the magnitudes of a grid row (bytes, never 0) negated where a sign bit is set, all 8
+// at once: (g ^ 0xFF) + 1 = -g in a byte, and with g >= 1 no carry crosses into the next byte.
+static inline void lv8(int8_t *lv, uint64_t row, unsigned signs) {
+    uint64_t m = sign_mask8[signs & 255];
+    uint64_t v = (row ^ m) + (m & 0x0101010101010101ull);
+    memcpy(lv, &v, 8);
+}
+static inline uint64_t row4x2(uint32_t a, uint32_t b) { return (uint64_t)a | (uint64_t)b << 32; }
+// 8 IQ1 levels 8 g + ds (ds = +-1, the delta's sign) of grid row idx.
+static inline void lv8_iq1(int8_t *lv, int idx, int ds) {
+    const int8_t *g = (const int8_t *)&iq_iq1s_grid[idx];
+    for (int j = 0; j < 8; j++) lv[j] = (int8_t)(8 * g[j] + ds);
+}
+
+static float lv_iq2_xxs(const uint8_t *b, int8_t *lv, int16_t *ls) {
+    for (int ib = 0; ib < 8; ib++, lv += 32) {
+        const uint8_t *q = b + 2 + 8 * ib;
+        uint32_t signs = rd32(q + 4);
+        ls[2 * ib] = ls[2 * ib + 1] = (int16_t)(2 * (signs >> 28) + 1);
+        for (int l = 0; l < 4; l++) lv8(lv + 8 * l, iq_iq2xxs_grid[q[l]], iq_ksigns_iq2xs[(signs >> (7 * l)) & 127]);
+    }
+    return f16_to_f32(rd16(b)) * 0.125f;
+}
+static float lv_iq2_xs(const uint8_t *b, int8_t *lv, int16_t *ls) {
+    const uint8_t *sc = b + 2 + 64;
+    for (int ib = 0; ib < 8; ib++, lv += 32) {
+        ls[2 * ib] = (int16_t)(2 * (sc[ib] & 15) + 1);
+        ls[2 * ib + 1] = (int16_t)(2 * (sc[ib] >> 4) + 1);
+        for (int l = 0; l < 4; l++) {
+            uint16_t w = rd16(b + 2 + 2 * (4 * ib + l));
+            lv8(lv + 8 * l, iq_iq2xs_grid[w & 511], iq_ksigns_iq2xs[w >> 9]);
+        }
+    }
+    return f16_to_f32(rd16(b)) * 0.125f;
+}
+static float lv_iq2_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
+    const uint8_t *qs = b + 2, *signs = b + 2 + 32, *qh = b + 2 + 64, *sc = b + 2 + 72;
+    for (int ib = 0; ib < 8; ib++, lv += 32) {
+        ls[2 * ib] = (int16_t)(2 * (sc[ib] & 15) + 1);
+        ls[2 * ib + 1] = (int16_t)(2 * (sc[ib] >> 4) + 1);
+        for (int l = 0; l < 4; l++)
+            lv8(lv + 8 * l, iq_iq2s_grid[qs[4 * ib + l] | ((qh[ib] << (8 - 2 * l)) & 0x300)], signs[4 * ib + l]);
+    }
+    return f16_to_f32(rd16(b)) * 0.125f;
+}
+static float lv_iq3_xxs(const uint8_t *b, int8_t *lv, int16_t *ls) {
+    const uint8_t *qs = b + 2, *ss = b + 2 + 64;
+    for (int ib = 0; ib < 8; ib++, lv += 32) {
+        uint32_t w = rd32(ss + 4 * ib);
+        ls[2 * ib] = ls[2 * ib + 1] = (int16_t)(2 * (w >> 28) + 1);
+        for (int l = 0; l < 4; l++)
+            lv8(lv + 8 * l, row4x2(iq_iq3xxs_grid[qs[8 * ib + 2 * l]], iq_iq3xxs_grid[qs[8 * ib + 2 * l + 1]]),
+                iq_ksigns_iq2xs[(w >> (7 * l)) & 127]);
+    }
+    return f16_to_f32(rd16(b)) * 0.25f;
+}
+static float lv_iq3_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
+    const uint8_t *qs = b + 2, *qh = b + 2 + 64, *signs = b + 2 + 72, *sc = b + 2 + 104;
+    for (int ib = 0; ib < 8; ib++, lv += 32) {
+        int s = ib % 2 ? sc[ib / 2] >> 4 : sc[ib / 2] & 15;
+        ls[2 * ib] = ls[2 * ib + 1] = (int16_t)(2 * s + 1);
+        for (int l = 0; l < 4; l++) {
+            int i1 = qs[8 * ib + 2 * l] | ((qh[ib] << (8 - 2 * l)) & 256);
+            int i2 = qs[8 * ib + 2 * l + 1] | ((qh[ib] << (7 - 2 * l)) & 256);
+            lv8(lv + 8 * l, row4x2(iq_iq3s_grid[i1], iq_iq3s_grid[i2]), signs[4 * ib + l]);
+        }
+    }
+    return f16_to_f32(rd16(b));
+}
+static float lv_iq1_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
+    const uint8_t *qs = b + 2;
+    for (int ib = 0; ib < 8; ib++, lv += 32) {
+        uint16_t h = rd16(b + 2 + 32 + 2 * ib);
+        ls[2 * ib] = ls[2 * ib + 1] = (int16_t)(2 * ((h >> 12) & 7) + 1);
+        int ds = h & 0x8000 ? -1 : 1;
+        for (int l = 0; l < 4; l++) lv8_iq1(lv + 8 * l, qs[4 * ib + l] | (((h >> (3 * l)) & 7) << 8), ds);
+    }
+    return f16_to_f32(rd16(b)) * 0.125f;
+}
+static float lv_iq1_m(const uint8_t *b, int8_t *lv, int16_t *ls) {
+    const uint8_t *qs = b, *qh = b + 32;
+    uint16_t sc[4];
+    for (int i = 0; i < 4; i++) sc[i] = rd16(b + 48 + 2 * i);
+    uint16_t dbits = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
+    for (int ib = 0; ib < 8; ib++, lv += 32) {
+        ls[2 * ib] = (int16_t)(2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1);
+        ls[2 * ib + 1] = (int16_t)(2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1);
+        const uint8_t *h = qh + 2 * ib;
+        lv8_iq1(lv, qs[4 * ib] | ((h[0] << 8) & 0x700), h[0] & 0x08 ? -1 : 1);
+        lv8_iq1(lv + 8, qs[4 * ib + 1] | ((h[0] << 4) & 0x700), h[0] & 0x80 ? -1 : 1);
+        lv8_iq1(lv + 16, qs[4 * ib + 2] | ((h[1] << 8) & 0x700), h[1] & 0x08 ? -1 : 1);
+        lv8_iq1(lv + 24, qs[4 * ib + 3] | ((h[1] << 4) & 0x700), h[1] & 0x80 ? -1 : 1);
+    }
+    return f16_to_f32(dbits) * 0.125f;
+}
+
+float iq_grid_levels(dtype t, const void *blk, int8_t lv[256], int16_t ls[16]) {
+    const uint8_t *b = blk;
+    switch (t) {
+    case DT_IQ2_XXS: return lv_iq2_xxs(b, lv, ls);
+    case DT_IQ2_XS: return lv_iq2_xs(b, lv, ls);
+    case DT_IQ2_S: return lv_iq2_s(b, lv, ls);
+    case DT_IQ3_XXS: return lv_iq3_xxs(b, lv, ls);
+    case DT_IQ3_S: return lv_iq3_s(b, lv, ls);
+    case DT_IQ1_S: return lv_iq1_s(b, lv, ls);
+    case DT_IQ1_M: return lv_iq1_m(b, lv, ls);
+    default: return 0.0f;
+    }
+}
