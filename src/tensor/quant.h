@@ -16,6 +16,14 @@ int dequantize_row_iq(dtype t, const void *src, float *dst, int64_t n);
 // = D x ls[j / 16] x lv[j] (D returned: the block's f16 scale times the type's constant, 1/8, 1/4 or 1),
 // the same values as the decoders up to float rounding (tests/test_quant.c). 0 for another dtype.
 float iq_grid_levels(dtype t, const void *blk, int8_t lv[256], int16_t ls[16]);
+// The IQ2 / IQ3 codebooks (tensor/iq_grids.h, defined once in quant_iq.c) for the SIMD products
+// (matmul_avx2.c), which build the same levels in registers.
+typedef struct {
+    const uint64_t *iq2xxs, *iq2xs, *iq2s;
+    const uint32_t *iq3xxs, *iq3s;
+    const uint8_t *ksigns;   // 7 sign bits -> 8 with even parity
+} iq_tables;
+extern const iq_tables iq_tabs;
 // The same bits, with the AVX2 dequantizers (dequant_avx2.c) where the CPU has them: for the weight tiles
 // of training and the prefill's widened rows (7-24x the scalar loops).
 int dequantize_row_fast(dtype t, const void *src, float *dst, int64_t n);

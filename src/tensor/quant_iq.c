@@ -188,3 +188,5 @@ float iq_grid_levels(dtype t, const void *blk, int8_t lv[256], int16_t ls[16]) {
     default: return 0.0f;
     }
 }
+
+const iq_tables iq_tabs = {iq_iq2xxs_grid, iq_iq2xs_grid, iq_iq2s_grid, iq_iq3xxs_grid, iq_iq3s_grid, iq_ksigns_iq2xs};
