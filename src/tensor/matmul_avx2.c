@@ -132,7 +132,8 @@ static void SFX(dot_grid)(dtype t, int64_t K, const void *w, const void *x, size
                 __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(l, q));
                 acc = dot_i16(acc, p, _mm256_set_m128i(_mm_set1_epi16(ls[2 * c + 1]), _mm_set1_epi16(ls[2 * c])));
             }
-            out[r] += D * xb->d * (float)hsum256_i32(acc);
+            float p = D * xb->d * (float)hsum256_i32(acc);   // (two statements: no fused multiply-add,
+            out[r] += p;                                    // which clang would form here and the twin lacks)
         }
     }
 }
@@ -233,7 +234,8 @@ INLINE void grid_dot_reg(const dtype t, int64_t K, const void *w, const void *x,
                 __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(lv[c], q));
                 acc = dot_i16(acc, p, _mm256_set_m128i(_mm_set1_epi16(ls[2 * c + 1]), _mm_set1_epi16(ls[2 * c])));
             }
-            out[r] += D * xb->d * (float)hsum256_i32(acc);
+            float p = D * xb->d * (float)hsum256_i32(acc);   // (two statements: no fused multiply-add,
+            out[r] += p;                                    // which clang would form here and the twin lacks)
         }
     }
 }
