@@ -428,6 +428,21 @@ static void grid_block(dtype t, uint8_t *b) {
     }
 }
 
+// For a product of weight row w with activation row x (K values), the bound of the Q8_K activations'
+// 8-bit rounding, sum_k |w_k| amax(x block of k) / 254 (x1.001), into *qb, and sum_k |w_k x_k| into *sc.
+static void q8k_bound(const float *w, const float *x, int K, double *qb, double *sc) {
+    *qb = *sc = 0;
+    for (int k0 = 0; k0 < K; k0 += 256) {
+        float amax = 0;
+        for (int k = k0; k < k0 + 256; k++) amax = fmaxf(amax, fabsf(x[k]));
+        for (int k = k0; k < k0 + 256; k++) {
+            *qb += fabs(w[k]) * amax / 254.0;
+            *sc += fabs((double)w[k] * x[k]);
+        }
+    }
+    *qb *= 1.001;
+}
+
 // The grid types' integer form (iq_grid_levels: value = D x ls x level), which the products against
 // Q8_K activations use: equal to the decoders' values up to float rounding (4 ulp), for every type, on
 // random blocks; then products over random rows at every ISA level: the AVX2 / AVX-512 dot equal to
@@ -470,16 +485,9 @@ static void test_grid_integer_levels(void) {
             CHECK(mm_matmul(NULL, Wf, DT_F32, N, K, X, T, NULL, Yf) == 0);
             for (int tt = 0; tt < T; tt++)
                 for (int n = 0; n < N; n++) {
-                    double qb = 0, sc = 0;
-                    for (int k0 = 0; k0 < K; k0 += 256) {
-                        float amax = 0;
-                        for (int k = k0; k < k0 + 256; k++) amax = fmaxf(amax, fabsf(X[tt * K + k]));
-                        for (int k = k0; k < k0 + 256; k++) {
-                            qb += fabs(Wf[n * K + k]) * amax / 254.0;
-                            sc += fabs((double)Wf[n * K + k] * X[tt * K + k]);
-                        }
-                    }
-                    bound[tt * N + n] = qb * 1.001 + 1e-5 * sc;
+                    double qb, sc;
+                    q8k_bound(Wf + n * K, X + tt * K, K, &qb, &sc);
+                    bound[tt * N + n] = qb + 1e-5 * sc;
                 }
             isa_level keep = isa_active();
             isa_force(ISA_SCALAR);
@@ -552,16 +560,9 @@ static void test_grid_types_vs_ggml(void) {
             int out = 0;
             for (int tt = 0; tt < T; tt++)
                 for (int n = 0; n < ROWS; n++) {
-                    double qb = 0, sc = 0;
-                    for (int k0 = 0; k0 < K; k0 += 256) {
-                        float amax = 0;
-                        for (int k = k0; k < k0 + 256; k++) amax = fmaxf(amax, fabsf(X[tt * K + k]));
-                        for (int k = k0; k < k0 + 256; k++) {
-                            qb += fabs(ref[n * K + k]) * amax / 254.0;
-                            sc += fabs((double)ref[n * K + k] * X[tt * K + k]);
-                        }
-                    }
-                    double bound = (T == 1 || lvl == ISA_SCALAR ? qb * 1.001 : 0) + 1e-5 * sc;
+                    double qb, sc;
+                    q8k_bound(ref + n * K, X + tt * K, K, &qb, &sc);
+                    double bound = (T == 1 || lvl == ISA_SCALAR ? qb : 0) + 1e-5 * sc;
                     out += !(fabs((double)Y1[tt * ROWS + n] - Y2[tt * ROWS + n]) <= bound);
                 }
             CHECK(out == 0, "%s: %d products over grid rows (T %d, isa %d) outside the bound of the f32 rows'", di->name, out,

@@ -112,33 +112,12 @@ INLINE void kf(int64_t K, const void *w, const void *x, size_t xs, const int R, 
 }
 
 // ---------------------------------------------------------------- grid types (IQ1 / IQ2 / IQ3) x blk_q8_K
-// Each super-block's integer levels once (iq_grid_levels, tensor/quant_iq.c, shared with the scalar twin
-// matmul.c dot_grid), then per 32 values |x| times the level with x's sign (exact also for x = -128; a
-// pair sum is at most 2 x 128 x 62) and the pairs times the two 16-value scales into int32 lanes. The
-// integer sum is the twin's, and so is the float step per (super-block, row): the bits are the twin's.
-static void SFX(dot_grid)(dtype t, int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
-    int8_t lv[256] __attribute__((aligned(32)));
-    int16_t ls[16];
-    size_t bb = (size_t)dtype_get((int)t)->block_bytes;
-    for (int r = 0; r < R; r++) out[r] = 0;
-    for (int64_t b = 0; b < K / 256; b++) {
-        float D = iq_grid_levels(t, (const char *)w + (size_t)b * bb, lv, ls);
-        for (int r = 0; r < R; r++) {
-            const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + b;
-            __m256i acc = _mm256_setzero_si256();
-            for (int c = 0; c < 8; c++) {
-                __m256i l = _mm256_load_si256((const __m256i *)(lv + 32 * c));
-                __m256i q = _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * c));
-                __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(l, q));
-                acc = dot_i16(acc, p, _mm256_set_m128i(_mm_set1_epi16(ls[2 * c + 1]), _mm_set1_epi16(ls[2 * c])));
-            }
-            float p = D * xb->d * (float)hsum256_i32(acc);   // (two statements: no fused multiply-add,
-            out[r] += p;                                    // which clang would form here and the twin lacks)
-        }
-    }
-}
-// The IQ2 / IQ3 levels of 32 values built in a register instead (iq_grid_levels' values: the same
-// integer sums, so the same bits): four 8-value grid rows (IQ3: eight 4-value rows) and 32 sign bits
+// Per super-block the integer levels of iq_grid_levels (tensor/quant_iq.c, whose twin matmul.c dot_grid
+// reads them), then per 32 values |x| times the level with x's sign (exact also for x = -128; a pair sum
+// is at most 2 x 128 x 62) and the pairs times the two 16-value scales into int32 lanes. The integer
+// sum is the twin's, and so is the float step per (super-block, row): the bits are the twin's.
+// IQ2 / IQ3: the levels of 32 values built in a register (iq_grid_levels' values: the same integer
+// sums, so the same bits): four 8-value grid rows (IQ3: eight 4-value rows) and 32 sign bits
 // spread to a byte mask (byte j of 8 tests bit j of its sign byte), then (g ^ m) - m.
 INLINE __m256i sign_mask32(uint32_t s) {
     const __m256i sel = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0101010101010101LL, 0);
@@ -214,18 +193,26 @@ INLINE __m256i grid32(const dtype t, const uint8_t *b, int ib, int16_t *ls) {
     }
 }
 
-// The IQ2 / IQ3 decode product: the levels in registers (grid32), the rest as SFX(dot_grid) (whose
-// levels come through memory from the scalar unpacking: 1.3-1.5x slower).
-INLINE void grid_dot_reg(const dtype t, int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+// The decode product. IQ1 takes the scalar unpacking through memory (iq_grid_levels); for IQ2 / IQ3
+// that was 1.3-1.6x slower than grid32.
+INLINE void grid_dot(const dtype t, int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
     size_t bb = (size_t)dtype_get((int)t)->block_bytes;
     const float C = t == DT_IQ3_S ? 1.0f : t == DT_IQ3_XXS ? 0.25f : 0.125f;   // as iq_grid_levels
+    const bool iq1 = t == DT_IQ1_S || t == DT_IQ1_M;
     for (int r = 0; r < R; r++) out[r] = 0;
     for (int64_t b = 0; b < K / 256; b++) {
         const uint8_t *blk = (const uint8_t *)w + (size_t)b * bb;
-        float D = h2f(rd16u(blk)) * C;
         __m256i lv[8];
         int16_t ls[16];
-        for (int ib = 0; ib < 8; ib++) lv[ib] = grid32(t, blk, ib, ls + 2 * ib);
+        float D;
+        if (iq1) {
+            int8_t buf[256] __attribute__((aligned(32)));
+            D = iq_grid_levels(t, blk, buf, ls);
+            for (int ib = 0; ib < 8; ib++) lv[ib] = _mm256_load_si256((const __m256i *)(buf + 32 * ib));
+        } else {
+            D = h2f(rd16u(blk)) * C;
+            for (int ib = 0; ib < 8; ib++) lv[ib] = grid32(t, blk, ib, ls + 2 * ib);
+        }
         for (int r = 0; r < R; r++) {
             const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + b;
             __m256i acc = _mm256_setzero_si256();
@@ -239,21 +226,17 @@ INLINE void grid_dot_reg(const dtype t, int64_t K, const void *w, const void *x,
         }
     }
 }
-#define DOT_GRID_REG(name, T)                                                                      \
+#define DOT_GRID(name, T)                                                                          \
     static void SFX(name)(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \
-        grid_dot_reg(T, K, w, x, xs, R, out);                                                      \
+        grid_dot(T, K, w, x, xs, R, out);                                                          \
     }
-DOT_GRID_REG(dot_iq2_xxs, DT_IQ2_XXS)
-DOT_GRID_REG(dot_iq2_xs, DT_IQ2_XS)
-DOT_GRID_REG(dot_iq2_s, DT_IQ2_S)
-DOT_GRID_REG(dot_iq3_xxs, DT_IQ3_XXS)
-DOT_GRID_REG(dot_iq3_s, DT_IQ3_S)
-#define DOT_GRID_SIMD(name, T)                                                                   \
-    static void SFX(name)(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \
-        SFX(dot_grid)(T, K, w, x, xs, R, out);                                                   \
-    }
-DOT_GRID_SIMD(dot_iq1_s, DT_IQ1_S)
-DOT_GRID_SIMD(dot_iq1_m, DT_IQ1_M)
+DOT_GRID(dot_iq2_xxs, DT_IQ2_XXS)
+DOT_GRID(dot_iq2_xs, DT_IQ2_XS)
+DOT_GRID(dot_iq2_s, DT_IQ2_S)
+DOT_GRID(dot_iq3_xxs, DT_IQ3_XXS)
+DOT_GRID(dot_iq3_s, DT_IQ3_S)
+DOT_GRID(dot_iq1_s, DT_IQ1_S)
+DOT_GRID(dot_iq1_m, DT_IQ1_M)
 
 // ---------------------------------------------------------------- 32-block quants x blk_q8a
 // Block b, row r: dw*dx*(sum(q*xq) - off*sum(xq)) + m*s, q the 0-based levels. The integer offset is
