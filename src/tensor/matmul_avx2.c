@@ -112,119 +112,113 @@ INLINE void kf(int64_t K, const void *w, const void *x, size_t xs, const int R, 
 }
 
 // ---------------------------------------------------------------- grid types (IQ1 / IQ2 / IQ3) x blk_q8_K
-// Per super-block the integer levels of iq_grid_levels (tensor/quant_iq.c, whose twin matmul.c dot_grid
-// reads them), then per 32 values |x| times the level with x's sign (exact also for x = -128; a pair sum
-// is at most 2 x 128 x 62) and the pairs times the two 16-value scales into int32 lanes. The integer
-// sum is the twin's, and so is the float step per (super-block, row): the bits are the twin's.
-// IQ2 / IQ3: the levels of 32 values built in a register (iq_grid_levels' values: the same integer
-// sums, so the same bits): four 8-value grid rows (IQ3: eight 4-value rows) and 32 sign bits
-// spread to a byte mask (byte j of 8 tests bit j of its sign byte), then (g ^ m) - m.
-INLINE __m256i sign_mask32(uint32_t s) {
-    const __m256i sel = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL, 0x0101010101010101LL, 0);
-    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)s), sel);
-    return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-}
-INLINE __m256i signed_levels(__m256i g, uint32_t s) {
-    __m256i m = sign_mask32(s);
-    return _mm256_sub_epi8(_mm256_xor_si256(g, m), m);
-}
-INLINE uint32_t ksigns4(const uint8_t *ks, uint32_t w) {   // four 7-bit patterns of w -> 4 sign bytes
-    return (uint32_t)ks[w & 127] | (uint32_t)ks[(w >> 7) & 127] << 8 | (uint32_t)ks[(w >> 14) & 127] << 16 |
-           (uint32_t)ks[(w >> 21) & 127] << 24;
-}
+// Per 32 values: the grid magnitudes (unsigned) gathered by index into a register and the weights'
+// signs as bytes of +-1 (iq_tabs.pm8 / kpm8), moved onto the activations (vpsignb: the activations of
+// a Q8_K block lie in [-127, 127], quantize_row's scale being -127 / max, so no -128 to negate), then
+// vpmaddubsw (a pair sum is at most 2 x 62 x 127) and the 16-value scales by vpmaddwd / vpdpwssd. IQ1's
+// signed levels come from the scalar unpacking (iq_grid_levels) and take |level| with x's sign moved
+// the same way. The integer sums are the twin's (matmul.c dot_grid, on iq_grid_levels' levels), and so
+// is the float step per (super-block, row): the bits are the twin's.
 INLINE uint16_t rd16u(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 INLINE uint32_t rd32u(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+INLINE __m256i pm4(const uint64_t *tab, uint32_t i0, uint32_t i1, uint32_t i2, uint32_t i3) {
+    return _mm256_set_epi64x((long long)tab[i3], (long long)tab[i2], (long long)tab[i1], (long long)tab[i0]);
+}
 
-// Levels of values 32 ib .. 32 ib + 31 of super-block b of type t (a constant in each instantiation),
-// their two 16-value scales into ls.
-INLINE __m256i grid32(const dtype t, const uint8_t *b, int ib, int16_t *ls) {
+// Magnitudes *g and signs *s of values 32 ib .. 32 ib + 31 of IQ2 / IQ3 super-block b (t a constant in
+// each instantiation), their two 16-value scales into ls.
+INLINE void grid32(const dtype t, const uint8_t *b, int ib, __m256i *g, __m256i *s, int16_t *ls) {
     const iq_tables *T = &iq_tabs;
     switch (t) {
     case DT_IQ2_XXS: {
         const uint8_t *q = b + 2 + 8 * ib;
         uint32_t w = rd32u(q + 4);
         ls[0] = ls[1] = (int16_t)(2 * (w >> 28) + 1);
-        __m256i g = _mm256_set_epi64x((long long)T->iq2xxs[q[3]], (long long)T->iq2xxs[q[2]], (long long)T->iq2xxs[q[1]],
-                                      (long long)T->iq2xxs[q[0]]);
-        return signed_levels(g, ksigns4(T->ksigns, w));
+        *g = pm4(T->iq2xxs, q[0], q[1], q[2], q[3]);
+        *s = pm4(T->kpm8, w & 127, (w >> 7) & 127, (w >> 14) & 127, (w >> 21) & 127);
+        return;
     }
     case DT_IQ2_XS: {
         const uint8_t *sc = b + 2 + 64, *q = b + 2 + 8 * ib;
         ls[0] = (int16_t)(2 * (sc[ib] & 15) + 1);
         ls[1] = (int16_t)(2 * (sc[ib] >> 4) + 1);
-        uint16_t w0 = rd16u(q), w1 = rd16u(q + 2), w2 = rd16u(q + 4), w3 = rd16u(q + 6);
-        __m256i g = _mm256_set_epi64x((long long)T->iq2xs[w3 & 511], (long long)T->iq2xs[w2 & 511],
-                                      (long long)T->iq2xs[w1 & 511], (long long)T->iq2xs[w0 & 511]);
-        uint32_t s = (uint32_t)T->ksigns[w0 >> 9] | (uint32_t)T->ksigns[w1 >> 9] << 8 |
-                     (uint32_t)T->ksigns[w2 >> 9] << 16 | (uint32_t)T->ksigns[w3 >> 9] << 24;
-        return signed_levels(g, s);
+        uint32_t w0 = rd16u(q), w1 = rd16u(q + 2), w2 = rd16u(q + 4), w3 = rd16u(q + 6);
+        *g = pm4(T->iq2xs, w0 & 511, w1 & 511, w2 & 511, w3 & 511);
+        *s = pm4(T->kpm8, w0 >> 9, w1 >> 9, w2 >> 9, w3 >> 9);
+        return;
     }
     case DT_IQ2_S: {
-        const uint8_t *qs = b + 2 + 4 * ib, *qh = b + 2 + 64, *sc = b + 2 + 72;
+        const uint8_t *qs = b + 2 + 4 * ib, *sg = b + 2 + 32 + 4 * ib, *sc = b + 2 + 72;
         ls[0] = (int16_t)(2 * (sc[ib] & 15) + 1);
         ls[1] = (int16_t)(2 * (sc[ib] >> 4) + 1);
-        int h = qh[ib];   // (index bits 8-9 of row l: bits 2l, 2l + 1 of qh)
-        __m256i g = _mm256_set_epi64x((long long)T->iq2s[qs[3] | ((h << 2) & 0x300)], (long long)T->iq2s[qs[2] | ((h << 4) & 0x300)],
-                                      (long long)T->iq2s[qs[1] | ((h << 6) & 0x300)], (long long)T->iq2s[qs[0] | ((h << 8) & 0x300)]);
-        return signed_levels(g, rd32u(b + 2 + 32 + 4 * ib));
+        uint32_t h = b[2 + 64 + ib];   // (index bits 8-9 of row l: bits 2l, 2l + 1 of qh)
+        *g = pm4(T->iq2s, qs[0] | ((h << 8) & 0x300), qs[1] | ((h << 6) & 0x300), qs[2] | ((h << 4) & 0x300),
+                 qs[3] | ((h << 2) & 0x300));
+        *s = pm4(T->pm8, sg[0], sg[1], sg[2], sg[3]);
+        return;
     }
     case DT_IQ3_XXS: {
         const uint8_t *q = b + 2 + 8 * ib;
         uint32_t w = rd32u(b + 2 + 64 + 4 * ib);
         ls[0] = ls[1] = (int16_t)(2 * (w >> 28) + 1);
         const uint32_t *G = T->iq3xxs;
-        __m256i g = _mm256_set_epi32((int)G[q[7]], (int)G[q[6]], (int)G[q[5]], (int)G[q[4]], (int)G[q[3]], (int)G[q[2]],
-                                     (int)G[q[1]], (int)G[q[0]]);
-        return signed_levels(g, ksigns4(T->ksigns, w));
+        *g = _mm256_set_epi32((int)G[q[7]], (int)G[q[6]], (int)G[q[5]], (int)G[q[4]], (int)G[q[3]], (int)G[q[2]],
+                              (int)G[q[1]], (int)G[q[0]]);
+        *s = pm4(T->kpm8, w & 127, (w >> 7) & 127, (w >> 14) & 127, (w >> 21) & 127);
+        return;
     }
     default: {   // DT_IQ3_S
-        const uint8_t *q = b + 2 + 8 * ib, *sc = b + 2 + 104;
-        int h = b[2 + 64 + ib], s = ib % 2 ? sc[ib / 2] >> 4 : sc[ib / 2] & 15;
-        ls[0] = ls[1] = (int16_t)(2 * s + 1);
-        const uint32_t *G = T->iq3s;
-        // (index bit 8 of row k: bit k of qh, shifted to 256)
-        __m256i g = _mm256_set_epi32((int)G[q[7] | ((h << 1) & 256)], (int)G[q[6] | ((h << 2) & 256)],
-                                     (int)G[q[5] | ((h << 3) & 256)], (int)G[q[4] | ((h << 4) & 256)],
-                                     (int)G[q[3] | ((h << 5) & 256)], (int)G[q[2] | ((h << 6) & 256)],
-                                     (int)G[q[1] | ((h << 7) & 256)], (int)G[q[0] | ((h << 8) & 256)]);
-        return signed_levels(g, rd32u(b + 2 + 72 + 4 * ib));
+        const uint8_t *q = b + 2 + 8 * ib, *sg = b + 2 + 72 + 4 * ib, *sc = b + 2 + 104;
+        int h = b[2 + 64 + ib], sv = ib % 2 ? sc[ib / 2] >> 4 : sc[ib / 2] & 15;
+        ls[0] = ls[1] = (int16_t)(2 * sv + 1);
+        const uint32_t *G = T->iq3s;   // (index bit 8 of row k: bit k of qh, shifted to 256)
+        *g = _mm256_set_epi32((int)G[q[7] | ((h << 1) & 256)], (int)G[q[6] | ((h << 2) & 256)],
+                              (int)G[q[5] | ((h << 3) & 256)], (int)G[q[4] | ((h << 4) & 256)],
+                              (int)G[q[3] | ((h << 5) & 256)], (int)G[q[2] | ((h << 6) & 256)],
+                              (int)G[q[1] | ((h << 7) & 256)], (int)G[q[0] | ((h << 8) & 256)]);
+        *s = pm4(T->pm8, sg[0], sg[1], sg[2], sg[3]);
+        return;
     }
     }
 }
 
-// The decode product. IQ1 takes the scalar unpacking through memory (iq_grid_levels); for IQ2 / IQ3
-// that was 1.3-1.6x slower than grid32.
-INLINE void grid_dot(const dtype t, int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+// The decode product over R activation rows (R a constant in each instantiation: 1, or up to 4).
+INLINE void grid_dot_r(const dtype t, int64_t K, const void *w, const void *x, size_t xs, const int R, float *out) {
     size_t bb = (size_t)dtype_get((int)t)->block_bytes;
     const float C = t == DT_IQ3_S ? 1.0f : t == DT_IQ3_XXS ? 0.25f : 0.125f;   // as iq_grid_levels
-    const bool iq1 = t == DT_IQ1_S || t == DT_IQ1_M;
+    const bool iq1 = t == DT_IQ1_S || t == DT_IQ1_M, per16 = t == DT_IQ2_XS || t == DT_IQ2_S || t == DT_IQ1_M;
     for (int r = 0; r < R; r++) out[r] = 0;
     for (int64_t b = 0; b < K / 256; b++) {
         const uint8_t *blk = (const uint8_t *)w + (size_t)b * bb;
-        __m256i lv[8];
+        int8_t lv[256] __attribute__((aligned(32)));
         int16_t ls[16];
-        float D;
-        if (iq1) {
-            int8_t buf[256] __attribute__((aligned(32)));
-            D = iq_grid_levels(t, blk, buf, ls);
-            for (int ib = 0; ib < 8; ib++) lv[ib] = _mm256_load_si256((const __m256i *)(buf + 32 * ib));
-        } else {
-            D = h2f(rd16u(blk)) * C;
-            for (int ib = 0; ib < 8; ib++) lv[ib] = grid32(t, blk, ib, ls + 2 * ib);
+        float D = iq1 ? iq_grid_levels(t, blk, lv, ls) : h2f(rd16u(blk)) * C;
+        __m256i acc[4];
+        for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_si256();
+        for (int c = 0; c < 8; c++) {
+            __m256i g, sg;
+            if (iq1) {
+                sg = _mm256_load_si256((const __m256i *)(lv + 32 * c));
+                g = _mm256_abs_epi8(sg);
+            } else grid32(t, blk, c, &g, &sg, ls + 2 * c);
+            __m256i sc = per16 ? _mm256_set_m128i(_mm_set1_epi16(ls[2 * c + 1]), _mm_set1_epi16(ls[2 * c]))
+                               : _mm256_set1_epi16(ls[2 * c]);
+            for (int r = 0; r < R; r++) {
+                const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + b;
+                __m256i q = _mm256_sign_epi8(_mm256_loadu_si256((const __m256i *)(xb->qs + 32 * c)), sg);
+                acc[r] = dot_i16(acc[r], _mm256_maddubs_epi16(g, q), sc);
+            }
         }
         for (int r = 0; r < R; r++) {
             const blk_q8_K *xb = (const blk_q8_K *)XROW(x, xs, r) + b;
-            __m256i acc = _mm256_setzero_si256();
-            for (int c = 0; c < 8; c++) {
-                __m256i q = _mm256_loadu_si256((const __m256i *)(xb->qs + 32 * c));
-                __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(q), _mm256_sign_epi8(lv[c], q));
-                acc = dot_i16(acc, p, _mm256_set_m128i(_mm_set1_epi16(ls[2 * c + 1]), _mm_set1_epi16(ls[2 * c])));
-            }
-            float p = D * xb->d * (float)hsum256_i32(acc);   // (two statements: no fused multiply-add,
-            out[r] += p;                                    // which clang would form here and the twin lacks)
+            float p = D * xb->d * (float)hsum256_i32(acc[r]);   // (two statements: no fused multiply-add,
+            out[r] += p;                                        // which clang would form and the twin lacks)
         }
     }
+}
+INLINE void grid_dot(const dtype t, int64_t K, const void *w, const void *x, size_t xs, int R, float *out) {
+    if (R == 1) grid_dot_r(t, K, w, x, xs, 1, out);
+    else grid_dot_r(t, K, w, x, xs, R, out);
 }
 #define DOT_GRID(name, T)                                                                          \
     static void SFX(name)(int64_t K, const void *w, const void *x, size_t xs, int R, float *out) { \

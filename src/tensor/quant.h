@@ -22,6 +22,8 @@ typedef struct {
     const uint64_t *iq2xxs, *iq2xs, *iq2s;
     const uint32_t *iq3xxs, *iq3s;
     const uint8_t *ksigns;   // 7 sign bits -> 8 with even parity
+    const uint64_t *pm8;     // 8 sign bits -> 8 bytes of +1 / -1
+    const uint64_t *kpm8;    // 7 sign bits -> the same via ksigns
 } iq_tables;
 extern const iq_tables iq_tabs;
 // The same bits, with the AVX2 dequantizers (dequant_avx2.c) where the CPU has them: for the weight tiles
