@@ -116,8 +116,7 @@ INLINE void kf(int64_t K, const void *w, const void *x, size_t xs, const int R, 
 // signs as bytes of +-1 (iq_tabs.pm8 / kpm8), moved onto the activations (vpsignb: the activations of
 // a Q8_K block lie in [-127, 127], quantize_row's scale being -127 / max, so no -128 to negate), then
 // vpmaddubsw (a pair sum is at most 2 x 62 x 127) and the 16-value scales by vpmaddwd / vpdpwssd. IQ1's
-// signed levels come from the scalar unpacking (iq_grid_levels) and take |level| with x's sign moved
-// the same way. The integer sums are the twin's (matmul.c dot_grid, on iq_grid_levels' levels), and so
+// signed levels 8 g +- 1 are built in the register too and give |level| and their own signs. The integer sums are the twin's (matmul.c dot_grid, on iq_grid_levels' levels), and so
 // is the float step per (super-block, row): the bits are the twin's.
 INLINE uint16_t rd16u(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
 INLINE uint32_t rd32u(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
@@ -125,8 +124,8 @@ INLINE __m256i pm4(const uint64_t *tab, uint32_t i0, uint32_t i1, uint32_t i2, u
     return _mm256_set_epi64x((long long)tab[i3], (long long)tab[i2], (long long)tab[i1], (long long)tab[i0]);
 }
 
-// Magnitudes *g and signs *s of values 32 ib .. 32 ib + 31 of IQ2 / IQ3 super-block b (t a constant in
-// each instantiation), their two 16-value scales into ls.
+// Magnitudes *g and signs *s of values 32 ib .. 32 ib + 31 of super-block b (t a constant in each
+// instantiation), their two 16-value scales into ls.
 INLINE void grid32(const dtype t, const uint8_t *b, int ib, __m256i *g, __m256i *s, int16_t *ls) {
     const iq_tables *T = &iq_tabs;
     switch (t) {
@@ -167,6 +166,34 @@ INLINE void grid32(const dtype t, const uint8_t *b, int ib, __m256i *g, __m256i 
         *s = pm4(T->kpm8, w & 127, (w >> 7) & 127, (w >> 14) & 127, (w >> 21) & 127);
         return;
     }
+    case DT_IQ1_S: case DT_IQ1_M: {   // levels 8 g + ds, ds the delta's sign (per 32 / per 8 values)
+        const uint64_t one = 0x0101010101010101ull, neg = ~0ull;
+        uint32_t i0, i1, i2, i3;
+        uint64_t d0, d1, d2, d3;
+        if (t == DT_IQ1_S) {
+            const uint8_t *qs = b + 2 + 4 * ib;
+            uint32_t h = rd16u(b + 2 + 32 + 2 * ib);
+            ls[0] = ls[1] = (int16_t)(2 * ((h >> 12) & 7) + 1);
+            i0 = qs[0] | (h & 7) << 8; i1 = qs[1] | ((h >> 3) & 7) << 8;
+            i2 = qs[2] | ((h >> 6) & 7) << 8; i3 = qs[3] | ((h >> 9) & 7) << 8;
+            d0 = d1 = d2 = d3 = h & 0x8000 ? neg : one;
+        } else {
+            const uint8_t *qs = b + 4 * ib, *h = b + 32 + 2 * ib;
+            uint32_t sc = rd16u(b + 48 + 2 * (ib / 2)) >> (6 * (ib % 2));
+            ls[0] = (int16_t)(2 * (sc & 7) + 1);
+            ls[1] = (int16_t)(2 * ((sc >> 3) & 7) + 1);
+            i0 = qs[0] | ((h[0] << 8) & 0x700); i1 = qs[1] | ((h[0] << 4) & 0x700);
+            i2 = qs[2] | ((h[1] << 8) & 0x700); i3 = qs[3] | ((h[1] << 4) & 0x700);
+            d0 = h[0] & 0x08 ? neg : one; d1 = h[0] & 0x80 ? neg : one;
+            d2 = h[1] & 0x08 ? neg : one; d3 = h[1] & 0x80 ? neg : one;
+        }
+        __m256i r = pm4(T->iq1s, i0, i1, i2, i3), g2 = _mm256_add_epi8(r, r), g4 = _mm256_add_epi8(g2, g2);
+        __m256i lv = _mm256_add_epi8(_mm256_add_epi8(g4, g4),
+                                     _mm256_set_epi64x((long long)d3, (long long)d2, (long long)d1, (long long)d0));
+        *g = _mm256_abs_epi8(lv);   // (never 0: 8 g +- 1 is odd)
+        *s = lv;
+        return;
+    }
     default: {   // DT_IQ3_S
         const uint8_t *q = b + 2 + 8 * ib, *sg = b + 2 + 72 + 4 * ib, *sc = b + 2 + 104;
         int h = b[2 + 64 + ib], sv = ib % 2 ? sc[ib / 2] >> 4 : sc[ib / 2] & 15;
@@ -182,25 +209,27 @@ INLINE void grid32(const dtype t, const uint8_t *b, int ib, __m256i *g, __m256i 
     }
 }
 
+// IQ1_M's f16 super-block scale, in the top nibbles of its four scale words.
+INLINE uint16_t iq1m_scale(const uint8_t *b) {
+    uint16_t s0 = rd16u(b + 48), s1 = rd16u(b + 50), s2 = rd16u(b + 52), s3 = rd16u(b + 54);
+    return (uint16_t)((s0 >> 12) | ((s1 >> 8) & 0x00f0) | ((s2 >> 4) & 0x0f00) | (s3 & 0xf000));
+}
+
 // The decode product over R activation rows (R a constant in each instantiation: 1, or up to 4).
 INLINE void grid_dot_r(const dtype t, int64_t K, const void *w, const void *x, size_t xs, const int R, float *out) {
     size_t bb = (size_t)dtype_get((int)t)->block_bytes;
     const float C = t == DT_IQ3_S ? 1.0f : t == DT_IQ3_XXS ? 0.25f : 0.125f;   // as iq_grid_levels
-    const bool iq1 = t == DT_IQ1_S || t == DT_IQ1_M, per16 = t == DT_IQ2_XS || t == DT_IQ2_S || t == DT_IQ1_M;
+    const bool per16 = t == DT_IQ2_XS || t == DT_IQ2_S || t == DT_IQ1_M;
     for (int r = 0; r < R; r++) out[r] = 0;
     for (int64_t b = 0; b < K / 256; b++) {
         const uint8_t *blk = (const uint8_t *)w + (size_t)b * bb;
-        int8_t lv[256] __attribute__((aligned(32)));
         int16_t ls[16];
-        float D = iq1 ? iq_grid_levels(t, blk, lv, ls) : h2f(rd16u(blk)) * C;
+        float D = h2f(t == DT_IQ1_M ? iq1m_scale(blk) : rd16u(blk)) * C;
         __m256i acc[4];
         for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_si256();
         for (int c = 0; c < 8; c++) {
             __m256i g, sg;
-            if (iq1) {
-                sg = _mm256_load_si256((const __m256i *)(lv + 32 * c));
-                g = _mm256_abs_epi8(sg);
-            } else grid32(t, blk, c, &g, &sg, ls + 2 * c);
+            grid32(t, blk, c, &g, &sg, ls + 2 * c);
             __m256i sc = per16 ? _mm256_set_m128i(_mm_set1_epi16(ls[2 * c + 1]), _mm_set1_epi16(ls[2 * c]))
                                : _mm256_set1_epi16(ls[2 * c]);
             for (int r = 0; r < R; r++) {

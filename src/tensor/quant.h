@@ -24,6 +24,7 @@ typedef struct {
     const uint8_t *ksigns;   // 7 sign bits -> 8 with even parity
     const uint64_t *pm8;     // 8 sign bits -> 8 bytes of +1 / -1
     const uint64_t *kpm8;    // 7 sign bits -> the same via ksigns
+    const uint64_t *iq1s;    // IQ1_S / IQ1_M rows: 8 int8 levels -1, 0, 1
 } iq_tables;
 extern const iq_tables iq_tabs;
 // The same bits, with the AVX2 dequantizers (dequant_avx2.c) where the CPU has them: for the weight tiles

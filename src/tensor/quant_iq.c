@@ -209,4 +209,4 @@ static const uint64_t sign_pm8[256] = {PM64(0), PM64(64), PM64(128), PM64(192)};
 static const uint64_t ksign_pm8[128] = {KPM64(0), KPM64(64)};
 
 const iq_tables iq_tabs = {iq_iq2xxs_grid, iq_iq2xs_grid, iq_iq2s_grid, iq_iq3xxs_grid, iq_iq3s_grid,
-                           iq_ksigns_iq2xs, sign_pm8, ksign_pm8};
+                           iq_ksigns_iq2xs, sign_pm8, ksign_pm8, iq_iq1s_grid};
