@@ -55,7 +55,9 @@ asan:
 $(BUILD)/pingpong: bench/pingpong.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -o $@ $< -pthread
-bench: all $(BUILD)/pingpong
+$(BUILD)/bench_iq: bench/bench_iq.c $(BUILD)/libsllm.a
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/libsllm.a $(LDLIBS) -ldl
+bench: all $(BUILD)/pingpong $(BUILD)/bench_iq
 	@BUILD=$(BUILD) bench/run-bench.sh
 	@# the other families at Q8_0 / Q4_0 (Gemma's file with the llama-spm vocabulary padded to its 262144 rows)
 	@BUILD=$(BUILD) BENCH_TAG=families BENCH_MODELS="gemma3:gemma-3-1b:llama-spm gpt2:gpt2-124m:gpt-2 qwen2:qwen2.5-0.5b:qwen2" \
@@ -64,6 +66,8 @@ bench: all $(BUILD)/pingpong
 	@if grep -qw avx512f /proc/cpuinfo; then BUILD=$(BUILD) BENCH_ISA=avx2 BENCH_TYPES="$${BENCH_TYPES:-f16 q8_0 q4_0 q4_k_m}" bench/run-bench.sh; fi
 	@# the KV cache types at a 2048-token prompt (f16, q8_0) against llama.cpp's -ctk / -ctv
 	@BUILD=$(BUILD) bench/run-kv.sh
+	@# the grid types' decode kernels against llama.cpp's own
+	@BUILD=$(BUILD) bench/run-iq.sh
 	@BUILD=$(BUILD) bench/bench_train.sh
 
 check-full: test

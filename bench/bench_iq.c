@@ -1,8 +1,7 @@
 // The grid types' decode product (IQ1 / IQ2 / IQ3 against 8-bit activations), one thread, weights in
 // L2: sllm's mm_matmul against llama.cpp's own CPU kernel (GGML's vec_dot from the CPU backend
 // llama.cpp loads on this machine, opened at run time), on the same rows, quantized by GGML.
-// Build: make && cc -std=c11 -O2 -D_GNU_SOURCE -Iinclude -Isrc -Itests bench/bench_iq.c build/libsllm.a \
-//        $(pkg-config --libs jansson libpcre2-8 libutf8proc) -lopenblas -lm -pthread -ldl -o build/bench_iq
+// Build: make build/bench_iq (make bench runs it through bench/run-iq.sh)
 // Usage: LD_LIBRARY_PATH=DIR build/bench_iq DIR/libggml-cpu-VARIANT.so   (DIR: llama.cpp's backend
 //        directory, LLAMA_BACKEND_DIR in build/llamacpp-oracle/run-bench.sh; the variant it loads here)
 #include "ggml_oracle.h"

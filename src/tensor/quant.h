@@ -22,8 +22,7 @@ typedef struct {
     const uint64_t *iq2xxs, *iq2xs, *iq2s;
     const uint32_t *iq3xxs, *iq3s;
     const uint8_t *ksigns;   // 7 sign bits -> 8 with even parity
-    const uint64_t *pm8;     // 8 sign bits -> 8 bytes of +1 / -1
-    const uint64_t *kpm8;    // 7 sign bits -> the same via ksigns
+    const uint64_t *kpm8;    // 7 sign bits -> 8 bytes of +1 / -1 (the eighth bit as ksigns)
     const uint64_t *iq1s;    // IQ1_S / IQ1_M rows: 8 int8 levels -1, 0, 1
 } iq_tables;
 extern const iq_tables iq_tabs;

@@ -189,9 +189,9 @@ float iq_grid_levels(dtype t, const void *blk, int8_t lv[256], int16_t ls[16]) {
     }
 }
 
-// Sign bytes for the SIMD products: byte j is -1 (0xFF) where bit j of the index is set, else +1; and
-// the same for the 7-bit patterns the IQ2_XXS / IQ2_XS / IQ3_XXS blocks store, whose eighth bit makes
-// the count of set bits even (iq_ksigns_iq2xs; tests/test_quant.c checks the two agree).
+// Sign bytes for the SIMD products, for the 7-bit patterns the IQ2_XXS / IQ2_XS / IQ3_XXS blocks store
+// (whose eighth bit makes the count of set bits even, as iq_ksigns_iq2xs): byte j is -1 (0xFF) where
+// bit j of the full pattern is set, else +1.
 #define PM1(i)                                                                                             \
     (((i) & 1 ? 0xFFull : 1) | ((i) & 2 ? 0xFF00ull : 0x100) | ((i) & 4 ? 0xFF0000ull : 0x10000) |        \
      ((i) & 8 ? 0xFF000000ull : 0x1000000) | ((i) & 16 ? 0xFF00000000ull : 0x100000000ull) |                \
@@ -199,14 +199,10 @@ float iq_grid_levels(dtype t, const void *blk, int8_t lv[256], int16_t ls[16]) {
      ((i) & 128 ? 0xFF00000000000000ull : 0x100000000000000ull))
 #define PAR7(i) (((i) ^ (i) >> 1 ^ (i) >> 2 ^ (i) >> 3 ^ (i) >> 4 ^ (i) >> 5 ^ (i) >> 6) & 1)
 #define KPM1(i) PM1((i) | PAR7(i) << 7)
-#define PM4(i) PM1(i), PM1((i) + 1), PM1((i) + 2), PM1((i) + 3)
-#define PM16(i) PM4(i), PM4((i) + 4), PM4((i) + 8), PM4((i) + 12)
-#define PM64(i) PM16(i), PM16((i) + 16), PM16((i) + 32), PM16((i) + 48)
 #define KPM4(i) KPM1(i), KPM1((i) + 1), KPM1((i) + 2), KPM1((i) + 3)
 #define KPM16(i) KPM4(i), KPM4((i) + 4), KPM4((i) + 8), KPM4((i) + 12)
 #define KPM64(i) KPM16(i), KPM16((i) + 16), KPM16((i) + 32), KPM16((i) + 48)
-static const uint64_t sign_pm8[256] = {PM64(0), PM64(64), PM64(128), PM64(192)};
 static const uint64_t ksign_pm8[128] = {KPM64(0), KPM64(64)};
 
 const iq_tables iq_tabs = {iq_iq2xxs_grid, iq_iq2xs_grid, iq_iq2s_grid, iq_iq3xxs_grid, iq_iq3s_grid,
-                           iq_ksigns_iq2xs, sign_pm8, ksign_pm8, iq_iq1s_grid};
+                           iq_ksigns_iq2xs, ksign_pm8, iq_iq1s_grid};
