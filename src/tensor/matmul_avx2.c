@@ -220,22 +220,15 @@ INLINE void grid32(const dtype t, const uint8_t *b, int ib, __m256i *g, __m256i 
     }
 }
 
-// IQ1_M's f16 super-block scale, in the top nibbles of its four scale words.
-INLINE uint16_t iq1m_scale(const uint8_t *b) {
-    uint16_t s0 = rd16u(b + 48), s1 = rd16u(b + 50), s2 = rd16u(b + 52), s3 = rd16u(b + 54);
-    return (uint16_t)((s0 >> 12) | ((s1 >> 8) & 0x00f0) | ((s2 >> 4) & 0x0f00) | (s3 & 0xf000));
-}
-
 // The decode product over R activation rows (R a constant in each instantiation: 1, or up to 4).
 INLINE void grid_dot_r(const dtype t, int64_t K, const void *w, const void *x, size_t xs, const int R, float *out) {
     size_t bb = (size_t)dtype_get((int)t)->block_bytes;
-    const float C = t == DT_IQ3_S ? 1.0f : t == DT_IQ3_XXS ? 0.25f : 0.125f;   // as iq_grid_levels
     const bool per16 = t == DT_IQ2_XS || t == DT_IQ2_S || t == DT_IQ1_M;
     for (int r = 0; r < R; r++) out[r] = 0;
     for (int64_t b = 0; b < K / 256; b++) {
         const uint8_t *blk = (const uint8_t *)w + (size_t)b * bb;
         int16_t ls[16];
-        float D = h2f(t == DT_IQ1_M ? iq1m_scale(blk) : rd16u(blk)) * C;
+        float D = h2f(iq_grid_dbits(t, blk)) * iq_grid_c(t);
         __m256i acc[4];
         for (int r = 0; r < R; r++) acc[r] = _mm256_setzero_si256();
 #pragma GCC unroll 8

@@ -16,12 +16,22 @@ int dequantize_row_iq(dtype t, const void *src, float *dst, int64_t n);
 // = D x ls[j / 16] x lv[j] (D returned: the block's f16 scale times the type's constant, 1/8, 1/4 or 1),
 // the same values as the decoders up to float rounding (tests/test_quant.c). 0 for another dtype.
 float iq_grid_levels(dtype t, const void *blk, int8_t lv[256], int16_t ls[16]);
+// D of iq_grid_levels = f16 (iq_grid_dbits) x iq_grid_c, inline for the SIMD products, which build the
+// levels themselves: the bits of the f16 super-block scale (IQ1_M keeps it in the top nibbles of its
+// four scale words, after 48 bytes), and the type's constant.
+static inline uint16_t iq_grid_dbits(dtype t, const void *blk) {
+    const uint8_t *b = blk;
+    if (t != DT_IQ1_M) return (uint16_t)(b[0] | b[1] << 8);
+    uint16_t s[4];
+    for (int i = 0; i < 4; i++) s[i] = (uint16_t)(b[48 + 2 * i] | b[49 + 2 * i] << 8);
+    return (uint16_t)((s[0] >> 12) | ((s[1] >> 8) & 0x00f0) | ((s[2] >> 4) & 0x0f00) | (s[3] & 0xf000));
+}
+static inline float iq_grid_c(dtype t) { return t == DT_IQ3_S ? 1.0f : t == DT_IQ3_XXS ? 0.25f : 0.125f; }
 // The IQ2 / IQ3 codebooks (tensor/iq_grids.h, defined once in quant_iq.c) for the SIMD products
 // (matmul_avx2.c), which build the same levels in registers.
 typedef struct {
     const uint64_t *iq2xxs, *iq2xs, *iq2s;
     const uint32_t *iq3xxs, *iq3s;
-    const uint8_t *ksigns;   // 7 sign bits -> 8 with even parity
     const uint64_t *kpm8;    // 7 sign bits -> 8 bytes of +1 / -1 (the eighth bit as ksigns)
     const uint64_t *iq1s;    // IQ1_S / IQ1_M rows: 8 int8 levels -1, 0, 1
 } iq_tables;

@@ -93,16 +93,15 @@ static inline void lv8_iq1(int8_t *lv, int idx, int ds) {
     for (int j = 0; j < 8; j++) lv[j] = (int8_t)(8 * g[j] + ds);
 }
 
-static float lv_iq2_xxs(const uint8_t *b, int8_t *lv, int16_t *ls) {
+static void lv_iq2_xxs(const uint8_t *b, int8_t *lv, int16_t *ls) {
     for (int ib = 0; ib < 8; ib++, lv += 32) {
         const uint8_t *q = b + 2 + 8 * ib;
         uint32_t signs = rd32(q + 4);
         ls[2 * ib] = ls[2 * ib + 1] = (int16_t)(2 * (signs >> 28) + 1);
         for (int l = 0; l < 4; l++) lv8(lv + 8 * l, iq_iq2xxs_grid[q[l]], iq_ksigns_iq2xs[(signs >> (7 * l)) & 127]);
     }
-    return f16_to_f32(rd16(b)) * 0.125f;
 }
-static float lv_iq2_xs(const uint8_t *b, int8_t *lv, int16_t *ls) {
+static void lv_iq2_xs(const uint8_t *b, int8_t *lv, int16_t *ls) {
     const uint8_t *sc = b + 2 + 64;
     for (int ib = 0; ib < 8; ib++, lv += 32) {
         ls[2 * ib] = (int16_t)(2 * (sc[ib] & 15) + 1);
@@ -112,9 +111,8 @@ static float lv_iq2_xs(const uint8_t *b, int8_t *lv, int16_t *ls) {
             lv8(lv + 8 * l, iq_iq2xs_grid[w & 511], iq_ksigns_iq2xs[w >> 9]);
         }
     }
-    return f16_to_f32(rd16(b)) * 0.125f;
 }
-static float lv_iq2_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
+static void lv_iq2_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
     const uint8_t *qs = b + 2, *signs = b + 2 + 32, *qh = b + 2 + 64, *sc = b + 2 + 72;
     for (int ib = 0; ib < 8; ib++, lv += 32) {
         ls[2 * ib] = (int16_t)(2 * (sc[ib] & 15) + 1);
@@ -122,9 +120,8 @@ static float lv_iq2_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
         for (int l = 0; l < 4; l++)
             lv8(lv + 8 * l, iq_iq2s_grid[qs[4 * ib + l] | ((qh[ib] << (8 - 2 * l)) & 0x300)], signs[4 * ib + l]);
     }
-    return f16_to_f32(rd16(b)) * 0.125f;
 }
-static float lv_iq3_xxs(const uint8_t *b, int8_t *lv, int16_t *ls) {
+static void lv_iq3_xxs(const uint8_t *b, int8_t *lv, int16_t *ls) {
     const uint8_t *qs = b + 2, *ss = b + 2 + 64;
     for (int ib = 0; ib < 8; ib++, lv += 32) {
         uint32_t w = rd32(ss + 4 * ib);
@@ -133,9 +130,8 @@ static float lv_iq3_xxs(const uint8_t *b, int8_t *lv, int16_t *ls) {
             lv8(lv + 8 * l, row4x2(iq_iq3xxs_grid[qs[8 * ib + 2 * l]], iq_iq3xxs_grid[qs[8 * ib + 2 * l + 1]]),
                 iq_ksigns_iq2xs[(w >> (7 * l)) & 127]);
     }
-    return f16_to_f32(rd16(b)) * 0.25f;
 }
-static float lv_iq3_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
+static void lv_iq3_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
     const uint8_t *qs = b + 2, *qh = b + 2 + 64, *signs = b + 2 + 72, *sc = b + 2 + 104;
     for (int ib = 0; ib < 8; ib++, lv += 32) {
         int s = ib % 2 ? sc[ib / 2] >> 4 : sc[ib / 2] & 15;
@@ -146,9 +142,8 @@ static float lv_iq3_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
             lv8(lv + 8 * l, row4x2(iq_iq3s_grid[i1], iq_iq3s_grid[i2]), signs[4 * ib + l]);
         }
     }
-    return f16_to_f32(rd16(b));
 }
-static float lv_iq1_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
+static void lv_iq1_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
     const uint8_t *qs = b + 2;
     for (int ib = 0; ib < 8; ib++, lv += 32) {
         uint16_t h = rd16(b + 2 + 32 + 2 * ib);
@@ -156,13 +151,11 @@ static float lv_iq1_s(const uint8_t *b, int8_t *lv, int16_t *ls) {
         int ds = h & 0x8000 ? -1 : 1;
         for (int l = 0; l < 4; l++) lv8_iq1(lv + 8 * l, qs[4 * ib + l] | (((h >> (3 * l)) & 7) << 8), ds);
     }
-    return f16_to_f32(rd16(b)) * 0.125f;
 }
-static float lv_iq1_m(const uint8_t *b, int8_t *lv, int16_t *ls) {
+static void lv_iq1_m(const uint8_t *b, int8_t *lv, int16_t *ls) {
     const uint8_t *qs = b, *qh = b + 32;
     uint16_t sc[4];
     for (int i = 0; i < 4; i++) sc[i] = rd16(b + 48 + 2 * i);
-    uint16_t dbits = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
     for (int ib = 0; ib < 8; ib++, lv += 32) {
         ls[2 * ib] = (int16_t)(2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1);
         ls[2 * ib + 1] = (int16_t)(2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1);
@@ -172,31 +165,27 @@ static float lv_iq1_m(const uint8_t *b, int8_t *lv, int16_t *ls) {
         lv8_iq1(lv + 16, qs[4 * ib + 2] | ((h[1] << 8) & 0x700), h[1] & 0x08 ? -1 : 1);
         lv8_iq1(lv + 24, qs[4 * ib + 3] | ((h[1] << 4) & 0x700), h[1] & 0x80 ? -1 : 1);
     }
-    return f16_to_f32(dbits) * 0.125f;
 }
 
 float iq_grid_levels(dtype t, const void *blk, int8_t lv[256], int16_t ls[16]) {
     const uint8_t *b = blk;
     switch (t) {
-    case DT_IQ2_XXS: return lv_iq2_xxs(b, lv, ls);
-    case DT_IQ2_XS: return lv_iq2_xs(b, lv, ls);
-    case DT_IQ2_S: return lv_iq2_s(b, lv, ls);
-    case DT_IQ3_XXS: return lv_iq3_xxs(b, lv, ls);
-    case DT_IQ3_S: return lv_iq3_s(b, lv, ls);
-    case DT_IQ1_S: return lv_iq1_s(b, lv, ls);
-    case DT_IQ1_M: return lv_iq1_m(b, lv, ls);
+    case DT_IQ2_XXS: lv_iq2_xxs(b, lv, ls); break;
+    case DT_IQ2_XS: lv_iq2_xs(b, lv, ls); break;
+    case DT_IQ2_S: lv_iq2_s(b, lv, ls); break;
+    case DT_IQ3_XXS: lv_iq3_xxs(b, lv, ls); break;
+    case DT_IQ3_S: lv_iq3_s(b, lv, ls); break;
+    case DT_IQ1_S: lv_iq1_s(b, lv, ls); break;
+    case DT_IQ1_M: lv_iq1_m(b, lv, ls); break;
     default: return 0.0f;
     }
+    return f16_to_f32(iq_grid_dbits(t, b)) * iq_grid_c(t);
 }
 
 // Sign bytes for the SIMD products, for the 7-bit patterns the IQ2_XXS / IQ2_XS / IQ3_XXS blocks store
 // (whose eighth bit makes the count of set bits even, as iq_ksigns_iq2xs): byte j is -1 (0xFF) where
 // bit j of the full pattern is set, else +1.
-#define PM1(i)                                                                                             \
-    (((i) & 1 ? 0xFFull : 1) | ((i) & 2 ? 0xFF00ull : 0x100) | ((i) & 4 ? 0xFF0000ull : 0x10000) |        \
-     ((i) & 8 ? 0xFF000000ull : 0x1000000) | ((i) & 16 ? 0xFF00000000ull : 0x100000000ull) |                \
-     ((i) & 32 ? 0xFF0000000000ull : 0x10000000000ull) | ((i) & 64 ? 0xFF000000000000ull : 0x1000000000000ull) | \
-     ((i) & 128 ? 0xFF00000000000000ull : 0x100000000000000ull))
+#define PM1(i) (SM1(i) | (~SM1(i) & 0x0101010101010101ull))
 #define PAR7(i) (((i) ^ (i) >> 1 ^ (i) >> 2 ^ (i) >> 3 ^ (i) >> 4 ^ (i) >> 5 ^ (i) >> 6) & 1)
 #define KPM1(i) PM1((i) | PAR7(i) << 7)
 #define KPM4(i) KPM1(i), KPM1((i) + 1), KPM1((i) + 2), KPM1((i) + 3)
@@ -205,4 +194,4 @@ float iq_grid_levels(dtype t, const void *blk, int8_t lv[256], int16_t ls[16]) {
 static const uint64_t ksign_pm8[128] = {KPM64(0), KPM64(64)};
 
 const iq_tables iq_tabs = {iq_iq2xxs_grid, iq_iq2xs_grid, iq_iq2s_grid, iq_iq3xxs_grid, iq_iq3s_grid,
-                           iq_ksigns_iq2xs, ksign_pm8, iq_iq1s_grid};
+                           ksign_pm8, iq_iq1s_grid};

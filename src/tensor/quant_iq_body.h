@@ -95,8 +95,7 @@ static void IQ_NAME(deq_iq1_m)(const uint8_t *b, float *y) {
     const uint8_t *qs = b, *qh = b + 32;
     uint16_t sc[4];
     for (int i = 0; i < 4; i++) sc[i] = rd16(b + 48 + 2 * i);
-    uint16_t dbits = (uint16_t)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) | (sc[3] & 0xf000));
-    float d = f16_to_f32(dbits);
+    float d = f16_to_f32(iq_grid_dbits(DT_IQ1_M, b));
     for (int ib = 0; ib < 8; ib++, y += 32) {
         float dl1 = d * (float)(2 * ((sc[ib / 2] >> (6 * (ib % 2))) & 7) + 1);
         float dl2 = d * (float)(2 * ((sc[ib / 2] >> (6 * (ib % 2) + 3)) & 7) + 1);
